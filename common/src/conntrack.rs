@@ -1,0 +1,144 @@
+//! Conntrack entries: two per flow, one keyed by each direction's tuple.
+
+use crate::user_pod;
+
+/// Key of `CT_V4`: a packet's tuple as it is seen at the hook that looks it up.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct CtKeyV4 {
+    /// Network byte order.
+    pub saddr: u32,
+    /// Network byte order.
+    pub daddr: u32,
+    /// Network byte order.
+    pub sport: u16,
+    /// Network byte order.
+    pub dport: u16,
+    pub proto: u8,
+    pub _pad: [u8; 3],
+}
+
+impl CtKeyV4 {
+    /// The tuple of a packet going the other way.
+    pub fn reversed(&self) -> Self {
+        Self {
+            saddr: self.daddr,
+            daddr: self.saddr,
+            sport: self.dport,
+            dport: self.sport,
+            proto: self.proto,
+            _pad: [0; 3],
+        }
+    }
+}
+
+/// Which way the packets that hit an entry travel.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CtDir {
+    /// Client to frontend: the destination becomes the backend.
+    Forward = 0,
+    /// Backend to client: the source becomes the frontend again.
+    Reverse = 1,
+}
+
+/// Where a flow is translated, which decides the hooks that own its packets.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CtOrigin {
+    /// A pod client: translated on its veth (the pod's egress) before the
+    /// node's netfilter, reversed on the same veth's egress after it.
+    Pod = 0,
+    /// A host process: translated on the uplink's egress after netfilter and
+    /// re-routed; replies are reversed where they enter the node.
+    Host = 1,
+    /// A pod that reaches itself through a frontend: its source is translated
+    /// too, and both directions are turned around on its own veth.
+    Loop = 2,
+}
+
+impl CtOrigin {
+    pub fn from_u8(v: u8) -> Option<Self> {
+        match v {
+            0 => Some(Self::Pod),
+            1 => Some(Self::Host),
+            2 => Some(Self::Loop),
+            _ => None,
+        }
+    }
+}
+
+/// TCP flags seen in one direction of a flow (`CtEntryV4::seen`).
+pub const SEEN_SYN: u8 = 1 << 0;
+/// An ACK-bearing segment: the handshake is past for this side.
+pub const SEEN_ACK: u8 = 1 << 1;
+pub const SEEN_FIN: u8 = 1 << 2;
+pub const SEEN_RST: u8 = 1 << 3;
+
+/// Value of `CT_V4`. The entry states the whole tuple a matching packet
+/// leaves with, so one rewrite routine serves both directions.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CtEntryV4 {
+    /// The tuple after translation (network byte order).
+    pub nat: CtKeyV4,
+    /// `bpf_ktime_get_ns` (CLOCK_MONOTONIC) when the flow was created.
+    pub created_ns: u64,
+    /// `bpf_ktime_get_ns` of the latest packet, refreshed at most once per
+    /// `CT_REFRESH_NS` to keep the cache line quiet.
+    pub last_seen_ns: u64,
+    pub frontend_id: u32,
+    /// `CtDir` as u8.
+    pub dir: u8,
+    /// `CtOrigin` as u8.
+    pub origin: u8,
+    /// `SEEN_*` flags of the packets that hit this entry (TCP only).
+    pub seen: u8,
+    pub _pad: u8,
+}
+
+user_pod!(CtKeyV4, CtEntryV4);
+
+/// Default lifetimes, overridable by the agent through the program globals.
+pub const CT_TIMEOUT_SYN_NS: u64 = 60 * NS_PER_SEC;
+pub const CT_TIMEOUT_TCP_NS: u64 = 6 * 3600 * NS_PER_SEC;
+pub const CT_TIMEOUT_CLOSE_NS: u64 = 10 * NS_PER_SEC;
+pub const CT_TIMEOUT_UDP_NS: u64 = 60 * NS_PER_SEC;
+/// `last_seen_ns` is written at most this often per entry.
+pub const CT_REFRESH_NS: u64 = NS_PER_SEC;
+pub const NS_PER_SEC: u64 = 1_000_000_000;
+
+/// How long an entry lives after its last packet, from the flags seen in
+/// its direction. Shared by the datapath (is a forward entry still valid?)
+/// and the agent's garbage collector, so they cannot disagree.
+pub fn ct_lifetime(proto: u8, seen: u8, t: &CtTimeouts) -> u64 {
+    if proto != crate::IPPROTO_TCP {
+        t.udp
+    } else if seen & (SEEN_FIN | SEEN_RST) != 0 {
+        t.close
+    } else if seen & SEEN_ACK != 0 {
+        t.tcp
+    } else {
+        t.syn
+    }
+}
+
+/// Lifetimes in nanoseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CtTimeouts {
+    pub syn: u64,
+    pub tcp: u64,
+    pub close: u64,
+    pub udp: u64,
+}
+
+impl Default for CtTimeouts {
+    fn default() -> Self {
+        Self {
+            syn: CT_TIMEOUT_SYN_NS,
+            tcp: CT_TIMEOUT_TCP_NS,
+            close: CT_TIMEOUT_CLOSE_NS,
+            udp: CT_TIMEOUT_UDP_NS,
+        }
+    }
+}

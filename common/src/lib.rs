@@ -1,0 +1,36 @@
+//! Map keys, values and constants shared by hairpin's eBPF programs and its agent.
+//!
+//! ABI: every type here is read by both sides from the same bytes. Fields are
+//! laid out without implicit padding (padding is explicit and zero), and
+//! addresses and ports are kept in network byte order, exactly as they appear
+//! on the wire, so that the datapath never swaps bytes. Do not reorder fields.
+//! Types carrying an address are per family (`…V4`); the address-free ones
+//! (`Frontend`, `BackendKey`, counters) serve every family.
+#![no_std]
+
+pub mod conntrack;
+pub mod maps;
+pub mod nat;
+pub mod stats;
+
+pub use conntrack::*;
+pub use maps::*;
+pub use nat::*;
+pub use stats::*;
+
+/// IANA protocol numbers of the protocols hairpin translates.
+pub const IPPROTO_TCP: u8 = 6;
+pub const IPPROTO_UDP: u8 = 17;
+pub const IPPROTO_ICMP: u8 = 1;
+
+/// Implements `aya::Pod` for the agent: every type is plain old data.
+macro_rules! user_pod {
+    ($($t:ty),* $(,)?) => {
+        $(
+            #[cfg(feature = "user")]
+            // SAFETY: `#[repr(C)]`, no implicit padding, every bit pattern valid.
+            unsafe impl aya::Pod for $t {}
+        )*
+    };
+}
+pub(crate) use user_pod;

@@ -1,0 +1,46 @@
+//! Map and program names, shared so that the agent finds what the object
+//! defines, and default sizes that the agent may override before load.
+
+pub const FRONTENDS_V4: &str = "FRONTENDS_V4";
+/// Addresses that carry at least one frontend: the first, cheap test of the
+/// forward path (value: how many frontends use the address).
+pub const FRONTEND_ADDRS_V4: &str = "FRONTEND_ADDRS_V4";
+pub const BACKENDS_V4: &str = "BACKENDS_V4";
+/// Addresses of all backends: the first, cheap test of the reverse path.
+pub const BACKEND_ADDRS_V4: &str = "BACKEND_ADDRS_V4";
+pub const CT_V4: &str = "CT_V4";
+pub const FRONTEND_STATS: &str = "FRONTEND_STATS";
+pub const GLOBAL_STATS: &str = "GLOBAL_STATS";
+pub const NODE: &str = "NODE";
+
+/// Every map the agent pins, in a stable order.
+pub const PINNED_MAPS: [&str; 8] = [
+    FRONTENDS_V4,
+    FRONTEND_ADDRS_V4,
+    BACKENDS_V4,
+    BACKEND_ADDRS_V4,
+    CT_V4,
+    FRONTEND_STATS,
+    GLOBAL_STATS,
+    NODE,
+];
+
+/// Program on a pod veth's ingress (the pod's egress).
+pub const PROG_POD_INGRESS: &str = "pod_ingress";
+/// Program on a pod veth's egress (toward the pod).
+pub const PROG_POD_EGRESS: &str = "pod_egress";
+/// Program on the uplink's egress.
+pub const PROG_UPLINK_EGRESS: &str = "uplink_egress";
+/// Program on the uplink's ingress.
+pub const PROG_UPLINK_INGRESS: &str = "uplink_ingress";
+
+pub const DEFAULT_MAX_FRONTENDS: u32 = 16_384;
+pub const DEFAULT_MAX_BACKEND_SLOTS: u32 = 65_536;
+pub const DEFAULT_CT_ENTRIES: u32 = 262_144;
+
+/// Names of the program globals (`static` in the eBPF object) that carry the
+/// conntrack lifetimes in nanoseconds.
+pub const GLOBAL_CT_TIMEOUT_SYN: &str = "CT_TIMEOUT_SYN";
+pub const GLOBAL_CT_TIMEOUT_TCP: &str = "CT_TIMEOUT_TCP";
+pub const GLOBAL_CT_TIMEOUT_CLOSE: &str = "CT_TIMEOUT_CLOSE";
+pub const GLOBAL_CT_TIMEOUT_UDP: &str = "CT_TIMEOUT_UDP";

@@ -1,0 +1,62 @@
+//! Frontends, backends and the node facts the datapath needs to re-route.
+
+use crate::user_pod;
+
+/// Key of `FRONTENDS_V4`: a frontend is an external address, port and protocol.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FrontendKeyV4 {
+    /// Network byte order.
+    pub addr: u32,
+    /// Network byte order.
+    pub port: u16,
+    /// `IPPROTO_TCP` or `IPPROTO_UDP`.
+    pub proto: u8,
+    pub _pad: u8,
+}
+
+/// Value of `FRONTENDS_V{4,6}`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Frontend {
+    /// Index of this frontend in `FRONTEND_STATS` and in `BackendKey`.
+    pub id: u32,
+    /// Number of backend slots `0..slots` in `BACKENDS_V{4,6}`; weights are
+    /// expressed by giving a backend several slots. Zero: no backend (the
+    /// packet passes untranslated, as if there were no frontend).
+    pub slots: u32,
+}
+
+/// Key of `BACKENDS_V{4,6}`: one slot of one frontend.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct BackendKey {
+    pub frontend_id: u32,
+    pub slot: u32,
+}
+
+/// Value of `BACKENDS_V4`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct BackendV4 {
+    /// Network byte order.
+    pub addr: u32,
+    /// Network byte order.
+    pub port: u16,
+    pub _pad: u16,
+}
+
+/// Value of the one-element `NODE` array: what the datapath needs to hand a
+/// reply to the stack where the stack expects it (the uplink).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NodeConfig {
+    /// Interface index of the uplink; zero while the agent has not found it.
+    pub uplink_ifindex: u32,
+    /// The uplink's own MAC address, so that a frame handed to its ingress is
+    /// taken as addressed to this host.
+    pub uplink_mac: [u8; 6],
+    pub _pad: [u8; 2],
+}
+
+user_pod!(FrontendKeyV4, Frontend, BackendKey, BackendV4, NodeConfig);

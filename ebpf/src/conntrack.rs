@@ -1,0 +1,213 @@
+//! Conntrack: which hook owns which packets, the lookup of a flow's entry in
+//! either direction, and the creation of both entries of a new flow.
+
+use aya_ebpf::helpers::bpf_ktime_get_ns;
+use hairpin_common::{
+    ct_lifetime, BackendV4, Counter, CtDir, CtEntryV4, CtKeyV4, CtOrigin, Frontend, CT_REFRESH_NS,
+    IPPROTO_TCP, SEEN_ACK, SEEN_FIN, SEEN_RST, SEEN_SYN,
+};
+
+use crate::{
+    maps::{count, timeouts, BACKEND_ADDRS_V4, CT_V4},
+    parse::{TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN},
+};
+
+/// Where a program is attached.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Hook {
+    /// A pod veth's ingress on the node side: what the pod sends.
+    PodIngress,
+    /// A pod veth's egress on the node side: what the pod receives.
+    PodEgress,
+    /// The uplink's egress, after the node's netfilter.
+    UplinkEgress,
+    /// The uplink's ingress, before the node's netfilter.
+    UplinkIngress,
+}
+
+impl Hook {
+    /// Whether packets of a flow of `origin` travelling `dir` are translated
+    /// here. Each packet is translated at exactly one hook, chosen so that
+    /// the node's netfilter sees each flow one way only (see docs/datapath.md).
+    #[inline(always)]
+    pub fn owns(self, dir: CtDir, origin: u8) -> bool {
+        let Some(origin) = CtOrigin::from_u8(origin) else {
+            return false;
+        };
+        matches!(
+            (self, dir, origin),
+            (Hook::PodIngress, CtDir::Forward, CtOrigin::Pod | CtOrigin::Loop)
+                | (Hook::PodIngress, CtDir::Reverse, CtOrigin::Host | CtOrigin::Loop)
+                | (Hook::PodEgress, CtDir::Reverse, CtOrigin::Pod)
+                | (Hook::UplinkEgress, CtDir::Forward, CtOrigin::Host)
+                | (Hook::UplinkIngress, CtDir::Reverse, CtOrigin::Host)
+        )
+    }
+
+    /// The origin of a new flow opened at this hook, if flows open here.
+    #[inline(always)]
+    fn new_origin(self, client: u32, backend: u32) -> Option<CtOrigin> {
+        match self {
+            Hook::PodIngress if client == backend => Some(CtOrigin::Loop),
+            Hook::PodIngress => Some(CtOrigin::Pod),
+            Hook::UplinkEgress => Some(CtOrigin::Host),
+            Hook::PodEgress | Hook::UplinkIngress => None,
+        }
+    }
+}
+
+#[inline(always)]
+fn seen_flags(proto: u8, tcp_flags: u8) -> u8 {
+    if proto != IPPROTO_TCP {
+        return 0;
+    }
+    let mut seen = 0;
+    if tcp_flags & TCP_SYN != 0 {
+        seen |= SEEN_SYN;
+    }
+    if tcp_flags & TCP_ACK != 0 {
+        seen |= SEEN_ACK;
+    }
+    if tcp_flags & TCP_FIN != 0 {
+        seen |= SEEN_FIN;
+    }
+    if tcp_flags & TCP_RST != 0 {
+        seen |= SEEN_RST;
+    }
+    seen
+}
+
+#[inline(always)]
+fn now() -> u64 {
+    // SAFETY: helper without arguments.
+    unsafe { bpf_ktime_get_ns() }
+}
+
+/// Records a packet on its entry. Flags are written only when they add
+/// something and the time at most once per `CT_REFRESH_NS`, so that an
+/// established flow on several CPUs does not bounce the entry's cache line.
+#[inline(always)]
+fn touch(e: &mut CtEntryV4, seen: u8, now: u64) {
+    if e.seen | seen != e.seen {
+        e.seen |= seen;
+    }
+    if now.wrapping_sub(e.last_seen_ns) > CT_REFRESH_NS {
+        e.last_seen_ns = now;
+    }
+}
+
+/// The forward entry of a packet to a frontend, opening the flow when it
+/// has none, or when its entry is over: expired, or a new connection (a
+/// bare SYN) on a port whose last connection got past its handshake.
+/// Returns the entry and whether it is new.
+#[inline(always)]
+pub fn forward(key: &CtKeyV4, tcp_flags: u8, hook: Hook) -> Option<(CtEntryV4, Option<Frontend>)> {
+    let now = now();
+    let seen = seen_flags(key.proto, tcp_flags);
+    if let Some(e) = CT_V4.get_ptr_mut(key) {
+        // SAFETY: the map value stays valid for the program's run; racing
+        // writers only write whole flags and times, which is benign.
+        let e = unsafe { &mut *e };
+        if e.dir != CtDir::Forward as u8 || !hook.owns(CtDir::Forward, e.origin) {
+            return None;
+        }
+        let bare_syn = seen & (SEEN_SYN | SEEN_ACK) == SEEN_SYN;
+        let expired = now.wrapping_sub(e.last_seen_ns) > ct_lifetime(key.proto, e.seen, &timeouts());
+        if !expired && !(bare_syn && e.seen & SEEN_ACK != 0) {
+            touch(e, seen, now);
+            return Some((*e, None));
+        }
+    }
+    let fe = crate::nat::frontend(key)?;
+    let be = crate::nat::choose_backend(&fe)?;
+    let entry = open(key, &fe, &be, seen, hook, now)?;
+    Some((entry, Some(fe)))
+}
+
+/// Inserts both entries of a new flow: the reverse one first, so that a
+/// reply can never find a forward entry without its partner, and removes it
+/// again when the forward one cannot be inserted.
+#[inline(always)]
+fn open(
+    key: &CtKeyV4,
+    fe: &Frontend,
+    be: &BackendV4,
+    seen: u8,
+    hook: Hook,
+    now: u64,
+) -> Option<CtEntryV4> {
+    let origin = hook.new_origin(key.saddr, be.addr)?;
+    // A pod reaching itself would receive a packet whose source is its own
+    // address, which it drops as a martian: it gets the frontend's instead.
+    let client = if origin == CtOrigin::Loop { key.daddr } else { key.saddr };
+    let nat = CtKeyV4 {
+        saddr: client,
+        daddr: be.addr,
+        sport: key.sport,
+        dport: be.port,
+        proto: key.proto,
+        _pad: [0; 3],
+    };
+    let fwd = CtEntryV4 {
+        nat,
+        created_ns: now,
+        last_seen_ns: now,
+        frontend_id: fe.id,
+        dir: CtDir::Forward as u8,
+        origin: origin as u8,
+        seen,
+        _pad: 0,
+    };
+    let rev = CtEntryV4 {
+        nat: key.reversed(),
+        dir: CtDir::Reverse as u8,
+        seen: 0,
+        ..fwd
+    };
+    let rev_key = nat.reversed();
+    if CT_V4.insert(&rev_key, &rev, 0).is_err() {
+        count(Counter::CtInsertFailed);
+        return None;
+    }
+    if CT_V4.insert(key, &fwd, 0).is_err() {
+        // Ignored error: the entry was just inserted; if the LRU already
+        // evicted it, there is nothing left to roll back.
+        let _ = CT_V4.remove(&rev_key);
+        count(Counter::CtInsertFailed);
+        return None;
+    }
+    Some(fwd)
+}
+
+/// The reverse entry of a packet from a backend, if this hook owns it.
+#[inline(always)]
+pub fn reverse(key: &CtKeyV4, tcp_flags: u8, hook: Hook) -> Option<CtEntryV4> {
+    // SAFETY: the value is only tested for presence.
+    if unsafe { BACKEND_ADDRS_V4.get(&key.saddr).is_none() } {
+        return None;
+    }
+    let e = CT_V4.get_ptr_mut(key)?;
+    // SAFETY: as in `forward`.
+    let e = unsafe { &mut *e };
+    if e.dir != CtDir::Reverse as u8 || !hook.owns(CtDir::Reverse, e.origin) {
+        return None;
+    }
+    touch(e, seen_flags(key.proto, tcp_flags), now());
+    Some(*e)
+}
+
+/// The entry of a packet quoted by an ICMP error travelling the other way,
+/// if this hook owns packets of that entry's direction: for an error sent
+/// toward the client the quoted packet went to the backend, and the reverse
+/// entry applies; for an error sent toward the backend, the forward one.
+#[inline(always)]
+pub fn quoted(key: &CtKeyV4, hook: Hook) -> Option<CtEntryV4> {
+    // SAFETY: the value is copied out at once.
+    let e = unsafe { CT_V4.get(key) }.copied()?;
+    let dir = if e.dir == CtDir::Forward as u8 {
+        CtDir::Forward
+    } else {
+        CtDir::Reverse
+    };
+    hook.owns(dir, e.origin).then_some(e)
+}

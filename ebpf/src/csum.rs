@@ -1,0 +1,74 @@
+//! Field rewrites with incremental checksum fixups through the kernel's
+//! helpers, which also keep `CHECKSUM_PARTIAL` and `CHECKSUM_COMPLETE`
+//! packets right (net/core/filter.c, `bpf_l4_csum_replace`).
+
+use aya_ebpf::{
+    bindings::{BPF_F_MARK_MANGLED_0, BPF_F_PSEUDO_HDR},
+    programs::TcContext,
+};
+use hairpin_common::{IPPROTO_TCP, IPPROTO_UDP};
+
+/// Offset of the TCP or UDP checksum field from the L4 header, and the
+/// helper flags it needs: UDP marks a computed zero as 0xffff and leaves an
+/// absent (zero) checksum alone, as RFC 768 asks.
+#[inline(always)]
+pub fn l4_csum(proto: u8) -> Option<(usize, u64)> {
+    match proto {
+        IPPROTO_TCP => Some((16, 0)),
+        IPPROTO_UDP => Some((6, u64::from(BPF_F_MARK_MANGLED_0))),
+        _ => None,
+    }
+}
+
+/// Offset of the ICMP checksum from the ICMP header (no pseudo-header).
+pub const ICMP_CSUM_OFF: usize = 2;
+
+/// Adjusts the 16-bit ones' complement checksum at `csum_off` for a field
+/// that changed from `old` to `new` (`size` 2 or 4 bytes). Unlike the L4
+/// helper this never touches `skb->csum`: it serves checksums inside an ICMP
+/// error's quoted packet, which no offload knows about.
+#[inline(always)]
+pub fn fix_field(ctx: &TcContext, csum_off: usize, old: u32, new: u32, size: u64) -> Result<(), i64> {
+    ctx.l3_csum_replace(csum_off, u64::from(old), u64::from(new), size)
+}
+
+/// Writes a 4-byte address at `addr_off` and fixes the IP header checksum at
+/// `ip_csum_off`; when `l4` is given (checksum offset and flags), also the L4
+/// checksum, whose pseudo-header covers the address.
+#[inline(always)]
+pub fn set_addr(
+    ctx: &TcContext,
+    addr_off: usize,
+    ip_csum_off: usize,
+    l4: Option<(usize, u64)>,
+    old: u32,
+    new: u32,
+) -> Result<(), i64> {
+    ctx.store(addr_off, &new, 0)?;
+    ctx.l3_csum_replace(ip_csum_off, u64::from(old), u64::from(new), 4)?;
+    if let Some((off, flags)) = l4 {
+        ctx.l4_csum_replace(
+            off,
+            u64::from(old),
+            u64::from(new),
+            flags | u64::from(BPF_F_PSEUDO_HDR) | 4,
+        )?;
+    }
+    Ok(())
+}
+
+/// Writes a 2-byte port at `port_off` and fixes the L4 checksum.
+#[inline(always)]
+pub fn set_port(
+    ctx: &TcContext,
+    port_off: usize,
+    l4: Option<(usize, u64)>,
+    old: u16,
+    new: u16,
+) -> Result<(), i64> {
+    ctx.store(port_off, &new, 0)?;
+    if let Some((off, flags)) = l4 {
+        ctx.l4_csum_replace(off, u64::from(old), u64::from(new), flags | 2)?;
+    }
+    Ok(())
+}

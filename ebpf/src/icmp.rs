@@ -1,0 +1,118 @@
+//! ICMP errors about a translated flow: the outer addresses and the quoted
+//! packet are translated together, so that a client gets ECONNREFUSED from a
+//! closed backend port and path-MTU discovery keeps working.
+
+use aya_ebpf::programs::TcContext;
+use hairpin_common::{CtEntryV4, CtKeyV4, IPPROTO_TCP, IPPROTO_UDP};
+
+use crate::{
+    csum::{fix_field, l4_csum, set_addr, ICMP_CSUM_OFF},
+    parse::{bytes_at, Packet, IP_CSUM_OFF, IP_DST_OFF, IP_SRC_OFF},
+};
+
+const ICMP_DEST_UNREACH: u8 = 3;
+const ICMP_TIME_EXCEEDED: u8 = 11;
+const ICMP_HDR_LEN: usize = 8;
+
+/// The packet quoted by an ICMP error (its IP header and first L4 bytes).
+pub struct Quoted {
+    pub ip_off: usize,
+    pub l4_off: usize,
+    /// The quoted packet's tuple, as it was sent.
+    pub key: CtKeyV4,
+}
+
+impl Quoted {
+    /// The tuple of a packet travelling like the error: the lookup key.
+    #[inline(always)]
+    pub fn error_key(&self) -> CtKeyV4 {
+        self.key.reversed()
+    }
+}
+
+/// The quoted TCP or UDP packet of an ICMP error, if `pkt` is one.
+#[inline(always)]
+pub fn quoted(ctx: &TcContext, pkt: &Packet) -> Option<Quoted> {
+    if pkt.icmp_type != ICMP_DEST_UNREACH && pkt.icmp_type != ICMP_TIME_EXCEEDED {
+        return None;
+    }
+    let ip_off = pkt.l4_off + ICMP_HDR_LEN;
+    let ip = bytes_at::<20>(ctx, ip_off)?;
+    let ihl = usize::from(ip[0] & 0x0f) * 4;
+    if ip[0] >> 4 != 4 || ihl < 20 || (ip[9] != IPPROTO_TCP && ip[9] != IPPROTO_UDP) {
+        return None;
+    }
+    let l4_off = ip_off + ihl;
+    let ports = bytes_at::<4>(ctx, l4_off)?;
+    Some(Quoted {
+        ip_off,
+        l4_off,
+        key: CtKeyV4 {
+            saddr: u32::from_ne_bytes([ip[12], ip[13], ip[14], ip[15]]),
+            daddr: u32::from_ne_bytes([ip[16], ip[17], ip[18], ip[19]]),
+            sport: u16::from_ne_bytes([ports[0], ports[1]]),
+            dport: u16::from_ne_bytes([ports[2], ports[3]]),
+            proto: ip[9],
+            _pad: [0; 3],
+        },
+    })
+}
+
+/// Translates an ICMP error with `e`, the entry of the error's direction.
+/// The outer destination (the quoted packet's sender) always changes; the
+/// outer source only when the error came from the flow's peer itself, not
+/// from a router on the way. The quoted packet gets the reverse tuple.
+#[inline(always)]
+pub fn translate(ctx: &TcContext, pkt: &Packet, q: &Quoted, e: &CtEntryV4) -> Result<(), i64> {
+    let key = q.error_key();
+    let to = e.nat;
+    if pkt.key.daddr == key.daddr && to.daddr != key.daddr {
+        set_addr(ctx, IP_DST_OFF, IP_CSUM_OFF, None, key.daddr, to.daddr)?;
+    }
+    if pkt.key.saddr == key.saddr && to.saddr != key.saddr {
+        set_addr(ctx, IP_SRC_OFF, IP_CSUM_OFF, None, key.saddr, to.saddr)?;
+    }
+
+    let inner = to.reversed();
+    let icmp_csum = pkt.l4_off + ICMP_CSUM_OFF;
+    let ip_csum = q.ip_off + 10;
+    // The quoted L4 checksum is there only if the error quoted enough bytes
+    // (a TCP checksum lies beyond the 8 bytes RFC 792 guarantees); a zero UDP
+    // checksum means none.
+    let l4 = l4_csum(q.key.proto)
+        .map(|(off, _)| q.l4_off + off)
+        .and_then(|off| bytes_at::<2>(ctx, off).map(|c| (off, u16::from_ne_bytes(c))))
+        .filter(|&(_, c)| q.key.proto == IPPROTO_TCP || c != 0);
+
+    // Each quoted address change is offset by its IP header checksum fixup,
+    // so it leaves the ICMP checksum as it was; the L4 changes do not.
+    for (off, old, new) in [
+        (q.ip_off + 12, q.key.saddr, inner.saddr),
+        (q.ip_off + 16, q.key.daddr, inner.daddr),
+    ] {
+        if old != new {
+            ctx.store(off, &new, 0)?;
+            fix_field(ctx, ip_csum, old, new, 4)?;
+            if let Some((l4_off, _)) = l4 {
+                fix_field(ctx, l4_off, old, new, 4)?;
+            }
+        }
+    }
+    for (off, old, new) in [
+        (q.l4_off, q.key.sport, inner.sport),
+        (q.l4_off + 2, q.key.dport, inner.dport),
+    ] {
+        if old != new {
+            ctx.store(off, &new, 0)?;
+            fix_field(ctx, icmp_csum, old.into(), new.into(), 2)?;
+            if let Some((l4_off, _)) = l4 {
+                fix_field(ctx, l4_off, old.into(), new.into(), 2)?;
+            }
+        }
+    }
+    if let Some((l4_off, old)) = l4 {
+        let new = bytes_at::<2>(ctx, l4_off).map_or(old, u16::from_ne_bytes);
+        fix_field(ctx, icmp_csum, old.into(), new.into(), 2)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,93 @@
+//! The maps and globals the programs share with the agent. Sizes here are
+//! defaults: the agent resizes the maps before load.
+
+use aya_ebpf::{
+    macros::map,
+    maps::{Array, HashMap, LruHashMap, PerCpuArray},
+};
+use hairpin_common::{
+    BackendKey, BackendV4, CtEntryV4, CtKeyV4, Frontend, FrontendKeyV4, FrontendStats,
+    NodeConfig, CT_TIMEOUT_CLOSE_NS, CT_TIMEOUT_SYN_NS, CT_TIMEOUT_TCP_NS, CT_TIMEOUT_UDP_NS,
+    DEFAULT_CT_ENTRIES, DEFAULT_MAX_BACKEND_SLOTS, DEFAULT_MAX_FRONTENDS, GLOBAL_COUNTERS,
+};
+
+#[map]
+pub static FRONTENDS_V4: HashMap<FrontendKeyV4, Frontend> =
+    HashMap::with_max_entries(DEFAULT_MAX_FRONTENDS, 0);
+
+#[map]
+pub static FRONTEND_ADDRS_V4: HashMap<u32, u32> =
+    HashMap::with_max_entries(DEFAULT_MAX_FRONTENDS, 0);
+
+#[map]
+pub static BACKENDS_V4: HashMap<BackendKey, BackendV4> =
+    HashMap::with_max_entries(DEFAULT_MAX_BACKEND_SLOTS, 0);
+
+#[map]
+pub static BACKEND_ADDRS_V4: HashMap<u32, u32> =
+    HashMap::with_max_entries(DEFAULT_MAX_BACKEND_SLOTS, 0);
+
+/// LRU: when full, the least recently used flows make room rather than new
+/// flows failing; the agent sizes it for the node's flow count.
+#[map]
+pub static CT_V4: LruHashMap<CtKeyV4, CtEntryV4> =
+    LruHashMap::with_max_entries(DEFAULT_CT_ENTRIES, 0);
+
+#[map]
+pub static FRONTEND_STATS: PerCpuArray<FrontendStats> =
+    PerCpuArray::with_max_entries(DEFAULT_MAX_FRONTENDS, 0);
+
+#[map]
+pub static GLOBAL_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(GLOBAL_COUNTERS, 0);
+
+#[map]
+pub static NODE: Array<NodeConfig> = Array::with_max_entries(1, 0);
+
+// Conntrack lifetimes (ns), set by the agent at load through `EbpfLoader::set_global`.
+#[unsafe(no_mangle)]
+static CT_TIMEOUT_SYN: u64 = CT_TIMEOUT_SYN_NS;
+#[unsafe(no_mangle)]
+static CT_TIMEOUT_TCP: u64 = CT_TIMEOUT_TCP_NS;
+#[unsafe(no_mangle)]
+static CT_TIMEOUT_CLOSE: u64 = CT_TIMEOUT_CLOSE_NS;
+#[unsafe(no_mangle)]
+static CT_TIMEOUT_UDP: u64 = CT_TIMEOUT_UDP_NS;
+
+/// The lifetimes, read through volatile loads: the loader rewrites the values
+/// in the object, so the compiler must not fold the defaults in.
+#[inline(always)]
+pub fn timeouts() -> hairpin_common::CtTimeouts {
+    // SAFETY: plain reads of statics that nothing writes at run time.
+    unsafe {
+        hairpin_common::CtTimeouts {
+            syn: core::ptr::read_volatile(&CT_TIMEOUT_SYN),
+            tcp: core::ptr::read_volatile(&CT_TIMEOUT_TCP),
+            close: core::ptr::read_volatile(&CT_TIMEOUT_CLOSE),
+            udp: core::ptr::read_volatile(&CT_TIMEOUT_UDP),
+        }
+    }
+}
+
+/// Adds one to a global counter.
+#[inline(always)]
+pub fn count(counter: hairpin_common::Counter) {
+    if let Some(v) = GLOBAL_STATS.get_ptr_mut(counter as u32) {
+        // SAFETY: per-CPU slot, no concurrent writer.
+        unsafe { *v += 1 };
+    }
+}
+
+/// Accounts one packet of a frontend's flow; `new_flow` when it opened one.
+#[inline(always)]
+pub fn account(frontend_id: u32, bytes: u32, new_flow: bool) {
+    if let Some(s) = FRONTEND_STATS.get_ptr_mut(frontend_id) {
+        // SAFETY: per-CPU slot, no concurrent writer.
+        unsafe {
+            (*s).packets += 1;
+            (*s).bytes += u64::from(bytes);
+            if new_flow {
+                (*s).flows += 1;
+            }
+        }
+    }
+}

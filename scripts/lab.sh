@@ -74,7 +74,14 @@ die() {
 # Remember the failing command and report it on exit: the ERR trap itself may
 # run with stderr redirected into a service log.
 failed=
-trap 'failed="line $LINENO: \`$BASH_COMMAND\` failed (exit $?)"' ERR
+err_trap() {
+	local i
+	failed="line $2: \`$BASH_COMMAND\` failed (exit $1)"
+	for ((i = 1; i < ${#FUNCNAME[@]} - 1; i++)); do
+		failed+=", in ${FUNCNAME[i]}() called from line ${BASH_LINENO[i]}"
+	done
+}
+trap 'err_trap $? $LINENO' ERR
 building=0   # set while `up` builds: on failure, tear down again
 probe_tmp=   # probe's result dir, removed on exit
 on_exit() {
@@ -332,7 +339,8 @@ services_up() {
 	local b
 	listening rtr t 80 || return 1
 	for b in "${BACKENDS[@]}"; do
-		listening "$b" t 80 && listening "$b" u 53 || return 1
+		listening "$b" t 80 || return 1
+		listening "$b" u 53 || return 1
 	done
 }
 
@@ -440,7 +448,9 @@ lab_status() {
 		return 1
 	fi
 	local state=up n pids
-	lab_is_up && services_up 2>/dev/null || state=degraded
+	if ! { lab_is_up && services_up; }; then
+		state=degraded
+	fi
 	echo "lab '$P': $state (runtime dir $RUN)"
 	for n in "${nss[@]}"; do
 		pids=$(ip netns pids "$n" 2>/dev/null | while read -r p; do

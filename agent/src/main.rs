@@ -1,4 +1,5 @@
-fn main() {
-    let obj = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/hairpin"));
-    println!("{}", obj.len());
+use clap::Parser as _;
+
+fn main() -> std::process::ExitCode {
+    hairpin::cli::main(hairpin::cli::Cli::parse())
 }

@@ -1,0 +1,340 @@
+//! The configuration file: YAML, as a Kubernetes ConfigMap carries it.
+//! Parsing keeps every value's location, so that each error names the file,
+//! the line and the field.
+//!
+//! ```yaml
+//! redirects:
+//!   - name: web
+//!     frontend: 203.0.113.10
+//!     ports:
+//!       - { name: http, port: 8080, protocol: TCP, targetPort: 80 }
+//!     backends:
+//!       - { ip: 198.51.100.2, weight: 1 }
+//! interfaces:
+//!   uplink: auto
+//!   pods: ["veth*", "cali*", "lxc*"]
+//! conntrack:
+//!   maxEntries: 262144
+//!   timeouts: { syn: 60, tcp: 21600, close: 10, udp: 60 }   # seconds
+//! ```
+
+use std::{
+    collections::BTreeSet,
+    fmt,
+    net::Ipv4Addr,
+    path::{Path, PathBuf},
+};
+
+use hairpin_common::{CtTimeouts, IPPROTO_TCP, IPPROTO_UDP, NS_PER_SEC};
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+/// A configuration error, located in its file.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub line: u64,
+    pub column: u64,
+    /// The field's path, e.g. `redirects[0].ports[1].port`.
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: ", self.file.display(), self.line, self.column)?;
+        if !self.field.is_empty() {
+            write!(f, "{}: ", self.field)?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// A validated configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    pub frontends: Vec<Frontend>,
+    pub interfaces: Interfaces,
+    pub ct_entries: u32,
+    pub timeouts: CtTimeouts,
+}
+
+/// One frontend: an address, a port and a protocol, with its backends.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Frontend {
+    /// `<redirect>/<port name or number>/<protocol>`, for logs and listings.
+    pub name: String,
+    pub addr: Ipv4Addr,
+    pub port: u16,
+    pub proto: u8,
+    pub backends: Vec<Backend>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Backend {
+    pub addr: Ipv4Addr,
+    pub port: u16,
+    pub weight: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Interfaces {
+    /// `None`: the interface of the node's route to the frontends.
+    pub uplink: Option<String>,
+    pub pods: Vec<glob::Pattern>,
+}
+
+pub const DEFAULT_POD_PATTERNS: [&str; 4] = ["veth*", "cali*", "lxc*", "eni*"];
+const MAX_WEIGHT: u32 = 256;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawConfig {
+    redirects: Vec<RawRedirect>,
+    #[serde(default)]
+    interfaces: Option<RawInterfaces>,
+    #[serde(default)]
+    conntrack: Option<RawConntrack>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawRedirect {
+    name: Spanned<String>,
+    frontend: Spanned<String>,
+    ports: Vec<RawPort>,
+    backends: Vec<RawBackend>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawPort {
+    #[serde(default)]
+    name: Option<String>,
+    port: Spanned<u32>,
+    protocol: Spanned<String>,
+    #[serde(default)]
+    target_port: Option<Spanned<u32>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawBackend {
+    ip: Spanned<String>,
+    /// Overrides the ports' `targetPort` for this backend.
+    #[serde(default)]
+    port: Option<Spanned<u32>>,
+    #[serde(default)]
+    weight: Option<Spanned<u32>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawInterfaces {
+    #[serde(default)]
+    uplink: Option<String>,
+    #[serde(default)]
+    pods: Option<Vec<Spanned<String>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawConntrack {
+    #[serde(default)]
+    max_entries: Option<Spanned<u32>>,
+    #[serde(default)]
+    timeouts: Option<RawTimeouts>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTimeouts {
+    syn: Option<u64>,
+    tcp: Option<u64>,
+    close: Option<u64>,
+    udp: Option<u64>,
+}
+
+impl Config {
+    /// Reads and validates `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_owned(),
+            line: 0,
+            column: 0,
+            field: String::new(),
+            message: format!("cannot read: {e}"),
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Validates `text`, read from `file`.
+    pub fn parse(file: &Path, text: &str) -> Result<Self, ConfigError> {
+        let raw: RawConfig = serde_saphyr::from_str(text).map_err(|e| {
+            let loc = e.location();
+            ConfigError {
+                file: file.to_owned(),
+                line: loc.map_or(0, |l| l.line()),
+                column: loc.map_or(0, |l| l.column()),
+                field: String::new(),
+                message: first_line(&e.to_string()),
+            }
+        })?;
+        Validator { file }.config(raw)
+    }
+}
+
+/// The parser's message without the source excerpt it appends.
+fn first_line(msg: &str) -> String {
+    msg.lines().next().unwrap_or(msg).to_owned()
+}
+
+struct Validator<'a> {
+    file: &'a Path,
+}
+
+impl Validator<'_> {
+    fn err<T>(&self, at: &Spanned<T>, field: String, message: String) -> ConfigError {
+        ConfigError {
+            file: self.file.to_owned(),
+            line: at.referenced.line(),
+            column: at.referenced.column(),
+            field,
+            message,
+        }
+    }
+
+    fn config(&self, raw: RawConfig) -> Result<Config, ConfigError> {
+        let mut frontends = Vec::new();
+        let mut names = BTreeSet::new();
+        let mut seen = BTreeSet::new();
+        for (i, r) in raw.redirects.iter().enumerate() {
+            let at = format!("redirects[{i}]");
+            if r.name.value.is_empty() || !names.insert(r.name.value.clone()) {
+                let why = if r.name.value.is_empty() { "empty" } else { "duplicate" };
+                return Err(self.err(&r.name, format!("{at}.name"), format!("{why} redirect name")));
+            }
+            let addr = self.frontend_addr(&r.frontend, &format!("{at}.frontend"))?;
+            if r.ports.is_empty() || r.backends.is_empty() {
+                let what = if r.ports.is_empty() { "ports" } else { "backends" };
+                return Err(self.err(&r.name, format!("{at}.{what}"), format!("a redirect needs at least one entry in {what}")));
+            }
+            for (j, p) in r.ports.iter().enumerate() {
+                let pat = format!("{at}.ports[{j}]");
+                let port = self.port(&p.port, &format!("{pat}.port"))?;
+                let proto = match p.protocol.value.to_ascii_uppercase().as_str() {
+                    "TCP" => IPPROTO_TCP,
+                    "UDP" => IPPROTO_UDP,
+                    other => {
+                        return Err(self.err(&p.protocol, format!("{pat}.protocol"), format!("unknown protocol {other:?}: TCP or UDP")));
+                    }
+                };
+                if !seen.insert((addr, port, proto)) {
+                    return Err(self.err(&p.port, format!("{pat}.port"), format!("duplicate frontend {addr}:{port}/{}", p.protocol.value.to_ascii_uppercase())));
+                }
+                let target = match &p.target_port {
+                    Some(t) => self.port(t, &format!("{pat}.targetPort"))?,
+                    None => port,
+                };
+                let mut backends = Vec::new();
+                for (k, b) in r.backends.iter().enumerate() {
+                    let bat = format!("{at}.backends[{k}]");
+                    let baddr = self.unicast(&b.ip, &format!("{bat}.ip"))?;
+                    let bport = match &b.port {
+                        Some(bp) => self.port(bp, &format!("{bat}.port"))?,
+                        None => target,
+                    };
+                    let weight = match &b.weight {
+                        Some(w) if w.value == 0 || w.value > MAX_WEIGHT => {
+                            return Err(self.err(w, format!("{bat}.weight"), format!("weight {} out of range 1..={MAX_WEIGHT}", w.value)));
+                        }
+                        Some(w) => w.value,
+                        None => 1,
+                    };
+                    let backend = Backend { addr: baddr, port: bport, weight };
+                    if backends.iter().any(|x: &Backend| x.addr == baddr && x.port == bport) {
+                        return Err(self.err(&b.ip, format!("{bat}.ip"), format!("duplicate backend {baddr}:{bport}")));
+                    }
+                    backends.push(backend);
+                }
+                let port_name = p.name.clone().unwrap_or_else(|| port.to_string());
+                frontends.push(Frontend {
+                    name: format!("{}/{port_name}/{}", r.name.value, p.protocol.value.to_ascii_uppercase()),
+                    addr,
+                    port,
+                    proto,
+                    backends,
+                });
+            }
+        }
+        let interfaces = self.interfaces(raw.interfaces)?;
+        let (ct_entries, timeouts) = self.conntrack(raw.conntrack)?;
+        Ok(Config { frontends, interfaces, ct_entries, timeouts })
+    }
+
+    fn unicast(&self, s: &Spanned<String>, field: &str) -> Result<Ipv4Addr, ConfigError> {
+        let addr: Ipv4Addr = s
+            .value
+            .parse()
+            .map_err(|_| self.err(s, field.to_owned(), format!("not an IPv4 address: {:?}", s.value)))?;
+        if addr.is_unspecified() || addr.is_broadcast() || addr.is_multicast() || addr.is_loopback() {
+            return Err(self.err(s, field.to_owned(), format!("{addr} is not a unicast address")));
+        }
+        Ok(addr)
+    }
+
+    /// A frontend must not capture traffic the node needs: loopback, the
+    /// node's own addresses (checked at run time, where they are known), or
+    /// anything but a unicast address.
+    fn frontend_addr(&self, s: &Spanned<String>, field: &str) -> Result<Ipv4Addr, ConfigError> {
+        self.unicast(s, field)
+    }
+
+    fn port(&self, p: &Spanned<u32>, field: &str) -> Result<u16, ConfigError> {
+        match u16::try_from(p.value) {
+            Ok(port) if port != 0 => Ok(port),
+            _ => Err(self.err(p, field.to_owned(), format!("port {} out of range 1..=65535", p.value))),
+        }
+    }
+
+    fn interfaces(&self, raw: Option<RawInterfaces>) -> Result<Interfaces, ConfigError> {
+        let raw = raw.unwrap_or(RawInterfaces { uplink: None, pods: None });
+        let uplink = raw.uplink.filter(|u| u != "auto");
+        let pods = match raw.pods {
+            None => DEFAULT_POD_PATTERNS.iter().map(|p| glob::Pattern::new(p).expect("valid default pattern")).collect(),
+            Some(list) => list
+                .iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    glob::Pattern::new(&p.value)
+                        .map_err(|e| self.err(p, format!("interfaces.pods[{i}]"), format!("bad pattern: {e}")))
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        Ok(Interfaces { uplink, pods })
+    }
+
+    fn conntrack(&self, raw: Option<RawConntrack>) -> Result<(u32, CtTimeouts), ConfigError> {
+        let mut timeouts = CtTimeouts::default();
+        let Some(raw) = raw else {
+            return Ok((hairpin_common::DEFAULT_CT_ENTRIES, timeouts));
+        };
+        let entries = match raw.max_entries {
+            Some(m) if m.value < 1024 => {
+                return Err(self.err(&m, "conntrack.maxEntries".into(), format!("{} is too small: at least 1024", m.value)));
+            }
+            Some(m) => m.value,
+            None => hairpin_common::DEFAULT_CT_ENTRIES,
+        };
+        if let Some(t) = raw.timeouts {
+            for (slot, v) in [(&mut timeouts.syn, t.syn), (&mut timeouts.tcp, t.tcp), (&mut timeouts.close, t.close), (&mut timeouts.udp, t.udp)] {
+                if let Some(secs) = v {
+                    *slot = secs.max(1) * NS_PER_SEC;
+                }
+            }
+        }
+        Ok((entries, timeouts))
+    }
+}

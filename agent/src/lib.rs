@@ -1,0 +1,11 @@
+//! hairpin's agent: loads the datapath, applies the configuration to its
+//! maps, attaches the programs to the node's interfaces and follows them.
+
+pub mod attach;
+pub mod cli;
+pub mod config;
+pub mod gc;
+pub mod links;
+pub mod loader;
+pub mod paths;
+pub mod reconcile;

@@ -1,0 +1,93 @@
+//! The node's interfaces through rtnetlink: what exists now, the uplink
+//! toward the frontends, and the link events that follow pods as they come
+//! and go.
+
+use std::net::Ipv4Addr;
+
+use anyhow::{Context as _, Result};
+use futures::{channel::mpsc::UnboundedReceiver, StreamExt as _, TryStreamExt as _};
+use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
+use netlink_packet_route::{
+    link::{LinkAttribute, LinkMessage},
+    route::RouteAttribute,
+    RouteNetlinkMessage,
+};
+use rtnetlink::{Handle, MulticastGroup, RouteMessageBuilder};
+
+/// An interface: index, name and MAC address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Link {
+    pub index: u32,
+    pub name: String,
+    pub mac: Option<[u8; 6]>,
+}
+
+impl Link {
+    fn from_message(msg: &LinkMessage) -> Option<Self> {
+        let mut name = None;
+        let mut mac = None;
+        for a in &msg.attributes {
+            match a {
+                LinkAttribute::IfName(n) => name = Some(n.clone()),
+                LinkAttribute::Address(a) if a.len() == 6 => mac = a.as_slice().try_into().ok(),
+                _ => {}
+            }
+        }
+        Some(Self { index: msg.header.index, name: name?, mac })
+    }
+}
+
+/// A change of the node's interfaces.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LinkEvent {
+    /// A new interface, or a change of an existing one.
+    Up(Link),
+    Gone(Link),
+}
+
+/// A netlink connection for requests; its task runs on the tokio runtime.
+pub fn connect() -> Result<Handle> {
+    let (conn, handle, _) = rtnetlink::new_connection().context("opening rtnetlink")?;
+    tokio::spawn(conn);
+    Ok(handle)
+}
+
+pub async fn list(handle: &Handle) -> Result<Vec<Link>> {
+    let msgs: Vec<LinkMessage> = handle.link().get().execute().try_collect().await.context("listing links")?;
+    Ok(msgs.iter().filter_map(Link::from_message).collect())
+}
+
+/// The interface of the node's route to `dst` (`ip route get`).
+pub async fn route_oif(handle: &Handle, dst: Ipv4Addr) -> Result<Option<u32>> {
+    let req = RouteMessageBuilder::<Ipv4Addr>::new().destination_prefix(dst, 32).build();
+    let mut routes = handle.route().get(req).execute();
+    while let Some(route) = routes.try_next().await.with_context(|| format!("route to {dst}"))? {
+        if let Some(oif) = route.attributes.iter().find_map(|a| match a {
+            RouteAttribute::Oif(i) => Some(*i),
+            _ => None,
+        }) {
+            return Ok(Some(oif));
+        }
+    }
+    Ok(None)
+}
+
+/// Link events from the kernel, in order.
+pub fn events() -> Result<impl futures::Stream<Item = LinkEvent>> {
+    let (conn, _handle, messages) =
+        rtnetlink::new_multicast_connection(&[MulticastGroup::Link]).context("subscribing to link events")?;
+    tokio::spawn(conn);
+    Ok(to_events(messages))
+}
+
+fn to_events(
+    messages: UnboundedReceiver<(NetlinkMessage<RouteNetlinkMessage>, netlink_sys::SocketAddr)>,
+) -> impl futures::Stream<Item = LinkEvent> {
+    messages.filter_map(|(msg, _)| async move {
+        match msg.payload {
+            NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(l)) => Link::from_message(&l).map(LinkEvent::Up),
+            NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelLink(l)) => Link::from_message(&l).map(LinkEvent::Gone),
+            _ => None,
+        }
+    })
+}

@@ -1,0 +1,141 @@
+//! Loads the embedded eBPF object: map sizes and conntrack lifetimes from the
+//! configuration, maps adopted from (or pinned to) the node's pin directory,
+//! and the four TC programs loaded into the kernel.
+
+use std::path::Path;
+
+use anyhow::{Context as _, Result};
+use aya::{
+    maps::{Array, HashMap, MapData, PerCpuArray},
+    programs::SchedClassifier,
+    Ebpf, EbpfLoader,
+};
+use hairpin_common::{
+    BackendKey, BackendV4, CtEntryV4, CtKeyV4, CtTimeouts, Frontend, FrontendKeyV4, FrontendStats,
+    NodeConfig, BACKENDS_V4, BACKEND_ADDRS_V4, CT_V4, DEFAULT_CT_ENTRIES,
+    DEFAULT_MAX_BACKEND_SLOTS, DEFAULT_MAX_FRONTENDS, FRONTENDS_V4, FRONTEND_ADDRS_V4,
+    FRONTEND_STATS, GLOBAL_CT_TIMEOUT_CLOSE, GLOBAL_CT_TIMEOUT_SYN, GLOBAL_CT_TIMEOUT_TCP,
+    GLOBAL_CT_TIMEOUT_UDP, GLOBAL_STATS, NODE, PINNED_MAPS, PROG_POD_EGRESS, PROG_POD_INGRESS,
+    PROG_UPLINK_EGRESS, PROG_UPLINK_INGRESS,
+};
+
+/// The eBPF object built by `build.rs`.
+pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/hairpin"));
+
+/// Every TC program of the object.
+pub const PROGRAMS: [&str; 4] = [
+    PROG_POD_INGRESS,
+    PROG_POD_EGRESS,
+    PROG_UPLINK_EGRESS,
+    PROG_UPLINK_INGRESS,
+];
+
+/// Sizes and lifetimes fixed at load.
+#[derive(Clone, Debug)]
+pub struct LoadOptions {
+    pub max_frontends: u32,
+    pub max_backend_slots: u32,
+    pub ct_entries: u32,
+    pub timeouts: CtTimeouts,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self {
+            max_frontends: DEFAULT_MAX_FRONTENDS,
+            max_backend_slots: DEFAULT_MAX_BACKEND_SLOTS,
+            ct_entries: DEFAULT_CT_ENTRIES,
+            timeouts: CtTimeouts::default(),
+        }
+    }
+}
+
+/// The loaded object and typed access to its maps.
+pub struct Datapath {
+    pub ebpf: Ebpf,
+}
+
+pub type FrontendsV4 = HashMap<MapData, FrontendKeyV4, Frontend>;
+pub type BackendsV4 = HashMap<MapData, BackendKey, BackendV4>;
+pub type AddrsV4 = HashMap<MapData, u32, u32>;
+pub type ConntrackV4 = HashMap<MapData, CtKeyV4, CtEntryV4>;
+
+impl Datapath {
+    /// Loads the object; with `pin_dir`, maps already pinned there are
+    /// adopted (their entries and flows survive) and new ones are pinned.
+    pub fn load(opts: &LoadOptions, pin_dir: Option<&Path>) -> Result<Self> {
+        let mut loader = EbpfLoader::new();
+        loader
+            .map_max_entries(FRONTENDS_V4, opts.max_frontends)
+            .map_max_entries(FRONTEND_ADDRS_V4, opts.max_frontends)
+            .map_max_entries(FRONTEND_STATS, opts.max_frontends)
+            .map_max_entries(BACKENDS_V4, opts.max_backend_slots)
+            .map_max_entries(BACKEND_ADDRS_V4, opts.max_backend_slots)
+            .map_max_entries(CT_V4, opts.ct_entries)
+            .override_global(GLOBAL_CT_TIMEOUT_SYN, &opts.timeouts.syn, true)
+            .override_global(GLOBAL_CT_TIMEOUT_TCP, &opts.timeouts.tcp, true)
+            .override_global(GLOBAL_CT_TIMEOUT_CLOSE, &opts.timeouts.close, true)
+            .override_global(GLOBAL_CT_TIMEOUT_UDP, &opts.timeouts.udp, true);
+        let pins: Vec<_> = pin_dir
+            .map(|dir| PINNED_MAPS.map(|m| (m, crate::paths::map_pin(dir, m))).to_vec())
+            .unwrap_or_default();
+        for (name, path) in &pins {
+            loader.map_pin_path(name, path.as_path());
+        }
+        let mut ebpf = loader.load(OBJECT).context("loading the eBPF object")?;
+        for name in PROGRAMS {
+            let prog: &mut SchedClassifier = ebpf
+                .program_mut(name)
+                .with_context(|| format!("program {name} missing from the object"))?
+                .try_into()?;
+            prog.load()
+                .with_context(|| format!("loading program {name} (verifier)"))?;
+        }
+        Ok(Self { ebpf })
+    }
+
+    pub fn program(&mut self, name: &str) -> Result<&mut SchedClassifier> {
+        Ok(self
+            .ebpf
+            .program_mut(name)
+            .with_context(|| format!("program {name} missing"))?
+            .try_into()?)
+    }
+
+    fn map<T>(&mut self, name: &str) -> Result<T>
+    where
+        T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>,
+    {
+        let map = self
+            .ebpf
+            .take_map(name)
+            .with_context(|| format!("map {name} missing or already taken"))?;
+        Ok(T::try_from(map)?)
+    }
+
+    /// Takes the maps out of the object: each can be taken once.
+    pub fn take_maps(&mut self) -> Result<Maps> {
+        Ok(Maps {
+            frontends: self.map(FRONTENDS_V4)?,
+            frontend_addrs: self.map(FRONTEND_ADDRS_V4)?,
+            backends: self.map(BACKENDS_V4)?,
+            backend_addrs: self.map(BACKEND_ADDRS_V4)?,
+            conntrack: self.map(CT_V4)?,
+            frontend_stats: self.map(FRONTEND_STATS)?,
+            global_stats: self.map(GLOBAL_STATS)?,
+            node: self.map(NODE)?,
+        })
+    }
+}
+
+/// Typed handles on every map.
+pub struct Maps {
+    pub frontends: FrontendsV4,
+    pub frontend_addrs: AddrsV4,
+    pub backends: BackendsV4,
+    pub backend_addrs: AddrsV4,
+    pub conntrack: ConntrackV4,
+    pub frontend_stats: PerCpuArray<MapData, FrontendStats>,
+    pub global_stats: PerCpuArray<MapData, u64>,
+    pub node: Array<MapData, NodeConfig>,
+}

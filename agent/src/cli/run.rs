@@ -95,6 +95,7 @@ impl Agent {
         for link in &all {
             self.follow(link);
         }
+        info!("ready: {} interfaces attached", self.attached.interfaces().count());
         let mut hup = signal(SignalKind::hangup())?;
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;

@@ -1,0 +1,223 @@
+//! The lab fixture: the topology of scripts/lab.sh (a router without NAT
+//! loopback, two nodes with the CNI's rules, pods behind veths) under a
+//! prefix unique to the test, removed on drop, also when the test panics.
+//! Agents and capture processes started in it are guards of their own.
+
+use std::{
+    collections::BTreeMap,
+    fs,
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    sync::atomic::{AtomicU32, Ordering},
+    thread::sleep,
+    time::{Duration, Instant},
+};
+
+const LAB_SH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/lab.sh");
+const LAB_RUN: &str = "/run/hairpin-lab";
+pub const HAIRPIN: &str = env!("CARGO_BIN_EXE_hairpin");
+
+/// The lab's addresses (see the drawing in scripts/lab.sh).
+pub const FRONTEND: &str = "203.0.113.10";
+pub const B1: &str = "198.51.100.2";
+pub const B2: &str = "198.51.100.67";
+
+pub struct Lab {
+    pub prefix: String,
+    run: PathBuf,
+}
+
+impl Lab {
+    /// Brings up a lab under a fresh prefix.
+    pub fn up() -> Self {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let prefix = format!("hpt{}x{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+        let lab = Self { run: Path::new(LAB_RUN).join(&prefix), prefix };
+        let out = lab.script("up", &[]);
+        assert!(out.status.success(), "lab.sh up failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        lab
+    }
+
+    fn script(&self, cmd: &str, env: &[(&str, &str)]) -> Output {
+        Command::new(LAB_SH)
+            .arg(cmd)
+            .env("LAB_PREFIX", &self.prefix)
+            .env("LAB_RUN", LAB_RUN)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .output()
+            .expect("run scripts/lab.sh")
+    }
+
+    /// The full name of the lab namespace `name` (`n1`, `n1-c1`, `rtr`, …).
+    pub fn ns(&self, name: &str) -> String {
+        format!("{}-{name}", self.prefix)
+    }
+
+    pub fn run_dir(&self) -> &Path {
+        &self.run
+    }
+
+    /// Runs a shell command in namespace `name`.
+    pub fn sh(&self, name: &str, cmd: &str) -> Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.ns(name), "sh", "-c", cmd])
+            .stdin(Stdio::null())
+            .output()
+            .expect("ip netns exec")
+    }
+
+    /// Like `sh`, returning stdout, and panicking with stderr on failure.
+    pub fn sh_ok(&self, name: &str, cmd: &str) -> String {
+        let out = self.sh(name, cmd);
+        assert!(
+            out.status.success(),
+            "`{cmd}` in {name} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The probe matrix: (client, frontend) → "ok" or "FAIL".
+    pub fn probe(&self) -> BTreeMap<(String, String), String> {
+        let out = self.script("probe", &[("LAB_PROBE_FORMAT", "tsv")]);
+        assert!(out.status.success(), "probe failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split('\t').collect();
+                (f.len() == 3).then(|| ((f[0].to_owned(), f[1].to_owned()), f[2].to_owned()))
+            })
+            .collect()
+    }
+
+    /// Starts `hairpin run` in node `node` with `config` (YAML), its maps
+    /// pinned under a directory of this lab's own, and waits until it has
+    /// attached to the node's interfaces.
+    pub fn agent(&self, node: &str, config: &str) -> Agent {
+        let cfg = self.run.join(format!("hairpin-{node}.yaml"));
+        fs::write(&cfg, config).expect("write agent config");
+        let log = self.run.join(format!("agent-{node}.log"));
+        let pin_dir = PathBuf::from(format!("/sys/fs/bpf/{}-{node}", self.prefix));
+        // nsenter keeps the machine's /sys (and its bpffs), which
+        // `ip netns exec` would remount.
+        let child = Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", self.ns(node)))
+            .arg(HAIRPIN)
+            .args(["run", "--config"])
+            .arg(&cfg)
+            .arg("--pin-dir")
+            .arg(&pin_dir)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&log).expect("agent log"))
+            .spawn()
+            .expect("start hairpin");
+        let agent = Agent { child: Some(child), log, pin_dir, config: cfg };
+        agent.wait_for_log("ready:", Duration::from_secs(15));
+        agent
+    }
+
+    /// Starts `cmd` in namespace `name` in the background, output to `file`.
+    pub fn background(&self, name: &str, cmd: &str, file: &str) -> Background {
+        let out = self.run.join(file);
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.ns(name), "sh", "-c", &format!("exec {cmd}")])
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(&out).expect("output file"))
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start background command");
+        Background { child, out }
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let out = self.script("down", &[]);
+        if !out.status.success() && !std::thread::panicking() {
+            panic!("lab.sh down failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+    }
+}
+
+/// A running `hairpin run`, stopped (SIGTERM) on drop; its pins removed.
+pub struct Agent {
+    child: Option<Child>,
+    pub log: PathBuf,
+    pub pin_dir: PathBuf,
+    pub config: PathBuf,
+}
+
+impl Agent {
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until the log has a line containing `what`.
+    pub fn wait_for_log(&self, what: &str, timeout: Duration) {
+        let start = Instant::now();
+        while !self.log_text().contains(what) {
+            if let Some(child) = &self.child {
+                let id = child.id();
+                assert!(
+                    Path::new(&format!("/proc/{id}")).exists() && start.elapsed() < timeout,
+                    "agent did not log {what:?} within {timeout:?}:\n{}",
+                    self.log_text()
+                );
+            }
+            sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Sends `sig` and waits (bounded) for the agent to exit.
+    pub fn stop(&mut self, sig: i32) {
+        let Some(mut child) = self.child.take() else { return };
+        // SAFETY: signalling our own child by its PID.
+        unsafe { libc::kill(child.id() as i32, sig) };
+        let start = Instant::now();
+        while child.try_wait().ok().flatten().is_none() && start.elapsed() < Duration::from_secs(5) {
+            sleep(Duration::from_millis(20));
+        }
+        // Ignored errors: the process may already have exited.
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.stop(libc::SIGTERM);
+        // Ignored error: nothing pinned when the agent failed early.
+        let _ = fs::remove_dir_all(&self.pin_dir);
+    }
+}
+
+/// A background command (a capture), stopped on drop.
+pub struct Background {
+    child: Child,
+    out: PathBuf,
+}
+
+impl Background {
+    /// Stops the command (SIGINT, so that tcpdump flushes) and returns its output.
+    pub fn finish(mut self) -> String {
+        // SAFETY: signalling our own child by its PID.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let start = Instant::now();
+        while self.child.try_wait().ok().flatten().is_none() && start.elapsed() < Duration::from_secs(5) {
+            sleep(Duration::from_millis(20));
+        }
+        fs::read_to_string(&self.out).unwrap_or_default()
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        // Ignored errors: the process may already have exited.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

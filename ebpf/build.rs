@@ -4,5 +4,8 @@ use which::which;
 /// cannot see it as a dependency.
 fn main() {
     let bpf_linker = which("bpf-linker").expect("bpf-linker not found: run scripts/setup.sh");
-    println!("cargo:rerun-if-changed={}", bpf_linker.to_str().expect("utf-8 path"));
+    println!(
+        "cargo:rerun-if-changed={}",
+        bpf_linker.to_str().expect("utf-8 path")
+    );
 }

@@ -27,8 +27,14 @@ impl Role {
     /// The programs of this role, with the direction each is attached in.
     pub fn programs(self) -> [(&'static str, TcAttachType); 2] {
         match self {
-            Role::Uplink => [(PROG_UPLINK_INGRESS, TcAttachType::Ingress), (PROG_UPLINK_EGRESS, TcAttachType::Egress)],
-            Role::Pod => [(PROG_POD_INGRESS, TcAttachType::Ingress), (PROG_POD_EGRESS, TcAttachType::Egress)],
+            Role::Uplink => [
+                (PROG_UPLINK_INGRESS, TcAttachType::Ingress),
+                (PROG_UPLINK_EGRESS, TcAttachType::Egress),
+            ],
+            Role::Pod => [
+                (PROG_POD_INGRESS, TcAttachType::Ingress),
+                (PROG_POD_EGRESS, TcAttachType::Egress),
+            ],
         }
     }
 }
@@ -48,15 +54,21 @@ impl Mode {
     }
 }
 
+/// A program attached to an interface: its name and its link.
+type ProgramLink = (&'static str, SchedClassifierLinkId);
+
 /// The interfaces hairpin is attached to, with their links.
 pub struct Attachments {
     mode: Mode,
-    links: BTreeMap<String, (Role, Vec<(&'static str, SchedClassifierLinkId)>)>,
+    links: BTreeMap<String, (Role, Vec<ProgramLink>)>,
 }
 
 impl Attachments {
     pub fn new(mode: Mode) -> Self {
-        Self { mode, links: BTreeMap::new() }
+        Self {
+            mode,
+            links: BTreeMap::new(),
+        }
     }
 
     pub fn mode(&self) -> Mode {
@@ -90,7 +102,10 @@ impl Attachments {
         for (name, dir) in role.programs() {
             let opts = match self.mode {
                 Mode::Tcx => TcAttachOptions::TcxOrder(LinkOrder::first()),
-                Mode::Clsact => TcAttachOptions::Netlink(NlOptions { priority: 1, ..Default::default() }),
+                Mode::Clsact => TcAttachOptions::Netlink(NlOptions {
+                    priority: 1,
+                    ..Default::default()
+                }),
             };
             match dp.program(name)?.attach_with_options(ifname, dir, opts) {
                 Ok(id) => ids.push((name, id)),
@@ -99,7 +114,8 @@ impl Attachments {
                         // Ignored error: rolling back a partial attach.
                         let _ = dp.program(n).map(|p| p.detach(id));
                     }
-                    return Err(e).with_context(|| format!("attaching {name} to {ifname} ({dir:?})"));
+                    return Err(e)
+                        .with_context(|| format!("attaching {name} to {ifname} ({dir:?})"));
                 }
             }
         }

@@ -213,13 +213,29 @@ impl Validator<'_> {
         for (i, r) in raw.redirects.iter().enumerate() {
             let at = format!("redirects[{i}]");
             if r.name.value.is_empty() || !names.insert(r.name.value.clone()) {
-                let why = if r.name.value.is_empty() { "empty" } else { "duplicate" };
-                return Err(self.err(&r.name, format!("{at}.name"), format!("{why} redirect name")));
+                let why = if r.name.value.is_empty() {
+                    "empty"
+                } else {
+                    "duplicate"
+                };
+                return Err(self.err(
+                    &r.name,
+                    format!("{at}.name"),
+                    format!("{why} redirect name"),
+                ));
             }
             let addr = self.frontend_addr(&r.frontend, &format!("{at}.frontend"))?;
             if r.ports.is_empty() || r.backends.is_empty() {
-                let what = if r.ports.is_empty() { "ports" } else { "backends" };
-                return Err(self.err(&r.name, format!("{at}.{what}"), format!("a redirect needs at least one entry in {what}")));
+                let what = if r.ports.is_empty() {
+                    "ports"
+                } else {
+                    "backends"
+                };
+                return Err(self.err(
+                    &r.name,
+                    format!("{at}.{what}"),
+                    format!("a redirect needs at least one entry in {what}"),
+                ));
             }
             for (j, p) in r.ports.iter().enumerate() {
                 let pat = format!("{at}.ports[{j}]");
@@ -228,11 +244,22 @@ impl Validator<'_> {
                     "TCP" => IPPROTO_TCP,
                     "UDP" => IPPROTO_UDP,
                     other => {
-                        return Err(self.err(&p.protocol, format!("{pat}.protocol"), format!("unknown protocol {other:?}: TCP or UDP")));
+                        return Err(self.err(
+                            &p.protocol,
+                            format!("{pat}.protocol"),
+                            format!("unknown protocol {other:?}: TCP or UDP"),
+                        ));
                     }
                 };
                 if !seen.insert((addr, port, proto)) {
-                    return Err(self.err(&p.port, format!("{pat}.port"), format!("duplicate frontend {addr}:{port}/{}", p.protocol.value.to_ascii_uppercase())));
+                    return Err(self.err(
+                        &p.port,
+                        format!("{pat}.port"),
+                        format!(
+                            "duplicate frontend {addr}:{port}/{}",
+                            p.protocol.value.to_ascii_uppercase()
+                        ),
+                    ));
                 }
                 let target = match &p.target_port {
                     Some(t) => self.port(t, &format!("{pat}.targetPort"))?,
@@ -248,20 +275,39 @@ impl Validator<'_> {
                     };
                     let weight = match &b.weight {
                         Some(w) if w.value == 0 || w.value > MAX_WEIGHT => {
-                            return Err(self.err(w, format!("{bat}.weight"), format!("weight {} out of range 1..={MAX_WEIGHT}", w.value)));
+                            return Err(self.err(
+                                w,
+                                format!("{bat}.weight"),
+                                format!("weight {} out of range 1..={MAX_WEIGHT}", w.value),
+                            ));
                         }
                         Some(w) => w.value,
                         None => 1,
                     };
-                    let backend = Backend { addr: baddr, port: bport, weight };
-                    if backends.iter().any(|x: &Backend| x.addr == baddr && x.port == bport) {
-                        return Err(self.err(&b.ip, format!("{bat}.ip"), format!("duplicate backend {baddr}:{bport}")));
+                    let backend = Backend {
+                        addr: baddr,
+                        port: bport,
+                        weight,
+                    };
+                    if backends
+                        .iter()
+                        .any(|x: &Backend| x.addr == baddr && x.port == bport)
+                    {
+                        return Err(self.err(
+                            &b.ip,
+                            format!("{bat}.ip"),
+                            format!("duplicate backend {baddr}:{bport}"),
+                        ));
                     }
                     backends.push(backend);
                 }
                 let port_name = p.name.clone().unwrap_or_else(|| port.to_string());
                 frontends.push(Frontend {
-                    name: format!("{}/{port_name}/{}", r.name.value, p.protocol.value.to_ascii_uppercase()),
+                    name: format!(
+                        "{}/{port_name}/{}",
+                        r.name.value,
+                        p.protocol.value.to_ascii_uppercase()
+                    ),
                     addr,
                     port,
                     proto,
@@ -271,16 +317,29 @@ impl Validator<'_> {
         }
         let interfaces = self.interfaces(raw.interfaces)?;
         let (ct_entries, timeouts) = self.conntrack(raw.conntrack)?;
-        Ok(Config { frontends, interfaces, ct_entries, timeouts })
+        Ok(Config {
+            frontends,
+            interfaces,
+            ct_entries,
+            timeouts,
+        })
     }
 
     fn unicast(&self, s: &Spanned<String>, field: &str) -> Result<Ipv4Addr, ConfigError> {
-        let addr: Ipv4Addr = s
-            .value
-            .parse()
-            .map_err(|_| self.err(s, field.to_owned(), format!("not an IPv4 address: {:?}", s.value)))?;
-        if addr.is_unspecified() || addr.is_broadcast() || addr.is_multicast() || addr.is_loopback() {
-            return Err(self.err(s, field.to_owned(), format!("{addr} is not a unicast address")));
+        let addr: Ipv4Addr = s.value.parse().map_err(|_| {
+            self.err(
+                s,
+                field.to_owned(),
+                format!("not an IPv4 address: {:?}", s.value),
+            )
+        })?;
+        if addr.is_unspecified() || addr.is_broadcast() || addr.is_multicast() || addr.is_loopback()
+        {
+            return Err(self.err(
+                s,
+                field.to_owned(),
+                format!("{addr} is not a unicast address"),
+            ));
         }
         Ok(addr)
     }
@@ -295,21 +354,36 @@ impl Validator<'_> {
     fn port(&self, p: &Spanned<u32>, field: &str) -> Result<u16, ConfigError> {
         match u16::try_from(p.value) {
             Ok(port) if port != 0 => Ok(port),
-            _ => Err(self.err(p, field.to_owned(), format!("port {} out of range 1..=65535", p.value))),
+            _ => Err(self.err(
+                p,
+                field.to_owned(),
+                format!("port {} out of range 1..=65535", p.value),
+            )),
         }
     }
 
     fn interfaces(&self, raw: Option<RawInterfaces>) -> Result<Interfaces, ConfigError> {
-        let raw = raw.unwrap_or(RawInterfaces { uplink: None, pods: None });
+        let raw = raw.unwrap_or(RawInterfaces {
+            uplink: None,
+            pods: None,
+        });
         let uplink = raw.uplink.filter(|u| u != "auto");
         let pods = match raw.pods {
-            None => DEFAULT_POD_PATTERNS.iter().map(|p| glob::Pattern::new(p).expect("valid default pattern")).collect(),
+            None => DEFAULT_POD_PATTERNS
+                .iter()
+                .map(|p| glob::Pattern::new(p).expect("valid default pattern"))
+                .collect(),
             Some(list) => list
                 .iter()
                 .enumerate()
                 .map(|(i, p)| {
-                    glob::Pattern::new(&p.value)
-                        .map_err(|e| self.err(p, format!("interfaces.pods[{i}]"), format!("bad pattern: {e}")))
+                    glob::Pattern::new(&p.value).map_err(|e| {
+                        self.err(
+                            p,
+                            format!("interfaces.pods[{i}]"),
+                            format!("bad pattern: {e}"),
+                        )
+                    })
                 })
                 .collect::<Result<_, _>>()?,
         };
@@ -323,13 +397,22 @@ impl Validator<'_> {
         };
         let entries = match raw.max_entries {
             Some(m) if m.value < 1024 => {
-                return Err(self.err(&m, "conntrack.maxEntries".into(), format!("{} is too small: at least 1024", m.value)));
+                return Err(self.err(
+                    &m,
+                    "conntrack.maxEntries".into(),
+                    format!("{} is too small: at least 1024", m.value),
+                ));
             }
             Some(m) => m.value,
             None => hairpin_common::DEFAULT_CT_ENTRIES,
         };
         if let Some(t) = raw.timeouts {
-            for (slot, v) in [(&mut timeouts.syn, t.syn), (&mut timeouts.tcp, t.tcp), (&mut timeouts.close, t.close), (&mut timeouts.udp, t.udp)] {
+            for (slot, v) in [
+                (&mut timeouts.syn, t.syn),
+                (&mut timeouts.tcp, t.tcp),
+                (&mut timeouts.close, t.close),
+                (&mut timeouts.udp, t.udp),
+            ] {
                 if let Some(secs) = v {
                     *slot = secs.max(1) * NS_PER_SEC;
                 }

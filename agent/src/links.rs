@@ -33,7 +33,11 @@ impl Link {
                 _ => {}
             }
         }
-        Some(Self { index: msg.header.index, name: name?, mac })
+        Some(Self {
+            index: msg.header.index,
+            name: name?,
+            mac,
+        })
     }
 }
 
@@ -53,15 +57,27 @@ pub fn connect() -> Result<Handle> {
 }
 
 pub async fn list(handle: &Handle) -> Result<Vec<Link>> {
-    let msgs: Vec<LinkMessage> = handle.link().get().execute().try_collect().await.context("listing links")?;
+    let msgs: Vec<LinkMessage> = handle
+        .link()
+        .get()
+        .execute()
+        .try_collect()
+        .await
+        .context("listing links")?;
     Ok(msgs.iter().filter_map(Link::from_message).collect())
 }
 
 /// The interface of the node's route to `dst` (`ip route get`).
 pub async fn route_oif(handle: &Handle, dst: Ipv4Addr) -> Result<Option<u32>> {
-    let req = RouteMessageBuilder::<Ipv4Addr>::new().destination_prefix(dst, 32).build();
+    let req = RouteMessageBuilder::<Ipv4Addr>::new()
+        .destination_prefix(dst, 32)
+        .build();
     let mut routes = handle.route().get(req).execute();
-    while let Some(route) = routes.try_next().await.with_context(|| format!("route to {dst}"))? {
+    while let Some(route) = routes
+        .try_next()
+        .await
+        .with_context(|| format!("route to {dst}"))?
+    {
         if let Some(oif) = route.attributes.iter().find_map(|a| match a {
             RouteAttribute::Oif(i) => Some(*i),
             _ => None,
@@ -74,8 +90,8 @@ pub async fn route_oif(handle: &Handle, dst: Ipv4Addr) -> Result<Option<u32>> {
 
 /// Link events from the kernel, in order.
 pub fn events() -> Result<impl futures::Stream<Item = LinkEvent>> {
-    let (conn, _handle, messages) =
-        rtnetlink::new_multicast_connection(&[MulticastGroup::Link]).context("subscribing to link events")?;
+    let (conn, _handle, messages) = rtnetlink::new_multicast_connection(&[MulticastGroup::Link])
+        .context("subscribing to link events")?;
     tokio::spawn(conn);
     Ok(to_events(messages))
 }
@@ -85,8 +101,12 @@ fn to_events(
 ) -> impl futures::Stream<Item = LinkEvent> {
     messages.filter_map(|(msg, _)| async move {
         match msg.payload {
-            NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(l)) => Link::from_message(&l).map(LinkEvent::Up),
-            NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelLink(l)) => Link::from_message(&l).map(LinkEvent::Gone),
+            NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(l)) => {
+                Link::from_message(&l).map(LinkEvent::Up)
+            }
+            NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelLink(l)) => {
+                Link::from_message(&l).map(LinkEvent::Gone)
+            }
             _ => None,
         }
     })

@@ -77,7 +77,11 @@ impl Datapath {
             .override_global(GLOBAL_CT_TIMEOUT_CLOSE, &opts.timeouts.close, true)
             .override_global(GLOBAL_CT_TIMEOUT_UDP, &opts.timeouts.udp, true);
         let pins: Vec<_> = pin_dir
-            .map(|dir| PINNED_MAPS.map(|m| (m, crate::paths::map_pin(dir, m))).to_vec())
+            .map(|dir| {
+                PINNED_MAPS
+                    .map(|m| (m, crate::paths::map_pin(dir, m)))
+                    .to_vec()
+            })
             .unwrap_or_default();
         for (name, path) in &pins {
             loader.map_pin_path(name, path.as_path());

@@ -76,31 +76,61 @@ pub fn apply(maps: &mut Maps, desired: &[config::Frontend], max_frontends: u32) 
                     .find(|i| !used.contains(i))
                     .context("no free frontend id: raise the frontend limit")?;
                 used.insert(id);
-                let zero = PerCpuValues::try_from(vec![FrontendStats::default(); aya::util::nr_cpus().map_err(|(_, e)| e)?])?;
+                let zero = PerCpuValues::try_from(vec![
+                    FrontendStats::default();
+                    aya::util::nr_cpus().map_err(|(_, e)| e)?
+                ])?;
                 maps.frontend_stats.set(id, zero, 0)?;
                 (id, 0)
             }
         };
         let old: Vec<BackendV4> = (0..old_slots)
-            .filter_map(|slot| maps.backends.get(&BackendKey { frontend_id: id, slot }, 0).ok())
+            .filter_map(|slot| {
+                maps.backends
+                    .get(
+                        &BackendKey {
+                            frontend_id: id,
+                            slot,
+                        },
+                        0,
+                    )
+                    .ok()
+            })
             .collect();
         if old == new_slots {
             continue;
         }
         for (slot, b) in new_slots.iter().enumerate() {
-            let k = BackendKey { frontend_id: id, slot: slot as u32 };
+            let k = BackendKey {
+                frontend_id: id,
+                slot: slot as u32,
+            };
             maps.backends.insert(k, b, 0)?;
         }
-        maps.frontends.insert(key, Frontend { id, slots: new_slots.len() as u32 }, 0)?;
+        maps.frontends.insert(
+            key,
+            Frontend {
+                id,
+                slots: new_slots.len() as u32,
+            },
+            0,
+        )?;
         for slot in new_slots.len() as u32..old_slots {
             // Ignored error: a slot already gone needs no removal.
-            let _ = maps.backends.remove(&BackendKey { frontend_id: id, slot });
+            let _ = maps.backends.remove(&BackendKey {
+                frontend_id: id,
+                slot,
+            });
         }
         if old_slots == 0 {
             applied.added += 1;
         } else {
             applied.updated += 1;
-            let gone: BTreeSet<(u32, u16)> = old.iter().filter(|b| !new_slots.contains(b)).map(|b| (b.addr, b.port)).collect();
+            let gone: BTreeSet<(u32, u16)> = old
+                .iter()
+                .filter(|b| !new_slots.contains(b))
+                .map(|b| (b.addr, b.port))
+                .collect();
             if !gone.is_empty() {
                 ended_backends.push((id, gone));
             }
@@ -115,14 +145,25 @@ pub fn apply(maps: &mut Maps, desired: &[config::Frontend], max_frontends: u32) 
         maps.frontends.remove(&key.0)?;
         for slot in 0..f.slots {
             // Ignored error: a slot already gone needs no removal.
-            let _ = maps.backends.remove(&BackendKey { frontend_id: f.id, slot });
+            let _ = maps.backends.remove(&BackendKey {
+                frontend_id: f.id,
+                slot,
+            });
         }
         removed_ids.insert(f.id);
         applied.removed += 1;
     }
 
-    sync_addrs(&mut maps.frontend_addrs, desired.iter().map(|f| addr_key(f.addr)))?;
-    sync_addrs(&mut maps.backend_addrs, desired.iter().flat_map(|f| f.backends.iter().map(|b| addr_key(b.addr))))?;
+    sync_addrs(
+        &mut maps.frontend_addrs,
+        desired.iter().map(|f| addr_key(f.addr)),
+    )?;
+    sync_addrs(
+        &mut maps.backend_addrs,
+        desired
+            .iter()
+            .flat_map(|f| f.backends.iter().map(|b| addr_key(b.addr))),
+    )?;
 
     // Flows of removed frontends and backends end now: their next packet
     // opens a new flow (to a remaining backend, which answers a stray TCP
@@ -130,8 +171,7 @@ pub fn apply(maps: &mut Maps, desired: &[config::Frontend], max_frontends: u32) 
     applied.flows_ended = end_flows(maps, |e| {
         removed_ids.contains(&e.frontend_id)
             || ended_backends.iter().any(|(id, gone)| {
-                *id == e.frontend_id
-                    && gone.contains(&(e.backend.saddr, e.backend.sport))
+                *id == e.frontend_id && gone.contains(&(e.backend.saddr, e.backend.sport))
             })
     })?;
     Ok(applied)
@@ -151,12 +191,22 @@ pub fn end_flows(maps: &mut Maps, ended: impl Fn(&FlowView) -> bool) -> Result<u
     for r in maps.conntrack.iter() {
         let (k, e) = r.context("reading conntrack")?;
         // The reverse entry's key is the backend → client tuple.
-        let backend = if e.dir == hairpin_common::CtDir::Reverse as u8 { k } else { e.nat.reversed() };
-        if ended(&FlowView { frontend_id: e.frontend_id, backend }) {
+        let backend = if e.dir == hairpin_common::CtDir::Reverse as u8 {
+            k
+        } else {
+            e.nat.reversed()
+        };
+        if ended(&FlowView {
+            frontend_id: e.frontend_id,
+            backend,
+        }) {
             doomed.push((k, e.dir));
         }
     }
-    let flows = doomed.iter().filter(|(_, d)| *d == hairpin_common::CtDir::Forward as u8).count();
+    let flows = doomed
+        .iter()
+        .filter(|(_, d)| *d == hairpin_common::CtDir::Forward as u8)
+        .count();
     for (k, _) in doomed {
         // Ignored error: the LRU may have evicted the entry meanwhile.
         let _ = maps.conntrack.remove(&k);
@@ -173,7 +223,11 @@ fn sync_addrs(map: &mut crate::loader::AddrsV4, addrs: impl Iterator<Item = u32>
     for (a, n) in &want {
         map.insert(a, n, 0)?;
     }
-    let stale: Vec<u32> = map.keys().filter_map(Result::ok).filter(|a| !want.contains_key(a)).collect();
+    let stale: Vec<u32> = map
+        .keys()
+        .filter_map(Result::ok)
+        .filter(|a| !want.contains_key(a))
+        .collect();
     for a in stale {
         map.remove(&a)?;
     }

@@ -36,9 +36,15 @@ impl Hook {
         };
         matches!(
             (self, dir, origin),
-            (Hook::PodIngress, CtDir::Forward, CtOrigin::Pod | CtOrigin::Loop)
-                | (Hook::PodIngress, CtDir::Reverse, CtOrigin::Host | CtOrigin::Loop)
-                | (Hook::PodEgress, CtDir::Reverse, CtOrigin::Pod)
+            (
+                Hook::PodIngress,
+                CtDir::Forward,
+                CtOrigin::Pod | CtOrigin::Loop
+            ) | (
+                Hook::PodIngress,
+                CtDir::Reverse,
+                CtOrigin::Host | CtOrigin::Loop
+            ) | (Hook::PodEgress, CtDir::Reverse, CtOrigin::Pod)
                 | (Hook::UplinkEgress, CtDir::Forward, CtOrigin::Host)
                 | (Hook::UplinkIngress, CtDir::Reverse, CtOrigin::Host)
         )
@@ -112,7 +118,8 @@ pub fn forward(key: &CtKeyV4, tcp_flags: u8, hook: Hook) -> Option<(CtEntryV4, O
             return None;
         }
         let bare_syn = seen & (SEEN_SYN | SEEN_ACK) == SEEN_SYN;
-        let expired = now.wrapping_sub(e.last_seen_ns) > ct_lifetime(key.proto, e.seen, &timeouts());
+        let expired =
+            now.wrapping_sub(e.last_seen_ns) > ct_lifetime(key.proto, e.seen, &timeouts());
         if !expired && !(bare_syn && e.seen & SEEN_ACK != 0) {
             touch(e, seen, now);
             return Some((*e, None));
@@ -139,7 +146,11 @@ fn open(
     let origin = hook.new_origin(key.saddr, be.addr)?;
     // A pod reaching itself would receive a packet whose source is its own
     // address, which it drops as a martian: it gets the frontend's instead.
-    let client = if origin == CtOrigin::Loop { key.daddr } else { key.saddr };
+    let client = if origin == CtOrigin::Loop {
+        key.daddr
+    } else {
+        key.saddr
+    };
     let nat = CtKeyV4 {
         saddr: client,
         daddr: be.addr,
@@ -165,14 +176,14 @@ fn open(
         ..fwd
     };
     let rev_key = nat.reversed();
-    if CT_V4.insert(&rev_key, &rev, 0).is_err() {
+    if CT_V4.insert(rev_key, rev, 0).is_err() {
         count(Counter::CtInsertFailed);
         return None;
     }
-    if CT_V4.insert(key, &fwd, 0).is_err() {
+    if CT_V4.insert(key, fwd, 0).is_err() {
         // Ignored error: the entry was just inserted; if the LRU already
         // evicted it, there is nothing left to roll back.
-        let _ = CT_V4.remove(&rev_key);
+        let _ = CT_V4.remove(rev_key);
         count(Counter::CtInsertFailed);
         return None;
     }
@@ -183,7 +194,7 @@ fn open(
 #[inline(always)]
 pub fn reverse(key: &CtKeyV4, tcp_flags: u8, hook: Hook) -> Option<CtEntryV4> {
     // SAFETY: the value is only tested for presence.
-    if unsafe { BACKEND_ADDRS_V4.get(&key.saddr).is_none() } {
+    if unsafe { BACKEND_ADDRS_V4.get(key.saddr).is_none() } {
         return None;
     }
     let e = CT_V4.get_ptr_mut(key)?;

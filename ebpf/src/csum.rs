@@ -28,7 +28,13 @@ pub const ICMP_CSUM_OFF: usize = 2;
 /// helper this never touches `skb->csum`: it serves checksums inside an ICMP
 /// error's quoted packet, which no offload knows about.
 #[inline(always)]
-pub fn fix_field(ctx: &TcContext, csum_off: usize, old: u32, new: u32, size: u64) -> Result<(), i64> {
+pub fn fix_field(
+    ctx: &TcContext,
+    csum_off: usize,
+    old: u32,
+    new: u32,
+    size: u64,
+) -> Result<(), i64> {
     ctx.l3_csum_replace(csum_off, u64::from(old), u64::from(new), size)
 }
 

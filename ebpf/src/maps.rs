@@ -6,8 +6,8 @@ use aya_ebpf::{
     maps::{Array, HashMap, LruHashMap, PerCpuArray},
 };
 use hairpin_common::{
-    BackendKey, BackendV4, CtEntryV4, CtKeyV4, Frontend, FrontendKeyV4, FrontendStats,
-    NodeConfig, CT_TIMEOUT_CLOSE_NS, CT_TIMEOUT_SYN_NS, CT_TIMEOUT_TCP_NS, CT_TIMEOUT_UDP_NS,
+    BackendKey, BackendV4, CtEntryV4, CtKeyV4, Frontend, FrontendKeyV4, FrontendStats, NodeConfig,
+    CT_TIMEOUT_CLOSE_NS, CT_TIMEOUT_SYN_NS, CT_TIMEOUT_TCP_NS, CT_TIMEOUT_UDP_NS,
     DEFAULT_CT_ENTRIES, DEFAULT_MAX_BACKEND_SLOTS, DEFAULT_MAX_FRONTENDS, GLOBAL_COUNTERS,
 };
 

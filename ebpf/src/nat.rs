@@ -14,7 +14,7 @@ use crate::{
 #[inline(always)]
 pub fn is_frontend_addr(addr: u32) -> bool {
     // SAFETY: the value is only tested for presence.
-    unsafe { FRONTEND_ADDRS_V4.get(&addr).is_some() }
+    unsafe { FRONTEND_ADDRS_V4.get(addr).is_some() }
 }
 
 #[inline(always)]
@@ -26,7 +26,7 @@ pub fn frontend(key: &CtKeyV4) -> Option<Frontend> {
         _pad: 0,
     };
     // SAFETY: the value is copied out before any other map operation.
-    unsafe { FRONTENDS_V4.get(&fk).copied() }
+    unsafe { FRONTENDS_V4.get(fk).copied() }
 }
 
 /// A backend for a new flow, chosen at random among the frontend's slots;
@@ -43,7 +43,7 @@ pub fn choose_backend(fe: &Frontend) -> Option<BackendV4> {
         slot,
     };
     // SAFETY: the value is copied out before any other map operation.
-    unsafe { BACKENDS_V4.get(&key).copied() }
+    unsafe { BACKENDS_V4.get(key).copied() }
 }
 
 /// Rewrites the packet's addresses and ports to `to`, fixing checksums.

@@ -49,11 +49,16 @@ const CLIENTS: [(&str, &str); 5] = [
 ];
 
 fn curl(lab: &Lab, ns: &str, url: &str) -> String {
-    lab.sh_ok(ns, &format!("curl -s --max-time 3 {url}")).trim().to_owned()
+    lab.sh_ok(ns, &format!("curl -s --max-time 3 {url}"))
+        .trim()
+        .to_owned()
 }
 
 fn udp(lab: &Lab, ns: &str, port: u16) -> std::process::Output {
-    lab.sh(ns, &format!("echo ping | timeout 5 socat -t2 -T2 - UDP4:{FRONTEND}:{port}"))
+    lab.sh(
+        ns,
+        &format!("echo ping | timeout 5 socat -t2 -T2 - UDP4:{FRONTEND}:{port}"),
+    )
 }
 
 #[test]
@@ -68,7 +73,10 @@ fn without_hairpin_the_lab_reproduces_the_missing_nat_loopback() {
     }
     let prefix = lab.prefix.clone();
     drop(lab);
-    let left = std::process::Command::new("ip").args(["netns", "list"]).output().expect("ip netns list");
+    let left = std::process::Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .expect("ip netns list");
     let left = String::from_utf8_lossy(&left.stdout);
     assert!(
         !left.lines().any(|l| l.starts_with(&format!("{prefix}-"))),
@@ -90,13 +98,21 @@ fn hairpin_serves_every_in_cluster_client_and_nothing_else() {
     let _n2 = lab.agent("n2", CONFIG);
 
     for (ns, who) in CLIENTS {
-        assert_eq!(curl(&lab, ns, &format!("http://{FRONTEND}:8080/")), "b1", "TCP 8080→80 from the {who}");
+        assert_eq!(
+            curl(&lab, ns, &format!("http://{FRONTEND}:8080/")),
+            "b1",
+            "TCP 8080→80 from the {who}"
+        );
         let echo = udp(&lab, ns, 5353);
         assert!(
             String::from_utf8_lossy(&echo.stdout).contains("b1 ping"),
             "UDP 5353→53 from the {who}: {echo:?}"
         );
-        assert_eq!(curl(&lab, ns, &format!("http://{FRONTEND}/")), "router", "other ports still reach the router, from the {who}");
+        assert_eq!(
+            curl(&lab, ns, &format!("http://{FRONTEND}/")),
+            "router",
+            "other ports still reach the router, from the {who}"
+        );
         let refused = udp(&lab, ns, 5354);
         assert!(
             String::from_utf8_lossy(&refused.stderr).contains("Connection refused"),
@@ -105,18 +121,40 @@ fn hairpin_serves_every_in_cluster_client_and_nothing_else() {
     }
 
     for (ns, who) in [CLIENTS[0], CLIENTS[3]] {
-        let seen: BTreeSet<String> = (0..16).map(|_| curl(&lab, ns, &format!("http://{FRONTEND}:8081/"))).collect();
-        assert_eq!(seen, BTreeSet::from(["b1".to_owned(), "b2".to_owned()]), "both backends get flows from the {who}");
+        let seen: BTreeSet<String> = (0..16)
+            .map(|_| curl(&lab, ns, &format!("http://{FRONTEND}:8081/")))
+            .collect();
+        assert_eq!(
+            seen,
+            BTreeSet::from(["b1".to_owned(), "b2".to_owned()]),
+            "both backends get flows from the {who}"
+        );
         // One connection, five requests: a flow that moved would be reset.
         let url = format!("http://{FRONTEND}:8081/");
-        let out = lab.sh_ok(ns, &format!("curl -s --max-time 5 -w '%{{num_connects}}\\n' {}", [url.as_str(); 5].join(" ")));
+        let out = lab.sh_ok(
+            ns,
+            &format!(
+                "curl -s --max-time 5 -w '%{{num_connects}}\\n' {}",
+                [url.as_str(); 5].join(" ")
+            ),
+        );
         let lines: Vec<&str> = out.lines().filter(|l| l.starts_with('b')).collect();
-        assert_eq!(lines.len(), 5, "five answers on one connection from the {who}: {out}");
-        assert!(lines.iter().all(|l| *l == lines[0]), "a flow stays on its backend, from the {who}: {out}");
+        assert_eq!(
+            lines.len(),
+            5,
+            "five answers on one connection from the {who}: {out}"
+        );
+        assert!(
+            lines.iter().all(|l| *l == lines[0]),
+            "a flow stays on its backend, from the {who}: {out}"
+        );
     }
 
     let matrix = lab.probe();
-    assert!(matrix.values().all(|r| r == "ok"), "every client reaches every frontend: {matrix:?}");
+    assert!(
+        matrix.values().all(|r| r == "ok"),
+        "every client reaches every frontend: {matrix:?}"
+    );
 
     let leaked = leak.finish();
     assert!(
@@ -134,19 +172,44 @@ fn rewritten_checksums_are_exact_without_checksum_offload() {
         lab.sh_ok(ns, "for i in $(ls /sys/class/net | grep -v '^lo$'); do ethtool -K $i tx off >/dev/null; done");
     }
     let filter = "'(src host 203.0.113.10 and (tcp src port 8080 or udp src port 5353)) or dst port 80 or dst port 53'";
-    let captures = [("n1-b1", "eth0"), ("n1-c1", "eth0"), ("n2-c2", "eth0"), ("n1", "eth0"), ("n2", "eth0")]
-        .map(|(ns, dev)| (ns, lab.background(ns, &format!("tcpdump -n -l -vv -i {dev} {filter}"), &format!("csum-{ns}.txt"))));
+    let captures = [
+        ("n1-b1", "eth0"),
+        ("n1-c1", "eth0"),
+        ("n2-c2", "eth0"),
+        ("n1", "eth0"),
+        ("n2", "eth0"),
+    ]
+    .map(|(ns, dev)| {
+        (
+            ns,
+            lab.background(
+                ns,
+                &format!("tcpdump -n -l -vv -i {dev} {filter}"),
+                &format!("csum-{ns}.txt"),
+            ),
+        )
+    });
     let _n1 = lab.agent("n1", CONFIG);
     let _n2 = lab.agent("n2", CONFIG);
     for (ns, who) in &CLIENTS[..4] {
-        assert_eq!(curl(&lab, ns, &format!("http://{FRONTEND}:8080/")), "b1", "TCP from the {who}");
+        assert_eq!(
+            curl(&lab, ns, &format!("http://{FRONTEND}:8080/")),
+            "b1",
+            "TCP from the {who}"
+        );
         let echo = udp(&lab, ns, 5353);
-        assert!(String::from_utf8_lossy(&echo.stdout).contains("b1 ping"), "UDP from the {who}: {echo:?}");
+        assert!(
+            String::from_utf8_lossy(&echo.stdout).contains("b1 ping"),
+            "UDP from the {who}: {echo:?}"
+        );
     }
     for (ns, capture) in captures {
         let text = capture.finish();
         let judged = text.matches("(correct)").count();
-        assert!(judged > 0, "tcpdump in {ns} judged no rewritten checksum:\n{text}");
+        assert!(
+            judged > 0,
+            "tcpdump in {ns} judged no rewritten checksum:\n{text}"
+        );
         assert!(
             !text.contains("incorrect") && !text.contains("bad cksum"),
             "a rewritten checksum is wrong in {ns}:\n{text}"

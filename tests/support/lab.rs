@@ -31,10 +31,21 @@ impl Lab {
     /// Brings up a lab under a fresh prefix.
     pub fn up() -> Self {
         static NEXT: AtomicU32 = AtomicU32::new(0);
-        let prefix = format!("hpt{}x{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
-        let lab = Self { run: Path::new(LAB_RUN).join(&prefix), prefix };
+        let prefix = format!(
+            "hpt{}x{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let lab = Self {
+            run: Path::new(LAB_RUN).join(&prefix),
+            prefix,
+        };
         let out = lab.script("up", &[]);
-        assert!(out.status.success(), "lab.sh up failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "lab.sh up failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         lab
     }
 
@@ -82,7 +93,11 @@ impl Lab {
     /// The probe matrix: (client, frontend) → "ok" or "FAIL".
     pub fn probe(&self) -> BTreeMap<(String, String), String> {
         let out = self.script("probe", &[("LAB_PROBE_FORMAT", "tsv")]);
-        assert!(out.status.success(), "probe failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "probe failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout)
             .lines()
             .filter_map(|l| {
@@ -115,7 +130,12 @@ impl Lab {
             .stderr(fs::File::create(&log).expect("agent log"))
             .spawn()
             .expect("start hairpin");
-        let agent = Agent { child: Some(child), log, pin_dir, config: cfg };
+        let agent = Agent {
+            child: Some(child),
+            log,
+            pin_dir,
+            config: cfg,
+        };
         agent.wait_for_log("ready:", Duration::from_secs(15));
         agent
     }
@@ -124,7 +144,14 @@ impl Lab {
     pub fn background(&self, name: &str, cmd: &str, file: &str) -> Background {
         let out = self.run.join(file);
         let child = Command::new("ip")
-            .args(["netns", "exec", &self.ns(name), "sh", "-c", &format!("exec {cmd}")])
+            .args([
+                "netns",
+                "exec",
+                &self.ns(name),
+                "sh",
+                "-c",
+                &format!("exec {cmd}"),
+            ])
             .stdin(Stdio::null())
             .stdout(fs::File::create(&out).expect("output file"))
             .stderr(Stdio::null())
@@ -138,7 +165,10 @@ impl Drop for Lab {
     fn drop(&mut self) {
         let out = self.script("down", &[]);
         if !out.status.success() && !std::thread::panicking() {
-            panic!("lab.sh down failed: {}", String::from_utf8_lossy(&out.stderr));
+            panic!(
+                "lab.sh down failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
     }
 }
@@ -174,11 +204,14 @@ impl Agent {
 
     /// Sends `sig` and waits (bounded) for the agent to exit.
     pub fn stop(&mut self, sig: i32) {
-        let Some(mut child) = self.child.take() else { return };
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
         // SAFETY: signalling our own child by its PID.
         unsafe { libc::kill(child.id() as i32, sig) };
         let start = Instant::now();
-        while child.try_wait().ok().flatten().is_none() && start.elapsed() < Duration::from_secs(5) {
+        while child.try_wait().ok().flatten().is_none() && start.elapsed() < Duration::from_secs(5)
+        {
             sleep(Duration::from_millis(20));
         }
         // Ignored errors: the process may already have exited.
@@ -207,7 +240,9 @@ impl Background {
         // SAFETY: signalling our own child by its PID.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
         let start = Instant::now();
-        while self.child.try_wait().ok().flatten().is_none() && start.elapsed() < Duration::from_secs(5) {
+        while self.child.try_wait().ok().flatten().is_none()
+            && start.elapsed() < Duration::from_secs(5)
+        {
             sleep(Duration::from_millis(20));
         }
         fs::read_to_string(&self.out).unwrap_or_default()

@@ -14,6 +14,10 @@ pub struct Args {
 
 pub fn check(args: Args) -> Result<()> {
     let cfg = Config::load(&args.config)?;
-    println!("{}: ok, {} frontends", args.config.display(), cfg.frontends.len());
+    println!(
+        "{}: ok, {} frontends",
+        args.config.display(),
+        cfg.frontends.len()
+    );
     Ok(())
 }

@@ -58,14 +58,20 @@ struct Agent {
 /// Identity of the file behind the config path: a ConfigMap update swaps a
 /// symlink, which changes the inode even when the time does not.
 fn stamp(path: &Path) -> Option<(u64, i64, u64)> {
-    std::fs::metadata(path).ok().map(|m| (m.ino(), m.mtime_nsec() + m.mtime() * 1_000_000_000, m.len()))
+    std::fs::metadata(path)
+        .ok()
+        .map(|m| (m.ino(), m.mtime_nsec() + m.mtime() * 1_000_000_000, m.len()))
 }
 
 impl Agent {
     fn start(args: Args) -> Result<Self> {
         let config_stamp = stamp(&args.config);
         let config = Config::load(&args.config)?;
-        let opts = LoadOptions { ct_entries: config.ct_entries, timeouts: config.timeouts, ..LoadOptions::default() };
+        let opts = LoadOptions {
+            ct_entries: config.ct_entries,
+            timeouts: config.timeouts,
+            ..LoadOptions::default()
+        };
         std::fs::create_dir_all(args.pin_dir.join("maps"))
             .with_context(|| format!("creating {} (is bpffs mounted?)", args.pin_dir.display()))?;
         let mut dp = Datapath::load(&opts, Some(&args.pin_dir))?;
@@ -95,7 +101,10 @@ impl Agent {
         for link in &all {
             self.follow(link);
         }
-        info!("ready: {} interfaces attached", self.attached.interfaces().count());
+        info!(
+            "ready: {} interfaces attached",
+            self.attached.interfaces().count()
+        );
         let mut hup = signal(SignalKind::hangup())?;
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
@@ -121,7 +130,10 @@ impl Agent {
                 _ = int.recv() => break,
             }
         }
-        info!("stopping: detaching from {} interfaces", self.attached.interfaces().count());
+        info!(
+            "stopping: detaching from {} interfaces",
+            self.attached.interfaces().count()
+        );
         Ok(())
     }
 
@@ -142,10 +154,18 @@ impl Agent {
             }
         };
         let Some(link) = link else {
-            bail!("no uplink: no interface {:?} and no route to a frontend", self.config.interfaces.uplink);
+            bail!(
+                "no uplink: no interface {:?} and no route to a frontend",
+                self.config.interfaces.uplink
+            );
         };
-        self.attached.attach(&mut self.dp, &link.name, Role::Uplink)?;
-        let node = NodeConfig { uplink_ifindex: link.index, uplink_mac: link.mac.unwrap_or_default(), _pad: [0; 2] };
+        self.attached
+            .attach(&mut self.dp, &link.name, Role::Uplink)?;
+        let node = NodeConfig {
+            uplink_ifindex: link.index,
+            uplink_mac: link.mac.unwrap_or_default(),
+            _pad: [0; 2],
+        };
         self.maps.node.set(0, node, 0)?;
         info!("uplink {} (index {}) attached", link.name, link.index);
         self.uplink = Some(link);
@@ -155,10 +175,18 @@ impl Agent {
     /// Attaches to a pod interface that matches the patterns. Failures are
     /// logged: one interface must not stop the others.
     fn follow(&mut self, link: &Link) {
-        if self.uplink.as_ref().is_some_and(|u| u.name == link.name) || self.attached.role(&link.name).is_some() {
+        if self.uplink.as_ref().is_some_and(|u| u.name == link.name)
+            || self.attached.role(&link.name).is_some()
+        {
             return;
         }
-        if !self.config.interfaces.pods.iter().any(|p| p.matches(&link.name)) {
+        if !self
+            .config
+            .interfaces
+            .pods
+            .iter()
+            .any(|p| p.matches(&link.name))
+        {
             return;
         }
         match self.attached.attach(&mut self.dp, &link.name, Role::Pod) {
@@ -192,8 +220,16 @@ impl Agent {
     }
 
     fn collect(&mut self) {
-        match gc::sweep(&mut self.maps.conntrack, &self.opts.timeouts, gc::monotonic_ns(), GC_BUDGET) {
-            Ok(s) if s.removed > 0 => info!("conntrack: {} entries, {} expired removed", s.entries, s.removed),
+        match gc::sweep(
+            &mut self.maps.conntrack,
+            &self.opts.timeouts,
+            gc::monotonic_ns(),
+            GC_BUDGET,
+        ) {
+            Ok(s) if s.removed > 0 => info!(
+                "conntrack: {} entries, {} expired removed",
+                s.entries, s.removed
+            ),
             Ok(_) => {}
             Err(e) => warn!("conntrack sweep: {e:#}"),
         }

@@ -21,7 +21,7 @@
 use std::{
     collections::BTreeSet,
     fmt,
-    net::Ipv4Addr,
+    net::{Ipv4Addr, SocketAddr},
     path::{Path, PathBuf},
 };
 
@@ -59,7 +59,32 @@ pub struct Config {
     pub interfaces: Interfaces,
     pub ct_entries: u32,
     pub timeouts: CtTimeouts,
+    pub metrics: Option<SocketAddr>,
+    pub socket: SocketLb,
 }
+
+/// The socket-level path for processes that never cross a pod's veth.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SocketLb {
+    pub enabled: bool,
+    pub scope: SocketScope,
+    /// The cgroup v2 directory to attach to; `None`: the root of the
+    /// machine's cgroup v2 hierarchy.
+    pub cgroup: Option<PathBuf>,
+}
+
+/// Which sockets the socket-level path translates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SocketScope {
+    /// Sockets in the node's own network namespace: pods keep the TC path,
+    /// whose original destination service meshes in pods rely on.
+    Host,
+    /// Every socket in the cgroup, pods' included.
+    All,
+}
+
+/// Where metrics are served unless configured: loopback only.
+pub const DEFAULT_METRICS: &str = "127.0.0.1:9469";
 
 /// One frontend: an address, a port and a protocol, with its backends.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -97,6 +122,28 @@ struct RawConfig {
     interfaces: Option<RawInterfaces>,
     #[serde(default)]
     conntrack: Option<RawConntrack>,
+    #[serde(default)]
+    metrics: Option<RawMetrics>,
+    #[serde(default)]
+    socket: Option<RawSocket>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawMetrics {
+    /// `host:port`, or `off`.
+    address: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawSocket {
+    #[serde(default)]
+    enabled: Option<bool>,
+    #[serde(default)]
+    scope: Option<Spanned<String>>,
+    #[serde(default)]
+    cgroup: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -317,12 +364,53 @@ impl Validator<'_> {
         }
         let interfaces = self.interfaces(raw.interfaces)?;
         let (ct_entries, timeouts) = self.conntrack(raw.conntrack)?;
+        let metrics = match raw.metrics {
+            None => Some(DEFAULT_METRICS.parse().expect("valid default")),
+            Some(m) if m.address.value == "off" => None,
+            Some(m) => Some(m.address.value.parse().map_err(|_| {
+                self.err(
+                    &m.address,
+                    "metrics.address".into(),
+                    format!("not an address:port (or off): {:?}", m.address.value),
+                )
+            })?),
+        };
+        let socket = self.socket(raw.socket)?;
         Ok(Config {
             frontends,
             interfaces,
             ct_entries,
             timeouts,
+            metrics,
+            socket,
         })
+    }
+
+    fn socket(&self, raw: Option<RawSocket>) -> Result<SocketLb, ConfigError> {
+        let mut lb = SocketLb {
+            enabled: true,
+            scope: SocketScope::Host,
+            cgroup: None,
+        };
+        let Some(raw) = raw else {
+            return Ok(lb);
+        };
+        lb.enabled = raw.enabled.unwrap_or(true);
+        lb.cgroup = raw.cgroup;
+        if let Some(scope) = raw.scope {
+            lb.scope = match scope.value.as_str() {
+                "host" => SocketScope::Host,
+                "all" => SocketScope::All,
+                other => {
+                    return Err(self.err(
+                        &scope,
+                        "socket.scope".into(),
+                        format!("unknown scope {other:?}: host or all"),
+                    ))
+                }
+            };
+        }
+        Ok(lb)
     }
 
     fn unicast(&self, s: &Spanned<String>, field: &str) -> Result<Ipv4Addr, ConfigError> {

@@ -50,6 +50,27 @@ impl Default for LoadOptions {
     }
 }
 
+impl LoadOptions {
+    /// Sizes for `config`, with room to grow: the maps are sized at load,
+    /// and a reload that outgrows them is refused until the next start.
+    pub fn for_config(config: &crate::config::Config) -> Self {
+        let frontends = config.frontends.len() as u32;
+        let slots: u32 = config
+            .frontends
+            .iter()
+            .flat_map(|f| f.backends.iter().map(|b| b.weight))
+            .sum();
+        Self {
+            max_frontends: DEFAULT_MAX_FRONTENDS
+                .max(frontends.saturating_mul(2).next_power_of_two()),
+            max_backend_slots: DEFAULT_MAX_BACKEND_SLOTS
+                .max(slots.saturating_mul(2).next_power_of_two()),
+            ct_entries: config.ct_entries,
+            timeouts: config.timeouts,
+        }
+    }
+}
+
 /// The loaded object and typed access to its maps.
 pub struct Datapath {
     pub ebpf: Ebpf,

@@ -67,11 +67,7 @@ impl Agent {
     fn start(args: Args) -> Result<Self> {
         let config_stamp = stamp(&args.config);
         let config = Config::load(&args.config)?;
-        let opts = LoadOptions {
-            ct_entries: config.ct_entries,
-            timeouts: config.timeouts,
-            ..LoadOptions::default()
-        };
+        let opts = LoadOptions::for_config(&config);
         std::fs::create_dir_all(args.pin_dir.join("maps"))
             .with_context(|| format!("creating {} (is bpffs mounted?)", args.pin_dir.display()))?;
         let mut dp = Datapath::load(&opts, Some(&args.pin_dir))?;

@@ -12,7 +12,7 @@
 #                                                          |- vethc2 --- c2 198.51.100.66 (client)
 #                                                          '- vethb2 --- b2 198.51.100.67 (backend)
 #
-# Usage: scripts/lab.sh up|down|probe|status
+# Usage: scripts/lab.sh up|down|probe|status|add-pod NODE POD ADDR|del-pod NODE POD
 #   LAB_PREFIX        namespace name prefix (default hp): namespaces are
 #                     $LAB_PREFIX-rtr, -ext, -n1, -n2, -n1-b1, -n1-c1, -n2-c2, -n2-b2
 #   LAB_RUN           base of the runtime dir (default /run/hairpin-lab);
@@ -300,7 +300,9 @@ start_nginx() {
 			server {
 				listen $listen;
 				default_type text/plain;
-				return 200 "$body\n";
+				location / { return 200 "$body\n"; }
+				# Large files for transfer tests: put them in $dir/files/.
+				location /files/ { alias $dir/files/; }
 			}
 		}
 	EOF
@@ -377,6 +379,27 @@ lab_up() {
 	fi
 	building=0
 	echo "lab '$P' is up (namespaces $P-*, runtime dir $RUN)"
+}
+
+# add_pod <node> <pod> <address>: a pod that comes after the lab, as pods
+# come after an agent has started; del_pod removes it.
+add_pod() {
+	local node=$1 pod=$2 ip=$3
+	[[ $node =~ ^n[12]$ && $pod =~ ^[a-z0-9]+$ && -n $ip ]] ||
+		die "usage: $PROG add-pod n1|n2 <pod> <address in the node's pod range>"
+	lab_is_up || die "lab '$P' is not up"
+	ip netns add "$(ns "$node-$pod")"
+	ipn "$node-$pod" link set lo up
+	build_pod "$node" "$pod" "$ip"
+}
+
+del_pod() {
+	local n=$1-$2
+	local pid
+	for pid in $(ns_pids "$(ns "$n")"); do
+		kill "$pid" 2>/dev/null || true
+	done
+	ip netns del "$(ns "$n")"
 }
 
 # ---------------------------------------------------------------- probe
@@ -466,8 +489,10 @@ up) lab_up ;;
 down) lab_down ;;
 probe) lab_probe ;;
 status) lab_status || exit 1 ;;
+add-pod) add_pod "${@:2}" ;;
+del-pod) del_pod "${@:2}" ;;
 *)
-	echo "usage: $PROG up|down|probe|status   (env: LAB_PREFIX, LAB_RUN, LAB_PROBE_FORMAT)" >&2
+	echo "usage: $PROG up|down|probe|status|add-pod NODE POD ADDR|del-pod NODE POD   (env: LAB_PREFIX, LAB_RUN, LAB_PROBE_FORMAT)" >&2
 	exit 2
 	;;
 esac

@@ -1,20 +1,29 @@
-//! Attaches the TC programs to interfaces: TCX where the kernel has it
-//! (6.6+), else a clsact qdisc and netlink filters. Decided once per run.
+//! Attaches the TC programs to interfaces. With TCX (kernel 6.6+) every link
+//! is pinned, so the datapath outlives the agent (a restart, a `kill -9`)
+//! and a new agent swaps its programs into the same links atomically: no
+//! packet meets an interface without hairpin, nothing is attached twice.
+//! Older kernels get a clsact qdisc and netlink filters, which live as long
+//! as the agent.
 
-use std::collections::BTreeMap;
+use std::{
+    collections::BTreeMap,
+    fs, io,
+    path::{Path, PathBuf},
+};
 
 use anyhow::{Context as _, Result};
 use aya::{
     programs::{
-        links::LinkOrder,
-        tc::{self, NlOptions, SchedClassifierLinkId, TcAttachOptions},
-        TcAttachType,
+        links::{FdLink, LinkError, LinkOrder, PinnedLink},
+        tc::{self, NlOptions, SchedClassifierLink, TcAttachOptions},
+        SchedClassifier, TcAttachType,
     },
+    sys::SyscallError,
     util::KernelVersion,
 };
 use hairpin_common::{PROG_POD_EGRESS, PROG_POD_INGRESS, PROG_UPLINK_EGRESS, PROG_UPLINK_INGRESS};
 
-use crate::loader::Datapath;
+use crate::{loader::Datapath, paths};
 
 /// The role of an interface, which decides its programs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -54,43 +63,44 @@ impl Mode {
     }
 }
 
-/// A program attached to an interface: its name and its link.
-type ProgramLink = (&'static str, SchedClassifierLinkId);
-
-/// The interfaces hairpin is attached to, with their links.
+/// The interfaces hairpin is attached to.
 pub struct Attachments {
     mode: Mode,
-    links: BTreeMap<String, (Role, Vec<ProgramLink>)>,
+    pin_dir: PathBuf,
+    roles: BTreeMap<String, Role>,
+}
+
+fn not_found(e: &LinkError) -> bool {
+    matches!(e, LinkError::SyscallError(SyscallError { io_error, .. }) if io_error.kind() == io::ErrorKind::NotFound)
 }
 
 impl Attachments {
-    pub fn new(mode: Mode) -> Self {
+    pub fn new(mode: Mode, pin_dir: &Path) -> Self {
         Self {
             mode,
-            links: BTreeMap::new(),
+            pin_dir: pin_dir.to_owned(),
+            roles: BTreeMap::new(),
         }
     }
 
-    pub fn mode(&self) -> Mode {
-        self.mode
-    }
-
     pub fn role(&self, ifname: &str) -> Option<Role> {
-        self.links.get(ifname).map(|(r, _)| *r)
+        self.roles.get(ifname).copied()
     }
 
     pub fn interfaces(&self) -> impl Iterator<Item = (&str, Role)> {
-        self.links.iter().map(|(n, (r, _))| (n.as_str(), *r))
+        self.roles.iter().map(|(n, r)| (n.as_str(), *r))
     }
 
-    /// Attaches `role`'s programs to `ifname`; a no-op if already attached
-    /// in that role. Programs go first on the hook, ahead of a CNI's: they
+    /// Attaches `role`'s programs to `ifname`, adopting the links a previous
+    /// agent pinned. Programs go first on the hook, ahead of a CNI's: they
     /// return "next" for every packet they do not translate.
     pub fn attach(&mut self, dp: &mut Datapath, ifname: &str, role: Role) -> Result<()> {
         if self.role(ifname) == Some(role) {
             return Ok(());
         }
-        self.detach(dp, ifname);
+        if self.role(ifname).is_some() {
+            self.detach(ifname)?;
+        }
         if self.mode == Mode::Clsact {
             match tc::qdisc_add_clsact(ifname) {
                 // An existing clsact qdisc (a CNI's) is what we need.
@@ -98,41 +108,121 @@ impl Attachments {
                 Err(e) => return Err(e).with_context(|| format!("adding clsact to {ifname}")),
             }
         }
-        let mut ids = Vec::new();
         for (name, dir) in role.programs() {
-            let opts = match self.mode {
-                Mode::Tcx => TcAttachOptions::TcxOrder(LinkOrder::first()),
-                Mode::Clsact => TcAttachOptions::Netlink(NlOptions {
-                    priority: 1,
-                    ..Default::default()
-                }),
+            let prog = dp.program(name)?;
+            let attached = match self.mode {
+                Mode::Tcx => attach_pinned(
+                    prog,
+                    ifname,
+                    dir,
+                    &paths::link_pin(&self.pin_dir, ifname, name),
+                ),
+                Mode::Clsact => prog
+                    .attach_with_options(
+                        ifname,
+                        dir,
+                        TcAttachOptions::Netlink(NlOptions {
+                            priority: 1,
+                            ..Default::default()
+                        }),
+                    )
+                    .map(drop)
+                    .map_err(Into::into),
             };
-            match dp.program(name)?.attach_with_options(ifname, dir, opts) {
-                Ok(id) => ids.push((name, id)),
-                Err(e) => {
-                    for (n, id) in ids {
-                        // Ignored error: rolling back a partial attach.
-                        let _ = dp.program(n).map(|p| p.detach(id));
-                    }
-                    return Err(e)
-                        .with_context(|| format!("attaching {name} to {ifname} ({dir:?})"));
-                }
-            }
+            attached.with_context(|| format!("attaching {name} to {ifname} ({dir:?})"))?;
         }
-        self.links.insert(ifname.to_owned(), (role, ids));
+        self.roles.insert(ifname.to_owned(), role);
         Ok(())
     }
 
-    /// Detaches from `ifname`. An interface that is gone took its links with
-    /// it; the errors that reports are expected and ignored.
-    pub fn detach(&mut self, dp: &mut Datapath, ifname: &str) -> bool {
-        let Some((_, ids)) = self.links.remove(ifname) else {
-            return false;
+    /// Detaches from `ifname` (its pinned links). An interface that is gone
+    /// took its links with it; only the pins are left to remove.
+    pub fn detach(&mut self, ifname: &str) -> Result<bool> {
+        let Some(role) = self.roles.remove(ifname) else {
+            return Ok(false);
         };
-        for (name, id) in ids {
-            // Ignored error: see above.
-            let _ = dp.program(name).map(|p| p.detach(id));
+        for (name, _) in role.programs() {
+            unpin_link(&paths::link_pin(&self.pin_dir, ifname, name))?;
         }
-        true
+        Ok(true)
     }
+
+    /// Interfaces with links pinned by an earlier agent.
+    pub fn pinned_interfaces(&self) -> Vec<String> {
+        let mut names: Vec<String> = pinned_links(&self.pin_dir)
+            .iter()
+            .filter_map(|p| paths::link_ifname(p))
+            .collect();
+        names.dedup();
+        names
+    }
+}
+
+/// Attaches through the link pinned at `pin`, replacing its program
+/// atomically, or creates and pins a new link.
+fn attach_pinned(
+    prog: &mut SchedClassifier,
+    ifname: &str,
+    dir: TcAttachType,
+    pin: &Path,
+) -> Result<()> {
+    let adopted = match PinnedLink::from_pin(pin) {
+        Ok(old) => {
+            let link: SchedClassifierLink = FdLink::from(old).try_into()?;
+            // A link whose interface is gone (a pod that came back under
+            // the same name) cannot be updated: drop its pin and start anew.
+            prog.attach_to_link(link).ok()
+        }
+        Err(e) if not_found(&e) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let id = match adopted {
+        Some(id) => id,
+        None => {
+            prog.attach_with_options(ifname, dir, TcAttachOptions::TcxOrder(LinkOrder::first()))?
+        }
+    };
+    let link: FdLink = prog.take_link(id)?.try_into()?;
+    if let Some(parent) = pin.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    match fs::remove_file(pin) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("replacing pin {}", pin.display())),
+    }
+    // The pinned link keeps the program attached once this handle is gone.
+    link.pin(pin)?;
+    Ok(())
+}
+
+/// Removes a pinned link: its last reference gone, the kernel detaches it.
+pub fn unpin_link(pin: &Path) -> Result<bool> {
+    match PinnedLink::from_pin(pin) {
+        Ok(link) => {
+            link.unpin()
+                .with_context(|| format!("unpinning {}", pin.display()))?;
+            Ok(true)
+        }
+        Err(e) if not_found(&e) => Ok(false),
+        // Not a link (a stray file): remove it all the same.
+        Err(_) => fs::remove_file(pin)
+            .map(|()| true)
+            .with_context(|| format!("removing {}", pin.display())),
+    }
+}
+
+/// Every pinned link under `pin_dir`, by interface.
+pub fn pinned_links(pin_dir: &Path) -> Vec<PathBuf> {
+    let entries = |dir: &Path| -> Vec<PathBuf> {
+        fs::read_dir(dir)
+            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default()
+    };
+    let mut links: Vec<PathBuf> = entries(&pin_dir.join(paths::LINKS_DIR))
+        .iter()
+        .flat_map(|prog_dir| entries(prog_dir))
+        .collect();
+    links.sort_by_key(|p| paths::link_ifname(p));
+    links
 }

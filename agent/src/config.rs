@@ -95,6 +95,11 @@ pub struct Frontend {
     pub port: u16,
     pub proto: u8,
     pub backends: Vec<Backend>,
+    /// Where the frontend's address is written, for errors found later
+    /// (against the node's own addresses).
+    pub line: u64,
+    pub column: u64,
+    pub field: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -226,16 +231,19 @@ impl Config {
                 line: loc.map_or(0, |l| l.line()),
                 column: loc.map_or(0, |l| l.column()),
                 field: String::new(),
-                message: first_line(&e.to_string()),
+                message: parser_message(&e),
             }
         })?;
         Validator { file }.config(raw)
     }
 }
 
-/// The parser's message without the source excerpt it appends.
-fn first_line(msg: &str) -> String {
-    msg.lines().next().unwrap_or(msg).to_owned()
+/// The parser's message, without the location its `Display` prefixes (the
+/// error carries it) and the source excerpt it appends.
+fn parser_message(e: &serde_saphyr::Error) -> String {
+    use serde_saphyr::MessageFormatter as _;
+    let msg = serde_saphyr::UserMessageFormatter.format_message(e.without_snippet());
+    msg.lines().next().unwrap_or_default().to_owned()
 }
 
 struct Validator<'a> {
@@ -359,6 +367,9 @@ impl Validator<'_> {
                     port,
                     proto,
                     backends,
+                    line: r.frontend.referenced.line(),
+                    column: r.frontend.referenced.column(),
+                    field: format!("{at}.frontend"),
                 });
             }
         }
@@ -502,10 +513,14 @@ impl Validator<'_> {
                 (&mut timeouts.udp, t.udp),
             ] {
                 if let Some(secs) = v {
-                    *slot = secs.max(1) * NS_PER_SEC;
+                    *slot = secs.max(1).saturating_mul(NS_PER_SEC);
                 }
             }
         }
         Ok((entries, timeouts))
     }
 }
+
+#[cfg(test)]
+#[path = "config_tests.rs"]
+mod tests;

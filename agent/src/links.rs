@@ -2,12 +2,13 @@
 //! toward the frontends, and the link events that follow pods as they come
 //! and go.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use anyhow::{Context as _, Result};
 use futures::{channel::mpsc::UnboundedReceiver, StreamExt as _, TryStreamExt as _};
 use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
 use netlink_packet_route::{
+    address::{AddressAttribute, AddressMessage},
     link::{LinkAttribute, LinkMessage},
     route::RouteAttribute,
     RouteNetlinkMessage,
@@ -65,6 +66,27 @@ pub async fn list(handle: &Handle) -> Result<Vec<Link>> {
         .await
         .context("listing links")?;
     Ok(msgs.iter().filter_map(Link::from_message).collect())
+}
+
+/// The node's own IPv4 addresses.
+pub async fn addresses(handle: &Handle) -> Result<Vec<Ipv4Addr>> {
+    let msgs: Vec<AddressMessage> = handle
+        .address()
+        .get()
+        .execute()
+        .try_collect()
+        .await
+        .context("listing addresses")?;
+    Ok(msgs
+        .iter()
+        .flat_map(|m| &m.attributes)
+        .filter_map(|a| match a {
+            AddressAttribute::Local(IpAddr::V4(v4)) | AddressAttribute::Address(IpAddr::V4(v4)) => {
+                Some(*v4)
+            }
+            _ => None,
+        })
+        .collect())
 }
 
 /// The interface of the node's route to `dst` (`ip route get`).

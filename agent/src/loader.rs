@@ -116,7 +116,7 @@ impl Datapath {
             prog.load()
                 .with_context(|| format!("loading program {name} (verifier)"))?;
             let info = prog.info()?;
-            log::info!(
+            tracing::info!(
                 "program {name}: {} instructions, {} processed by the verifier",
                 info.size_translated().unwrap_or(0) / 8,
                 info.verified_instruction_count().unwrap_or(0)

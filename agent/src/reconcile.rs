@@ -5,9 +5,15 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{Context as _, Result};
 use aya::maps::{MapError, PerCpuValues};
-use hairpin_common::{BackendKey, BackendV4, CtKeyV4, Frontend, FrontendKeyV4, FrontendStats};
+use hairpin_common::{
+    BackendKey, BackendV4, CtDir, CtKeyV4, Frontend, FrontendKeyV4, FrontendStats, IPPROTO_TCP,
+    SEEN_ENDED, SEEN_RST,
+};
 
-use crate::{config, loader::Maps};
+use crate::{
+    config,
+    loader::{ConntrackV4, Maps},
+};
 
 /// What an apply changed, for the log.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -16,6 +22,11 @@ pub struct Applied {
     pub updated: usize,
     pub removed: usize,
     pub flows_ended: usize,
+    /// Addresses of backends that are gone with flows just ended: they stay
+    /// in `BACKEND_ADDRS` a while (see `sync_backend_addrs`), so that the
+    /// datapath still meets those flows' reverse entries.
+    #[doc(hidden)]
+    pub lingering: BTreeSet<u32>,
 }
 
 pub fn addr_key(addr: std::net::Ipv4Addr) -> u32 {
@@ -26,7 +37,7 @@ pub fn port_key(port: u16) -> u16 {
     u16::from_ne_bytes(port.to_be_bytes())
 }
 
-fn frontend_key(fe: &config::Frontend) -> FrontendKeyV4 {
+pub fn frontend_key(fe: &config::Frontend) -> FrontendKeyV4 {
     FrontendKeyV4 {
         addr: addr_key(fe.addr),
         port: port_key(fe.port),
@@ -158,23 +169,41 @@ pub fn apply(maps: &mut Maps, desired: &[config::Frontend], max_frontends: u32) 
         &mut maps.frontend_addrs,
         desired.iter().map(|f| addr_key(f.addr)),
     )?;
-    sync_addrs(
-        &mut maps.backend_addrs,
-        desired
-            .iter()
-            .flat_map(|f| f.backends.iter().map(|b| addr_key(b.addr))),
-    )?;
 
-    // Flows of removed frontends and backends end now: their next packet
-    // opens a new flow (to a remaining backend, which answers a stray TCP
-    // segment with a reset) instead of vanishing into a gone backend.
-    applied.flows_ended = end_flows(maps, |e| {
+    // Flows of removed frontends and backends end now (see `end_flows`).
+    let ended = |e: &FlowView| {
         removed_ids.contains(&e.frontend_id)
             || ended_backends.iter().any(|(id, gone)| {
                 *id == e.frontend_id && gone.contains(&(e.backend.saddr, e.backend.sport))
             })
+    };
+    let mut lingering = BTreeSet::new();
+    applied.flows_ended = end_flows(&mut maps.conntrack, |e| {
+        let end = ended(e);
+        if end {
+            lingering.insert(e.backend.saddr);
+        }
+        end
     })?;
+    applied.lingering = lingering;
+    sync_backend_addrs(maps, desired, &applied.lingering)?;
     Ok(applied)
+}
+
+/// Makes `BACKEND_ADDRS_V4` hold the configured backends' addresses and the
+/// `lingering` ones of flows ended a moment ago.
+pub fn sync_backend_addrs(
+    maps: &mut Maps,
+    desired: &[config::Frontend],
+    lingering: &BTreeSet<u32>,
+) -> Result<()> {
+    sync_addrs(
+        &mut maps.backend_addrs,
+        desired
+            .iter()
+            .flat_map(|f| f.backends.iter().map(|b| addr_key(b.addr)))
+            .chain(lingering.iter().copied()),
+    )
 }
 
 /// A flow as `end_flows` shows it to its predicate.
@@ -184,14 +213,16 @@ pub struct FlowView {
     pub backend: CtKeyV4,
 }
 
-/// Removes both entries of every flow for which `ended` holds; returns how
-/// many flows ended.
-pub fn end_flows(maps: &mut Maps, ended: impl Fn(&FlowView) -> bool) -> Result<usize> {
+/// Ends every flow for which `ended` holds; returns how many. A TCP flow's
+/// entries stay for the close timeout, marked ended: the datapath turns the
+/// next segment of either end into a reset for the other. A UDP flow's
+/// entries go: its next datagram opens a new flow.
+pub fn end_flows(ct: &mut ConntrackV4, mut ended: impl FnMut(&FlowView) -> bool) -> Result<usize> {
     let mut doomed = Vec::new();
-    for r in maps.conntrack.iter() {
+    for r in ct.iter() {
         let (k, e) = r.context("reading conntrack")?;
         // The reverse entry's key is the backend → client tuple.
-        let backend = if e.dir == hairpin_common::CtDir::Reverse as u8 {
+        let backend = if e.dir == CtDir::Reverse as u8 {
             k
         } else {
             e.nat.reversed()
@@ -200,16 +231,23 @@ pub fn end_flows(maps: &mut Maps, ended: impl Fn(&FlowView) -> bool) -> Result<u
             frontend_id: e.frontend_id,
             backend,
         }) {
-            doomed.push((k, e.dir));
+            doomed.push((k, e));
         }
     }
-    let flows = doomed
-        .iter()
-        .filter(|(_, d)| *d == hairpin_common::CtDir::Forward as u8)
-        .count();
-    for (k, _) in doomed {
-        // Ignored error: the LRU may have evicted the entry meanwhile.
-        let _ = maps.conntrack.remove(&k);
+    let now = crate::gc::monotonic_ns();
+    let mut flows = 0;
+    for (k, mut e) in doomed {
+        // Ignored errors: the LRU may have evicted the entry meanwhile.
+        if e.dir == CtDir::Forward as u8 {
+            flows += 1;
+        }
+        if k.proto == IPPROTO_TCP {
+            e.seen |= SEEN_ENDED | SEEN_RST;
+            e.last_seen_ns = now;
+            let _ = ct.insert(k, e, 0);
+        } else {
+            let _ = ct.remove(&k);
+        }
     }
     Ok(flows)
 }

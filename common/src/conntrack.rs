@@ -74,6 +74,11 @@ pub const SEEN_SYN: u8 = 1 << 0;
 pub const SEEN_ACK: u8 = 1 << 1;
 pub const SEEN_FIN: u8 = 1 << 2;
 pub const SEEN_RST: u8 = 1 << 3;
+/// Set by the agent on both entries of a TCP flow it ended (its backend or
+/// frontend removed, or a flush): each end's next segment reaches the other
+/// as a reset, so both learn at once, and a new connection on the tuple
+/// opens a new flow.
+pub const SEEN_ENDED: u8 = 1 << 7;
 
 /// Value of `CT_V4`. The entry states the whole tuple a matching packet
 /// leaves with, so one rewrite routine serves both directions.

@@ -4,7 +4,7 @@
 use aya_ebpf::helpers::bpf_ktime_get_ns;
 use hairpin_common::{
     ct_lifetime, BackendV4, Counter, CtDir, CtEntryV4, CtKeyV4, CtOrigin, Frontend, CT_REFRESH_NS,
-    IPPROTO_TCP, SEEN_ACK, SEEN_FIN, SEEN_RST, SEEN_SYN,
+    IPPROTO_TCP, SEEN_ACK, SEEN_ENDED, SEEN_FIN, SEEN_RST, SEEN_SYN,
 };
 
 use crate::{
@@ -120,7 +120,10 @@ pub fn forward(key: &CtKeyV4, tcp_flags: u8, hook: Hook) -> Option<(CtEntryV4, O
         let bare_syn = seen & (SEEN_SYN | SEEN_ACK) == SEEN_SYN;
         let expired =
             now.wrapping_sub(e.last_seen_ns) > ct_lifetime(key.proto, e.seen, &timeouts());
-        if !expired && !(bare_syn && e.seen & SEEN_ACK != 0) {
+        // A bare SYN is a new connection when the tuple's last one got past
+        // its handshake, or was ended by the agent.
+        let reused = bare_syn && e.seen & (SEEN_ACK | SEEN_ENDED) != 0;
+        if !expired && !reused {
             touch(e, seen, now);
             return Some((*e, None));
         }

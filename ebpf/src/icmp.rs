@@ -36,13 +36,20 @@ pub fn quoted(ctx: &TcContext, pkt: &Packet) -> Option<Quoted> {
     if pkt.icmp_type != ICMP_DEST_UNREACH && pkt.icmp_type != ICMP_TIME_EXCEEDED {
         return None;
     }
+    // The quote must lie within the error itself, not in padding after it.
     let ip_off = pkt.l4_off + ICMP_HDR_LEN;
+    if ip_off + 20 > pkt.end {
+        return None;
+    }
     let ip = bytes_at::<20>(ctx, ip_off)?;
     let ihl = usize::from(ip[0] & 0x0f) * 4;
     if ip[0] >> 4 != 4 || ihl < 20 || (ip[9] != IPPROTO_TCP && ip[9] != IPPROTO_UDP) {
         return None;
     }
     let l4_off = ip_off + ihl;
+    if l4_off + 4 > pkt.end {
+        return None;
+    }
     let ports = bytes_at::<4>(ctx, l4_off)?;
     Some(Quoted {
         ip_off,
@@ -81,6 +88,7 @@ pub fn translate(ctx: &TcContext, pkt: &Packet, q: &Quoted, e: &CtEntryV4) -> Re
     // checksum means none.
     let l4 = l4_csum(q.key.proto)
         .map(|(off, _)| q.l4_off + off)
+        .filter(|&off| off + 2 <= pkt.end)
         .and_then(|off| bytes_at::<2>(ctx, off).map(|c| (off, u16::from_ne_bytes(c))))
         .filter(|&(_, c)| q.key.proto == IPPROTO_TCP || c != 0);
 

@@ -9,13 +9,14 @@
 mod conntrack;
 mod csum;
 mod icmp;
+mod l4;
 mod maps;
 mod nat;
 mod parse;
 mod redirect;
 
 use aya_ebpf::{bindings::TC_ACT_UNSPEC, macros::classifier, programs::TcContext};
-use hairpin_common::{Counter, CtDir, CtEntryV4, CtOrigin, IPPROTO_ICMP};
+use hairpin_common::{Counter, CtDir, CtEntryV4, CtOrigin, IPPROTO_ICMP, IPPROTO_TCP, SEEN_ENDED};
 
 use conntrack::Hook;
 use parse::{Packet, Parsed};
@@ -75,6 +76,11 @@ fn flow(ctx: &TcContext, pkt: &Packet, hook: Hook) -> i32 {
     if nat::rewrite(ctx, pkt, &e.nat).is_err() {
         // The helpers fail only on a packet too short for the offsets that
         // the parser checked, which cannot happen; pass it on regardless.
+        return TC_ACT_UNSPEC;
+    }
+    // A flow the agent ended: each end learns from the other's next
+    // segment, made a reset (its sequence number is the one it expects).
+    if e.seen & SEEN_ENDED != 0 && key.proto == IPPROTO_TCP && l4::make_reset(ctx, pkt).is_err() {
         return TC_ACT_UNSPEC;
     }
     maps::account(e.frontend_id, ctx.len(), new_flow);

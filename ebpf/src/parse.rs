@@ -30,6 +30,9 @@ pub struct Packet {
     /// Its tuple; ports are zero for ICMP.
     pub key: CtKeyV4,
     pub l4_off: usize,
+    /// Offset just past the IP packet (its total length): bytes beyond it
+    /// are link-layer padding, not part of the packet.
+    pub end: usize,
     /// TCP flags byte; zero for other protocols.
     pub tcp_flags: u8,
     /// ICMP type; zero for other protocols.
@@ -102,6 +105,7 @@ fn parse_ipv4(ctx: &TcContext) -> Parsed {
             ..CtKeyV4::default()
         },
         l4_off,
+        end: IP_OFF + tot_len,
         tcp_flags: 0,
         icmp_type: 0,
     };

@@ -11,6 +11,8 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod agent;
+
 use std::collections::BTreeSet;
 
 use support::lab::{Lab, FRONTEND};

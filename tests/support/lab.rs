@@ -108,50 +108,80 @@ impl Lab {
     }
 
     /// Starts `hairpin run` in node `node` with `config` (YAML), its maps
-    /// pinned under a directory of this lab's own, and waits until it has
-    /// attached to the node's interfaces.
+    /// and links pinned under a directory of this lab's own, and waits until
+    /// it has attached to the node's interfaces.
     pub fn agent(&self, node: &str, config: &str) -> Agent {
         let cfg = self.run.join(format!("hairpin-{node}.yaml"));
         fs::write(&cfg, config).expect("write agent config");
-        let log = self.run.join(format!("agent-{node}.log"));
-        let pin_dir = PathBuf::from(format!("/sys/fs/bpf/{}-{node}", self.prefix));
-        // nsenter keeps the machine's /sys (and its bpffs), which
-        // `ip netns exec` would remount.
-        let child = Command::new("nsenter")
-            .arg(format!("--net=/run/netns/{}", self.ns(node)))
-            .arg(HAIRPIN)
-            .args(["run", "--config"])
-            .arg(&cfg)
-            .arg("--pin-dir")
-            .arg(&pin_dir)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(&log).expect("agent log"))
-            .spawn()
-            .expect("start hairpin");
-        let agent = Agent {
-            child: Some(child),
-            log,
-            pin_dir,
+        let mut agent = Agent {
+            child: None,
+            netns: format!("/run/netns/{}", self.ns(node)),
+            log: self.run.join(format!("agent-{node}.log")),
+            pin_dir: PathBuf::from(format!("/sys/fs/bpf/{}-{node}", self.prefix)),
             config: cfg,
         };
-        agent.wait_for_log("ready:", Duration::from_secs(15));
+        agent.start();
         agent
+    }
+
+    /// Runs a `hairpin` subcommand in node `node`, against the pins of the
+    /// agent started there.
+    pub fn hairpin(&self, node: &str, args: &[&str]) -> String {
+        let out = Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", self.ns(node)))
+            .arg(HAIRPIN)
+            .args(args)
+            .arg("--pin-dir")
+            .arg(format!("/sys/fs/bpf/{}-{node}", self.prefix))
+            .output()
+            .expect("run hairpin");
+        assert!(
+            out.status.success(),
+            "hairpin {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Adds a pod to a node of the running lab (`lab.sh add-pod`).
+    pub fn add_pod(&self, node: &str, pod: &str, addr: &str) {
+        let out = self.script_args(&["add-pod", node, pod, addr]);
+        assert!(
+            out.status.success(),
+            "add-pod failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    pub fn del_pod(&self, node: &str, pod: &str) {
+        let out = self.script_args(&["del-pod", node, pod]);
+        assert!(
+            out.status.success(),
+            "del-pod failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn script_args(&self, args: &[&str]) -> Output {
+        Command::new(LAB_SH)
+            .args(args)
+            .env("LAB_PREFIX", &self.prefix)
+            .env("LAB_RUN", LAB_RUN)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run scripts/lab.sh")
     }
 
     /// Starts `cmd` in namespace `name` in the background, output to `file`.
     pub fn background(&self, name: &str, cmd: &str, file: &str) -> Background {
+        self.background_script(name, &format!("exec {cmd}"), file)
+    }
+
+    /// Starts a shell script in namespace `name` in the background.
+    pub fn background_script(&self, name: &str, script: &str, file: &str) -> Background {
         let out = self.run.join(file);
         let child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &self.ns(name),
-                "sh",
-                "-c",
-                &format!("exec {cmd}"),
-            ])
+            .args(["netns", "exec", &self.ns(name), "sh", "-c", script])
             .stdin(Stdio::null())
             .stdout(fs::File::create(&out).expect("output file"))
             .stderr(Stdio::null())
@@ -173,31 +203,68 @@ impl Drop for Lab {
     }
 }
 
-/// A running `hairpin run`, stopped (SIGTERM) on drop; its pins removed.
+/// A `hairpin run` in a lab node, stopped (SIGTERM) on drop, its pins
+/// removed (the lab's namespaces, going next, take its links with them).
 pub struct Agent {
     child: Option<Child>,
+    netns: String,
     pub log: PathBuf,
     pub pin_dir: PathBuf,
     pub config: PathBuf,
 }
 
 impl Agent {
+    /// Starts the agent (again) and waits until it is ready.
+    pub fn start(&mut self) {
+        assert!(self.child.is_none(), "the agent is already running");
+        let marks = self.log_text().matches("ready:").count();
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("agent log");
+        // nsenter keeps the machine's /sys (and its bpffs), which
+        // `ip netns exec` would remount.
+        let child = Command::new("nsenter")
+            .arg(format!("--net={}", self.netns))
+            .arg(HAIRPIN)
+            .args(["run", "--config"])
+            .arg(&self.config)
+            .arg("--pin-dir")
+            .arg(&self.pin_dir)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start hairpin");
+        self.child = Some(child);
+        self.wait_for_count("ready:", marks + 1, Duration::from_secs(15));
+    }
+
     pub fn log_text(&self) -> String {
         fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// Waits until the log has a line containing `what`.
     pub fn wait_for_log(&self, what: &str, timeout: Duration) {
+        self.wait_for_count(what, 1, timeout);
+    }
+
+    /// Waits until the log has `n` lines containing `what`.
+    pub fn wait_for_count(&self, what: &str, n: usize, timeout: Duration) {
         let start = Instant::now();
-        while !self.log_text().contains(what) {
-            if let Some(child) = &self.child {
-                let id = child.id();
-                assert!(
-                    Path::new(&format!("/proc/{id}")).exists() && start.elapsed() < timeout,
-                    "agent did not log {what:?} within {timeout:?}:\n{}",
-                    self.log_text()
-                );
-            }
+        while self.log_text().matches(what).count() < n {
+            let alive = self
+                .child
+                .as_ref()
+                .is_some_and(|c| Path::new(&format!("/proc/{}", c.id())).exists());
+            assert!(
+                alive && start.elapsed() < timeout,
+                "agent did not log {what:?} ({n} times) within {timeout:?}:\n{}",
+                self.log_text()
+            );
             sleep(Duration::from_millis(50));
         }
     }
@@ -218,6 +285,13 @@ impl Agent {
         let _ = child.kill();
         let _ = child.wait();
     }
+
+    /// Sends `sig` to the running agent, which goes on running (SIGHUP).
+    pub fn signal(&self, sig: i32) {
+        let child = self.child.as_ref().expect("agent running");
+        // SAFETY: signalling our own child by its PID.
+        unsafe { libc::kill(child.id() as i32, sig) };
+    }
 }
 
 impl Drop for Agent {
@@ -235,6 +309,10 @@ pub struct Background {
 }
 
 impl Background {
+    pub fn running(&mut self) -> bool {
+        self.child.try_wait().ok().flatten().is_none()
+    }
+
     /// Stops the command (SIGINT, so that tcpdump flushes) and returns its output.
     pub fn finish(mut self) -> String {
         // SAFETY: signalling our own child by its PID.

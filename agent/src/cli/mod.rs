@@ -1,16 +1,25 @@
 //! The `hairpin` command line: one file per subcommand.
 
 mod check;
+mod ct;
+mod detach;
+mod list;
+mod output;
 mod run;
+mod status;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
 
 /// hairpin: NAT hairpin for the node's pods and processes, in eBPF.
 #[derive(Parser)]
 #[command(version)]
 pub struct Cli {
+    /// Log as JSON lines rather than text.
+    #[arg(long, global = true)]
+    log_json: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -19,13 +28,30 @@ pub struct Cli {
 enum Command {
     Run(run::Args),
     Check(check::Args),
+    List(list::Args),
+    Ct(ct::Args),
+    Detach(detach::Args),
+    Status(status::Args),
 }
 
 pub fn main(cli: Cli) -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    // RUST_LOG as usual; `debug` adds the datapath's events.
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if cli.log_json {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
     let result = match cli.command {
         Command::Run(args) => run::run(args),
         Command::Check(args) => check::check(args),
+        Command::List(args) => list::list(args),
+        Command::Ct(args) => ct::ct(args),
+        Command::Detach(args) => detach::detach(args),
+        Command::Status(args) => status::status(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,33 +1,37 @@
 use std::{
+    collections::BTreeMap,
     os::unix::fs::MetadataExt as _,
     path::{Path, PathBuf},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use anyhow::{bail, Context as _, Result};
 use futures::StreamExt as _;
 use hairpin_common::NodeConfig;
-use log::{info, warn};
 use tokio::signal::unix::{signal, SignalKind};
+use tracing::{info, warn};
 
 use crate::{
     attach::{Attachments, Mode, Role},
-    config::Config,
+    config::{Config, ConfigError},
     gc,
     links::{self, Link, LinkEvent},
     loader::{Datapath, LoadOptions, Maps},
+    metrics::{self, AgentMetrics},
     paths, reconcile,
 };
 
 /// Run the datapath: load and attach the programs, apply the configuration,
-/// follow the node's interfaces, collect expired flows, and reload the
-/// configuration when the file changes or on SIGHUP.
+/// follow the node's interfaces, collect expired flows, serve metrics, and
+/// reload the configuration when the file changes or on SIGHUP. The
+/// datapath stays in place when the agent stops (`hairpin detach` removes
+/// it), and the next agent adopts it without losing a flow.
 #[derive(clap::Args)]
 pub struct Args {
     #[arg(long)]
     config: PathBuf,
-    /// Where maps are pinned: one directory per node (several agents may
-    /// share a kernel).
+    /// Where maps and links are pinned: one directory per node (several
+    /// agents may share a kernel).
     #[arg(long, default_value = paths::DEFAULT_PIN_DIR)]
     pin_dir: PathBuf,
 }
@@ -41,7 +45,10 @@ pub fn run(args: Args) -> Result<()> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?
-        .block_on(Agent::start(args)?.serve())
+        .block_on(async {
+            let handle = links::connect()?;
+            Agent::start(args, handle).await?.serve().await
+        })
 }
 
 struct Agent {
@@ -53,6 +60,13 @@ struct Agent {
     maps: Maps,
     attached: Attachments,
     uplink: Option<Link>,
+    /// The node's interfaces by name, as netlink last told.
+    known: BTreeMap<String, Link>,
+    handle: rtnetlink::Handle,
+    metrics: AgentMetrics,
+    /// Backend addresses kept for the reverse entries of flows just ended,
+    /// until their reset has had time to reach the clients.
+    lingering: BTreeMap<u32, Instant>,
 }
 
 /// Identity of the file behind the config path: a ConfigMap update swaps a
@@ -63,43 +77,79 @@ fn stamp(path: &Path) -> Option<(u64, i64, u64)> {
         .map(|m| (m.ino(), m.mtime_nsec() + m.mtime() * 1_000_000_000, m.len()))
 }
 
+/// Refuses frontends on the node's own addresses: hairpin would capture the
+/// node's own traffic to them.
+fn check_node_addrs(
+    path: &Path,
+    config: &Config,
+    node: &[std::net::Ipv4Addr],
+) -> Result<(), ConfigError> {
+    match config.frontends.iter().find(|f| node.contains(&f.addr)) {
+        None => Ok(()),
+        Some(f) => Err(ConfigError {
+            file: path.to_owned(),
+            line: f.line,
+            column: f.column,
+            field: f.field.clone(),
+            message: format!(
+                "{} is an address of this node: hairpin would capture the node's own traffic",
+                f.addr
+            ),
+        }),
+    }
+}
+
 impl Agent {
-    fn start(args: Args) -> Result<Self> {
+    async fn start(args: Args, handle: rtnetlink::Handle) -> Result<Self> {
         let config_stamp = stamp(&args.config);
         let config = Config::load(&args.config)?;
+        check_node_addrs(&args.config, &config, &links::addresses(&handle).await?)?;
         let opts = LoadOptions::for_config(&config);
-        std::fs::create_dir_all(args.pin_dir.join("maps"))
+        std::fs::create_dir_all(args.pin_dir.join(paths::MAPS_DIR))
             .with_context(|| format!("creating {} (is bpffs mounted?)", args.pin_dir.display()))?;
         let mut dp = Datapath::load(&opts, Some(&args.pin_dir))?;
         let mut maps = dp.take_maps()?;
         let applied = reconcile::apply(&mut maps, &config.frontends, opts.max_frontends)?;
-        info!("configuration {}: {applied:?}", args.config.display());
+        info!(config = %args.config.display(), ?applied, "configuration applied");
         let mode = Mode::detect();
-        info!("attach mode: {mode:?}");
+        info!(?mode, "attach mode");
+        let metrics = AgentMetrics::default();
+        metrics.set_names(&maps, &config)?;
+        if let Some(addr) = config.metrics {
+            metrics::serve(addr, &args.pin_dir, metrics.clone())?;
+            info!(%addr, "serving metrics");
+        }
         Ok(Self {
+            attached: Attachments::new(mode, &args.pin_dir),
             args,
             config,
             config_stamp,
             opts,
             dp,
             maps,
-            attached: Attachments::new(mode),
             uplink: None,
+            known: BTreeMap::new(),
+            handle,
+            metrics,
+            lingering: BTreeMap::new(),
         })
     }
 
     async fn serve(mut self) -> Result<()> {
         // Subscribe before listing, so that no interface is missed between.
         let mut events = std::pin::pin!(links::events()?);
-        let handle = links::connect()?;
-        let all = links::list(&handle).await?;
-        self.set_uplink(&handle, &all).await?;
+        for link in links::list(&self.handle).await? {
+            self.known.insert(link.name.clone(), link);
+        }
+        self.set_uplink().await?;
+        self.forget_stale_pins()?;
+        let all: Vec<Link> = self.known.values().cloned().collect();
         for link in &all {
             self.follow(link);
         }
         info!(
-            "ready: {} interfaces attached",
-            self.attached.interfaces().count()
+            interfaces = self.attached.interfaces().count(),
+            "ready: attached"
         );
         let mut hup = signal(SignalKind::hangup())?;
         let mut term = signal(SignalKind::terminate())?;
@@ -108,17 +158,23 @@ impl Agent {
         loop {
             tokio::select! {
                 Some(ev) = events.next() => match ev {
-                    LinkEvent::Up(link) => self.follow(&link),
+                    LinkEvent::Up(link) => {
+                        self.known.insert(link.name.clone(), link.clone());
+                        self.follow(&link);
+                    }
                     LinkEvent::Gone(link) => {
-                        if self.attached.detach(&mut self.dp, &link.name) {
-                            info!("{} is gone", link.name);
+                        self.known.remove(&link.name);
+                        match self.attached.detach(&link.name) {
+                            Ok(true) => info!(interface = %link.name, "interface gone, forgotten"),
+                            Ok(false) => {}
+                            Err(e) => warn!(interface = %link.name, "forgetting a gone interface: {e:#}"),
                         }
                     }
                 },
-                _ = hup.recv() => self.reload("SIGHUP"),
+                _ = hup.recv() => self.reload("SIGHUP").await,
                 _ = tick.tick() => {
                     if stamp(&self.args.config) != self.config_stamp {
-                        self.reload("file change");
+                        self.reload("file change").await;
                     }
                     self.collect();
                 }
@@ -126,23 +182,20 @@ impl Agent {
                 _ = int.recv() => break,
             }
         }
-        info!(
-            "stopping: detaching from {} interfaces",
-            self.attached.interfaces().count()
-        );
+        info!("stopping; the datapath stays in place (`hairpin detach` removes it)");
         Ok(())
     }
 
     /// Finds the uplink (configured, or the route to the first frontend),
     /// attaches to it and tells the datapath its index and MAC address.
-    async fn set_uplink(&mut self, handle: &rtnetlink::Handle, all: &[Link]) -> Result<()> {
+    async fn set_uplink(&mut self) -> Result<()> {
         let link = match &self.config.interfaces.uplink {
-            Some(name) => all.iter().find(|l| &l.name == name).cloned(),
+            Some(name) => self.known.get(name).cloned(),
             None => {
                 let mut found = None;
                 for fe in &self.config.frontends {
-                    if let Some(oif) = links::route_oif(handle, fe.addr).await? {
-                        found = all.iter().find(|l| l.index == oif).cloned();
+                    if let Some(oif) = links::route_oif(&self.handle, fe.addr).await? {
+                        found = self.known.values().find(|l| l.index == oif).cloned();
                         break;
                     }
                 }
@@ -163,69 +216,161 @@ impl Agent {
             _pad: [0; 2],
         };
         self.maps.node.set(0, node, 0)?;
-        info!("uplink {} (index {}) attached", link.name, link.index);
+        info!(interface = %link.name, index = link.index, "uplink attached");
         self.uplink = Some(link);
         Ok(())
     }
 
-    /// Attaches to a pod interface that matches the patterns. Failures are
-    /// logged: one interface must not stop the others.
+    /// Removes links an earlier agent pinned on interfaces that are gone or
+    /// no longer hairpin's.
+    fn forget_stale_pins(&mut self) -> Result<()> {
+        for ifname in self.attached.pinned_interfaces() {
+            let keep = self.known.contains_key(&ifname)
+                && (self.is_uplink(&ifname) || self.is_pod(&ifname));
+            if !keep {
+                for (name, _) in [Role::Uplink, Role::Pod].iter().flat_map(|r| r.programs()) {
+                    crate::attach::unpin_link(&paths::link_pin(&self.args.pin_dir, &ifname, name))?;
+                }
+                info!(interface = %ifname, "removed links pinned by an earlier agent");
+            }
+        }
+        Ok(())
+    }
+
+    fn is_uplink(&self, ifname: &str) -> bool {
+        self.uplink.as_ref().is_some_and(|u| u.name == ifname)
+    }
+
+    fn is_pod(&self, ifname: &str) -> bool {
+        !self.is_uplink(ifname)
+            && self
+                .config
+                .interfaces
+                .pods
+                .iter()
+                .any(|p| p.matches(ifname))
+    }
+
+    /// Attaches to a pod interface that matches the patterns, detaches from
+    /// one that no longer does. Failures are logged and counted: one
+    /// interface must not stop the others.
     fn follow(&mut self, link: &Link) {
-        if self.uplink.as_ref().is_some_and(|u| u.name == link.name)
-            || self.attached.role(&link.name).is_some()
-        {
-            return;
-        }
-        if !self
-            .config
-            .interfaces
-            .pods
-            .iter()
-            .any(|p| p.matches(&link.name))
-        {
-            return;
-        }
-        match self.attached.attach(&mut self.dp, &link.name, Role::Pod) {
-            Ok(()) => info!("pod interface {} attached", link.name),
-            Err(e) => warn!("pod interface {}: {e:#}", link.name),
+        let want = self.is_pod(&link.name);
+        let have = self.attached.role(&link.name) == Some(Role::Pod);
+        if want && !have {
+            match self.attached.attach(&mut self.dp, &link.name, Role::Pod) {
+                Ok(()) => info!(interface = %link.name, "pod interface attached"),
+                Err(e) => {
+                    self.metrics.attach_errors.inc();
+                    warn!(interface = %link.name, "attaching: {e:#}");
+                }
+            }
+        } else if have && !want {
+            match self.attached.detach(&link.name) {
+                Ok(_) => {
+                    info!(interface = %link.name, "no longer matches the pod patterns: detached")
+                }
+                Err(e) => warn!(interface = %link.name, "detaching: {e:#}"),
+            }
         }
     }
 
     /// Applies a changed configuration; a bad one is reported and the last
     /// good one keeps running.
-    fn reload(&mut self, why: &str) {
+    async fn reload(&mut self, why: &str) {
         self.config_stamp = stamp(&self.args.config);
         let config = match Config::load(&self.args.config) {
             Ok(c) => c,
             Err(e) => {
-                warn!("reload ({why}) refused, keeping the last good configuration: {e}");
+                self.metrics.reload(false);
+                warn!(
+                    why,
+                    "reload refused, keeping the last good configuration: {e}"
+                );
                 return;
             }
         };
+        let node = links::addresses(&self.handle).await.unwrap_or_default();
+        if let Err(e) = check_node_addrs(&self.args.config, &config, &node) {
+            self.metrics.reload(false);
+            warn!(
+                why,
+                "reload refused, keeping the last good configuration: {e}"
+            );
+            return;
+        }
         match reconcile::apply(&mut self.maps, &config.frontends, self.opts.max_frontends) {
-            Ok(applied) => info!("reload ({why}): {applied:?}"),
+            Ok(applied) => {
+                let until = Instant::now() + Duration::from_nanos(self.opts.timeouts.close) + TICK;
+                for addr in &applied.lingering {
+                    self.lingering.insert(*addr, until);
+                }
+                info!(why, ?applied, "configuration reloaded");
+            }
             Err(e) => {
-                warn!("reload ({why}) failed, keeping the last good configuration: {e:#}");
+                self.metrics.reload(false);
+                warn!(
+                    why,
+                    "reload failed, keeping the last good configuration: {e:#}"
+                );
+                // Put the maps back to the last good configuration.
+                if let Err(e) = reconcile::apply(
+                    &mut self.maps,
+                    &self.config.frontends,
+                    self.opts.max_frontends,
+                ) {
+                    warn!("restoring the last good configuration: {e:#}");
+                }
                 return;
             }
         }
+        self.metrics.reload(true);
         if config.ct_entries != self.config.ct_entries || config.timeouts != self.config.timeouts {
             warn!("conntrack size and timeouts take effect at the next start");
         }
         self.config = config;
+        self.sync_lingering();
+        if let Err(e) = self.metrics.set_names(&self.maps, &self.config) {
+            warn!("frontend names for metrics: {e:#}");
+        }
+        let all: Vec<Link> = self.known.values().cloned().collect();
+        for link in &all {
+            self.follow(link);
+        }
+    }
+
+    /// Lets go of lingering backend addresses whose time is up.
+    fn expire_lingering(&mut self) {
+        let before = self.lingering.len();
+        let now = Instant::now();
+        self.lingering.retain(|_, until| *until > now);
+        if self.lingering.len() != before {
+            self.sync_lingering();
+        }
+    }
+
+    fn sync_lingering(&mut self) {
+        let lingering = self.lingering.keys().copied().collect();
+        if let Err(e) =
+            reconcile::sync_backend_addrs(&mut self.maps, &self.config.frontends, &lingering)
+        {
+            warn!("backend addresses: {e:#}");
+        }
     }
 
     fn collect(&mut self) {
+        self.expire_lingering();
+        self.metrics.gc_sweeps.inc();
         match gc::sweep(
             &mut self.maps.conntrack,
             &self.opts.timeouts,
             gc::monotonic_ns(),
             GC_BUDGET,
         ) {
-            Ok(s) if s.removed > 0 => info!(
-                "conntrack: {} entries, {} expired removed",
-                s.entries, s.removed
-            ),
+            Ok(s) if s.removed > 0 => {
+                self.metrics.gc_removed.inc_by(s.removed as u64);
+                info!(entries = s.entries, removed = s.removed, "conntrack sweep");
+            }
             Ok(_) => {}
             Err(e) => warn!("conntrack sweep: {e:#}"),
         }

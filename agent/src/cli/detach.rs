@@ -1,0 +1,46 @@
+use std::{fs, path::PathBuf};
+
+use anyhow::{Context as _, Result};
+use hairpin_common::PINNED_MAPS;
+
+use crate::{attach, paths};
+
+/// Remove everything hairpin installed under the pin directory: its links
+/// (the programs detach with them), then its maps. Traffic to the frontends
+/// stops being translated at once.
+#[derive(clap::Args)]
+pub struct Args {
+    #[arg(long, default_value = paths::DEFAULT_PIN_DIR)]
+    pin_dir: PathBuf,
+}
+
+pub fn detach(args: Args) -> Result<()> {
+    let mut removed = 0;
+    for link in attach::pinned_links(&args.pin_dir) {
+        if attach::unpin_link(&link)? {
+            println!("detached {}", link.display());
+            removed += 1;
+        }
+    }
+    for map in PINNED_MAPS {
+        let pin = paths::map_pin(&args.pin_dir, map);
+        if pin.exists() {
+            fs::remove_file(&pin).with_context(|| format!("removing {}", pin.display()))?;
+            println!("removed {}", pin.display());
+            removed += 1;
+        }
+    }
+    for prog in crate::loader::PROGRAMS {
+        // Ignored error: see below.
+        let _ = fs::remove_dir(args.pin_dir.join(paths::LINKS_DIR).join(prog));
+    }
+    for dir in [paths::LINKS_DIR, paths::MAPS_DIR, ""] {
+        // Ignored error: a directory that is absent or still holds something
+        // that is not hairpin's stays.
+        let _ = fs::remove_dir(args.pin_dir.join(dir));
+    }
+    if removed == 0 {
+        println!("nothing to remove under {}", args.pin_dir.display());
+    }
+    Ok(())
+}

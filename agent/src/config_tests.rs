@@ -1,0 +1,571 @@
+//! The configuration file's validation: one test per class of error, each
+//! with the exact message `hairpin check` prints, and the values a valid
+//! file gives.
+
+use std::{
+    net::{Ipv4Addr, SocketAddr},
+    path::{Path, PathBuf},
+};
+
+use hairpin_common::{CtTimeouts, DEFAULT_CT_ENTRIES, IPPROTO_TCP, IPPROTO_UDP, NS_PER_SEC};
+
+use super::*;
+
+/// Parses `lines`, numbered from 1 as the errors number them.
+fn parse(lines: &[&str]) -> Result<Config, ConfigError> {
+    let mut text = lines.join("\n");
+    text.push('\n');
+    Config::parse(Path::new("test.yaml"), &text)
+}
+
+/// The message for a refused file, as `hairpin check` prints it.
+fn refusal(lines: &[&str]) -> String {
+    match parse(lines) {
+        Ok(config) => panic!("accepted: {config:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// A valid redirect on lines 1 to 7, followed by `rest` from line 8.
+fn web_and<'a>(rest: &[&'a str]) -> Vec<&'a str> {
+    let mut lines = vec![
+        "redirects:",
+        "  - name: web",
+        "    frontend: 203.0.113.10",
+        "    ports:",
+        "      - { name: http, port: 8080, protocol: TCP, targetPort: 80 }",
+        "    backends:",
+        "      - ip: 198.51.100.2",
+    ];
+    lines.extend_from_slice(rest);
+    lines
+}
+
+/// The message for a redirect `web` of one port, refused for its
+/// `frontend` (line 3, column 15), `port` (line 5, column 17) or backend
+/// `ip` (line 7, column 13).
+fn refusal_of_redirect(frontend: &str, port: &str, ip: &str) -> String {
+    let frontend = format!("    frontend: {frontend}");
+    let port = format!("      - {{ port: {port}, protocol: TCP }}");
+    let ip = format!("      - ip: {ip}");
+    refusal(&[
+        "redirects:",
+        "  - name: web",
+        &frontend,
+        "    ports:",
+        &port,
+        "    backends:",
+        &ip,
+    ])
+}
+
+fn pattern(p: &str) -> glob::Pattern {
+    glob::Pattern::new(p).unwrap()
+}
+
+// The parser's errors: YAML syntax and the file's shape.
+
+#[test]
+fn a_yaml_syntax_error_is_refused_at_its_line_and_column() {
+    assert_eq!(
+        refusal(&[
+            "redirects:",
+            "  - name: web",
+            "    frontend: \"203.0.113.10",
+            "    ports: []",
+        ]),
+        "test.yaml:3:15: unclosed quote"
+    );
+}
+
+#[test]
+fn an_unknown_field_at_the_top_level_is_refused() {
+    assert_eq!(
+        refusal(&web_and(&["metric: {}"])),
+        "test.yaml:8:1: unknown field `metric`, \
+         expected one of redirects, interfaces, conntrack, metrics, socket"
+    );
+}
+
+#[test]
+fn an_unknown_field_in_a_port_is_refused() {
+    assert_eq!(
+        refusal(&[
+            "redirects:",
+            "  - name: web",
+            "    frontend: 203.0.113.10",
+            "    ports:",
+            "      - { port: 8080, protocol: TCP, target_port: 80 }",
+            "    backends:",
+            "      - ip: 198.51.100.2",
+        ]),
+        "test.yaml:5:38: unknown field `target_port`, \
+         expected one of name, port, protocol, targetPort"
+    );
+}
+
+#[test]
+fn a_redirect_without_a_frontend_is_refused() {
+    assert_eq!(
+        refusal(&[
+            "redirects:",
+            "  - name: web",
+            "    ports:",
+            "      - { port: 8080, protocol: TCP }",
+            "    backends:",
+            "      - ip: 198.51.100.2",
+        ]),
+        "test.yaml:5:5: missing field `frontend`"
+    );
+}
+
+#[test]
+fn a_negative_port_is_refused_by_the_parser() {
+    assert_eq!(
+        refusal_of_redirect("203.0.113.10", "-1", "198.51.100.2"),
+        "test.yaml:5:17: invalid u32"
+    );
+}
+
+// The validator's errors: values that parse but do not make sense.
+
+#[test]
+fn a_frontend_that_is_not_an_ipv4_address_is_refused() {
+    assert_eq!(
+        refusal_of_redirect("registry.example.com", "443", "198.51.100.2"),
+        "test.yaml:3:15: redirects[0].frontend: not an IPv4 address: \"registry.example.com\""
+    );
+}
+
+#[test]
+fn a_loopback_frontend_is_refused() {
+    assert_eq!(
+        refusal_of_redirect("127.0.0.53", "53", "198.51.100.2"),
+        "test.yaml:3:15: redirects[0].frontend: 127.0.0.53 is not a unicast address"
+    );
+}
+
+#[test]
+fn a_multicast_frontend_is_refused() {
+    assert_eq!(
+        refusal_of_redirect("239.1.2.3", "5000", "198.51.100.2"),
+        "test.yaml:3:15: redirects[0].frontend: 239.1.2.3 is not a unicast address"
+    );
+}
+
+#[test]
+fn an_unspecified_frontend_is_refused() {
+    assert_eq!(
+        refusal_of_redirect("0.0.0.0", "80", "198.51.100.2"),
+        "test.yaml:3:15: redirects[0].frontend: 0.0.0.0 is not a unicast address"
+    );
+}
+
+#[test]
+fn a_broadcast_frontend_is_refused() {
+    assert_eq!(
+        refusal_of_redirect("255.255.255.255", "80", "198.51.100.2"),
+        "test.yaml:3:15: redirects[0].frontend: 255.255.255.255 is not a unicast address"
+    );
+}
+
+#[test]
+fn a_backend_that_is_not_an_ipv4_address_is_refused() {
+    assert_eq!(
+        refusal_of_redirect("203.0.113.10", "80", "2001:db8::1"),
+        "test.yaml:7:13: redirects[0].backends[0].ip: not an IPv4 address: \"2001:db8::1\""
+    );
+}
+
+#[test]
+fn a_loopback_backend_is_refused() {
+    assert_eq!(
+        refusal_of_redirect("203.0.113.10", "80", "127.0.0.1"),
+        "test.yaml:7:13: redirects[0].backends[0].ip: 127.0.0.1 is not a unicast address"
+    );
+}
+
+#[test]
+fn port_zero_is_refused() {
+    assert_eq!(
+        refusal_of_redirect("203.0.113.10", "0", "198.51.100.2"),
+        "test.yaml:5:17: redirects[0].ports[0].port: port 0 out of range 1..=65535"
+    );
+}
+
+#[test]
+fn a_port_above_65535_is_refused() {
+    assert_eq!(
+        refusal_of_redirect("203.0.113.10", "65536", "198.51.100.2"),
+        "test.yaml:5:17: redirects[0].ports[0].port: port 65536 out of range 1..=65535"
+    );
+}
+
+#[test]
+fn a_target_port_above_65535_is_refused() {
+    assert_eq!(
+        refusal(&[
+            "redirects:",
+            "  - name: web",
+            "    frontend: 203.0.113.10",
+            "    ports:",
+            "      - { port: 8080, protocol: TCP, targetPort: 80000 }",
+            "    backends:",
+            "      - ip: 198.51.100.2",
+        ]),
+        "test.yaml:5:50: redirects[0].ports[0].targetPort: port 80000 out of range 1..=65535"
+    );
+}
+
+#[test]
+fn a_backend_port_of_zero_is_refused() {
+    assert_eq!(
+        refusal(&[
+            "redirects:",
+            "  - name: web",
+            "    frontend: 203.0.113.10",
+            "    ports:",
+            "      - { port: 8080, protocol: TCP }",
+            "    backends:",
+            "      - { ip: 198.51.100.2, port: 0 }",
+        ]),
+        "test.yaml:7:35: redirects[0].backends[0].port: port 0 out of range 1..=65535"
+    );
+}
+
+#[test]
+fn an_unknown_protocol_is_refused() {
+    assert_eq!(
+        refusal(&[
+            "redirects:",
+            "  - name: web",
+            "    frontend: 203.0.113.10",
+            "    ports:",
+            "      - { port: 8080, protocol: sctp }",
+            "    backends:",
+            "      - ip: 198.51.100.2",
+        ]),
+        "test.yaml:5:33: redirects[0].ports[0].protocol: unknown protocol \"SCTP\": TCP or UDP"
+    );
+}
+
+#[test]
+fn a_duplicate_redirect_name_is_refused() {
+    assert_eq!(
+        refusal(&web_and(&[
+            "  - name: web",
+            "    frontend: 203.0.113.11",
+            "    ports:",
+            "      - { port: 443, protocol: TCP }",
+            "    backends:",
+            "      - ip: 198.51.100.3",
+        ])),
+        "test.yaml:8:11: redirects[1].name: duplicate redirect name"
+    );
+}
+
+#[test]
+fn an_empty_redirect_name_is_refused() {
+    assert_eq!(
+        refusal(&[
+            "redirects:",
+            "  - name: ''",
+            "    frontend: 203.0.113.10",
+            "    ports:",
+            "      - { port: 8080, protocol: TCP }",
+            "    backends:",
+            "      - ip: 198.51.100.2",
+        ]),
+        "test.yaml:2:11: redirects[0].name: empty redirect name"
+    );
+}
+
+#[test]
+fn a_redirect_without_ports_is_refused() {
+    assert_eq!(
+        refusal(&[
+            "redirects:",
+            "  - name: web",
+            "    frontend: 203.0.113.10",
+            "    ports: []",
+            "    backends:",
+            "      - ip: 198.51.100.2",
+        ]),
+        "test.yaml:2:11: redirects[0].ports: a redirect needs at least one entry in ports"
+    );
+}
+
+#[test]
+fn a_redirect_without_backends_is_refused() {
+    assert_eq!(
+        refusal(&[
+            "redirects:",
+            "  - name: web",
+            "    frontend: 203.0.113.10",
+            "    ports:",
+            "      - { port: 8080, protocol: TCP }",
+            "    backends: []",
+        ]),
+        "test.yaml:2:11: redirects[0].backends: a redirect needs at least one entry in backends"
+    );
+}
+
+#[test]
+fn the_same_frontend_in_two_redirects_is_refused() {
+    assert_eq!(
+        refusal(&web_and(&[
+            "  - name: web-again",
+            "    frontend: 203.0.113.10",
+            "    ports:",
+            "      - { port: 8080, protocol: tcp, targetPort: 8000 }",
+            "    backends:",
+            "      - ip: 198.51.100.3",
+        ])),
+        "test.yaml:11:17: redirects[1].ports[0].port: duplicate frontend 203.0.113.10:8080/TCP"
+    );
+}
+
+#[test]
+fn the_same_port_with_another_protocol_is_another_frontend() {
+    let config = parse(&web_and(&[
+        "  - name: dns",
+        "    frontend: 203.0.113.10",
+        "    ports:",
+        "      - { port: 8080, protocol: UDP }",
+        "    backends:",
+        "      - ip: 198.51.100.3",
+    ]))
+    .unwrap();
+    let names: Vec<_> = config.frontends.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["web/http/TCP", "dns/8080/UDP"]);
+}
+
+#[test]
+fn a_duplicate_backend_is_refused() {
+    assert_eq!(
+        refusal(&web_and(&["      - { ip: 198.51.100.2, weight: 2 }"])),
+        "test.yaml:8:15: redirects[0].backends[1].ip: duplicate backend 198.51.100.2:80"
+    );
+}
+
+#[test]
+fn one_backend_address_on_two_ports_is_two_backends() {
+    let config = parse(&web_and(&["      - { ip: 198.51.100.2, port: 81 }"])).unwrap();
+    let ports: Vec<_> = config.frontends[0]
+        .backends
+        .iter()
+        .map(|b| b.port)
+        .collect();
+    assert_eq!(ports, [80, 81]);
+}
+
+#[test]
+fn weight_zero_is_refused() {
+    assert_eq!(
+        refusal(&web_and(&["      - { ip: 198.51.100.3, weight: 0 }"])),
+        "test.yaml:8:37: redirects[0].backends[1].weight: weight 0 out of range 1..=256"
+    );
+}
+
+#[test]
+fn a_weight_above_256_is_refused() {
+    assert_eq!(
+        refusal(&web_and(&["      - { ip: 198.51.100.3, weight: 257 }"])),
+        "test.yaml:8:37: redirects[0].backends[1].weight: weight 257 out of range 1..=256"
+    );
+}
+
+#[test]
+fn a_bad_interface_pattern_is_refused() {
+    assert_eq!(
+        refusal(&web_and(&["interfaces:", "  pods: [\"veth*\", \"cali[\"]"])),
+        "test.yaml:9:19: interfaces.pods[1]: \
+         bad pattern: Pattern syntax error near position 4: invalid range pattern"
+    );
+}
+
+#[test]
+fn a_conntrack_table_below_1024_entries_is_refused() {
+    assert_eq!(
+        refusal(&web_and(&["conntrack:", "  maxEntries: 1023"])),
+        "test.yaml:9:15: conntrack.maxEntries: 1023 is too small: at least 1024"
+    );
+}
+
+#[test]
+fn a_metrics_address_without_a_port_is_refused() {
+    assert_eq!(
+        refusal(&web_and(&["metrics:", "  address: 0.0.0.0"])),
+        "test.yaml:9:12: metrics.address: not an address:port (or off): \"0.0.0.0\""
+    );
+}
+
+#[test]
+fn an_unknown_socket_scope_is_refused() {
+    assert_eq!(
+        refusal(&web_and(&["socket:", "  scope: pods"])),
+        "test.yaml:9:10: socket.scope: unknown scope \"pods\": host or all"
+    );
+}
+
+// What a valid file gives.
+
+#[test]
+fn a_full_configuration_gives_every_frontend_with_its_backends() {
+    let config = parse(&[
+        "redirects:",
+        "  - name: registry",
+        "    frontend: 203.0.113.10",
+        "    ports:",
+        "      - { name: https, port: 443, protocol: TCP, targetPort: 5000 }",
+        "      - { port: 8443, protocol: tcp }",
+        "    backends:",
+        "      - { ip: 198.51.100.2 }",
+        "      - { ip: 198.51.100.67, weight: 2 }",
+        "      - { ip: 198.51.100.68, port: 6000, weight: 256 }",
+        "  - name: dns",
+        "    frontend: 203.0.113.11",
+        "    ports:",
+        "      - { name: dns, port: 53, protocol: UDP }",
+        "    backends:",
+        "      - ip: 198.51.100.53",
+        "interfaces:",
+        "  uplink: eth1",
+        "  pods: [\"veth*\", \"cni?\"]",
+        "conntrack:",
+        "  maxEntries: 1024",
+        "  timeouts: { syn: 30, tcp: 3600, close: 0, udp: 120 }",
+        "metrics:",
+        "  address: 0.0.0.0:9469",
+        "socket:",
+        "  enabled: false",
+        "  scope: all",
+        "  cgroup: /sys/fs/cgroup/kubepods.slice",
+    ])
+    .unwrap();
+    let backend = |addr: [u8; 4], port, weight| Backend {
+        addr: Ipv4Addr::from(addr),
+        port,
+        weight,
+    };
+    assert_eq!(
+        config,
+        Config {
+            frontends: vec![
+                Frontend {
+                    name: "registry/https/TCP".into(),
+                    addr: Ipv4Addr::new(203, 0, 113, 10),
+                    port: 443,
+                    proto: IPPROTO_TCP,
+                    backends: vec![
+                        backend([198, 51, 100, 2], 5000, 1),
+                        backend([198, 51, 100, 67], 5000, 2),
+                        backend([198, 51, 100, 68], 6000, 256),
+                    ],
+                    line: 3,
+                    column: 15,
+                    field: "redirects[0].frontend".into(),
+                },
+                Frontend {
+                    name: "registry/8443/TCP".into(),
+                    addr: Ipv4Addr::new(203, 0, 113, 10),
+                    port: 8443,
+                    proto: IPPROTO_TCP,
+                    backends: vec![
+                        backend([198, 51, 100, 2], 8443, 1),
+                        backend([198, 51, 100, 67], 8443, 2),
+                        backend([198, 51, 100, 68], 6000, 256),
+                    ],
+                    line: 3,
+                    column: 15,
+                    field: "redirects[0].frontend".into(),
+                },
+                Frontend {
+                    name: "dns/dns/UDP".into(),
+                    addr: Ipv4Addr::new(203, 0, 113, 11),
+                    port: 53,
+                    proto: IPPROTO_UDP,
+                    backends: vec![backend([198, 51, 100, 53], 53, 1)],
+                    line: 12,
+                    column: 15,
+                    field: "redirects[1].frontend".into(),
+                },
+            ],
+            interfaces: Interfaces {
+                uplink: Some("eth1".into()),
+                pods: vec![pattern("veth*"), pattern("cni?")],
+            },
+            ct_entries: 1024,
+            timeouts: CtTimeouts {
+                syn: 30 * NS_PER_SEC,
+                tcp: 3600 * NS_PER_SEC,
+                close: NS_PER_SEC,
+                udp: 120 * NS_PER_SEC,
+            },
+            metrics: Some(SocketAddr::from(([0, 0, 0, 0], 9469))),
+            socket: SocketLb {
+                enabled: false,
+                scope: SocketScope::All,
+                cgroup: Some(PathBuf::from("/sys/fs/cgroup/kubepods.slice")),
+            },
+        }
+    );
+}
+
+#[test]
+fn a_minimal_configuration_takes_the_defaults() {
+    let config = parse(&web_and(&[])).unwrap();
+    assert_eq!(
+        config,
+        Config {
+            frontends: vec![Frontend {
+                name: "web/http/TCP".into(),
+                addr: Ipv4Addr::new(203, 0, 113, 10),
+                port: 8080,
+                proto: IPPROTO_TCP,
+                backends: vec![Backend {
+                    addr: Ipv4Addr::new(198, 51, 100, 2),
+                    port: 80,
+                    weight: 1,
+                }],
+                line: 3,
+                column: 15,
+                field: "redirects[0].frontend".into(),
+            }],
+            interfaces: Interfaces {
+                uplink: None,
+                pods: DEFAULT_POD_PATTERNS.iter().map(|p| pattern(p)).collect(),
+            },
+            ct_entries: DEFAULT_CT_ENTRIES,
+            timeouts: CtTimeouts::default(),
+            metrics: Some(SocketAddr::from(([127, 0, 0, 1], 9469))),
+            socket: SocketLb {
+                enabled: true,
+                scope: SocketScope::Host,
+                cgroup: None,
+            },
+        }
+    );
+}
+
+#[test]
+fn an_uplink_of_auto_means_the_route_to_the_frontends() {
+    let config = parse(&web_and(&["interfaces:", "  uplink: auto"])).unwrap();
+    assert_eq!(config.interfaces.uplink, None);
+}
+
+#[test]
+fn metrics_address_off_disables_the_metrics_endpoint() {
+    let config = parse(&web_and(&["metrics: { address: off }"])).unwrap();
+    assert_eq!(config.metrics, None);
+}
+
+#[test]
+fn a_timeout_of_many_centuries_saturates_instead_of_overflowing() {
+    let config = parse(&web_and(&[
+        "conntrack:",
+        "  timeouts: { tcp: 18446744073709551615 }",
+    ]))
+    .unwrap();
+    assert_eq!(config.timeouts.tcp, u64::MAX);
+}

@@ -1,0 +1,221 @@
+//! Read-only views of the pinned maps, for `list`, `ct list` and metrics:
+//! they work while the agent runs, without talking to it.
+
+use std::{net::Ipv4Addr, path::Path};
+
+use anyhow::{Context as _, Result};
+use aya::maps::{HashMap, Map, MapData, PerCpuArray};
+use hairpin_common::{
+    BackendKey, BackendV4, Counter, CtDir, CtEntryV4, CtKeyV4, CtOrigin, Frontend, FrontendKeyV4,
+    FrontendStats, BACKENDS_V4, CT_V4, FRONTENDS_V4, FRONTEND_STATS, GLOBAL_STATS, IPPROTO_TCP,
+    IPPROTO_UDP, SEEN_ACK, SEEN_ENDED, SEEN_FIN, SEEN_RST,
+};
+use serde::Serialize;
+
+use crate::{gc, paths};
+
+/// The pinned maps of one node's datapath.
+pub struct Pinned {
+    pub frontends: HashMap<MapData, FrontendKeyV4, Frontend>,
+    pub backends: HashMap<MapData, BackendKey, BackendV4>,
+    pub conntrack: HashMap<MapData, CtKeyV4, CtEntryV4>,
+    pub frontend_stats: PerCpuArray<MapData, FrontendStats>,
+    pub global_stats: PerCpuArray<MapData, u64>,
+}
+
+fn open<T: TryFrom<Map, Error = aya::maps::MapError>>(dir: &Path, name: &str) -> Result<T> {
+    let path = paths::map_pin(dir, name);
+    let data = MapData::from_pin(&path).with_context(|| {
+        format!(
+            "opening {} (is hairpin running, with this --pin-dir?)",
+            path.display()
+        )
+    })?;
+    Ok(T::try_from(Map::from_map_data(data)?)?)
+}
+
+impl Pinned {
+    pub fn open(dir: &Path) -> Result<Self> {
+        Ok(Self {
+            frontends: open(dir, FRONTENDS_V4)?,
+            backends: open(dir, BACKENDS_V4)?,
+            conntrack: open(dir, CT_V4)?,
+            frontend_stats: open(dir, FRONTEND_STATS)?,
+            global_stats: open(dir, GLOBAL_STATS)?,
+        })
+    }
+}
+
+pub fn addr(a: u32) -> Ipv4Addr {
+    Ipv4Addr::from(a.to_ne_bytes())
+}
+
+pub fn port(p: u16) -> u16 {
+    u16::from_be_bytes(p.to_ne_bytes())
+}
+
+pub fn proto_name(p: u8) -> &'static str {
+    match p {
+        IPPROTO_TCP => "TCP",
+        IPPROTO_UDP => "UDP",
+        _ => "?",
+    }
+}
+
+/// `203.0.113.10:8080/TCP`, the way frontends are written everywhere.
+pub fn frontend_name(k: &FrontendKeyV4) -> String {
+    format!("{}:{}/{}", addr(k.addr), port(k.port), proto_name(k.proto))
+}
+
+#[derive(Debug, Serialize)]
+pub struct FrontendView {
+    pub id: u32,
+    pub frontend: String,
+    /// Backends with their slot counts (weights).
+    pub backends: Vec<(String, u32)>,
+    pub stats: Stats,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Stats {
+    pub packets: u64,
+    pub bytes: u64,
+    pub flows: u64,
+}
+
+pub fn frontends(p: &Pinned) -> Result<Vec<FrontendView>> {
+    let mut out = Vec::new();
+    for r in p.frontends.iter() {
+        let (k, f) = r.context("reading frontends")?;
+        let mut backends: Vec<(String, u32)> = Vec::new();
+        for slot in 0..f.slots {
+            let Ok(b) = p.backends.get(
+                &BackendKey {
+                    frontend_id: f.id,
+                    slot,
+                },
+                0,
+            ) else {
+                continue;
+            };
+            let name = format!("{}:{}", addr(b.addr), port(b.port));
+            match backends.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, w)) => *w += 1,
+                None => backends.push((name, 1)),
+            }
+        }
+        let mut stats = Stats::default();
+        if let Ok(per_cpu) = p.frontend_stats.get(&f.id, 0) {
+            for s in per_cpu.iter() {
+                stats.packets += s.packets;
+                stats.bytes += s.bytes;
+                stats.flows += s.flows;
+            }
+        }
+        out.push(FrontendView {
+            id: f.id,
+            frontend: frontend_name(&k),
+            backends,
+            stats,
+        });
+    }
+    out.sort_by(|a, b| a.frontend.cmp(&b.frontend));
+    Ok(out)
+}
+
+pub fn global_counters(p: &Pinned) -> Result<Vec<(Counter, u64)>> {
+    Counter::ALL
+        .iter()
+        .map(|&c| {
+            let v = p
+                .global_stats
+                .get(&(c as u32), 0)
+                .context("reading counters")?;
+            Ok((c, v.iter().sum()))
+        })
+        .collect()
+}
+
+pub fn conntrack_len(p: &Pinned) -> Result<usize> {
+    Ok(p.conntrack.keys().filter(Result::is_ok).count())
+}
+
+/// One flow: its forward entry, joined with its reverse one.
+#[derive(Debug, Serialize)]
+pub struct FlowView {
+    pub proto: &'static str,
+    /// The client as it sent: `addr:port`.
+    pub client: String,
+    pub frontend: String,
+    pub backend: String,
+    /// The client as the backend sees it (differs for a pod reaching itself).
+    pub client_at_backend: String,
+    pub origin: &'static str,
+    pub state: &'static str,
+    pub age_s: u64,
+    pub idle_s: u64,
+    pub frontend_id: u32,
+}
+
+fn state(proto: u8, seen: u8, has_reply: bool) -> &'static str {
+    if seen & SEEN_ENDED != 0 {
+        return "ENDED";
+    }
+    if proto != IPPROTO_TCP {
+        return if has_reply { "REPLIED" } else { "UNREPLIED" };
+    }
+    if seen & (SEEN_FIN | SEEN_RST) != 0 {
+        "CLOSING"
+    } else if has_reply && seen & SEEN_ACK != 0 {
+        "ESTABLISHED"
+    } else {
+        "SYN_SENT"
+    }
+}
+
+/// Every flow in conntrack.
+pub fn flows(p: &Pinned) -> Result<Vec<FlowView>> {
+    let now = gc::monotonic_ns();
+    let mut out = Vec::new();
+    for r in p.conntrack.iter() {
+        let (k, e) = r.context("reading conntrack")?;
+        if e.dir != CtDir::Forward as u8 {
+            continue;
+        }
+        let rev_key = gc::partner(&e);
+        let rev = p.conntrack.get(&rev_key, 0).ok();
+        let last = rev.map_or(e.last_seen_ns, |r| r.last_seen_ns.max(e.last_seen_ns));
+        let seen = rev.map_or(e.seen, |r| r.seen | e.seen);
+        let has_reply = rev.is_some_and(|r| r.last_seen_ns > r.created_ns || r.seen != 0);
+        out.push(FlowView {
+            proto: proto_name(k.proto),
+            client: format!("{}:{}", addr(k.saddr), port(k.sport)),
+            frontend: format!("{}:{}", addr(k.daddr), port(k.dport)),
+            backend: format!("{}:{}", addr(e.nat.daddr), port(e.nat.dport)),
+            client_at_backend: format!("{}:{}", addr(e.nat.saddr), port(e.nat.sport)),
+            origin: match CtOrigin::from_u8(e.origin) {
+                Some(CtOrigin::Pod) => "pod",
+                Some(CtOrigin::Host) => "host",
+                Some(CtOrigin::Loop) => "loop",
+                None => "?",
+            },
+            state: state(k.proto, seen, has_reply),
+            age_s: now.saturating_sub(e.created_ns) / 1_000_000_000,
+            idle_s: now.saturating_sub(last) / 1_000_000_000,
+            frontend_id: e.frontend_id,
+        });
+    }
+    out.sort_by(|a, b| (&a.frontend, &a.client).cmp(&(&b.frontend, &b.client)));
+    Ok(out)
+}
+
+/// The id of the frontend written `addr:port/PROTO`.
+pub fn frontend_id(p: &Pinned, name: &str) -> Result<u32> {
+    for r in p.frontends.iter() {
+        let (k, f) = r?;
+        if frontend_name(&k).eq_ignore_ascii_case(name) {
+            return Ok(f.id);
+        }
+    }
+    anyhow::bail!("no frontend {name} (written like 203.0.113.10:8080/TCP)")
+}

@@ -1,0 +1,172 @@
+//! Prometheus metrics on `/metrics`: the datapath's counters, read from the
+//! pinned maps at each scrape (so they stay right across agent restarts),
+//! and the agent's own (reloads, attach errors, conntrack GC).
+
+use std::{
+    collections::BTreeMap,
+    net::SocketAddr,
+    path::Path,
+    sync::{Arc, Mutex},
+};
+
+use anyhow::{Context as _, Result};
+use prometheus_client::{
+    encoding::{text::encode, EncodeLabelSet},
+    metrics::{counter::Counter, family::Family, gauge::Gauge},
+    registry::Registry,
+};
+
+use crate::inspect::{self, Pinned};
+
+/// The agent's own counters, shared with the scrape thread.
+#[derive(Clone, Debug, Default)]
+pub struct AgentMetrics {
+    pub reloads: Family<ResultLabel, Counter>,
+    pub attach_errors: Counter,
+    pub gc_removed: Counter,
+    pub gc_sweeps: Counter,
+    /// Frontend id → name, as last applied.
+    pub names: Arc<Mutex<BTreeMap<u32, String>>>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FrontendLabel {
+    frontend: String,
+    name: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CounterLabel {
+    counter: &'static str,
+}
+
+impl AgentMetrics {
+    /// Records the names of the frontends as applied to the maps.
+    pub fn set_names(
+        &self,
+        maps: &crate::loader::Maps,
+        config: &crate::config::Config,
+    ) -> Result<()> {
+        let mut names = BTreeMap::new();
+        for fe in &config.frontends {
+            let key = crate::reconcile::frontend_key(fe);
+            if let Ok(f) = maps.frontends.get(&key, 0) {
+                names.insert(f.id, fe.name.clone());
+            }
+        }
+        *self.names.lock().expect("names lock") = names;
+        Ok(())
+    }
+
+    pub fn reload(&self, ok: bool) {
+        let result = if ok { "ok" } else { "failed" };
+        self.reloads.get_or_create(&ResultLabel { result }).inc();
+    }
+}
+
+/// Serves `/metrics` on `addr` from a thread of its own.
+pub fn serve(addr: SocketAddr, pin_dir: &Path, agent: AgentMetrics) -> Result<()> {
+    let server = tiny_http::Server::http(addr)
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .with_context(|| format!("serving metrics on {addr}"))?;
+    let pin_dir = pin_dir.to_owned();
+    std::thread::spawn(move || {
+        for req in server.incoming_requests() {
+            let resp = if req.url() == "/metrics" {
+                match render(&pin_dir, &agent) {
+                    Ok(text) => tiny_http::Response::from_string(text).with_header(
+                        "Content-Type: application/openmetrics-text; version=1.0.0; charset=utf-8"
+                            .parse::<tiny_http::Header>()
+                            .expect("valid header"),
+                    ),
+                    Err(e) => {
+                        tiny_http::Response::from_string(format!("{e:#}\n")).with_status_code(500)
+                    }
+                }
+            } else {
+                tiny_http::Response::from_string("not found\n").with_status_code(404)
+            };
+            // Ignored error: the scraper went away.
+            let _ = req.respond(resp);
+        }
+    });
+    Ok(())
+}
+
+fn render(pin_dir: &Path, agent: &AgentMetrics) -> Result<String> {
+    let pinned = Pinned::open(pin_dir)?;
+    let mut reg = Registry::with_prefix("hairpin");
+    let packets = Family::<FrontendLabel, Counter>::default();
+    let bytes = Family::<FrontendLabel, Counter>::default();
+    let flows = Family::<FrontendLabel, Counter>::default();
+    let names = agent.names.lock().expect("names lock").clone();
+    for fe in inspect::frontends(&pinned)? {
+        let label = FrontendLabel {
+            frontend: fe.frontend.clone(),
+            name: names.get(&fe.id).cloned().unwrap_or_default(),
+        };
+        packets.get_or_create(&label).inc_by(fe.stats.packets);
+        bytes.get_or_create(&label).inc_by(fe.stats.bytes);
+        flows.get_or_create(&label).inc_by(fe.stats.flows);
+    }
+    reg.register(
+        "frontend_packets",
+        "Packets of a frontend's flows, both ways",
+        packets,
+    );
+    reg.register(
+        "frontend_bytes",
+        "Bytes of a frontend's flows, both ways",
+        bytes,
+    );
+    reg.register("frontend_flows", "Flows opened to a frontend", flows);
+
+    let datapath = Family::<CounterLabel, Counter>::default();
+    for (c, v) in inspect::global_counters(&pinned)? {
+        datapath
+            .get_or_create(&CounterLabel { counter: c.name() })
+            .inc_by(v);
+    }
+    reg.register(
+        "datapath_events",
+        "Datapath events (see docs/datapath.md)",
+        datapath,
+    );
+
+    let entries = Gauge::<i64>::default();
+    entries.set(inspect::conntrack_len(&pinned)? as i64);
+    reg.register(
+        "conntrack_entries",
+        "Conntrack entries (two per flow)",
+        entries,
+    );
+    reg.register(
+        "conntrack_gc_removed",
+        "Expired conntrack entries removed",
+        agent.gc_removed.clone(),
+    );
+    reg.register(
+        "conntrack_gc_sweeps",
+        "Conntrack sweeps",
+        agent.gc_sweeps.clone(),
+    );
+    reg.register(
+        "config_reloads",
+        "Configuration reloads",
+        agent.reloads.clone(),
+    );
+    reg.register(
+        "attach_errors",
+        "Interfaces hairpin failed to attach to",
+        agent.attach_errors.clone(),
+    );
+
+    let mut text = String::new();
+    encode(&mut text, &reg)?;
+    Ok(text)
+}

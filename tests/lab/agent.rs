@@ -1,0 +1,438 @@
+//! The agent's life on a node: restarts, reloads, pods that come and go,
+//! detach, and what it tells about itself.
+
+use std::{
+    fs,
+    path::Path,
+    time::{Duration, Instant},
+};
+
+use crate::{
+    curl, require_privileged,
+    support::lab::{Background, Lab, FRONTEND},
+};
+
+/// One frontend to b1 (for transfers: b1 serves files from its run dir).
+const ONE: &str = r#"
+redirects:
+  - name: web
+    frontend: 203.0.113.10
+    ports:
+      - { port: 8080, protocol: TCP, targetPort: 80 }
+      - { port: 5353, protocol: UDP, targetPort: 53 }
+    backends: [{ ip: 198.51.100.2 }]
+interfaces: { uplink: auto, pods: ["veth*"] }
+"#;
+
+/// A random file served by backend pod `pod` at `/files/<name>`; returns
+/// its bytes.
+fn serve_file(lab: &Lab, pod: &str, name: &str, mib: usize) -> Vec<u8> {
+    let dir = lab.run_dir().join(pod).join("files");
+    fs::create_dir_all(&dir).expect("files dir");
+    let mut data = vec![0u8; mib << 20];
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for chunk in data.chunks_mut(8) {
+        // xorshift: cheap bytes that no compression or cache can fake.
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+    }
+    fs::write(dir.join(name), &data).expect("write file");
+    data
+}
+
+/// A rate-limited download through the frontend, in the background.
+fn download(
+    lab: &Lab,
+    ns: &str,
+    name: &str,
+    port: u16,
+    rate: &str,
+) -> (Background, std::path::PathBuf) {
+    let out = lab.run_dir().join(format!("got-{ns}-{name}"));
+    let bg = lab.background_script(
+        ns,
+        &format!(
+            "curl -s --max-time 60 --limit-rate {rate} -o {} -w '%{{http_code}}' http://{FRONTEND}:{port}/files/{name}; echo \" exit=$?\"",
+            out.display()
+        ),
+        &format!("curl-{ns}-{name}.txt"),
+    );
+    (bg, out)
+}
+
+/// What a download that went well reports.
+const COMPLETE: &str = "200 exit=0";
+
+/// Waits (bounded) for a download to end and returns its HTTP status and
+/// curl's exit status (`200 exit=0`).
+fn finish_download(mut bg: Background, timeout: Duration) -> String {
+    let start = Instant::now();
+    while bg.running() && start.elapsed() < timeout {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!bg.running(), "download still running after {timeout:?}");
+    bg.finish().trim().to_owned()
+}
+
+fn assert_same(got: &Path, want: &[u8], what: &str) {
+    let got = fs::read(got).unwrap_or_default();
+    assert!(
+        got == want,
+        "{what}: got {} bytes, want {} identical bytes",
+        got.len(),
+        want.len()
+    );
+}
+
+/// Hooks on which hairpin's programs are not exactly once.
+fn doubled_hooks(lab: &Lab) -> Vec<serde_json::Value> {
+    let status: Vec<serde_json::Value> =
+        serde_json::from_str(&lab.hairpin("n1", &["status", "--output", "json"]))
+            .expect("status json");
+    status.into_iter().filter(|h| h["hairpin"] != 1).collect()
+}
+
+#[test]
+fn a_long_transfer_survives_an_agent_restart_and_a_kill_9() {
+    require_privileged!();
+    let lab = Lab::up();
+    let data = serve_file(&lab, "n1-b1", "big.bin", 24);
+    let mut agent = lab.agent("n1", ONE);
+    let (pod, pod_out) = download(&lab, "n1-c1", "big.bin", 8080, "3M");
+    let (host, host_out) = download(&lab, "n1", "big.bin", 8080, "3M");
+    std::thread::sleep(Duration::from_secs(2));
+    agent.stop(libc::SIGTERM);
+    agent.start();
+    std::thread::sleep(Duration::from_secs(1));
+    agent.stop(libc::SIGKILL);
+    // The datapath carries on alone.
+    std::thread::sleep(Duration::from_secs(2));
+    agent.start();
+    assert_eq!(
+        finish_download(pod, Duration::from_secs(30)),
+        COMPLETE,
+        "pod download"
+    );
+    assert_eq!(
+        finish_download(host, Duration::from_secs(30)),
+        COMPLETE,
+        "host download"
+    );
+    assert_same(&pod_out, &data, "pod client across restart and kill -9");
+    assert_same(&host_out, &data, "host client across restart and kill -9");
+    let doubled = doubled_hooks(&lab);
+    assert!(
+        doubled.is_empty(),
+        "hooks without exactly one hairpin program: {doubled:?}"
+    );
+}
+
+#[test]
+fn a_bad_reload_keeps_the_last_good_configuration_and_says_why() {
+    require_privileged!();
+    let lab = Lab::up();
+    let agent = lab.agent("n1", ONE);
+    fs::write(&agent.config, ONE.replace("port: 8080", "port: 80800")).expect("write bad config");
+    agent.wait_for_log("reload refused", Duration::from_secs(10));
+    let log = agent.log_text();
+    let why = format!("{}:6:", agent.config.display());
+    assert!(
+        log.contains(&why)
+            && log.contains("redirects[0].ports[0].port")
+            && log.contains("out of range"),
+        "the refusal names file, line and field:\n{log}"
+    );
+    assert_eq!(
+        curl(&lab, "n1-c1", &format!("http://{FRONTEND}:8080/")),
+        "b1",
+        "traffic flows on"
+    );
+    agent.signal(libc::SIGHUP);
+    agent.wait_for_count("reload refused", 2, Duration::from_secs(10));
+    let metrics = lab.sh_ok("n1", "curl -s http://127.0.0.1:9469/metrics");
+    assert!(
+        metrics.contains("hairpin_config_reloads_total{result=\"failed\"} 2"),
+        "failed reloads are counted:\n{metrics}"
+    );
+    assert_eq!(
+        curl(&lab, "n1-c1", &format!("http://{FRONTEND}:8080/")),
+        "b1",
+        "traffic still flows"
+    );
+}
+
+#[test]
+fn a_pod_created_after_the_agent_started_is_served() {
+    require_privileged!();
+    let lab = Lab::up();
+    let agent = lab.agent("n1", ONE);
+    lab.add_pod("n1", "c3", "198.51.100.4");
+    agent.wait_for_log("interface=vethc3", Duration::from_secs(10));
+    assert_eq!(
+        curl(&lab, "n1-c3", &format!("http://{FRONTEND}:8080/")),
+        "b1",
+        "the new pod reaches the frontend"
+    );
+    lab.del_pod("n1", "c3");
+    agent.wait_for_log(
+        "interface gone, forgotten interface=vethc3",
+        Duration::from_secs(10),
+    );
+    assert!(
+        !agent.log_text().contains("WARN"),
+        "no warning for a pod that went:\n{}",
+        agent.log_text()
+    );
+}
+
+#[test]
+fn adding_a_frontend_leaves_a_running_transfer_alone() {
+    require_privileged!();
+    let lab = Lab::up();
+    let data = serve_file(&lab, "n1-b1", "big.bin", 12);
+    // The file is swapped like a ConfigMap update: a new file behind a symlink.
+    let v1 = lab.run_dir().join("v1.yaml");
+    let v2 = lab.run_dir().join("v2.yaml");
+    fs::write(&v1, ONE).expect("v1");
+    let added = ONE.replace(
+        "interfaces:",
+        "  - name: more\n    frontend: 203.0.113.10\n    ports: [{ port: 8081, protocol: TCP, targetPort: 80 }]\n    backends: [{ ip: 198.51.100.2 }]\ninterfaces:",
+    );
+    fs::write(&v2, added).expect("v2");
+    let agent = lab.agent("n1", ONE);
+    fs::remove_file(&agent.config).expect("remove config");
+    std::os::unix::fs::symlink(&v1, &agent.config).expect("symlink");
+    let (transfer, out) = download(&lab, "n1-c1", "big.bin", 8080, "3M");
+    std::thread::sleep(Duration::from_secs(1));
+    let tmp = lab.run_dir().join("swap.yaml");
+    std::os::unix::fs::symlink(&v2, &tmp).expect("symlink");
+    fs::rename(&tmp, &agent.config).expect("swap the symlink");
+    agent.wait_for_log("configuration reloaded", Duration::from_secs(10));
+    assert_eq!(
+        curl(&lab, "n1-c1", &format!("http://{FRONTEND}:8081/")),
+        "b1",
+        "the added frontend works"
+    );
+    assert_eq!(
+        finish_download(transfer, Duration::from_secs(30)),
+        COMPLETE,
+        "transfer"
+    );
+    assert_same(
+        &out,
+        &data,
+        "a transfer on another frontend across the reload",
+    );
+}
+
+/// Reads a TCP stream until it ends; says how: `reset after N bytes` or
+/// `eof after N bytes`.
+const LISTENER: &str = r#"
+import socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])))
+n = 0
+try:
+    while True:
+        d = s.recv(4096)
+        if not d:
+            print("eof after", n, "bytes"); break
+        n += len(d)
+except ConnectionResetError:
+    print("reset after", n, "bytes")
+"#;
+
+#[test]
+fn removing_a_backend_ends_its_flows_cleanly() {
+    require_privileged!();
+    let lab = Lab::up();
+    // b2 streams a line every 100 ms to whoever connects to its port 9000
+    // (no colon in the command: socat would split the address there).
+    let _server = lab.background(
+        "n2-b2",
+        "socat TCP-LISTEN:9000,reuseaddr,fork SYSTEM:'while true; do echo tick; sleep 0.1; done'",
+        "stream-server.txt",
+    );
+    let stream = |backend: &str| {
+        format!(
+            "{ONE}  - name: stream\n    frontend: 203.0.113.10\n    ports: [{{ port: 9090, protocol: TCP, targetPort: 9000 }}]\n    backends: [{{ ip: {backend} }}]\n"
+        )
+        .replace("interfaces: { uplink: auto, pods: [\"veth*\"] }\n", "")
+            + "interfaces: { uplink: auto, pods: [\"veth*\"] }\n"
+    };
+    let agent = lab.agent("n1", &stream("198.51.100.67"));
+    let start = Instant::now();
+    while lab
+        .sh_ok("n2-b2", "ss -Htln '( sport = :9000 )'")
+        .trim()
+        .is_empty()
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the stream server did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A client that only listens: it sends nothing the datapath could
+    // answer, so it must learn from the old backend's next segment.
+    let mut client = lab.background(
+        "n1-c1",
+        &format!("python3 -u -c '{LISTENER}' {FRONTEND} 9090"),
+        "stream-client.txt",
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    if !client.running() {
+        panic!(
+            "the stream ended before the reload:\n{}\n{}",
+            client.finish(),
+            agent.log_text()
+        );
+    }
+    fs::write(&agent.config, stream("198.51.100.2")).expect("move the frontend to b1");
+    agent.wait_for_log("configuration reloaded", Duration::from_secs(10));
+    let start = Instant::now();
+    while client.running() && start.elapsed() < Duration::from_secs(3) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = client.finish().trim().to_owned();
+    assert!(
+        out.starts_with("reset after ") && !out.starts_with("reset after 0 "),
+        "the client got the stream, then a reset within 3 s of the reload: {out}"
+    );
+    assert_eq!(
+        curl(&lab, "n1-c1", &format!("http://{FRONTEND}:8080/")),
+        "b1",
+        "the other frontend is undisturbed"
+    );
+}
+
+#[test]
+fn detach_leaves_no_link_program_or_pin() {
+    require_privileged!();
+    let lab = Lab::up();
+    let mut agent = lab.agent("n1", ONE);
+    assert_eq!(
+        curl(&lab, "n1-c1", &format!("http://{FRONTEND}:8080/")),
+        "b1",
+        "served before detach"
+    );
+    agent.stop(libc::SIGTERM);
+    assert_eq!(
+        curl(&lab, "n1-c1", &format!("http://{FRONTEND}:8080/")),
+        "b1",
+        "served after the agent stopped"
+    );
+    let removed = lab.hairpin("n1", &["detach"]);
+    assert!(
+        removed.contains("detached") && removed.contains("removed"),
+        "detach says what it removed:\n{removed}"
+    );
+    assert!(
+        !agent.pin_dir.exists(),
+        "pin directory {} left behind",
+        agent.pin_dir.display()
+    );
+    let status = lab.hairpin("n1", &["status", "--output", "json"]);
+    assert_eq!(
+        status.trim(),
+        "[]",
+        "programs left on the node's hooks: {status}"
+    );
+    let out = lab.sh(
+        "n1-c1",
+        &format!("curl -s --max-time 2 http://{FRONTEND}:8080/"),
+    );
+    assert!(
+        !out.status.success(),
+        "after detach the frontend is no longer translated"
+    );
+}
+
+#[test]
+fn list_ct_list_and_metrics_count_the_tests_own_traffic() {
+    require_privileged!();
+    let lab = Lab::up();
+    let _agent = lab.agent("n1", ONE);
+    for _ in 0..3 {
+        assert_eq!(
+            curl(&lab, "n1-c1", &format!("http://{FRONTEND}:8080/")),
+            "b1"
+        );
+    }
+    for _ in 0..2 {
+        let out = lab.sh(
+            "n1-c1",
+            &format!("echo ping | timeout 5 socat -t1 -T1 - UDP4:{FRONTEND}:5353"),
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("b1 ping"),
+            "UDP answer: {out:?}"
+        );
+    }
+    let list: Vec<serde_json::Value> =
+        serde_json::from_str(&lab.hairpin("n1", &["list", "--output", "json"])).expect("list json");
+    let by = |fe: &str| {
+        list.iter()
+            .find(|f| f["frontend"] == fe)
+            .unwrap_or_else(|| panic!("{fe} in {list:?}"))
+    };
+    let tcp = by("203.0.113.10:8080/TCP");
+    assert_eq!(tcp["stats"]["flows"], 3, "three TCP flows: {tcp}");
+    assert!(
+        tcp["stats"]["packets"].as_u64() >= Some(3 * 8),
+        "packets both ways: {tcp}"
+    );
+    assert_eq!(tcp["backends"][0][0], "198.51.100.2:80", "backend: {tcp}");
+    let udp = by("203.0.113.10:5353/UDP");
+    assert_eq!(udp["stats"]["flows"], 2, "two UDP flows: {udp}");
+    assert_eq!(
+        udp["stats"]["packets"], 4,
+        "two datagrams and two answers: {udp}"
+    );
+
+    let flows: Vec<serde_json::Value> = serde_json::from_str(&lab.hairpin(
+        "n1",
+        &[
+            "ct",
+            "list",
+            "--frontend",
+            "203.0.113.10:8080/TCP",
+            "--output",
+            "json",
+        ],
+    ))
+    .expect("ct json");
+    assert_eq!(flows.len(), 3, "three TCP flows in conntrack: {flows:?}");
+    for f in &flows {
+        assert!(
+            f["client"]
+                .as_str()
+                .is_some_and(|c| c.starts_with("198.51.100.3:")),
+            "client: {f}"
+        );
+        assert_eq!(f["backend"], "198.51.100.2:80", "backend: {f}");
+        assert_eq!(f["origin"], "pod", "origin: {f}");
+        assert_eq!(f["state"], "CLOSING", "a finished connection: {f}");
+    }
+
+    let metrics = lab.sh_ok("n1", "curl -s http://127.0.0.1:9469/metrics");
+    assert!(
+        metrics.contains("hairpin_frontend_flows_total{frontend=\"203.0.113.10:8080/TCP\",name=\"web/8080/TCP\"} 3"),
+        "metrics count the flows:\n{metrics}"
+    );
+    let flushed = lab.hairpin(
+        "n1",
+        &["ct", "flush", "--frontend", "203.0.113.10:8080/TCP"],
+    );
+    assert!(flushed.contains("flushed 3 flows"), "flush: {flushed}");
+    let left: Vec<serde_json::Value> =
+        serde_json::from_str(&lab.hairpin("n1", &["ct", "list", "--output", "json"]))
+            .expect("ct json");
+    let live: Vec<_> = left.iter().filter(|f| f["state"] != "ENDED").collect();
+    assert_eq!(
+        live.len(),
+        2,
+        "the UDP flows stay, the TCP ones are ended: {left:?}"
+    );
+}

@@ -122,7 +122,7 @@ const MAX_WEIGHT: u32 = 256;
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RawConfig {
-    redirects: Vec<RawRedirect>,
+    redirects: Spanned<Vec<RawRedirect>>,
     #[serde(default)]
     interfaces: Option<RawInterfaces>,
     #[serde(default)]
@@ -164,7 +164,7 @@ struct RawRedirect {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RawPort {
     #[serde(default)]
-    name: Option<String>,
+    name: Option<Spanned<String>>,
     port: Spanned<u32>,
     protocol: Spanned<String>,
     #[serde(default)]
@@ -186,7 +186,7 @@ struct RawBackend {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RawInterfaces {
     #[serde(default)]
-    uplink: Option<String>,
+    uplink: Option<Spanned<String>>,
     #[serde(default)]
     pods: Option<Vec<Spanned<String>>>,
 }
@@ -262,10 +262,17 @@ impl Validator<'_> {
     }
 
     fn config(&self, raw: RawConfig) -> Result<Config, ConfigError> {
+        if raw.redirects.value.is_empty() {
+            return Err(self.err(
+                &raw.redirects,
+                "redirects".into(),
+                "no redirect: hairpin needs at least one".into(),
+            ));
+        }
         let mut frontends = Vec::new();
         let mut names = BTreeSet::new();
         let mut seen = BTreeSet::new();
-        for (i, r) in raw.redirects.iter().enumerate() {
+        for (i, r) in raw.redirects.value.iter().enumerate() {
             let at = format!("redirects[{i}]");
             if r.name.value.is_empty() || !names.insert(r.name.value.clone()) {
                 let why = if r.name.value.is_empty() {
@@ -292,17 +299,27 @@ impl Validator<'_> {
                     format!("a redirect needs at least one entry in {what}"),
                 ));
             }
+            let mut port_names = BTreeSet::new();
             for (j, p) in r.ports.iter().enumerate() {
                 let pat = format!("{at}.ports[{j}]");
+                if let Some(name) = &p.name {
+                    if !port_names.insert(name.value.clone()) {
+                        return Err(self.err(
+                            name,
+                            format!("{pat}.name"),
+                            format!("duplicate port name {:?} in this redirect", name.value),
+                        ));
+                    }
+                }
                 let port = self.port(&p.port, &format!("{pat}.port"))?;
                 let proto = match p.protocol.value.to_ascii_uppercase().as_str() {
                     "TCP" => IPPROTO_TCP,
                     "UDP" => IPPROTO_UDP,
-                    other => {
+                    _ => {
                         return Err(self.err(
                             &p.protocol,
                             format!("{pat}.protocol"),
-                            format!("unknown protocol {other:?}: TCP or UDP"),
+                            format!("unknown protocol {:?}: TCP or UDP", p.protocol.value),
                         ));
                     }
                 };
@@ -324,6 +341,13 @@ impl Validator<'_> {
                 for (k, b) in r.backends.iter().enumerate() {
                     let bat = format!("{at}.backends[{k}]");
                     let baddr = self.unicast(&b.ip, &format!("{bat}.ip"))?;
+                    if baddr == addr {
+                        return Err(self.err(
+                            &b.ip,
+                            format!("{bat}.ip"),
+                            format!("{baddr} is the frontend's own address: a loop"),
+                        ));
+                    }
                     let bport = match &b.port {
                         Some(bp) => self.port(bp, &format!("{bat}.port"))?,
                         None => target,
@@ -356,7 +380,10 @@ impl Validator<'_> {
                     }
                     backends.push(backend);
                 }
-                let port_name = p.name.clone().unwrap_or_else(|| port.to_string());
+                let port_name = p
+                    .name
+                    .as_ref()
+                    .map_or_else(|| port.to_string(), |n| n.value.clone());
                 frontends.push(Frontend {
                     name: format!(
                         "{}/{port_name}/{}",
@@ -466,7 +493,19 @@ impl Validator<'_> {
             uplink: None,
             pods: None,
         });
-        let uplink = raw.uplink.filter(|u| u != "auto");
+        let uplink = match raw.uplink {
+            Some(u) if u.value == "auto" => None,
+            // IFNAMSIZ: 15 characters and the terminating zero.
+            Some(u) if u.value.is_empty() || u.value.len() > 15 || u.value.contains(['/', ' ']) => {
+                return Err(self.err(
+                    &u,
+                    "interfaces.uplink".into(),
+                    format!("{:?} is not an interface name (or auto)", u.value),
+                ));
+            }
+            Some(u) => Some(u.value),
+            None => None,
+        };
         let pods = match raw.pods {
             None => DEFAULT_POD_PATTERNS
                 .iter()

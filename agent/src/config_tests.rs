@@ -245,7 +245,7 @@ fn an_unknown_protocol_is_refused() {
             "    backends:",
             "      - ip: 198.51.100.2",
         ]),
-        "test.yaml:5:33: redirects[0].ports[0].protocol: unknown protocol \"SCTP\": TCP or UDP"
+        "test.yaml:5:33: redirects[0].ports[0].protocol: unknown protocol \"sctp\": TCP or UDP"
     );
 }
 
@@ -568,4 +568,44 @@ fn a_timeout_of_many_centuries_saturates_instead_of_overflowing() {
     ]))
     .unwrap();
     assert_eq!(config.timeouts.tcp, u64::MAX);
+}
+
+#[test]
+fn a_file_without_redirects_is_refused() {
+    assert_eq!(
+        refusal(&["redirects: []"]),
+        "test.yaml:1:12: redirects: no redirect: hairpin needs at least one"
+    );
+}
+
+#[test]
+fn a_backend_on_the_frontends_own_address_is_refused() {
+    assert_eq!(
+        refusal_of_redirect("203.0.113.10", "8080", "203.0.113.10"),
+        "test.yaml:7:13: redirects[0].backends[0].ip: 203.0.113.10 is the frontend's own address: a loop"
+    );
+}
+
+#[test]
+fn an_uplink_that_cannot_be_an_interface_name_is_refused() {
+    assert_eq!(
+        refusal(&web_and(&["interfaces: { uplink: a-name-far-too-long }"])),
+        "test.yaml:8:23: interfaces.uplink: \"a-name-far-too-long\" is not an interface name (or auto)"
+    );
+}
+
+#[test]
+fn two_ports_of_one_name_in_a_redirect_are_refused() {
+    assert_eq!(
+        refusal(&[
+            "redirects:",
+            "  - name: web",
+            "    frontend: 203.0.113.10",
+            "    ports:",
+            "      - { name: http, port: 8080, protocol: TCP }",
+            "      - { name: http, port: 8081, protocol: TCP }",
+            "    backends: [{ ip: 198.51.100.2 }]",
+        ]),
+        "test.yaml:6:17: redirects[0].ports[1].name: duplicate port name \"http\" in this redirect"
+    );
 }

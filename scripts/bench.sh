@@ -124,7 +124,7 @@ nsx() {
 
 # record <group> <key> <value>: one raw sample.
 record() {
-	[[ -n $3 ]] || {
+	[[ -n $3 && $3 != - ]] || {
 		note "no value for $1 $2"
 		return 0
 	}
@@ -166,7 +166,7 @@ agent_wait() {
 	local node=$1 pattern=$2 count=$3 limit=$4 pid=${AGENT_PID[$1]} start
 	start=$(now)
 	while (($(grep -cE "$pattern" "$RUN/agent-$node.log" || true) < count)); do
-		[[ -e /proc/$pid ]] || return 1
+		alive "$pid" || return 1
 		awk -v t="$(since "$start")" -v l="$limit" 'BEGIN { exit !(t < l) }' || return 1
 		sleep 0.02
 	done
@@ -176,16 +176,19 @@ agent_hwm_mib() {
 	awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/${AGENT_PID[$1]}/status"
 }
 
+# alive <pid>: running (a child that exited stays a zombie until waited for).
+alive() {
+	[[ -e /proc/$1 ]] && [[ $(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) != Z ]]
+}
+
 # Stops the agent and removes its datapath: agents that leave it in place
 # on exit have `hairpin detach`; removing the pins detaches the rest.
 agent_stop() {
 	local node=$1 pid=${AGENT_PID[$1]:-} i
 	[[ -n $pid ]] || return 0
 	kill -TERM "$pid" 2>/dev/null || true
-	for ((i = 0; i < 100 && ${#pid} && $(
-		[[ -e /proc/$pid ]]
-		echo $?
-	) == 0; i++)); do
+	for ((i = 0; i < 100; i++)); do
+		alive "$pid" || break
 		sleep 0.05
 	done
 	kill -KILL "$pid" 2>/dev/null || true
@@ -284,9 +287,15 @@ variant_down() {
 		;;
 	iptables) iptables_down ;;
 	esac
-	# Nothing may be left translating: the router drops the frontend's
-	# port from inside, so a request must now time out.
-	! get_ok c1 "http://$FRONTEND:8080/" || die "$1 still translates after it was taken down"
+	# Nothing may be left translating.
+	[[ $1 == direct ]] || get_fails c1 "http://$FRONTEND:8080/" ||
+		die "$1 still translates after it was taken down"
+}
+
+# get_fails <client> <url>: no answer within half a second (the router
+# drops the frontend's port from inside, so requests time out).
+get_fails() {
+	! timeout 5 ip netns exec "$P-${CLIENT_NS[$1]}" curl -s --max-time 0.5 "$2" >/dev/null 2>&1
 }
 
 target() { if [[ $1 == direct ]]; then echo "$B1 80"; else echo "$FRONTEND 8080"; fi; }
@@ -310,7 +319,8 @@ wrk_run() {
 		$1 == "Requests/sec:" { rps = $2 }
 		/Socket errors:/ { gsub(",", ""); err += $4 + $6 + $8 + $10 }
 		/Non-2xx/ { err += $NF }
-		END { printf "%s %s %s %d\n", rps, p50, p99, err }' || true
+		END { printf "%s %s %s %d\n", d(rps), d(p50), d(p99), err }
+		function d(x) { return x == "" ? "-" : x }' || true
 }
 
 # iperf_run <client> <address>: prints "Gbit/s retransmits".
@@ -319,7 +329,7 @@ iperf_run() {
 		iperf3 -c "$2" -p 5201 -t "$IPERF_S" -f m --connect-timeout 3000 2>&1 | awk '
 		/receiver$/ { for (i = 1; i <= NF; i++) if ($i == "Mbits/sec") g = $(i - 1) / 1000 }
 		/sender$/ { r = $(NF - 1) }
-		END { if (g != "") printf "%.3f %s\n", g, r }' || true
+		END { if (g != "") printf "%.3f %s\n", g, r; else print "- -" }' || true
 }
 
 # One client's tests against one variant, recorded under <variant>.
@@ -365,7 +375,7 @@ ct_section() {
 }
 
 e2e_section() {
-	local rep i v c
+	local rep i v c addr port
 	gen_config 1 1 >"$RUN/bench-e2e.yaml"
 	for ((rep = 0; rep < REPS; rep++)); do
 		for ((i = 0; i < ${#VARIANTS[@]}; i++)); do
@@ -416,8 +426,10 @@ scale_section() {
 		else
 			# Refused (or too slow): say why, then measure the datapath with
 			# the frontends written into the running agent's pinned maps.
-			printf 'scale_note\trefused/%s\t%s\n' "$n" \
-				"$(grep -m1 -i error "$RUN/agent-n1.log" | sed 's/.*hairpin: //' | tr '\t' ' ' | cut -c1-200)" >>"$RAW"
+			local why="not ready within 120 s"
+			alive "${AGENT_PID[n1]}" ||
+				why=$(grep -m1 -i error "$RUN/agent-n1.log" | sed 's/.*hairpin: //' | tr '\t"' '  ' | cut -c1-200)
+			printf 'scale_note\trefused/%s\t%s\n' "$n" "$why" >>"$RAW"
 			record scale "refused_after_s/$n/hairpin" "$(since "$t")"
 			agent_stop n1
 			"$EXAMPLES/fill_frontends" --pin-dir "/sys/fs/bpf/$P-n1" --create "$n" >/dev/null
@@ -431,7 +443,7 @@ scale_section() {
 		get_ok c1 "http://$FRONTEND:8080/" || die "hairpin with $n frontends: c1 does not reach b1"
 		scale_rate "cps/$n/hairpin"
 		agent_stop n1
-		! get_ok c1 "http://$FRONTEND:8080/" || die "hairpin still translates after it was stopped"
+		get_fails c1 "http://$FRONTEND:8080/" || die "hairpin still translates after it was stopped"
 
 		t=$(now)
 		iptables_rules "$n" | nsx n1 iptables-restore --noflush
@@ -446,7 +458,8 @@ scale_section() {
 
 # report <raw> <json out>: the table on stdout, everything in the JSON.
 report() {
-	awk -F'\t' -v json="$2" -v meta="$META" '
+	META=$META awk -F'\t' -v json="$2" '
+	BEGIN { meta = ENVIRON["META"] }
 	function median(k,   n, i, j, t, a) {
 		n = cnt[k]
 		for (i = 1; i <= n; i++) a[i] = val[k, i]
@@ -540,7 +553,7 @@ report() {
 				cell("scale/cps/" n "/hairpin"), ratio("scale/cps/" n "/hairpin", "scale/cps/1/hairpin"), \
 				cell("scale/restore_s/" n "/iptables"), cell("scale/cps/" n "/iptables"), ratio("scale/cps/" n "/iptables", "scale/cps/1/iptables")
 			if (("scale_note/refused/" n) in info)
-				printf "   %-8s hairpin run refused the file (%.2f s): %s\n   %-8s the rate above: agent on 1 frontend, %d more written into its pinned maps (%.2f s)\n", \
+				printf "   %-8s hairpin run did not apply the file (%.2f s): %s\n   %-8s the rate above: agent on 1 frontend, %d more written into its pinned maps (%.2f s)\n", \
 					"", med["scale/refused_after_s/" n "/hairpin"], info["scale_note/refused/" n], "", n - 1, med["scale/fill_s/" n "/hairpin"]
 		}
 

@@ -37,7 +37,13 @@ pub struct LoadOptions {
     pub max_backend_slots: u32,
     pub ct_entries: u32,
     pub timeouts: CtTimeouts,
+    /// The datapath's aya-log level: 0 logs nothing (the default), 4 logs
+    /// debug events (new flows).
+    pub log_level: u8,
 }
+
+/// The aya-log level that turns the datapath's debug events on.
+pub const LOG_LEVEL_DEBUG: u8 = 4;
 
 impl Default for LoadOptions {
     fn default() -> Self {
@@ -46,6 +52,7 @@ impl Default for LoadOptions {
             max_backend_slots: DEFAULT_MAX_BACKEND_SLOTS,
             ct_entries: DEFAULT_CT_ENTRIES,
             timeouts: CtTimeouts::default(),
+            log_level: 0,
         }
     }
 }
@@ -67,6 +74,7 @@ impl LoadOptions {
                 .max(slots.saturating_mul(2).next_power_of_two()),
             ct_entries: config.ct_entries,
             timeouts: config.timeouts,
+            log_level: 0,
         }
     }
 }
@@ -96,7 +104,8 @@ impl Datapath {
             .override_global(GLOBAL_CT_TIMEOUT_SYN, &opts.timeouts.syn, true)
             .override_global(GLOBAL_CT_TIMEOUT_TCP, &opts.timeouts.tcp, true)
             .override_global(GLOBAL_CT_TIMEOUT_CLOSE, &opts.timeouts.close, true)
-            .override_global(GLOBAL_CT_TIMEOUT_UDP, &opts.timeouts.udp, true);
+            .override_global(GLOBAL_CT_TIMEOUT_UDP, &opts.timeouts.udp, true)
+            .override_global("AYA_LOG_LEVEL", &opts.log_level, false);
         let pins: Vec<_> = pin_dir
             .map(|dir| {
                 PINNED_MAPS

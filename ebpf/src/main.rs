@@ -16,6 +16,7 @@ mod parse;
 mod redirect;
 
 use aya_ebpf::{bindings::TC_ACT_UNSPEC, macros::classifier, programs::TcContext};
+use aya_log_ebpf::debug;
 use hairpin_common::{Counter, CtDir, CtEntryV4, CtOrigin, IPPROTO_ICMP, IPPROTO_TCP, SEEN_ENDED};
 
 use conntrack::Hook;
@@ -84,6 +85,18 @@ fn flow(ctx: &TcContext, pkt: &Packet, hook: Hook) -> i32 {
         return TC_ACT_UNSPEC;
     }
     maps::account(e.frontend_id, ctx.len(), new_flow);
+    if new_flow {
+        debug!(
+            ctx,
+            "new flow {:i}:{} -> {:i}:{} to {:i}:{}",
+            u32::from_be(key.saddr),
+            u16::from_be(key.sport),
+            u32::from_be(key.daddr),
+            u16::from_be(key.dport),
+            u32::from_be(e.nat.daddr),
+            u16::from_be(e.nat.dport)
+        );
+    }
     deliver(ctx, hook, &e)
 }
 

@@ -99,16 +99,44 @@ fn check_node_addrs(
     }
 }
 
+/// Forwards the datapath's aya-log records to the log. The logger must stay
+/// alive and be polled: its ring buffer is read from here.
+fn spawn_datapath_logger(dp: &mut Datapath) -> Result<()> {
+    let logger = aya_log::EbpfLogger::init(&mut dp.ebpf).context("datapath logger")?;
+    // SAFETY: the logger owns its ring buffer's descriptor for as long as
+    // it lives, and the AsyncFd owns the logger.
+    let mut fd = unsafe {
+        tokio::io::unix::AsyncFd::register_with_interest(logger, tokio::io::Interest::READABLE)
+    }
+    .map_err(|e| anyhow::anyhow!("polling the datapath logger: {e}"))?;
+    tokio::spawn(async move {
+        loop {
+            let Ok(mut guard) = fd.readable_mut().await else {
+                return;
+            };
+            guard.get_inner_mut().flush();
+            guard.clear_ready();
+        }
+    });
+    Ok(())
+}
+
 impl Agent {
     async fn start(args: Args, handle: rtnetlink::Handle) -> Result<Self> {
         let config_stamp = stamp(&args.config);
         let config = Config::load(&args.config)?;
         check_node_addrs(&args.config, &config, &links::addresses(&handle).await?)?;
-        let opts = LoadOptions::for_config(&config);
+        let mut opts = LoadOptions::for_config(&config);
+        if tracing::enabled!(target: "hairpin", tracing::Level::DEBUG) {
+            opts.log_level = crate::loader::LOG_LEVEL_DEBUG;
+        }
         std::fs::create_dir_all(args.pin_dir.join(paths::MAPS_DIR))
             .with_context(|| format!("creating {} (is bpffs mounted?)", args.pin_dir.display()))?;
         let mut dp = Datapath::load(&opts, Some(&args.pin_dir))?;
         let mut maps = dp.take_maps()?;
+        if opts.log_level != 0 {
+            spawn_datapath_logger(&mut dp)?;
+        }
         let applied = reconcile::apply(&mut maps, &config.frontends, opts.max_frontends)?;
         info!(config = %args.config.display(), ?applied, "configuration applied");
         let mode = Mode::detect();

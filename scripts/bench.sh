@@ -19,6 +19,9 @@
 #   BENCH_SCALE        frontend counts (default: 1 1000 10000 100000)
 #   BENCH_DEADLINE     seconds after the build before the run is aborted
 #                      (default 590)
+#   BENCH_HAIRPIN_SOCKET=1  leave hairpin's socket-level path (connect()
+#                      translation for host processes) at its default; by
+#                      default it is off and the TC datapath is measured
 set -Eeuo pipefail
 
 PROG=${0##*/}
@@ -45,6 +48,7 @@ fi
 read -r -a CLIENTS <<<"${BENCH_CLIENTS:-c1 n1 c2}"
 BULK_CLIENTS=" ${BENCH_BULK_CLIENTS:-c1 n1} "
 DEADLINE=${BENCH_DEADLINE:-590}
+HAIRPIN_SOCKET=${BENCH_HAIRPIN_SOCKET:-0}
 # wrk: one thread, as many connections as nginx's single worker wants.
 WRK_CONNS=16
 
@@ -131,10 +135,18 @@ record() {
 	printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$RAW"
 }
 
-flush_conntrack() {
+# Between runs: no conntrack entries on the nodes, and no TIME-WAIT
+# sockets. b1 closes first (it answers `Connection: close`), so its
+# TIME-WAIT sockets would meet the next run's reused client ports; the
+# client's timestamp offset depends on the address it connects to, so a SYN
+# of a run through 203.0.113.10 onto a TIME-WAIT socket of a direct run is
+# refused (PAWS) and retransmitted a second later: an artifact of running
+# the variants one after the other, not of any of them.
+reset_state() {
 	local n
 	for n in "${CT_NAMESPACES[@]}"; do
 		nsx "$n" conntrack -F >/dev/null 2>&1 || true
+		nsx "$n" ss -K -tan state time-wait >/dev/null 2>&1 || true
 	done
 }
 
@@ -204,7 +216,7 @@ agent_stop() {
 # gen_config <n> <extra ports>: n frontends, the last 203.0.113.10:8080,
 # the others on 203.0.113.1-250, ports from 10000, all to b1:80.
 gen_config() {
-	awk -v n="$1" -v extra="$2" 'BEGIN {
+	awk -v n="$1" -v extra="$2" -v socket="$((HAIRPIN_SOCKET == 1))" 'BEGIN {
 		print "redirects:"
 		m = n - 1
 		for (a = 1; a <= 250; a++) {
@@ -222,6 +234,7 @@ gen_config() {
 		}
 		print "    backends:\n      - ip: 198.51.100.2"
 		print "interfaces:\n  uplink: auto\n  pods: [\"veth*\"]"
+		if (!socket) print "socket:\n  enabled: false"
 	}'
 }
 
@@ -338,14 +351,14 @@ e2e_client() {
 	read -r addr port < <(target "$v")
 	local url="http://$addr:$port/" ns=${CLIENT_NS[$c]}
 
-	flush_conntrack
+	reset_state
 	read -r rps p50 p99 err < <(wrk_run "$c" "$url")
 	record e2e "ka.rps/$c/$v" "$rps"
 	record e2e "ka.p50_us/$c/$v" "$p50"
 	record e2e "ka.p99_us/$c/$v" "$p99"
 	record e2e "ka.errors/$c/$v" "$err"
 
-	flush_conntrack
+	reset_state
 	syn0=$(nstat_get "$ns" TcpExtTCPSynRetrans)
 	paws0=$(nstat_get n1-b1 TcpExtPAWSTimewait)
 	read -r rps p50 p99 err < <(wrk_run "$c" "$url" -H 'Connection: close')
@@ -355,7 +368,7 @@ e2e_client() {
 	record e2e "close.b1_paws_tw/$c/$v" "$(($(nstat_get n1-b1 TcpExtPAWSTimewait) - paws0))"
 
 	if [[ $BULK_CLIENTS == *" $c "* ]]; then
-		flush_conntrack
+		reset_state
 		read -r g r < <(iperf_run "$c" "$addr")
 		record e2e "bulk.gbps/$c/$v" "${g:-}"
 		record e2e "bulk.retrans/$c/$v" "${r:-}"
@@ -399,7 +412,7 @@ e2e_section() {
 scale_rate() {
 	local key=$1 r rps rest
 	for ((r = 0; r < SCALE_REPS; r++)); do
-		flush_conntrack
+		reset_state
 		read -r rps rest < <(wrk_run c1 "http://$FRONTEND:8080/" -H 'Connection: close')
 		record scale "$key" "$rps"
 	done
@@ -470,6 +483,7 @@ report() {
 	function has(k) { return (k in cnt) }
 	function fmt(x) {
 		if (x == "") return "-"
+		if (x == int(x) && (x < 10 || x >= 100)) return sprintf("%d", x)
 		if (x >= 100) return sprintf("%.0f", x)
 		if (x >= 10) return sprintf("%.1f", x)
 		return sprintf("%.2f", x)
@@ -649,7 +663,7 @@ e2e_section
 scale_section
 
 if ((QUICK)); then
-	OUT=$TMP/results
+	OUT=$TMP/results # a smoke run keeps nothing
 else
 	OUT=$ROOT/bench/results
 fi

@@ -16,6 +16,8 @@ use crate::{gc, paths};
 
 /// The pinned maps of one node's datapath.
 pub struct Pinned {
+    /// Whether the socket-level path is attached on this node.
+    pub sockets: bool,
     pub frontends: HashMap<MapData, FrontendKeyV4, Frontend>,
     pub backends: HashMap<MapData, BackendKey, BackendV4>,
     pub conntrack: HashMap<MapData, CtKeyV4, CtEntryV4>,
@@ -37,6 +39,7 @@ fn open<T: TryFrom<Map, Error = aya::maps::MapError>>(dir: &Path, name: &str) ->
 impl Pinned {
     pub fn open(dir: &Path) -> Result<Self> {
         Ok(Self {
+            sockets: paths::cgroup_link_pin(dir, hairpin_common::PROG_SOCK_CONNECT4).exists(),
             frontends: open(dir, FRONTENDS_V4)?,
             backends: open(dir, BACKENDS_V4)?,
             conntrack: open(dir, CT_V4)?,
@@ -73,14 +76,21 @@ pub struct FrontendView {
     pub frontend: String,
     /// Backends with their slot counts (weights).
     pub backends: Vec<(String, u32)>,
+    /// The paths that serve it on this node: `tc`, and `socket` when the
+    /// socket-level path is attached.
+    pub paths: Vec<&'static str>,
     pub stats: Stats,
 }
 
 #[derive(Debug, Default, Serialize)]
 pub struct Stats {
+    /// The TC path: packets and bytes both ways, flows opened.
     pub packets: u64,
     pub bytes: u64,
     pub flows: u64,
+    /// The socket path: connects and datagrams translated.
+    pub sock_connects: u64,
+    pub sock_datagrams: u64,
 }
 
 pub fn frontends(p: &Pinned) -> Result<Vec<FrontendView>> {
@@ -110,12 +120,20 @@ pub fn frontends(p: &Pinned) -> Result<Vec<FrontendView>> {
                 stats.packets += s.packets;
                 stats.bytes += s.bytes;
                 stats.flows += s.flows;
+                stats.sock_connects += s.sock_connects;
+                stats.sock_datagrams += s.sock_datagrams;
             }
         }
+        let paths = if p.sockets {
+            vec!["tc", "socket"]
+        } else {
+            vec!["tc"]
+        };
         out.push(FrontendView {
             id: f.id,
             frontend: frontend_name(&k),
             backends,
+            paths,
             stats,
         });
     }

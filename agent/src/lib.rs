@@ -11,3 +11,4 @@ pub mod loader;
 pub mod metrics;
 pub mod paths;
 pub mod reconcile;
+pub mod sockets;

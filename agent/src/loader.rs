@@ -117,6 +117,14 @@ impl Datapath {
             loader.map_pin_path(name, path.as_path());
         }
         let mut ebpf = loader.load(OBJECT).context("loading the eBPF object")?;
+        for name in crate::sockets::SOCK_PROGRAMS {
+            let prog: &mut aya::programs::CgroupSockAddr = ebpf
+                .program_mut(name)
+                .with_context(|| format!("program {name} missing from the object"))?
+                .try_into()?;
+            prog.load()
+                .with_context(|| format!("loading program {name} (verifier)"))?;
+        }
         for name in PROGRAMS {
             let prog: &mut SchedClassifier = ebpf
                 .program_mut(name)
@@ -178,4 +186,14 @@ pub struct Maps {
     pub frontend_stats: PerCpuArray<MapData, FrontendStats>,
     pub global_stats: PerCpuArray<MapData, u64>,
     pub node: Array<MapData, NodeConfig>,
+}
+
+impl Maps {
+    /// Updates the node facts the datapath reads, leaving the others.
+    pub fn update_node(&mut self, f: impl FnOnce(&mut NodeConfig)) -> Result<()> {
+        let mut node = self.node.get(&0, 0)?;
+        f(&mut node);
+        self.node.set(0, node, 0)?;
+        Ok(())
+    }
 }

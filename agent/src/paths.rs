@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/hairpin";
 pub const MAPS_DIR: &str = "maps";
 pub const LINKS_DIR: &str = "links";
+pub const CGROUP_LINKS_DIR: &str = "cgroup";
 
 pub fn map_pin(dir: &Path, map: &str) -> PathBuf {
     dir.join(MAPS_DIR).join(map)
@@ -24,4 +25,9 @@ pub fn link_pin(dir: &Path, ifname: &str, prog: &str) -> PathBuf {
 /// The interface of a pinned link's path.
 pub fn link_ifname(pin: &Path) -> Option<String> {
     Some(pin.file_name()?.to_str()?.replace(':', "."))
+}
+
+/// The pinned cgroup link of the socket program `prog`.
+pub fn cgroup_link_pin(dir: &Path, prog: &str) -> PathBuf {
+    dir.join(CGROUP_LINKS_DIR).join(prog)
 }

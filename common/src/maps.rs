@@ -12,9 +12,11 @@ pub const CT_V4: &str = "CT_V4";
 pub const FRONTEND_STATS: &str = "FRONTEND_STATS";
 pub const GLOBAL_STATS: &str = "GLOBAL_STATS";
 pub const NODE: &str = "NODE";
+/// Socket-level reverse translation: (socket, backend) → frontend.
+pub const SOCK_REVNAT_V4: &str = "SOCK_REVNAT_V4";
 
 /// Every map the agent pins, in a stable order.
-pub const PINNED_MAPS: [&str; 8] = [
+pub const PINNED_MAPS: [&str; 9] = [
     FRONTENDS_V4,
     FRONTEND_ADDRS_V4,
     BACKENDS_V4,
@@ -23,6 +25,7 @@ pub const PINNED_MAPS: [&str; 8] = [
     FRONTEND_STATS,
     GLOBAL_STATS,
     NODE,
+    SOCK_REVNAT_V4,
 ];
 
 /// Program on a pod veth's ingress (the pod's egress).
@@ -34,7 +37,14 @@ pub const PROG_UPLINK_EGRESS: &str = "uplink_egress";
 /// Program on the uplink's ingress.
 pub const PROG_UPLINK_INGRESS: &str = "uplink_ingress";
 
+/// Socket programs (cgroup hooks) for the node's own processes.
+pub const PROG_SOCK_CONNECT4: &str = "sock_connect4";
+pub const PROG_SOCK_SENDMSG4: &str = "sock_sendmsg4";
+pub const PROG_SOCK_RECVMSG4: &str = "sock_recvmsg4";
+pub const PROG_SOCK_GETPEERNAME4: &str = "sock_getpeername4";
+
 pub const DEFAULT_MAX_FRONTENDS: u32 = 16_384;
+pub const DEFAULT_SOCK_REVNAT_ENTRIES: u32 = 65_536;
 pub const DEFAULT_MAX_BACKEND_SLOTS: u32 = 65_536;
 pub const DEFAULT_CT_ENTRIES: u32 = 262_144;
 

@@ -56,7 +56,46 @@ pub struct NodeConfig {
     /// The uplink's own MAC address, so that a frame handed to its ingress is
     /// taken as addressed to this host.
     pub uplink_mac: [u8; 6],
-    pub _pad: [u8; 2],
+    /// `SockScope` as u8: which sockets the socket-level path translates.
+    pub sock_scope: u8,
+    pub _pad: u8,
+    /// The network namespace cookie of the node's own namespace (the
+    /// `host` scope's sockets).
+    pub host_netns_cookie: u64,
 }
 
-user_pod!(FrontendKeyV4, Frontend, BackendKey, BackendV4, NodeConfig);
+/// Which sockets the socket-level path translates (`NodeConfig::sock_scope`).
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SockScope {
+    /// None: the socket-level path is off.
+    Off = 0,
+    /// Sockets in the node's own network namespace.
+    Host = 1,
+    /// Every socket of the cgroup.
+    All = 2,
+}
+
+/// Key of `SOCK_REVNAT_V4`: a socket and the backend it was sent to.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct SockKeyV4 {
+    /// `bpf_get_socket_cookie`.
+    pub cookie: u64,
+    /// The backend's address and port, network byte order.
+    pub addr: u32,
+    pub port: u16,
+    pub _pad: u16,
+}
+
+/// Value of `SOCK_REVNAT_V4`: the frontend the socket asked for, which
+/// `getpeername` and `recvmsg` report instead of the backend.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct SockNatV4 {
+    pub addr: u32,
+    pub port: u16,
+    pub _pad: u16,
+}
+
+user_pod!(FrontendKeyV4, Frontend, BackendKey, BackendV4, NodeConfig, SockKeyV4, SockNatV4);

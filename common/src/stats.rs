@@ -3,13 +3,16 @@
 use crate::user_pod;
 
 /// Value of the per-CPU `FRONTEND_STATS` array, indexed by `Frontend::id`.
-/// Both directions of a frontend's flows count.
+/// The TC path counts packets and bytes both ways and the flows it opens;
+/// the socket path counts the connects and datagrams it translates.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FrontendStats {
     pub packets: u64,
     pub bytes: u64,
     pub flows: u64,
+    pub sock_connects: u64,
+    pub sock_datagrams: u64,
 }
 
 user_pod!(FrontendStats);

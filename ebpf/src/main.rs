@@ -14,8 +14,13 @@ mod maps;
 mod nat;
 mod parse;
 mod redirect;
+mod sock;
 
-use aya_ebpf::{bindings::TC_ACT_UNSPEC, macros::classifier, programs::TcContext};
+use aya_ebpf::{
+    bindings::TC_ACT_UNSPEC,
+    macros::{cgroup_sock_addr, classifier},
+    programs::{SockAddrContext, TcContext},
+};
 use aya_log_ebpf::debug;
 use hairpin_common::{Counter, CtDir, CtEntryV4, CtOrigin, IPPROTO_ICMP, IPPROTO_TCP, SEEN_ENDED};
 
@@ -40,6 +45,26 @@ pub fn uplink_egress(ctx: TcContext) -> i32 {
 #[classifier]
 pub fn uplink_ingress(ctx: TcContext) -> i32 {
     process(&ctx, Hook::UplinkIngress)
+}
+
+#[cgroup_sock_addr(connect4)]
+pub fn sock_connect4(ctx: SockAddrContext) -> i32 {
+    sock::to_backend(&ctx, sock::Call::Connect)
+}
+
+#[cgroup_sock_addr(sendmsg4)]
+pub fn sock_sendmsg4(ctx: SockAddrContext) -> i32 {
+    sock::to_backend(&ctx, sock::Call::Datagram)
+}
+
+#[cgroup_sock_addr(recvmsg4)]
+pub fn sock_recvmsg4(ctx: SockAddrContext) -> i32 {
+    sock::to_frontend(&ctx)
+}
+
+#[cgroup_sock_addr(getpeername4)]
+pub fn sock_getpeername4(ctx: SockAddrContext) -> i32 {
+    sock::to_frontend(&ctx)
 }
 
 #[inline(always)]

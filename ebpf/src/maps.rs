@@ -7,8 +7,10 @@ use aya_ebpf::{
 };
 use hairpin_common::{
     BackendKey, BackendV4, CtEntryV4, CtKeyV4, Frontend, FrontendKeyV4, FrontendStats, NodeConfig,
+    SockKeyV4, SockNatV4,
     CT_TIMEOUT_CLOSE_NS, CT_TIMEOUT_SYN_NS, CT_TIMEOUT_TCP_NS, CT_TIMEOUT_UDP_NS,
-    DEFAULT_CT_ENTRIES, DEFAULT_MAX_BACKEND_SLOTS, DEFAULT_MAX_FRONTENDS, GLOBAL_COUNTERS,
+    DEFAULT_CT_ENTRIES, DEFAULT_MAX_BACKEND_SLOTS, DEFAULT_MAX_FRONTENDS, DEFAULT_SOCK_REVNAT_ENTRIES,
+    GLOBAL_COUNTERS,
 };
 
 #[map]
@@ -77,6 +79,21 @@ pub fn count(counter: hairpin_common::Counter) {
     }
 }
 
+/// Accounts one connect (or datagram) the socket path translated.
+#[inline(always)]
+pub fn account_sock(frontend_id: u32, connect: bool) {
+    if let Some(s) = FRONTEND_STATS.get_ptr_mut(frontend_id) {
+        // SAFETY: per-CPU slot, no concurrent writer.
+        unsafe {
+            if connect {
+                (*s).sock_connects += 1;
+            } else {
+                (*s).sock_datagrams += 1;
+            }
+        }
+    }
+}
+
 /// Accounts one packet of a frontend's flow; `new_flow` when it opened one.
 #[inline(always)]
 pub fn account(frontend_id: u32, bytes: u32, new_flow: bool) {
@@ -91,3 +108,8 @@ pub fn account(frontend_id: u32, bytes: u32, new_flow: bool) {
         }
     }
 }
+
+/// LRU: entries of closed sockets age out as new sockets need room.
+#[map]
+pub static SOCK_REVNAT_V4: LruHashMap<SockKeyV4, SockNatV4> =
+    LruHashMap::with_max_entries(DEFAULT_SOCK_REVNAT_ENTRIES, 0);

@@ -19,10 +19,15 @@ pub fn is_frontend_addr(addr: u32) -> bool {
 
 #[inline(always)]
 pub fn frontend(key: &CtKeyV4) -> Option<Frontend> {
+    frontend_of(key.daddr, key.dport, key.proto)
+}
+
+#[inline(always)]
+pub fn frontend_of(addr: u32, port: u16, proto: u8) -> Option<Frontend> {
     let fk = FrontendKeyV4 {
-        addr: key.daddr,
-        port: key.dport,
-        proto: key.proto,
+        addr,
+        port,
+        proto,
         _pad: 0,
     };
     // SAFETY: the value is copied out before any other map operation.
@@ -33,11 +38,17 @@ pub fn frontend(key: &CtKeyV4) -> Option<Frontend> {
 /// conntrack then keeps the flow on it.
 #[inline(always)]
 pub fn choose_backend(fe: &Frontend) -> Option<BackendV4> {
+    // SAFETY: helper without arguments.
+    backend_at(fe, unsafe { bpf_get_prandom_u32() })
+}
+
+/// The backend of slot `n` modulo the frontend's slots.
+#[inline(always)]
+pub fn backend_at(fe: &Frontend, n: u32) -> Option<BackendV4> {
     if fe.slots == 0 {
         return None;
     }
-    // SAFETY: helper without arguments.
-    let slot = unsafe { bpf_get_prandom_u32() } % fe.slots;
+    let slot = n % fe.slots;
     let key = BackendKey {
         frontend_id: fe.id,
         slot,

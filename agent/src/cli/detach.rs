@@ -3,7 +3,7 @@ use std::{fs, path::PathBuf};
 use anyhow::{Context as _, Result};
 use hairpin_common::PINNED_MAPS;
 
-use crate::{attach, paths};
+use crate::{attach, paths, sockets};
 
 /// Remove everything hairpin installed under the pin directory: its links
 /// (the programs detach with them), then its maps. Traffic to the frontends
@@ -21,6 +21,10 @@ pub fn detach(args: Args) -> Result<()> {
             println!("detached {}", link.display());
             removed += 1;
         }
+    }
+    for pin in sockets::detach(&args.pin_dir)? {
+        println!("detached {}", pin.display());
+        removed += 1;
     }
     for map in PINNED_MAPS {
         let pin = paths::map_pin(&args.pin_dir, map);

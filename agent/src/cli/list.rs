@@ -20,7 +20,7 @@ pub fn list(args: Args) -> Result<()> {
     print(
         args.output,
         &rows,
-        &["ID", "FRONTEND", "BACKENDS", "PACKETS", "BYTES", "FLOWS"],
+        &["ID", "FRONTEND", "BACKENDS", "PATHS", "TC PACKETS", "TC BYTES", "TC FLOWS", "SOCK CONNECTS", "SOCK DATAGRAMS"],
         |f| {
             let backends: Vec<String> = f
                 .backends
@@ -37,9 +37,12 @@ pub fn list(args: Args) -> Result<()> {
                 f.id.to_string(),
                 f.frontend.clone(),
                 backends.join(", "),
+                f.paths.join("+"),
                 f.stats.packets.to_string(),
                 f.stats.bytes.to_string(),
                 f.stats.flows.to_string(),
+                f.stats.sock_connects.to_string(),
+                f.stats.sock_datagrams.to_string(),
             ]
         },
     );

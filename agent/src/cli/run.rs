@@ -7,18 +7,18 @@ use std::{
 
 use anyhow::{bail, Context as _, Result};
 use futures::StreamExt as _;
-use hairpin_common::NodeConfig;
+use hairpin_common::SockScope;
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::{info, warn};
 
 use crate::{
     attach::{Attachments, Mode, Role},
-    config::{Config, ConfigError},
+    config::{Config, ConfigError, SocketScope},
     gc,
     links::{self, Link, LinkEvent},
     loader::{Datapath, LoadOptions, Maps},
     metrics::{self, AgentMetrics},
-    paths, reconcile,
+    paths, reconcile, sockets,
 };
 
 /// Run the datapath: load and attach the programs, apply the configuration,
@@ -170,6 +170,7 @@ impl Agent {
             self.known.insert(link.name.clone(), link);
         }
         self.set_uplink().await?;
+        self.set_sockets()?;
         self.forget_stale_pins()?;
         let all: Vec<Link> = self.known.values().cloned().collect();
         for link in &all {
@@ -238,14 +239,41 @@ impl Agent {
         };
         self.attached
             .attach(&mut self.dp, &link.name, Role::Uplink)?;
-        let node = NodeConfig {
-            uplink_ifindex: link.index,
-            uplink_mac: link.mac.unwrap_or_default(),
-            _pad: [0; 2],
-        };
-        self.maps.node.set(0, node, 0)?;
+        self.maps.update_node(|n| {
+            n.uplink_ifindex = link.index;
+            n.uplink_mac = link.mac.unwrap_or_default();
+        })?;
         info!(interface = %link.name, index = link.index, "uplink attached");
         self.uplink = Some(link);
+        Ok(())
+    }
+
+    /// Attaches the socket-level path to its cgroup (or detaches it, when
+    /// the configuration turns it off) and tells the datapath its scope.
+    fn set_sockets(&mut self) -> Result<()> {
+        let lb = &self.config.socket;
+        if !lb.enabled {
+            self.maps.update_node(|n| n.sock_scope = SockScope::Off as u8)?;
+            for pin in sockets::detach(&self.args.pin_dir)? {
+                info!(pin = %pin.display(), "socket-level path off: detached");
+            }
+            return Ok(());
+        }
+        let cookie = sockets::netns_cookie()?;
+        let scope = match lb.scope {
+            SocketScope::Host => SockScope::Host,
+            SocketScope::All => SockScope::All,
+        };
+        self.maps.update_node(|n| {
+            n.sock_scope = scope as u8;
+            n.host_netns_cookie = cookie;
+        })?;
+        let cgroup = match &lb.cgroup {
+            Some(c) => c.clone(),
+            None => sockets::cgroup2_root()?,
+        };
+        sockets::attach(&mut self.dp, &cgroup, &self.args.pin_dir)?;
+        info!(cgroup = %cgroup.display(), scope = ?lb.scope, "socket-level path attached");
         Ok(())
     }
 
@@ -356,8 +384,14 @@ impl Agent {
         if config.ct_entries != self.config.ct_entries || config.timeouts != self.config.timeouts {
             warn!("conntrack size and timeouts take effect at the next start");
         }
+        let sockets_changed = config.socket != self.config.socket;
         self.config = config;
         self.sync_lingering();
+        if sockets_changed {
+            if let Err(e) = self.set_sockets() {
+                warn!("socket-level path: {e:#}");
+            }
+        }
         if let Err(e) = self.metrics.set_names(&self.maps, &self.config) {
             warn!("frontend names for metrics: {e:#}");
         }

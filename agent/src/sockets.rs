@@ -1,0 +1,102 @@
+//! The socket-level path's attachment: the four cgroup hooks on one cgroup
+//! v2 directory, with pinned links. A restarted agent attaches its programs
+//! beside the pinned ones, then lets the old links go: for a moment both run,
+//! which is harmless, since a socket the first translated no longer asks for
+//! a frontend.
+
+use std::{
+    fs, io,
+    os::unix::io::AsRawFd as _,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{bail, Context as _, Result};
+use aya::programs::{links::FdLink, CgroupAttachMode, CgroupSockAddr};
+
+use crate::{attach::unpin_link, loader::Datapath, paths};
+
+/// The socket programs, in the order they are attached.
+pub const SOCK_PROGRAMS: [&str; 4] = [
+    hairpin_common::PROG_SOCK_CONNECT4,
+    hairpin_common::PROG_SOCK_SENDMSG4,
+    hairpin_common::PROG_SOCK_RECVMSG4,
+    hairpin_common::PROG_SOCK_GETPEERNAME4,
+];
+
+/// The root of the machine's cgroup v2 hierarchy, from the mount table
+/// (`/sys/fs/cgroup`, or `/sys/fs/cgroup/unified` on hybrid hosts).
+pub fn cgroup2_root() -> Result<PathBuf> {
+    let mounts = fs::read_to_string("/proc/self/mounts").context("reading /proc/self/mounts")?;
+    mounts
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() > 2 && f[2] == "cgroup2").then(|| PathBuf::from(f[1]))
+        })
+        .min_by_key(|p| p.components().count())
+        .context("no cgroup v2 hierarchy is mounted: the socket-level path needs one")
+}
+
+/// Attaches the socket programs to `cgroup`, replacing links pinned by an
+/// earlier agent.
+pub fn attach(dp: &mut Datapath, cgroup: &Path, pin_dir: &Path) -> Result<()> {
+    let dir = fs::File::open(cgroup).with_context(|| format!("opening cgroup {}", cgroup.display()))?;
+    if !dir.metadata()?.is_dir() {
+        bail!("{} is not a cgroup directory", cgroup.display());
+    }
+    for name in SOCK_PROGRAMS {
+        let prog: &mut CgroupSockAddr = dp
+            .ebpf
+            .program_mut(name)
+            .with_context(|| format!("program {name} missing"))?
+            .try_into()?;
+        // A link-based attachment (Linux 5.7+) runs beside any other
+        // program on the cgroup, whatever the mode says: the mode is for
+        // the old attach interface, and links must be created without one.
+        let id = prog
+            .attach(&dir, CgroupAttachMode::Single)
+            .with_context(|| format!("attaching {name} to {}", cgroup.display()))?;
+        let link: FdLink = prog.take_link(id)?.try_into()?;
+        let pin = paths::cgroup_link_pin(pin_dir, name);
+        unpin_link(&pin)?;
+        fs::create_dir_all(pin.parent().expect("pin has a parent"))?;
+        link.pin(&pin)?;
+    }
+    Ok(())
+}
+
+/// Removes the pinned cgroup links; returns the paths removed.
+pub fn detach(pin_dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut removed = Vec::new();
+    for name in SOCK_PROGRAMS {
+        let pin = paths::cgroup_link_pin(pin_dir, name);
+        if unpin_link(&pin)? {
+            removed.push(pin);
+        }
+    }
+    // Ignored error: absent, or holding something that is not hairpin's.
+    let _ = fs::remove_dir(pin_dir.join(paths::CGROUP_LINKS_DIR));
+    Ok(removed)
+}
+
+/// The cookie of the network namespace this process runs in, which the
+/// datapath compares with a socket's (`SO_NETNS_COOKIE`, Linux 5.14).
+pub fn netns_cookie() -> Result<u64> {
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").context("socket for SO_NETNS_COOKIE")?;
+    let mut cookie: u64 = 0;
+    let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
+    // SAFETY: a valid socket and an out-buffer of the size given.
+    let rc = unsafe {
+        libc::getsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_NETNS_COOKIE,
+            (&raw mut cookie).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error()).context("SO_NETNS_COOKIE (Linux 5.14+)");
+    }
+    Ok(cookie)
+}

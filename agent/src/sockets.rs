@@ -40,7 +40,8 @@ pub fn cgroup2_root() -> Result<PathBuf> {
 /// Attaches the socket programs to `cgroup`, replacing links pinned by an
 /// earlier agent.
 pub fn attach(dp: &mut Datapath, cgroup: &Path, pin_dir: &Path) -> Result<()> {
-    let dir = fs::File::open(cgroup).with_context(|| format!("opening cgroup {}", cgroup.display()))?;
+    let dir =
+        fs::File::open(cgroup).with_context(|| format!("opening cgroup {}", cgroup.display()))?;
     if !dir.metadata()?.is_dir() {
         bail!("{} is not a cgroup directory", cgroup.display());
     }

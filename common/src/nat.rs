@@ -98,4 +98,12 @@ pub struct SockNatV4 {
     pub _pad: u16,
 }
 
-user_pod!(FrontendKeyV4, Frontend, BackendKey, BackendV4, NodeConfig, SockKeyV4, SockNatV4);
+user_pod!(
+    FrontendKeyV4,
+    Frontend,
+    BackendKey,
+    BackendV4,
+    NodeConfig,
+    SockKeyV4,
+    SockNatV4
+);

@@ -53,7 +53,10 @@ pub fn to_backend(ctx: &SockAddrContext, call: Call) -> i32 {
     // SAFETY: the context points at the hook's `bpf_sock_addr`.
     let sa = unsafe { &mut *ctx.sock_addr };
     let proto = sa.protocol as u8;
-    if (proto != IPPROTO_TCP && proto != IPPROTO_UDP) || !is_frontend_addr(sa.user_ip4) || !in_scope(ctx) {
+    if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
+        || !is_frontend_addr(sa.user_ip4)
+        || !in_scope(ctx)
+    {
         return 1;
     }
     let fe_addr = sa.user_ip4;

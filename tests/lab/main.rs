@@ -12,6 +12,7 @@
 mod support;
 
 mod agent;
+mod sockets;
 
 use std::collections::BTreeSet;
 
@@ -39,6 +40,9 @@ redirects:
 interfaces:
   uplink: auto
   pods: ["veth*"]
+# The TC path serves the host clients here (tests/lab/sockets.rs has
+# the socket path).
+socket: { enabled: false }
 "#;
 
 /// In-cluster clients: (namespace, description).

@@ -118,7 +118,7 @@ impl Harness {
             let node = NodeConfig {
                 uplink_ifindex: ifindex,
                 uplink_mac: mac,
-                _pad: [0; 2],
+                ..NodeConfig::default()
             };
             maps.node.set(0, node, 0).expect("setting the node");
         }
@@ -245,6 +245,8 @@ impl Harness {
                 packets: a.packets + s.packets,
                 bytes: a.bytes + s.bytes,
                 flows: a.flows + s.flows,
+                sock_connects: a.sock_connects + s.sock_connects,
+                sock_datagrams: a.sock_datagrams + s.sock_datagrams,
             })
     }
 
@@ -267,10 +269,12 @@ impl Harness {
                 .get(&fe.id)
                 .copied()
                 .unwrap_or_default();
+            // Frames through TC never count on the socket path.
             let want = FrontendStats {
                 packets,
                 bytes,
                 flows,
+                ..FrontendStats::default()
             };
             let got = self.frontend_stats(fe.id);
             if got != want {

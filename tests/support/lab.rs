@@ -25,6 +25,8 @@ pub const B2: &str = "198.51.100.67";
 pub struct Lab {
     pub prefix: String,
     run: PathBuf,
+    /// Cgroups made for the nodes' host processes, removed on drop.
+    cgroups: std::cell::RefCell<Vec<PathBuf>>,
 }
 
 impl Lab {
@@ -39,6 +41,7 @@ impl Lab {
         let lab = Self {
             run: Path::new(LAB_RUN).join(&prefix),
             prefix,
+            cgroups: Default::default(),
         };
         let out = lab.script("up", &[]);
         assert!(
@@ -67,6 +70,51 @@ impl Lab {
 
     pub fn run_dir(&self) -> &Path {
         &self.run
+    }
+
+    /// A cgroup v2 directory of this lab's own for node `node`'s host
+    /// processes (the socket-level path attaches there, never to the
+    /// machine's root cgroup), created on first use.
+    pub fn cgroup(&self, node: &str) -> PathBuf {
+        let root = cgroup2_root();
+        let dir = root.join(format!("{}-{node}", self.prefix));
+        if !dir.exists() {
+            fs::create_dir(&dir).expect("create test cgroup");
+            self.cgroups.borrow_mut().push(dir.clone());
+        }
+        dir
+    }
+
+    /// Runs a shell command in namespace `name` from inside `cgroup`: the
+    /// process joins the cgroup before it enters the namespace (whose
+    /// `ip netns exec` hides the machine's /sys).
+    pub fn sh_in(&self, cgroup: &Path, name: &str, cmd: &str) -> Output {
+        let script = format!(
+            "echo $$ > {}/cgroup.procs && exec ip netns exec {} sh -c \"$0\"",
+            cgroup.display(),
+            self.ns(name)
+        );
+        Command::new("sh")
+            .args(["-c", &script, cmd])
+            .stdin(Stdio::null())
+            .output()
+            .expect("sh")
+    }
+
+    /// Waits (bounded) until something listens on TCP `port` in `name`.
+    pub fn wait_listening(&self, name: &str, port: u16) {
+        let start = Instant::now();
+        while self
+            .sh_ok(name, &format!("ss -Htln '( sport = :{port} )'"))
+            .trim()
+            .is_empty()
+        {
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "nothing listens on {port} in {name}"
+            );
+            sleep(Duration::from_millis(50));
+        }
     }
 
     /// Runs a shell command in namespace `name`.
@@ -193,7 +241,17 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
+        for cg in self.cgroups.borrow().iter() {
+            // Ignored error: the cgroup empties as its processes exit,
+            // which the lab's teardown below finishes.
+            let _ = fs::remove_dir(cg);
+        }
         let out = self.script("down", &[]);
+        for cg in self.cgroups.borrow().iter() {
+            if cg.exists() && fs::remove_dir(cg).is_err() && !std::thread::panicking() {
+                panic!("test cgroup {} left behind", cg.display());
+            }
+        }
         if !out.status.success() && !std::thread::panicking() {
             panic!(
                 "lab.sh down failed: {}",
@@ -333,4 +391,17 @@ impl Drop for Background {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The root of the machine's cgroup v2 hierarchy.
+pub fn cgroup2_root() -> PathBuf {
+    let mounts = fs::read_to_string("/proc/self/mounts").expect("mounts");
+    mounts
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() > 2 && f[2] == "cgroup2").then(|| PathBuf::from(f[1]))
+        })
+        .min_by_key(|p| p.components().count())
+        .expect("a cgroup v2 hierarchy")
 }

@@ -20,7 +20,17 @@ pub fn list(args: Args) -> Result<()> {
     print(
         args.output,
         &rows,
-        &["ID", "FRONTEND", "BACKENDS", "PATHS", "TC PACKETS", "TC BYTES", "TC FLOWS", "SOCK CONNECTS", "SOCK DATAGRAMS"],
+        &[
+            "ID",
+            "FRONTEND",
+            "BACKENDS",
+            "PATHS",
+            "TC PACKETS",
+            "TC BYTES",
+            "TC FLOWS",
+            "SOCK CONNECTS",
+            "SOCK DATAGRAMS",
+        ],
         |f| {
             let backends: Vec<String> = f
                 .backends

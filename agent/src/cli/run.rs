@@ -253,7 +253,8 @@ impl Agent {
     fn set_sockets(&mut self) -> Result<()> {
         let lb = &self.config.socket;
         if !lb.enabled {
-            self.maps.update_node(|n| n.sock_scope = SockScope::Off as u8)?;
+            self.maps
+                .update_node(|n| n.sock_scope = SockScope::Off as u8)?;
             for pin in sockets::detach(&self.args.pin_dir)? {
                 info!(pin = %pin.display(), "socket-level path off: detached");
             }

@@ -8,8 +8,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export LAB_PREFIX=hpdemo
+RUN=/run/hairpin-lab/$LAB_PREFIX
 PIN_BASE=/sys/fs/bpf/hairpin-demo
 AGENT_PIDS=()
+# The nodes' host processes that the socket-level path serves: a cgroup of
+# the demo's own per node, never the machine's root cgroup.
+CGROUP_ROOT=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/self/mounts)
+CGROUPS=("$CGROUP_ROOT/hairpin-demo-n1" "$CGROUP_ROOT/hairpin-demo-n2")
 
 cleanup() {
 	local rc=$?
@@ -22,6 +27,7 @@ cleanup() {
 	done
 	rm -rf "$PIN_BASE"-n1 "$PIN_BASE"-n2
 	scripts/lab.sh down >/dev/null 2>&1 || true
+	rmdir "${CGROUPS[@]}" 2>/dev/null || true
 	exit "$rc"
 }
 trap cleanup EXIT
@@ -40,15 +46,19 @@ scripts/lab.sh up
 say "without hairpin: the router does no NAT loopback, in-cluster clients fail"
 scripts/lab.sh probe
 
-say "starting hairpin on both nodes (examples/lab.yaml)"
-for node in n1 n2; do
+say "starting hairpin on both nodes (examples/lab.yaml, socket path on a demo cgroup)"
+for i in 0 1; do
+	node=n$((i + 1))
+	mkdir -p "${CGROUPS[$i]}"
+	{ cat examples/lab.yaml; printf 'socket: { scope: host, cgroup: %s }\n' "${CGROUPS[$i]}"; } >"$RUN/$node.yaml"
+	# nsenter keeps the machine's /sys (bpffs, cgroups); `ip netns exec` would not.
 	nsenter --net="/run/netns/$LAB_PREFIX-$node" "$HAIRPIN" run \
-		--config examples/lab.yaml --pin-dir "$PIN_BASE-$node" \
-		>"/run/hairpin-lab/$LAB_PREFIX/agent-$node.log" 2>&1 &
+		--config "$RUN/$node.yaml" --pin-dir "$PIN_BASE-$node" \
+		>"$RUN/agent-$node.log" 2>&1 &
 	AGENT_PIDS+=("$!")
 done
 for node in n1 n2; do
-	log=/run/hairpin-lab/$LAB_PREFIX/agent-$node.log
+	log=$RUN/agent-$node.log
 	for _ in $(seq 100); do
 		grep -q 'ready:' "$log" && break
 		sleep 0.1
@@ -60,20 +70,26 @@ done
 say "with hairpin: every client reaches the frontends"
 scripts/lab.sh probe
 
+say "a host process of node n1 (like the kubelet) in the socket path's cgroup"
+sh -c 'echo $$ >"$1/cgroup.procs" && exec ip netns exec "$2" curl -s --max-time 3 \
+	-w "  (connected to %{remote_ip}:%{remote_port}, as getpeername says)\n" http://203.0.113.10:8080/' \
+	_ "${CGROUPS[0]}" "$LAB_PREFIX-n1"
+nsenter --net="/run/netns/$LAB_PREFIX-n1" "$HAIRPIN" list --pin-dir "$PIN_BASE-n1"
+
 say "the rewrite, seen by tcpdump: pod c1 asks 203.0.113.10:8080"
 ip netns exec "$LAB_PREFIX-n1-b1" tcpdump -n -l -c 2 -i eth0 'tcp port 80' \
-	>/run/hairpin-lab/$LAB_PREFIX/b1.cap 2>/dev/null &
+	>$RUN/b1.cap 2>/dev/null &
 cap_b1=$!
 ip netns exec "$LAB_PREFIX-n1-c1" tcpdump -n -l -c 2 -i eth0 'tcp port 8080' \
-	>/run/hairpin-lab/$LAB_PREFIX/c1.cap 2>/dev/null &
+	>$RUN/c1.cap 2>/dev/null &
 cap_c1=$!
 sleep 1
 ip netns exec "$LAB_PREFIX-n1-c1" curl -s --max-time 3 http://203.0.113.10:8080/ >/dev/null
 timeout 5 tail --pid="$cap_b1" -f /dev/null || kill "$cap_b1" 2>/dev/null || true
 timeout 5 tail --pid="$cap_c1" -f /dev/null || kill "$cap_c1" 2>/dev/null || true
 echo "in pod c1 (the client sees only the external address):"
-sed 's/^/  /' /run/hairpin-lab/$LAB_PREFIX/c1.cap
+sed 's/^/  /' $RUN/c1.cap
 echo "in pod b1 (the backend sees the client's real address, on port 80):"
-sed 's/^/  /' /run/hairpin-lab/$LAB_PREFIX/b1.cap
+sed 's/^/  /' $RUN/b1.cap
 
 say "tearing down"

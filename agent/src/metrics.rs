@@ -104,6 +104,8 @@ fn render(pin_dir: &Path, agent: &AgentMetrics) -> Result<String> {
     let packets = Family::<FrontendLabel, Counter>::default();
     let bytes = Family::<FrontendLabel, Counter>::default();
     let flows = Family::<FrontendLabel, Counter>::default();
+    let connects = Family::<FrontendLabel, Counter>::default();
+    let datagrams = Family::<FrontendLabel, Counter>::default();
     let names = agent.names.lock().expect("names lock").clone();
     for fe in inspect::frontends(&pinned)? {
         let label = FrontendLabel {
@@ -113,18 +115,30 @@ fn render(pin_dir: &Path, agent: &AgentMetrics) -> Result<String> {
         packets.get_or_create(&label).inc_by(fe.stats.packets);
         bytes.get_or_create(&label).inc_by(fe.stats.bytes);
         flows.get_or_create(&label).inc_by(fe.stats.flows);
+        connects.get_or_create(&label).inc_by(fe.stats.sock_connects);
+        datagrams.get_or_create(&label).inc_by(fe.stats.sock_datagrams);
     }
     reg.register(
         "frontend_packets",
-        "Packets of a frontend's flows, both ways",
+        "Packets of a frontend's flows, both ways (TC path)",
         packets,
     );
     reg.register(
         "frontend_bytes",
-        "Bytes of a frontend's flows, both ways",
+        "Bytes of a frontend's flows, both ways (TC path)",
         bytes,
     );
-    reg.register("frontend_flows", "Flows opened to a frontend", flows);
+    reg.register("frontend_flows", "Flows opened to a frontend (TC path)", flows);
+    reg.register(
+        "frontend_socket_connects",
+        "Connects to a frontend translated at the socket (socket path)",
+        connects,
+    );
+    reg.register(
+        "frontend_socket_datagrams",
+        "Unconnected datagrams to a frontend translated at the socket (socket path)",
+        datagrams,
+    );
 
     let datapath = Family::<CounterLabel, Counter>::default();
     for (c, v) in inspect::global_counters(&pinned)? {

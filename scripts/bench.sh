@@ -441,7 +441,7 @@ scale_section() {
 			# the frontends written into the running agent's pinned maps.
 			local why="not ready within 120 s"
 			alive "${AGENT_PID[n1]}" ||
-				why=$(grep -m1 -i error "$RUN/agent-n1.log" | sed 's/.*hairpin: //' | tr '\t"' '  ' | cut -c1-200)
+				why=$(tail -n1 "$RUN/agent-n1.log" | sed 's/^hairpin: //' | tr '\t"' '  ' | cut -c1-200 || true)
 			printf 'scale_note\trefused/%s\t%s\n' "$n" "$why" >>"$RAW"
 			record scale "refused_after_s/$n/hairpin" "$(since "$t")"
 			agent_stop n1

@@ -81,7 +81,7 @@ pub fn to_backend(ctx: &SockAddrContext, call: Call) -> i32 {
     };
     // Without its reverse entry the socket would see the backend's address
     // in replies: translate only what can be translated back.
-    if SOCK_REVNAT_V4.insert(&key, &nat, 0).is_err() {
+    if SOCK_REVNAT_V4.insert(key, nat, 0).is_err() {
         return 1;
     }
     sa.user_ip4 = be.addr;
@@ -103,7 +103,7 @@ pub fn to_frontend(ctx: &SockAddrContext) -> i32 {
         _pad: 0,
     };
     // SAFETY: the value is copied out at once.
-    if let Some(nat) = unsafe { SOCK_REVNAT_V4.get(&key) }.copied() {
+    if let Some(nat) = unsafe { SOCK_REVNAT_V4.get(key) }.copied() {
         sa.user_ip4 = nat.addr;
         sa.user_port = u32::from(nat.port);
     }

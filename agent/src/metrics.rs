@@ -115,8 +115,12 @@ fn render(pin_dir: &Path, agent: &AgentMetrics) -> Result<String> {
         packets.get_or_create(&label).inc_by(fe.stats.packets);
         bytes.get_or_create(&label).inc_by(fe.stats.bytes);
         flows.get_or_create(&label).inc_by(fe.stats.flows);
-        connects.get_or_create(&label).inc_by(fe.stats.sock_connects);
-        datagrams.get_or_create(&label).inc_by(fe.stats.sock_datagrams);
+        connects
+            .get_or_create(&label)
+            .inc_by(fe.stats.sock_connects);
+        datagrams
+            .get_or_create(&label)
+            .inc_by(fe.stats.sock_datagrams);
     }
     reg.register(
         "frontend_packets",
@@ -128,7 +132,11 @@ fn render(pin_dir: &Path, agent: &AgentMetrics) -> Result<String> {
         "Bytes of a frontend's flows, both ways (TC path)",
         bytes,
     );
-    reg.register("frontend_flows", "Flows opened to a frontend (TC path)", flows);
+    reg.register(
+        "frontend_flows",
+        "Flows opened to a frontend (TC path)",
+        flows,
+    );
     reg.register(
         "frontend_socket_connects",
         "Connects to a frontend translated at the socket (socket path)",

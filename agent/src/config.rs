@@ -178,6 +178,10 @@ struct RawBackend {
     /// Overrides the ports' `targetPort` for this backend.
     #[serde(default)]
     port: Option<Spanned<u32>>,
+    /// Overrides per frontend port, keyed by the port's name or number,
+    /// where this backend listens elsewhere for some ports only.
+    #[serde(default)]
+    ports: Option<std::collections::BTreeMap<String, Spanned<u32>>>,
     #[serde(default)]
     weight: Option<Spanned<u32>>,
 }
@@ -299,6 +303,21 @@ impl Validator<'_> {
                     format!("a redirect needs at least one entry in {what}"),
                 ));
             }
+            for (k, b) in r.backends.iter().enumerate() {
+                for (key, at_port) in b.ports.iter().flatten() {
+                    let known = r.ports.iter().any(|p| {
+                        p.name.as_ref().is_some_and(|n| &n.value == key)
+                            || p.port.value.to_string() == *key
+                    });
+                    if !known {
+                        return Err(self.err(
+                            at_port,
+                            format!("{at}.backends[{k}].ports.{key}"),
+                            format!("no port named or numbered {key:?} in this redirect"),
+                        ));
+                    }
+                }
+            }
             let mut port_names = BTreeSet::new();
             for (j, p) in r.ports.iter().enumerate() {
                 let pat = format!("{at}.ports[{j}]");
@@ -348,9 +367,16 @@ impl Validator<'_> {
                             format!("{baddr} is the frontend's own address: a loop"),
                         ));
                     }
-                    let bport = match &b.port {
-                        Some(bp) => self.port(bp, &format!("{bat}.port"))?,
-                        None => target,
+                    let by_port = b.ports.as_ref().and_then(|m| {
+                        p.name
+                            .as_ref()
+                            .and_then(|n| m.get_key_value(&n.value))
+                            .or_else(|| m.get_key_value(&port.to_string()))
+                    });
+                    let bport = match (by_port, &b.port) {
+                        (Some((k, bp)), _) => self.port(bp, &format!("{bat}.ports.{k}"))?,
+                        (None, Some(bp)) => self.port(bp, &format!("{bat}.port"))?,
+                        (None, None) => target,
                     };
                     let weight = match &b.weight {
                         Some(w) if w.value == 0 || w.value > MAX_WEIGHT => {

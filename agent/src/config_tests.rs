@@ -609,3 +609,33 @@ fn two_ports_of_one_name_in_a_redirect_are_refused() {
         "test.yaml:6:17: redirects[0].ports[1].name: duplicate port name \"http\" in this redirect"
     );
 }
+
+#[test]
+fn a_backend_may_listen_elsewhere_for_some_ports_only() {
+    let config = parse(&[
+        "redirects:",
+        "  - name: web",
+        "    frontend: 203.0.113.10",
+        "    ports:",
+        "      - { name: http, port: 80, protocol: TCP, targetPort: 8080 }",
+        "      - { name: https, port: 443, protocol: TCP, targetPort: 8443 }",
+        "    backends:",
+        "      - { ip: 198.51.100.2, ports: { https: 9443 } }",
+        "      - { ip: 198.51.100.3 }",
+    ])
+    .unwrap();
+    let ports: Vec<Vec<u16>> = config
+        .frontends
+        .iter()
+        .map(|f| f.backends.iter().map(|b| b.port).collect())
+        .collect();
+    assert_eq!(ports, [vec![8080, 8080], vec![9443, 8443]]);
+}
+
+#[test]
+fn a_backend_port_for_an_unknown_frontend_port_is_refused() {
+    assert_eq!(
+        refusal(&web_and(&["      - { ip: 198.51.100.3, ports: { https: 8443 } }"])),
+        "test.yaml:8:45: redirects[0].backends[1].ports.https: no port named or numbered \"https\" in this redirect"
+    );
+}

@@ -429,3 +429,29 @@ fn list_ct_list_and_metrics_count_the_tests_own_traffic() {
         "the UDP flows stay, the TCP ones are ended: {left:?}"
     );
 }
+
+#[test]
+fn a_frontend_on_the_nodes_own_address_is_refused_with_its_place() {
+    require_privileged!();
+    let lab = Lab::up();
+    let cfg = lab.run_dir().join("own.yaml");
+    fs::write(
+        &cfg,
+        ONE.replace("frontend: 203.0.113.10", "frontend: 192.0.2.11"),
+    )
+    .expect("config");
+    let out = lab.hairpin_output("n1", &["run", "--config", cfg.to_str().expect("utf-8")]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the agent refuses to start");
+    assert!(
+        err.contains(&format!(
+            "{}:4:15: redirects[0].frontend: 192.0.2.11 is an address of this node",
+            cfg.display()
+        )),
+        "the refusal names file, line and field: {err}"
+    );
+    let pins = std::path::PathBuf::from(format!("/sys/fs/bpf/{}-n1", lab.prefix));
+    assert!(!pins.join("links").exists(), "nothing attached");
+    // Ignored error: the refused start may have created the map pins.
+    let _ = fs::remove_dir_all(pins);
+}

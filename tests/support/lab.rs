@@ -173,16 +173,22 @@ impl Lab {
     }
 
     /// Runs a `hairpin` subcommand in node `node`, against the pins of the
-    /// agent started there.
-    pub fn hairpin(&self, node: &str, args: &[&str]) -> String {
-        let out = Command::new("nsenter")
+    /// agent started there, and returns its output whatever its status.
+    pub fn hairpin_output(&self, node: &str, args: &[&str]) -> Output {
+        Command::new("nsenter")
             .arg(format!("--net=/run/netns/{}", self.ns(node)))
             .arg(HAIRPIN)
             .args(args)
             .arg("--pin-dir")
             .arg(format!("/sys/fs/bpf/{}-{node}", self.prefix))
+            .stdin(Stdio::null())
             .output()
-            .expect("run hairpin");
+            .expect("run hairpin")
+    }
+
+    /// Runs a `hairpin` subcommand in node `node` that must succeed.
+    pub fn hairpin(&self, node: &str, args: &[&str]) -> String {
+        let out = self.hairpin_output(node, args);
         assert!(
             out.status.success(),
             "hairpin {args:?} failed: {}",

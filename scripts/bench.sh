@@ -574,7 +574,6 @@ report() {
 		print "\n4. Conntrack: CT_V4 (LRU hash) filled with established flows"
 		printf "   %-50s %s\n", "slots (max_entries) / entries", fmt(med["ct/ct_slots"]) " / " fmt(med["ct/ct_entries"])
 		printf "   %-50s %s MiB (%s bytes per slot; all maps %s MiB)\n", "kernel memory (fdinfo memlock)", fmt(med["ct/ct_memlock_mib"]), fmt(med["ct/ct_bytes_per_slot"]), fmt(med["ct/maps_memlock_mib"])
-		printf "   %-50s %s MiB\n", "  cross-check: /proc/meminfo delta at load", fmt(med["ct/meminfo_delta_mib"])
 		printf "   %-50s %s s (%s ns per entry)\n", "full GC sweep, nothing expired", fmt(med["ct/sweep_live_s"]), fmt(med["ct/sweep_live_ns_per_entry"])
 		printf "   %-50s %s s (%s removed)\n", "full GC sweep, expired flows removed", fmt(med["ct/sweep_expired_s"]), fmt(med["ct/sweep_removed"])
 		printf "   %-50s %s s\n", "one agent tick (65,536 entries)", fmt(med["ct/tick_s"])

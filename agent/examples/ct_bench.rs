@@ -84,16 +84,6 @@ fn proc_numbers(path: &str) -> Result<BTreeMap<String, u64>> {
         .collect())
 }
 
-/// Kernel memory as /proc/meminfo counts it where BPF maps live: slab,
-/// vmalloc and per-CPU areas, in bytes.
-fn kernel_mem() -> Result<u64> {
-    let m = proc_numbers("/proc/meminfo")?;
-    Ok(["Slab", "VmallocUsed", "Percpu"]
-        .iter()
-        .map(|k| m.get(*k).copied().unwrap_or(0) * 1024)
-        .sum())
-}
-
 /// `memlock` of every BPF map this process holds, by fd: the kernel's own
 /// account of a map's memory (`map->ops->map_mem_usage` since 6.4).
 fn maps_memlock() -> Result<BTreeMap<i32, (u64, u64)>> {
@@ -148,9 +138,7 @@ fn main() -> Result<()> {
         ..LoadOptions::default()
     };
 
-    let mem_before = kernel_mem()?;
     let mut dp = Datapath::load(&opts, None)?;
-    let mem_after = kernel_mem()?;
     let mut maps = dp.take_maps()?;
     let ct = &mut maps.conntrack;
     let ct_fd = ct.map().fd().as_fd().as_raw_fd();
@@ -227,7 +215,6 @@ fn main() -> Result<()> {
     let removed = s.removed;
     let left = ct.keys().count();
 
-    let kernel_delta = mem_after.saturating_sub(mem_before);
     let rows: Vec<(&str, String, f64)> = vec![
         (
             "ct_slots",
@@ -249,11 +236,6 @@ fn main() -> Result<()> {
             "maps_memlock_mib",
             "all maps of the datapath, memlock (MiB)".into(),
             all_memlock as f64 / 1048576.0,
-        ),
-        (
-            "meminfo_delta_mib",
-            "  /proc/meminfo slab+vmalloc+percpu delta at load (MiB)".into(),
-            kernel_delta as f64 / 1048576.0,
         ),
         (
             "fill_s",

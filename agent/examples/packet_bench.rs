@@ -219,7 +219,7 @@ fn test_run(prog: BorrowedFd<'_>, data: &[u8], repeat: u32) -> Result<RunResult>
 
 // ---------------------------------------------------------------- frames
 
-fn tcp_frame(src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16), flags: u8, payload: usize) -> Vec<u8> {
+fn tcp_frame(src: Endpoint, dst: Endpoint, flags: u8, payload: usize) -> Vec<u8> {
     let b = etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
         .ipv4(src.0.octets(), dst.0.octets(), 64)
         .tcp(src.1, dst.1, 1_000, 64_240);
@@ -249,7 +249,7 @@ fn arp_frame() -> Vec<u8> {
     f
 }
 
-fn key(src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16)) -> CtKeyV4 {
+fn key(src: Endpoint, dst: Endpoint) -> CtKeyV4 {
     CtKeyV4 {
         saddr: addr_key(src.0),
         daddr: addr_key(dst.0),
@@ -260,8 +260,11 @@ fn key(src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16)) -> CtKeyV4 {
     }
 }
 
+/// An address and a port.
+type Endpoint = (Ipv4Addr, u16);
+
 /// Frontends from YAML, through the agent's own parser: `at` → `to` each.
-fn frontends(list: &[((Ipv4Addr, u16), (Ipv4Addr, u16))]) -> Result<Vec<config::Frontend>> {
+fn frontends(list: &[(Endpoint, Endpoint)]) -> Result<Vec<config::Frontend>> {
     let mut yaml = String::from("redirects:\n");
     for (i, (at, to)) in list.iter().enumerate() {
         yaml += &format!(

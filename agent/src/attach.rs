@@ -48,13 +48,18 @@ impl Role {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Mode {
     Tcx,
     Clsact,
 }
 
 impl Mode {
+    /// The mode asked for, or the best this kernel has.
+    pub fn choose(asked: Option<Mode>) -> Self {
+        asked.unwrap_or_else(Self::detect)
+    }
+
     pub fn detect() -> Self {
         match KernelVersion::current() {
             Ok(v) if v >= KernelVersion::new(6, 6, 0) => Mode::Tcx,
@@ -103,8 +108,10 @@ impl Attachments {
         }
         if self.mode == Mode::Clsact {
             match tc::qdisc_add_clsact(ifname) {
-                // An existing clsact qdisc (a CNI's) is what we need.
+                // An existing clsact qdisc (a CNI's, or an earlier agent's)
+                // is what we need.
                 Ok(()) | Err(tc::TcError::AlreadyAttached) => {}
+                Err(tc::TcError::NetlinkError(e)) if e.raw_os_error() == Some(libc::EEXIST) => {}
                 Err(e) => return Err(e).with_context(|| format!("adding clsact to {ifname}")),
             }
         }
@@ -117,17 +124,7 @@ impl Attachments {
                     dir,
                     &paths::link_pin(&self.pin_dir, ifname, name),
                 ),
-                Mode::Clsact => prog
-                    .attach_with_options(
-                        ifname,
-                        dir,
-                        TcAttachOptions::Netlink(NlOptions {
-                            priority: 1,
-                            ..Default::default()
-                        }),
-                    )
-                    .map(drop)
-                    .map_err(Into::into),
+                Mode::Clsact => attach_filter(prog, ifname, dir, name),
             };
             attached.with_context(|| format!("attaching {name} to {ifname} ({dir:?})"))?;
         }
@@ -141,8 +138,15 @@ impl Attachments {
         let Some(role) = self.roles.remove(ifname) else {
             return Ok(false);
         };
-        for (name, _) in role.programs() {
-            unpin_link(&paths::link_pin(&self.pin_dir, ifname, name))?;
+        for (name, dir) in role.programs() {
+            match self.mode {
+                Mode::Tcx => {
+                    unpin_link(&paths::link_pin(&self.pin_dir, ifname, name))?;
+                }
+                Mode::Clsact => {
+                    remove_filters(ifname, dir, name)?;
+                }
+            }
         }
         Ok(true)
     }
@@ -194,6 +198,41 @@ fn attach_pinned(
     // The pinned link keeps the program attached once this handle is gone.
     link.pin(pin)?;
     Ok(())
+}
+
+/// Attaches a netlink filter (clsact) that outlives the agent, replacing the
+/// filters of the same program an earlier agent left: unlike a TCX link,
+/// this leaves the hook without hairpin for a moment.
+fn attach_filter(
+    prog: &mut SchedClassifier,
+    ifname: &str,
+    dir: TcAttachType,
+    name: &str,
+) -> Result<()> {
+    remove_filters(ifname, dir, name)?;
+    let id = prog.attach_with_options(
+        ifname,
+        dir,
+        TcAttachOptions::Netlink(NlOptions {
+            priority: 1,
+            ..Default::default()
+        }),
+    )?;
+    // A filter stays attached until removed; dropping the link would
+    // remove it, so the agent lets go of it instead.
+    std::mem::forget(prog.take_link(id)?);
+    Ok(())
+}
+
+/// Removes the clsact filters of program `name` from a hook of `ifname`.
+pub fn remove_filters(ifname: &str, dir: TcAttachType, name: &str) -> Result<bool> {
+    match tc::qdisc_detach_program(ifname, dir, name) {
+        Ok(()) => Ok(true),
+        Err(tc::TcError::IoError(e)) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        // No clsact qdisc (or no interface): nothing of ours is there.
+        Err(tc::TcError::NetlinkError(_)) => Ok(false),
+        Err(e) => Err(e).with_context(|| format!("removing {name} from {ifname}")),
+    }
 }
 
 /// Removes a pinned link: its last reference gone, the kernel detaches it.

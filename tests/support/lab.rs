@@ -159,6 +159,11 @@ impl Lab {
     /// and links pinned under a directory of this lab's own, and waits until
     /// it has attached to the node's interfaces.
     pub fn agent(&self, node: &str, config: &str) -> Agent {
+        self.agent_with(node, config, &[])
+    }
+
+    /// Like `agent`, with more arguments for `hairpin run`.
+    pub fn agent_with(&self, node: &str, config: &str, extra: &[&str]) -> Agent {
         let cfg = self.run.join(format!("hairpin-{node}.yaml"));
         fs::write(&cfg, config).expect("write agent config");
         let mut agent = Agent {
@@ -167,6 +172,7 @@ impl Lab {
             log: self.run.join(format!("agent-{node}.log")),
             pin_dir: PathBuf::from(format!("/sys/fs/bpf/{}-{node}", self.prefix)),
             config: cfg,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
         };
         agent.start();
         agent
@@ -275,6 +281,7 @@ pub struct Agent {
     pub log: PathBuf,
     pub pin_dir: PathBuf,
     pub config: PathBuf,
+    extra: Vec<String>,
 }
 
 impl Agent {
@@ -296,6 +303,7 @@ impl Agent {
             .arg(&self.config)
             .arg("--pin-dir")
             .arg(&self.pin_dir)
+            .args(&self.extra)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())

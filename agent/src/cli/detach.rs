@@ -22,6 +22,21 @@ pub fn detach(args: Args) -> Result<()> {
             removed += 1;
         }
     }
+    // clsact filters have no pins: look on every interface of the node.
+    let links = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(async { crate::links::list(&crate::links::connect()?).await })?;
+    for link in &links {
+        for role in [attach::Role::Uplink, attach::Role::Pod] {
+            for (name, dir) in role.programs() {
+                if attach::remove_filters(&link.name, dir, name)? {
+                    println!("detached {name} filter from {} ({dir:?})", link.name);
+                    removed += 1;
+                }
+            }
+        }
+    }
     for pin in sockets::detach(&args.pin_dir)? {
         println!("detached {}", pin.display());
         removed += 1;

@@ -34,6 +34,11 @@ pub struct Args {
     /// agents may share a kernel).
     #[arg(long, default_value = paths::DEFAULT_PIN_DIR)]
     pin_dir: PathBuf,
+    /// How to attach to interfaces: TCX (kernel 6.6+, the default where
+    /// available: pinned links, atomic replacement on restart) or clsact
+    /// netlink filters (any kernel; a restart leaves a brief gap).
+    #[arg(long, value_enum)]
+    attach: Option<Mode>,
 }
 
 /// How often the configuration file is checked and conntrack swept.
@@ -139,7 +144,7 @@ impl Agent {
         }
         let applied = reconcile::apply(&mut maps, &config.frontends, opts.max_frontends)?;
         info!(config = %args.config.display(), ?applied, "configuration applied");
-        let mode = Mode::detect();
+        let mode = Mode::choose(args.attach);
         info!(?mode, "attach mode");
         let metrics = AgentMetrics::default();
         metrics.set_names(&maps, &config)?;

@@ -76,7 +76,7 @@ impl Lab {
     /// processes (the socket-level path attaches there, never to the
     /// machine's root cgroup), created on first use.
     pub fn cgroup(&self, node: &str) -> PathBuf {
-        let root = cgroup2_root();
+        let root = hairpin::sockets::cgroup2_root().expect("a cgroup v2 hierarchy");
         let dir = root.join(format!("{}-{node}", self.prefix));
         if !dir.exists() {
             fs::create_dir(&dir).expect("create test cgroup");
@@ -407,15 +407,3 @@ impl Drop for Background {
     }
 }
 
-/// The root of the machine's cgroup v2 hierarchy.
-pub fn cgroup2_root() -> PathBuf {
-    let mounts = fs::read_to_string("/proc/self/mounts").expect("mounts");
-    mounts
-        .lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (f.len() > 2 && f[2] == "cgroup2").then(|| PathBuf::from(f[1]))
-        })
-        .min_by_key(|p| p.components().count())
-        .expect("a cgroup v2 hierarchy")
-}

@@ -226,14 +226,22 @@ impl Agent {
         let link = match &self.config.interfaces.uplink {
             Some(name) => self.known.get(name).cloned(),
             None => {
-                let mut found = None;
+                let mut oifs = std::collections::BTreeSet::new();
                 for fe in &self.config.frontends {
                     if let Some(oif) = links::route_oif(&self.handle, fe.addr).await? {
-                        found = self.known.values().find(|l| l.index == oif).cloned();
-                        break;
+                        oifs.insert(oif);
                     }
                 }
-                found
+                if oifs.len() > 1 {
+                    // One uplink per node: host traffic to frontends routed
+                    // elsewhere is left to the socket-level path.
+                    warn!(
+                        ?oifs,
+                        "the frontends route through several interfaces; the first is the uplink"
+                    );
+                }
+                oifs.first()
+                    .and_then(|oif| self.known.values().find(|l| l.index == *oif).cloned())
             }
         };
         let Some(link) = link else {

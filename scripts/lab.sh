@@ -4,21 +4,40 @@
 # a two-node "cluster" behind it, but cannot hairpin (NAT loopback), so
 # in-cluster clients that use the public address time out.
 #
-#   ext (203.0.113.100) --- wan0 [rtr] lan0 (bridge, 192.0.2.1/24)
-#                                       |- p1 --- eth0 [n1] 192.0.2.11  pods 198.51.100.0/26
-#                                       |                  |- vethb1 --- b1 198.51.100.2  (backend)
-#                                       |                  '- vethc1 --- c1 198.51.100.3  (client)
-#                                       '- p2 --- eth0 [n2] 192.0.2.12  pods 198.51.100.64/26
-#                                                          |- vethc2 --- c2 198.51.100.66 (client)
-#                                                          '- vethb2 --- b2 198.51.100.67 (backend)
+# Dual stack: every link carries IPv4 and IPv6 (documentation prefixes), the
+# router forwards [2001:db8:0:113::10]:8080/tcp and :5353/udp to b1 as well.
 #
-# Usage: scripts/lab.sh up|down|probe|status|add-pod NODE POD ADDR|del-pod NODE POD
+#   ext eth0 203.0.113.100/24, 2001:db8:0:113::100/64
+#    |
+#   wan0 203.0.113.10/24, 2001:db8:0:113::10/64
+#   [rtr]
+#   lan0 (bridge) 192.0.2.1/24, 2001:db8:0:2::1/64
+#    |- p1 --- eth0 [n1] 192.0.2.11, 2001:db8:0:2::11
+#    |              pods 198.51.100.0/26, 2001:db8:0:51::/64 (gateway .1, ::1)
+#    |              |- vethb1 --- b1 198.51.100.2,  2001:db8:0:51::2  (backend)
+#    |              '- vethc1 --- c1 198.51.100.3,  2001:db8:0:51::3  (client)
+#    '- p2 --- eth0 [n2] 192.0.2.12, 2001:db8:0:2::12
+#                   pods 198.51.100.64/26, 2001:db8:0:52::/64 (gateway .65, ::1)
+#                   |- vethc2 --- c2 198.51.100.66, 2001:db8:0:52::66 (client)
+#                   '- vethb2 --- b2 198.51.100.67, 2001:db8:0:52::67 (backend)
+#
+# Cluster pod ranges: 198.51.100.0/24 and 2001:db8:0:50::/60. A pod's IPv6
+# address is its node's /64 with the digits of its IPv4 address' last octet
+# as interface id (198.51.100.66 -> 2001:db8:0:52::66). The node side of
+# every pod veth holds the gateway (.1/32 and ::1/128, Calico-style); pods
+# hold a /32 and a /128 with routes via that gateway. DAD is off in the lab
+# (nothing can collide), so no address is ever tentative.
+#
+# Usage: scripts/lab.sh up|down|probe|status|add-pod NODE POD ADDR [ADDR6]|del-pod NODE POD
 #   LAB_PREFIX        namespace name prefix (default hp): namespaces are
 #                     $LAB_PREFIX-rtr, -ext, -n1, -n2, -n1-b1, -n1-c1, -n2-c2, -n2-b2
 #   LAB_RUN           base of the runtime dir (default /run/hairpin-lab);
 #                     configs, pid files and logs live in $LAB_RUN/$LAB_PREFIX
 #   LAB_PROBE_FORMAT  "tsv": probe prints "<client>\t<frontend>\t<ok|FAIL>" lines
 #                     on stdout (and the human-readable matrix on stderr)
+#   LAB_PROBE_FAMILY  which frontends probe asks: 4 (default: tcp, udp on
+#                     203.0.113.10), 6 (tcp6, udp6 on [2001:db8:0:113::10])
+#                     or all (tcp, udp, tcp6, udp6)
 #
 # Everything lives in namespaces this script creates; the root namespace is
 # never touched (veth pairs are created directly between lab namespaces).
@@ -31,24 +50,33 @@ RUN=${LAB_RUN:-/run/hairpin-lab}/$P
 WAN_IP=203.0.113.10
 EXT_IP=203.0.113.100
 LAN_GW=192.0.2.1
-# Frontends: the router's port forwards, both to b1.
-TCP_URL=http://$WAN_IP:8080/
-UDP_ADDR=$WAN_IP:5353
+WAN_IP6=2001:db8:0:113::10
+EXT_IP6=2001:db8:0:113::100
+LAN_GW6=2001:db8:0:2::1
+# The backend of the router's port forwards.
+B1_IP=198.51.100.2
+B1_IP6=2001:db8:0:51::2
+# The cluster's pod ranges (the CNI masquerades traffic leaving them).
+POD_NET=198.51.100.0/24
+POD_NET6=2001:db8:0:50::/60
 
 NODES=(n1 n2)
 declare -A NODE_IP=([n1]=192.0.2.11 [n2]=192.0.2.12)
+declare -A NODE_IP6=([n1]=2001:db8:0:2::11 [n2]=2001:db8:0:2::12)
 declare -A NODE_CIDR=([n1]=198.51.100.0/26 [n2]=198.51.100.64/26)
-# Calico-style: the node side of every pod veth carries this /32.
+declare -A NODE_CIDR6=([n1]=2001:db8:0:51::/64 [n2]=2001:db8:0:52::/64)
+# Calico-style: the node side of every pod veth carries this /32 and /128.
 declare -A NODE_PODGW=([n1]=198.51.100.1 [n2]=198.51.100.65)
+declare -A NODE_PODGW6=([n1]=2001:db8:0:51::1 [n2]=2001:db8:0:52::1)
 # n1 strict (RHEL default), n2 loose.
 declare -A NODE_RPF=([n1]=1 [n2]=2)
 declare -A NODE_PEER=([n1]=n2 [n2]=n1)
-# "<node> <pod> <address>"
+# "<node> <pod> <address> <IPv6 address>"
 PODS=(
-	"n1 b1 198.51.100.2"
-	"n1 c1 198.51.100.3"
-	"n2 c2 198.51.100.66"
-	"n2 b2 198.51.100.67"
+	"n1 b1 198.51.100.2 2001:db8:0:51::2"
+	"n1 c1 198.51.100.3 2001:db8:0:51::3"
+	"n2 c2 198.51.100.66 2001:db8:0:52::66"
+	"n2 b2 198.51.100.67 2001:db8:0:52::67"
 )
 BACKENDS=(n1-b1 n2-b2)
 NAMESPACES=(rtr ext n1 n2 n1-b1 n1-c1 n2-c2 n2-b2)
@@ -57,8 +85,13 @@ NAMESPACES=(rtr ext n1 n2 n1-b1 n1-c1 n2-c2 n2-b2)
 PROBE_CLIENTS=(ext c1 n1 c2 n2)
 declare -A CLIENT_NS=([ext]=ext [c1]=n1-c1 [n1]=n1 [c2]=n2-c2 [n2]=n2)
 declare -A CLIENT_LABEL=([ext]=external [c1]="pod n1" [n1]="host n1" [c2]="pod n2" [n2]="host n2")
+# Frontends: the router's port forwards, all to b1; probe asks those of
+# LAB_PROBE_FAMILY.
 PROBE_FRONTENDS=(tcp udp)
-declare -A FRONTEND_LABEL=([tcp]="$WAN_IP:8080/tcp" [udp]="$WAN_IP:5353/udp")
+declare -A FRONTEND_LABEL=(
+	[tcp]="$WAN_IP:8080/tcp" [udp]="$WAN_IP:5353/udp"
+	[tcp6]="[$WAN_IP6]:8080/tcp" [udp6]="[$WAN_IP6]:5353/udp"
+)
 
 die() {
 	echo "$PROG: $*" >&2
@@ -189,14 +222,33 @@ lab_down() {
 
 # ---------------------------------------------------------------- up
 
+# new_ns <name>: a lab namespace with lo up and IPv6 DAD off, before any
+# interface comes in: interfaces (veth peers included) take the namespace's
+# "default" settings, and addresses are usable at once, never tentative.
+new_ns() {
+	ip netns add "$(ns "$1")"
+	sysctl_in "$1" net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
+	ipn "$1" link set lo up
+}
+
+# No tentative (DAD pending) or DAD-failed IPv6 address in the namespaces.
+no_tentative() {
+	local n
+	for n in "$@"; do
+		[[ -z $(ipn "$n" -6 addr show tentative) && -z $(ipn "$n" -6 addr show dadfailed) ]] || return 1
+	done
+}
+
 build_router() {
 	ipn rtr link add lan0 type bridge
 	ipn rtr addr add "$LAN_GW/24" dev lan0
+	ipn rtr addr add "$LAN_GW6/64" dev lan0 nodad
 	ipn rtr link set lan0 up
 	ipn rtr link add wan0 type veth peer name eth0 netns "$(ns ext)"
 	ipn rtr addr add "$WAN_IP/24" dev wan0
+	ipn rtr addr add "$WAN_IP6/64" dev wan0 nodad
 	ipn rtr link set wan0 up
-	sysctl_in rtr net.ipv4.ip_forward=1
+	sysctl_in rtr net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
 	# With br_netfilter (built into this kernel, and per-netns defaulting
 	# to 1 since 5.3) bridged node<->node frames would also traverse the
 	# router's IP hooks and conntrack; a home router's switch does not.
@@ -208,18 +260,20 @@ build_router() {
 	done
 
 	ipn ext addr add "$EXT_IP/24" dev eth0
+	ipn ext addr add "$EXT_IP6/64" dev eth0 nodad
 	ipn ext link set eth0 up
 	ipn ext route add default via "$WAN_IP"
+	ipn ext -6 route add default via "$WAN_IP6"
 
 	# Port forwards for WAN clients only, and no NAT loopback: LAN packets
 	# to the forwarded ports are dropped (clients time out, as with
-	# providers' routers that cannot hairpin).
+	# providers' routers that cannot hairpin). The same for IPv6.
 	nsx rtr nft -f - <<-EOF
 		table ip router {
 			chain prerouting {
 				type nat hook prerouting priority dstnat; policy accept;
-				iifname "wan0" ip daddr $WAN_IP tcp dport 8080 dnat to 198.51.100.2:80
-				iifname "wan0" ip daddr $WAN_IP udp dport 5353 dnat to 198.51.100.2:53
+				iifname "wan0" ip daddr $WAN_IP tcp dport 8080 dnat to $B1_IP:80
+				iifname "wan0" ip daddr $WAN_IP udp dport 5353 dnat to $B1_IP:53
 			}
 			chain input {
 				type filter hook input priority filter; policy accept;
@@ -227,32 +281,62 @@ build_router() {
 				iifname "lan0" ip daddr $WAN_IP udp dport 5353 drop
 			}
 		}
+		table ip6 router {
+			chain prerouting {
+				type nat hook prerouting priority dstnat; policy accept;
+				iifname "wan0" ip6 daddr $WAN_IP6 tcp dport 8080 dnat to [$B1_IP6]:80
+				iifname "wan0" ip6 daddr $WAN_IP6 udp dport 5353 dnat to [$B1_IP6]:53
+			}
+			chain input {
+				type filter hook input priority filter; policy accept;
+				iifname "lan0" ip6 daddr $WAN_IP6 tcp dport 8080 drop
+				iifname "lan0" ip6 daddr $WAN_IP6 udp dport 5353 drop
+			}
+		}
 	EOF
 }
 
 build_node() {
 	local node=$1 port=p${1#n} peer=${NODE_PEER[$1]} rpf=${NODE_RPF[$1]}
-	sysctl_in "$node" net.ipv4.ip_forward=1 \
+	# IPv6 has no rp_filter: the anti-spoofing fib rule below covers it.
+	sysctl_in "$node" net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 \
 		"net.ipv4.conf.all.rp_filter=$rpf" "net.ipv4.conf.default.rp_filter=$rpf"
 	ipn rtr link add "$port" type veth peer name eth0 netns "$(ns "$node")"
 	ipn rtr link set "$port" master lan0 up
 	sysctl_in "$node" "net.ipv4.conf.eth0.rp_filter=$rpf"
 	ipn "$node" addr add "${NODE_IP[$node]}/24" dev eth0
+	ipn "$node" addr add "${NODE_IP6[$node]}/64" dev eth0 nodad
 	ipn "$node" link set eth0 up
 	ipn "$node" route add default via "$LAN_GW"
+	ipn "$node" -6 route add default via "$LAN_GW6"
 	ipn "$node" route add "${NODE_CIDR[$peer]}" via "${NODE_IP[$peer]}"
+	ipn "$node" -6 route add "${NODE_CIDR6[$peer]}" via "${NODE_IP6[$peer]}"
 	ipn rtr route add "${NODE_CIDR[$node]}" via "${NODE_IP[$node]}"
+	ipn rtr -6 route add "${NODE_CIDR6[$node]}" via "${NODE_IP6[$node]}"
 
 	# The cluster's own rules: CNI masquerade for pod egress, kube-proxy's
-	# invalid-state drop, and Calico-style anti-spoofing on pod interfaces.
-	nsx "$node" nft -f - <<-'EOF'
+	# invalid-state drop (per family, as kube-proxy's nftables mode), and
+	# Calico-style anti-spoofing on pod interfaces (inet: both families).
+	nsx "$node" nft -f - <<-EOF
 		table ip cni-nat {
 			chain postrouting {
 				type nat hook postrouting priority srcnat; policy accept;
-				oifname "eth0" ip saddr 198.51.100.0/24 ip daddr != 198.51.100.0/24 masquerade
+				oifname "eth0" ip saddr $POD_NET ip daddr != $POD_NET masquerade
+			}
+		}
+		table ip6 cni-nat {
+			chain postrouting {
+				type nat hook postrouting priority srcnat; policy accept;
+				oifname "eth0" ip6 saddr $POD_NET6 ip6 daddr != $POD_NET6 masquerade
 			}
 		}
 		table ip kube-proxy {
+			chain forward {
+				type filter hook forward priority filter; policy accept;
+				ct state invalid drop
+			}
+		}
+		table ip6 kube-proxy {
 			chain forward {
 				type filter hook forward priority filter; policy accept;
 				ct state invalid drop
@@ -267,22 +351,39 @@ build_node() {
 	EOF
 }
 
+# pod_ip6 <node> <IPv4 address>: the pod's IPv6 address, its node's /64
+# with the digits of the IPv4 address' last octet as interface id.
+pod_ip6() {
+	local net=${NODE_CIDR6[$1]}
+	echo "${net%::/64}::${2##*.}"
+}
+
 build_pod() {
-	local node=$1 pod=$2 ip=$3 gw=${NODE_PODGW[$1]}
+	local node=$1 pod=$2 ip=$3 ip6=$4 gw=${NODE_PODGW[$1]} gw6=${NODE_PODGW6[$1]}
 	local pns=$node-$pod
 	ipn "$node" link add "veth$pod" type veth peer name eth0 netns "$(ns "$pns")"
 	ipn "$node" addr add "$gw/32" dev "veth$pod"
+	# The same /128 on every pod veth of the node, like the /32; no prefix
+	# route (IPv6 adds one even for a /128), as IPv4 adds none for a /32.
+	ipn "$node" addr add "$gw6/128" dev "veth$pod" nodad noprefixroute
 	ipn "$node" link set "veth$pod" up
 	ipn "$node" route add "$ip/32" dev "veth$pod"
+	ipn "$node" -6 route add "$ip6/128" dev "veth$pod"
 	ipn "$pns" addr add "$ip/32" dev eth0
+	ipn "$pns" addr add "$ip6/128" dev eth0 nodad noprefixroute
 	ipn "$pns" link set eth0 up
 	ipn "$pns" route add "$gw" dev eth0
 	ipn "$pns" route add default via "$gw"
+	ipn "$pns" -6 route add "$gw6" dev eth0
+	ipn "$pns" -6 route add default via "$gw6" dev eth0
 }
 
-# start_nginx <namespace> <listen> <body>: daemonized, everything in $RUN.
+# start_nginx <namespace> <listens> <body>: daemonized, everything in $RUN;
+# <listens>: space-separated addresses of nginx "listen" directives.
 start_nginx() {
-	local n=$1 listen=$2 body=$3 dir=$RUN/$1
+	local n=$1 body=$3 dir=$RUN/$1 l listen= listens
+	read -ra listens <<<"$2"
+	for l in "${listens[@]}"; do listen+="listen $l; "; done
 	mkdir -p "$dir/tmp"
 	cat >"$dir/nginx.conf" <<-EOF
 		worker_processes 1;
@@ -298,7 +399,7 @@ start_nginx() {
 			uwsgi_temp_path $dir/tmp/uwsgi;
 			scgi_temp_path $dir/tmp/scgi;
 			server {
-				listen $listen;
+				$listen
 				default_type text/plain;
 				location / { return 200 "$body\n"; }
 				# Large files for transfer tests: put them in $dir/files/.
@@ -311,8 +412,8 @@ start_nginx() {
 		</dev/null >>"$dir/nginx.out" 2>&1
 }
 
-# start_udp_echo <namespace> <name>: answers each datagram on :53 with
-# "<name> <datagram text>", from port 53 to the sender.
+# start_udp_echo <namespace> <name>: answers each datagram on :53 (IPv4 and
+# IPv6) with "<name> <datagram text>", from port 53 to the sender.
 start_udp_echo() {
 	local n=$1 name=$2 dir=$RUN/$1
 	mkdir -p "$dir"
@@ -330,19 +431,27 @@ start_udp_echo() {
 	# directly and no subshell of this script lingers as socat's parent.
 	ip netns exec "$(ns "$n")" setsid socat UDP4-RECVFROM:53,fork "EXEC:$dir/udp-echo.sh" \
 		</dev/null >>"$dir/socat.log" 2>&1 &
+	# A second socket for IPv6 only: a dual-stack [::]:53 would clash with
+	# the IPv4 socket's port.
+	ip netns exec "$(ns "$n")" setsid socat UDP6-RECVFROM:53,ipv6-v6only=1,fork "EXEC:$dir/udp-echo.sh" \
+		</dev/null >>"$dir/socat6.log" 2>&1 &
 }
 
+# listening <namespace> <t|u> <port> [4|6]: a listening socket of that
+# family (default: any).
 listening() {
 	local n=$1 proto=$2 port=$3
-	[[ -n $(nsx "$n" ss -Hln"$proto" "sport = :$port") ]]
+	[[ -n $(nsx "$n" ss -Hln"$proto"${4:+"$4"} "sport = :$port") ]]
 }
 
 services_up() {
-	local b
-	listening rtr t 80 || return 1
-	for b in "${BACKENDS[@]}"; do
-		listening "$b" t 80 || return 1
-		listening "$b" u 53 || return 1
+	local b f
+	for f in 4 6; do
+		listening rtr t 80 $f || return 1
+		for b in "${BACKENDS[@]}"; do
+			listening "$b" t 80 $f || return 1
+			listening "$b" u 53 $f || return 1
+		done
 	done
 }
 
@@ -354,23 +463,25 @@ lab_up() {
 	building=1
 	mkdir -p "$RUN"
 
-	local n spec node pod ip
+	local n spec node pod ip ip6
 	for n in "${NAMESPACES[@]}"; do
-		ip netns add "$(ns "$n")"
-		ipn "$n" link set lo up
+		new_ns "$n"
 	done
 	build_router
 	for node in "${NODES[@]}"; do
 		build_node "$node"
 	done
 	for spec in "${PODS[@]}"; do
-		read -r node pod ip <<<"$spec"
-		build_pod "$node" "$pod" "$ip"
+		read -r node pod ip ip6 <<<"$spec"
+		build_pod "$node" "$pod" "$ip" "$ip6"
 	done
+	# Bound to the router's addresses: they must be usable (not tentative).
+	wait_for 50 no_tentative "${NAMESPACES[@]}" ||
+		die "IPv6 addresses still tentative after 5 s: $(for n in "${NAMESPACES[@]}"; do ipn "$n" -6 -br addr show tentative; done)"
 
-	start_nginx rtr "$WAN_IP:80" router
+	start_nginx rtr "$WAN_IP:80 [$WAN_IP6]:80" router
 	for n in "${BACKENDS[@]}"; do
-		start_nginx "$n" 80 "${n#*-}"
+		start_nginx "$n" "80 [::]:80" "${n#*-}"
 		start_udp_echo "$n" "${n#*-}"
 	done
 	if ! wait_for 50 services_up; then
@@ -381,16 +492,18 @@ lab_up() {
 	echo "lab '$P' is up (namespaces $P-*, runtime dir $RUN)"
 }
 
-# add_pod <node> <pod> <address>: a pod that comes after the lab, as pods
-# come after an agent has started; del_pod removes it.
+# add_pod <node> <pod> <address> [<IPv6 address>]: a pod that comes after
+# the lab, as pods come after an agent has started; del_pod removes it.
+# The IPv6 address defaults to the plan's (see pod_ip6).
 add_pod() {
 	local node=$1 pod=$2 ip=$3
 	[[ $node =~ ^n[12]$ && $pod =~ ^[a-z0-9]+$ && -n $ip ]] ||
-		die "usage: $PROG add-pod n1|n2 <pod> <address in the node's pod range>"
+		die "usage: $PROG add-pod n1|n2 <pod> <address in the node's pod range> [<IPv6 address>]"
+	local ip6=${4:-$(pod_ip6 "$node" "$ip")}
 	lab_is_up || die "lab '$P' is not up"
-	ip netns add "$(ns "$node-$pod")"
-	ipn "$node-$pod" link set lo up
-	build_pod "$node" "$pod" "$ip"
+	new_ns "$node-$pod"
+	build_pod "$node" "$pod" "$ip" "$ip6"
+	wait_for 50 no_tentative "$node" "$node-$pod" || die "IPv6 addresses of $pod still tentative after 5 s"
 }
 
 del_pod() {
@@ -412,40 +525,63 @@ lab_is_up() {
 	[[ -d $RUN ]]
 }
 
+# probe_tcp <namespace> <url>
 probe_tcp() {
 	local out
-	out=$(timeout 5 ip netns exec "$(ns "$1")" curl -s --max-time 2 "$TCP_URL" 2>/dev/null) || true
+	# -g: no globbing, the brackets are an IPv6 address.
+	out=$(timeout 5 ip netns exec "$(ns "$1")" curl -g -s --max-time 2 "$2" 2>/dev/null) || true
 	if [[ $out == b1 ]]; then echo ok; else echo FAIL; fi
 }
 
+# probe_udp <namespace> <socat address>
 probe_udp() {
 	local out
 	# -t2: after sending (stdin EOF) wait up to 2 s for the reply.
-	out=$(echo ping | timeout 5 ip netns exec "$(ns "$1")" socat -t2 -T2 - "UDP4:$UDP_ADDR" 2>/dev/null) || true
+	out=$(echo ping | timeout 5 ip netns exec "$(ns "$1")" socat -t2 -T2 - "$2" 2>/dev/null) || true
 	if [[ $out == *b1* ]]; then echo ok; else echo FAIL; fi
+}
+
+# probe_one <namespace> <frontend id>
+probe_one() {
+	case $2 in
+	tcp) probe_tcp "$1" "http://$WAN_IP:8080/" ;;
+	udp) probe_udp "$1" "UDP4:$WAN_IP:5353" ;;
+	tcp6) probe_tcp "$1" "http://[$WAN_IP6]:8080/" ;;
+	udp6) probe_udp "$1" "UDP6:[$WAN_IP6]:5353" ;;
+	esac
 }
 
 # print_matrix <dir holding one <client>.<frontend> result file per cell>
 print_matrix() {
-	local c f line
+	local c f line w=22
+	for f in "${PROBE_FRONTENDS[@]}"; do
+		((${#FRONTEND_LABEL[$f]} <= w)) || w=${#FRONTEND_LABEL[$f]}
+	done
 	line=$(printf '%-10s' client)
-	for f in "${PROBE_FRONTENDS[@]}"; do line+=$(printf '  %-22s' "${FRONTEND_LABEL[$f]}"); done
+	for f in "${PROBE_FRONTENDS[@]}"; do line+=$(printf '  %-*s' "$w" "${FRONTEND_LABEL[$f]}"); done
 	echo "${line%"${line##*[! ]}"}"
 	for c in "${PROBE_CLIENTS[@]}"; do
 		line=$(printf '%-10s' "${CLIENT_LABEL[$c]}")
-		for f in "${PROBE_FRONTENDS[@]}"; do line+=$(printf '  %-22s' "$(<"$1/$c.$f")"); done
+		for f in "${PROBE_FRONTENDS[@]}"; do line+=$(printf '  %-*s' "$w" "$(<"$1/$c.$f")"); done
 		echo "${line%"${line##*[! ]}"}"
 	done
 }
 
 lab_probe() {
+	case ${LAB_PROBE_FAMILY:-4} in
+	4) PROBE_FRONTENDS=(tcp udp) ;;
+	6) PROBE_FRONTENDS=(tcp6 udp6) ;;
+	all) PROBE_FRONTENDS=(tcp udp tcp6 udp6) ;;
+	*) die "LAB_PROBE_FAMILY must be 4, 6 or all, got '$LAB_PROBE_FAMILY'" ;;
+	esac
 	lab_is_up || die "lab '$P' is not up (run: $PROG up)"
 	local tmp c f
 	tmp=$(mktemp -d "$RUN/probe.XXXXXX")
 	probe_tmp=$tmp
 	for c in "${PROBE_CLIENTS[@]}"; do
-		probe_tcp "${CLIENT_NS[$c]}" >"$tmp/$c.tcp" &
-		probe_udp "${CLIENT_NS[$c]}" >"$tmp/$c.udp" &
+		for f in "${PROBE_FRONTENDS[@]}"; do
+			probe_one "${CLIENT_NS[$c]}" "$f" >"$tmp/$c.$f" &
+		done
 	done
 	wait
 
@@ -492,7 +628,7 @@ status) lab_status || exit 1 ;;
 add-pod) add_pod "${@:2}" ;;
 del-pod) del_pod "${@:2}" ;;
 *)
-	echo "usage: $PROG up|down|probe|status|add-pod NODE POD ADDR|del-pod NODE POD   (env: LAB_PREFIX, LAB_RUN, LAB_PROBE_FORMAT)" >&2
+	echo "usage: $PROG up|down|probe|status|add-pod NODE POD ADDR [ADDR6]|del-pod NODE POD   (env: LAB_PREFIX, LAB_RUN, LAB_PROBE_FORMAT, LAB_PROBE_FAMILY)" >&2
 	exit 2
 	;;
 esac

@@ -30,6 +30,16 @@ pub const PROGRAMS: [&str; 4] = [
     PROG_UPLINK_INGRESS,
 ];
 
+/// Says how large a loaded program is, and how much of the verifier's
+/// budget (1,000,000 instructions processed) it took.
+fn log_size(name: &str, info: &aya::programs::ProgramInfo) {
+    tracing::info!(
+        "program {name}: {} instructions, {} processed by the verifier",
+        info.size_translated().unwrap_or(0) / 8,
+        info.verified_instruction_count().unwrap_or(0)
+    );
+}
+
 /// Sizes and lifetimes fixed at load.
 #[derive(Clone, Debug)]
 pub struct LoadOptions {
@@ -124,6 +134,7 @@ impl Datapath {
                 .try_into()?;
             prog.load()
                 .with_context(|| format!("loading program {name} (verifier)"))?;
+            log_size(name, &prog.info()?);
         }
         for name in PROGRAMS {
             let prog: &mut SchedClassifier = ebpf
@@ -132,12 +143,7 @@ impl Datapath {
                 .try_into()?;
             prog.load()
                 .with_context(|| format!("loading program {name} (verifier)"))?;
-            let info = prog.info()?;
-            tracing::info!(
-                "program {name}: {} instructions, {} processed by the verifier",
-                info.size_translated().unwrap_or(0) / 8,
-                info.verified_instruction_count().unwrap_or(0)
-            );
+            log_size(name, &prog.info()?);
         }
         Ok(Self { ebpf })
     }

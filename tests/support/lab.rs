@@ -406,4 +406,3 @@ impl Drop for Background {
         let _ = self.child.wait();
     }
 }
-

@@ -19,35 +19,128 @@ pub fn partner(e: &CtEntryV4) -> CtKeyV4 {
     e.nat.reversed()
 }
 
-/// Removes expired flows, looking at no more than `budget` entries.
+/// Removes expired flows among the first `budget` entries of the map.
 pub fn sweep(ct: &mut ConntrackV4, t: &CtTimeouts, now_ns: u64, budget: usize) -> Result<Sweep> {
+    Sweeper::default().step(ct, t, now_ns, budget)
+}
+
+/// Sweeps the map a part at a time: each step looks at no more than its
+/// budget of entries, from where the last one stopped, so that a large
+/// table is covered over several steps at a bounded cost each.
+#[derive(Debug, Default)]
+pub struct Sweeper {
+    /// The last key looked at; `None` starts from the map's beginning.
+    cursor: Option<CtKeyV4>,
+}
+
+impl Sweeper {
+    pub fn step(
+        &mut self,
+        ct: &mut ConntrackV4,
+        t: &CtTimeouts,
+        now_ns: u64,
+        budget: usize,
+    ) -> Result<Sweep> {
+        let keys = keys_after(ct, self.cursor, budget)?;
+        let at_end = keys.len() < budget;
+        let (sweep, kept) = judge(ct, &keys, t, now_ns)?;
+        // A short batch reached the end: the next step starts over. Else
+        // the next one goes on after the last key still in the map, since
+        // the kernel restarts from the top after a key that is gone.
+        self.cursor = if at_end { None } else { kept };
+        Ok(sweep)
+    }
+}
+
+/// Up to `n` keys of `ct` after `cursor`, in the kernel's order
+/// (`BPF_MAP_GET_NEXT_KEY`; a cursor that is gone starts from the top).
+fn keys_after(ct: &ConntrackV4, mut cursor: Option<CtKeyV4>, n: usize) -> Result<Vec<CtKeyV4>> {
+    use std::os::fd::{AsFd as _, AsRawFd as _};
+
+    use aya::maps::IterableMap as _;
+
+    /// The part of `union bpf_attr` that map element commands read.
+    #[repr(C)]
+    struct ElemAttr {
+        map_fd: u32,
+        _pad: u32,
+        key: u64,
+        next_key: u64,
+        flags: u64,
+    }
+    let fd = ct.map().fd().as_fd().as_raw_fd();
+    let mut keys = Vec::with_capacity(n.min(65_536));
+    while keys.len() < n {
+        let mut next = CtKeyV4::default();
+        let attr = ElemAttr {
+            map_fd: fd as u32,
+            _pad: 0,
+            key: cursor.as_ref().map_or(0, |k| std::ptr::from_ref(k) as u64),
+            next_key: (&raw mut next) as u64,
+            flags: 0,
+        };
+        // SAFETY: the attribute points at a key and a buffer of the map's
+        // key size, both alive for the call.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                libc::c_long::from(4u8), // BPF_MAP_GET_NEXT_KEY
+                &raw const attr,
+                std::mem::size_of::<ElemAttr>(),
+            )
+        };
+        if rc != 0 {
+            let err = std::io::Error::last_os_error();
+            if err.raw_os_error() == Some(libc::ENOENT) {
+                break;
+            }
+            return Err(err).context("BPF_MAP_GET_NEXT_KEY on conntrack");
+        }
+        keys.push(next);
+        cursor = Some(next);
+    }
+    Ok(keys)
+}
+
+/// Removes the expired flows among `keys`; returns what it did and the last
+/// of `keys` that it left in the map.
+fn judge(
+    ct: &mut ConntrackV4,
+    keys: &[CtKeyV4],
+    t: &CtTimeouts,
+    now_ns: u64,
+) -> Result<(Sweep, Option<CtKeyV4>)> {
     let mut sweep = Sweep::default();
-    let mut doomed = Vec::new();
-    for r in ct.iter().take(budget) {
-        let (k, e) = r.context("reading conntrack")?;
+    let mut doomed = std::collections::HashSet::new();
+    for &k in keys {
+        // An entry gone since its key was read needs no judging.
+        let Ok(e) = ct.get(&k, 0) else {
+            continue;
+        };
         sweep.entries += 1;
         if e.dir != CtDir::Forward as u8 {
             // Judged with its forward partner; an orphan alone.
             if ct.get(&partner(&e), 0).is_err() && expired(&e, None, t, now_ns) {
-                doomed.push(k);
+                doomed.insert(k);
             }
             continue;
         }
         let rev = ct.get(&partner(&e), 0).ok();
         if expired(&e, rev.as_ref(), t, now_ns) {
-            doomed.push(k);
+            doomed.insert(k);
             if rev.is_some() {
-                doomed.push(partner(&e));
+                doomed.insert(partner(&e));
             }
         }
     }
-    for k in doomed {
+    for k in &doomed {
         // Ignored error: the LRU or the datapath may have replaced it.
-        if ct.remove(&k).is_ok() {
+        if ct.remove(k).is_ok() {
             sweep.removed += 1;
         }
     }
-    Ok(sweep)
+    let kept = keys.iter().rev().find(|k| !doomed.contains(k)).copied();
+    Ok((sweep, kept))
 }
 
 fn expired(e: &CtEntryV4, other: Option<&CtEntryV4>, t: &CtTimeouts, now_ns: u64) -> bool {

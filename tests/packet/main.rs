@@ -15,6 +15,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod collector;
 mod frames;
 mod harness;
 mod model;

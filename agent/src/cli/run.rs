@@ -72,6 +72,7 @@ struct Agent {
     /// Backend addresses kept for the reverse entries of flows just ended,
     /// until their reset has had time to reach the clients.
     lingering: BTreeMap<u32, Instant>,
+    sweeper: gc::Sweeper,
 }
 
 /// Identity of the file behind the config path: a ConfigMap update swaps a
@@ -165,6 +166,7 @@ impl Agent {
             handle,
             metrics,
             lingering: BTreeMap::new(),
+            sweeper: gc::Sweeper::default(),
         })
     }
 
@@ -437,7 +439,7 @@ impl Agent {
     fn collect(&mut self) {
         self.expire_lingering();
         self.metrics.gc_sweeps.inc();
-        match gc::sweep(
+        match self.sweeper.step(
             &mut self.maps.conntrack,
             &self.opts.timeouts,
             gc::monotonic_ns(),

@@ -2,14 +2,14 @@
 
 use crate::user_pod;
 
-/// Key of `CT_V4`: a packet's tuple as it is seen at the hook that looks it up.
+/// Key of `CT_V4` and `CT_V6`: a packet's tuple as it is seen at the hook
+/// that looks it up. `A` is the address: `u32` for IPv4, `[u32; 4]` for
+/// IPv6, both as the bytes on the wire.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct CtKeyV4 {
-    /// Network byte order.
-    pub saddr: u32,
-    /// Network byte order.
-    pub daddr: u32,
+pub struct CtKey<A> {
+    pub saddr: A,
+    pub daddr: A,
     /// Network byte order.
     pub sport: u16,
     /// Network byte order.
@@ -18,7 +18,10 @@ pub struct CtKeyV4 {
     pub _pad: [u8; 3],
 }
 
-impl CtKeyV4 {
+pub type CtKeyV4 = CtKey<u32>;
+pub type CtKeyV6 = CtKey<[u32; 4]>;
+
+impl<A: Copy> CtKey<A> {
     /// The tuple of a packet going the other way.
     pub fn reversed(&self) -> Self {
         Self {
@@ -80,13 +83,14 @@ pub const SEEN_RST: u8 = 1 << 3;
 /// opens a new flow.
 pub const SEEN_ENDED: u8 = 1 << 7;
 
-/// Value of `CT_V4`. The entry states the whole tuple a matching packet
-/// leaves with, so one rewrite routine serves both directions.
+/// Value of `CT_V4` and `CT_V6`. The entry states the whole tuple a
+/// matching packet leaves with, so one rewrite routine serves both
+/// directions.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct CtEntryV4 {
+pub struct CtEntry<A> {
     /// The tuple after translation (network byte order).
-    pub nat: CtKeyV4,
+    pub nat: CtKey<A>,
     /// `bpf_ktime_get_ns` (CLOCK_MONOTONIC) when the flow was created.
     pub created_ns: u64,
     /// `bpf_ktime_get_ns` of the latest packet, refreshed at most once per
@@ -102,7 +106,10 @@ pub struct CtEntryV4 {
     pub _pad: u8,
 }
 
-user_pod!(CtKeyV4, CtEntryV4);
+pub type CtEntryV4 = CtEntry<u32>;
+pub type CtEntryV6 = CtEntry<[u32; 4]>;
+
+user_pod!(CtKeyV4, CtEntryV4, CtKeyV6, CtEntryV6);
 
 /// Default lifetimes, overridable by the agent through the program globals.
 pub const CT_TIMEOUT_SYN_NS: u64 = 60 * NS_PER_SEC;

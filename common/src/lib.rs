@@ -22,6 +22,7 @@ pub use stats::*;
 pub const IPPROTO_TCP: u8 = 6;
 pub const IPPROTO_UDP: u8 = 17;
 pub const IPPROTO_ICMP: u8 = 1;
+pub const IPPROTO_ICMPV6: u8 = 58;
 
 /// Implements `aya::Pod` for the agent: every type is plain old data.
 macro_rules! user_pod {

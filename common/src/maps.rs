@@ -9,6 +9,11 @@ pub const BACKENDS_V4: &str = "BACKENDS_V4";
 /// Addresses of all backends: the first, cheap test of the reverse path.
 pub const BACKEND_ADDRS_V4: &str = "BACKEND_ADDRS_V4";
 pub const CT_V4: &str = "CT_V4";
+pub const FRONTENDS_V6: &str = "FRONTENDS_V6";
+pub const FRONTEND_ADDRS_V6: &str = "FRONTEND_ADDRS_V6";
+pub const BACKENDS_V6: &str = "BACKENDS_V6";
+pub const BACKEND_ADDRS_V6: &str = "BACKEND_ADDRS_V6";
+pub const CT_V6: &str = "CT_V6";
 pub const FRONTEND_STATS: &str = "FRONTEND_STATS";
 pub const GLOBAL_STATS: &str = "GLOBAL_STATS";
 pub const NODE: &str = "NODE";
@@ -16,12 +21,17 @@ pub const NODE: &str = "NODE";
 pub const SOCK_REVNAT_V4: &str = "SOCK_REVNAT_V4";
 
 /// Every map the agent pins, in a stable order.
-pub const PINNED_MAPS: [&str; 9] = [
+pub const PINNED_MAPS: [&str; 14] = [
     FRONTENDS_V4,
     FRONTEND_ADDRS_V4,
     BACKENDS_V4,
     BACKEND_ADDRS_V4,
     CT_V4,
+    FRONTENDS_V6,
+    FRONTEND_ADDRS_V6,
+    BACKENDS_V6,
+    BACKEND_ADDRS_V6,
+    CT_V6,
     FRONTEND_STATS,
     GLOBAL_STATS,
     NODE,

@@ -2,12 +2,13 @@
 
 use crate::user_pod;
 
-/// Key of `FRONTENDS_V4`: a frontend is an external address, port and protocol.
+/// Key of `FRONTENDS_V{4,6}`: a frontend is an external address, port and
+/// protocol.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct FrontendKeyV4 {
-    /// Network byte order.
-    pub addr: u32,
+pub struct FrontendKey<A> {
+    /// As on the wire.
+    pub addr: A,
     /// Network byte order.
     pub port: u16,
     /// `IPPROTO_TCP` or `IPPROTO_UDP`.
@@ -35,16 +36,22 @@ pub struct BackendKey {
     pub slot: u32,
 }
 
-/// Value of `BACKENDS_V4`.
+pub type FrontendKeyV4 = FrontendKey<u32>;
+pub type FrontendKeyV6 = FrontendKey<[u32; 4]>;
+
+/// Value of `BACKENDS_V{4,6}`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct BackendV4 {
-    /// Network byte order.
-    pub addr: u32,
+pub struct Backend<A> {
+    /// As on the wire.
+    pub addr: A,
     /// Network byte order.
     pub port: u16,
     pub _pad: u16,
 }
+
+pub type BackendV4 = Backend<u32>;
+pub type BackendV6 = Backend<[u32; 4]>;
 
 /// Value of the one-element `NODE` array: what the datapath needs to hand a
 /// reply to the stack where the stack expects it (the uplink).

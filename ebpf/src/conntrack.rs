@@ -3,12 +3,13 @@
 
 use aya_ebpf::helpers::bpf_ktime_get_ns;
 use hairpin_common::{
-    ct_lifetime, BackendV4, Counter, CtDir, CtEntryV4, CtKeyV4, CtOrigin, Frontend, CT_REFRESH_NS,
+    ct_lifetime, Backend, Counter, CtDir, CtEntry, CtKey, CtOrigin, Frontend, CT_REFRESH_NS,
     IPPROTO_TCP, SEEN_ACK, SEEN_ENDED, SEEN_FIN, SEEN_RST, SEEN_SYN,
 };
 
 use crate::{
-    maps::{count, timeouts, BACKEND_ADDRS_V4, CT_V4},
+    family::Family,
+    maps::{count, timeouts},
     parse::{TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN},
 };
 
@@ -52,7 +53,7 @@ impl Hook {
 
     /// The origin of a new flow opened at this hook, if flows open here.
     #[inline(always)]
-    fn new_origin(self, client: u32, backend: u32) -> Option<CtOrigin> {
+    fn new_origin<F: Family>(self, client: F, backend: F) -> Option<CtOrigin> {
         match self {
             Hook::PodIngress if client == backend => Some(CtOrigin::Loop),
             Hook::PodIngress => Some(CtOrigin::Pod),
@@ -93,7 +94,7 @@ fn now() -> u64 {
 /// something and the time at most once per `CT_REFRESH_NS`, so that an
 /// established flow on several CPUs does not bounce the entry's cache line.
 #[inline(always)]
-fn touch(e: &mut CtEntryV4, seen: u8, now: u64) {
+fn touch<F>(e: &mut CtEntry<F>, seen: u8, now: u64) {
     if e.seen | seen != e.seen {
         e.seen |= seen;
     }
@@ -105,12 +106,19 @@ fn touch(e: &mut CtEntryV4, seen: u8, now: u64) {
 /// The forward entry of a packet to a frontend, opening the flow when it
 /// has none, or when its entry is over: expired, or a new connection (a
 /// bare SYN) on a port whose last connection got past its handshake.
-/// Returns the entry and whether it is new.
-#[inline(always)]
-pub fn forward(key: &CtKeyV4, tcp_flags: u8, hook: Hook) -> Option<(CtEntryV4, Option<Frontend>)> {
+/// Writes the entry to `out` and says whether it is new. A subprogram,
+/// writing to its caller's entry rather than returning one: both keep the
+/// BPF stack frames small.
+#[inline(never)]
+pub fn forward<F: Family>(
+    key: &CtKey<F>,
+    tcp_flags: u8,
+    hook: Hook,
+    out: &mut CtEntry<F>,
+) -> Option<bool> {
     let now = now();
     let seen = seen_flags(key.proto, tcp_flags);
-    if let Some(e) = CT_V4.get_ptr_mut(key) {
+    if let Some(e) = F::ct().get_ptr_mut(key) {
         // SAFETY: the map value stays valid for the program's run; racing
         // writers only write whole flags and times, which is benign.
         let e = unsafe { &mut *e };
@@ -125,27 +133,33 @@ pub fn forward(key: &CtKeyV4, tcp_flags: u8, hook: Hook) -> Option<(CtEntryV4, O
         let reused = bare_syn && e.seen & (SEEN_ACK | SEEN_ENDED) != 0;
         if !expired && !reused {
             touch(e, seen, now);
-            return Some((*e, None));
+            *out = *e;
+            return Some(false);
         }
     }
     let fe = crate::nat::frontend(key)?;
-    let be = crate::nat::choose_backend(&fe)?;
-    let entry = open(key, &fe, &be, seen, hook, now)?;
-    Some((entry, Some(fe)))
+    let be = crate::nat::choose_backend::<F>(&fe)?;
+    open(key, &fe, &be, seen, hook, now, out)?;
+    Some(true)
 }
 
 /// Inserts both entries of a new flow: the reverse one first, so that a
 /// reply can never find a forward entry without its partner, and removes it
 /// again when the forward one cannot be inserted.
 #[inline(always)]
-fn open(
-    key: &CtKeyV4,
+#[expect(
+    clippy::needless_borrows_for_generic_args,
+    reason = "by value, the map calls would copy the entry onto the 512-byte stack"
+)]
+fn open<F: Family>(
+    key: &CtKey<F>,
     fe: &Frontend,
-    be: &BackendV4,
+    be: &Backend<F>,
     seen: u8,
     hook: Hook,
     now: u64,
-) -> Option<CtEntryV4> {
+    out: &mut CtEntry<F>,
+) -> Option<()> {
     let origin = hook.new_origin(key.saddr, be.addr)?;
     // A pod reaching itself would receive a packet whose source is its own
     // address, which it drops as a martian: it gets the frontend's instead.
@@ -154,7 +168,7 @@ fn open(
     } else {
         key.saddr
     };
-    let nat = CtKeyV4 {
+    let nat = CtKey {
         saddr: client,
         daddr: be.addr,
         sport: key.sport,
@@ -162,52 +176,54 @@ fn open(
         proto: key.proto,
         _pad: [0; 3],
     };
-    let fwd = CtEntryV4 {
-        nat,
+    let rev_key = nat.reversed();
+    // The reverse entry is built in `out`, inserted, then turned into the
+    // forward one: a single entry on the stack.
+    *out = CtEntry {
+        nat: key.reversed(),
         created_ns: now,
         last_seen_ns: now,
         frontend_id: fe.id,
-        dir: CtDir::Forward as u8,
+        dir: CtDir::Reverse as u8,
         origin: origin as u8,
-        seen,
+        seen: 0,
         _pad: 0,
     };
-    let rev = CtEntryV4 {
-        nat: key.reversed(),
-        dir: CtDir::Reverse as u8,
-        seen: 0,
-        ..fwd
-    };
-    let rev_key = nat.reversed();
-    if CT_V4.insert(rev_key, rev, 0).is_err() {
+    if F::ct().insert(&rev_key, &*out, 0).is_err() {
         count(Counter::CtInsertFailed);
         return None;
     }
-    if CT_V4.insert(key, fwd, 0).is_err() {
+    out.nat = nat;
+    out.dir = CtDir::Forward as u8;
+    out.seen = seen;
+    if F::ct().insert(key, &*out, 0).is_err() {
         // Ignored error: the entry was just inserted; if the LRU already
         // evicted it, there is nothing left to roll back.
-        let _ = CT_V4.remove(rev_key);
+        let _ = F::ct().remove(&rev_key);
         count(Counter::CtInsertFailed);
         return None;
     }
-    Some(fwd)
+    Some(())
 }
 
 /// The reverse entry of a packet from a backend, if this hook owns it.
-#[inline(always)]
-pub fn reverse(key: &CtKeyV4, tcp_flags: u8, hook: Hook) -> Option<CtEntryV4> {
+#[inline(never)]
+pub fn reverse<F: Family>(key: &CtKey<F>, tcp_flags: u8, hook: Hook, out: &mut CtEntry<F>) -> bool {
     // SAFETY: the value is only tested for presence.
-    if unsafe { BACKEND_ADDRS_V4.get(key.saddr).is_none() } {
-        return None;
+    if unsafe { F::backend_addrs().get(key.saddr).is_none() } {
+        return false;
     }
-    let e = CT_V4.get_ptr_mut(key)?;
+    let Some(e) = F::ct().get_ptr_mut(key) else {
+        return false;
+    };
     // SAFETY: as in `forward`.
     let e = unsafe { &mut *e };
     if e.dir != CtDir::Reverse as u8 || !hook.owns(CtDir::Reverse, e.origin) {
-        return None;
+        return false;
     }
     touch(e, seen_flags(key.proto, tcp_flags), now());
-    Some(*e)
+    *out = *e;
+    true
 }
 
 /// The entry of a packet quoted by an ICMP error travelling the other way,
@@ -215,9 +231,9 @@ pub fn reverse(key: &CtKeyV4, tcp_flags: u8, hook: Hook) -> Option<CtEntryV4> {
 /// toward the client the quoted packet went to the backend, and the reverse
 /// entry applies; for an error sent toward the backend, the forward one.
 #[inline(always)]
-pub fn quoted(key: &CtKeyV4, hook: Hook) -> Option<CtEntryV4> {
+pub fn quoted<F: Family>(key: &CtKey<F>, hook: Hook) -> Option<CtEntry<F>> {
     // SAFETY: the value is copied out at once.
-    let e = unsafe { CT_V4.get(key) }.copied()?;
+    let e = unsafe { F::ct().get(key) }.copied()?;
     let dir = if e.dir == CtDir::Forward as u8 {
         CtDir::Forward
     } else {

@@ -2,10 +2,7 @@
 //! helpers, which also keep `CHECKSUM_PARTIAL` and `CHECKSUM_COMPLETE`
 //! packets right (net/core/filter.c, `bpf_l4_csum_replace`).
 
-use aya_ebpf::{
-    bindings::{BPF_F_MARK_MANGLED_0, BPF_F_PSEUDO_HDR},
-    programs::TcContext,
-};
+use aya_ebpf::{bindings::BPF_F_MARK_MANGLED_0, programs::TcContext};
 use hairpin_common::{IPPROTO_TCP, IPPROTO_UDP};
 
 /// Offset of the TCP or UDP checksum field from the L4 header, and the
@@ -36,31 +33,6 @@ pub fn fix_field(
     size: u64,
 ) -> Result<(), i64> {
     ctx.l3_csum_replace(csum_off, u64::from(old), u64::from(new), size)
-}
-
-/// Writes a 4-byte address at `addr_off` and fixes the IP header checksum at
-/// `ip_csum_off`; when `l4` is given (checksum offset and flags), also the L4
-/// checksum, whose pseudo-header covers the address.
-#[inline(always)]
-pub fn set_addr(
-    ctx: &TcContext,
-    addr_off: usize,
-    ip_csum_off: usize,
-    l4: Option<(usize, u64)>,
-    old: u32,
-    new: u32,
-) -> Result<(), i64> {
-    ctx.store(addr_off, &new, 0)?;
-    ctx.l3_csum_replace(ip_csum_off, u64::from(old), u64::from(new), 4)?;
-    if let Some((off, flags)) = l4 {
-        ctx.l4_csum_replace(
-            off,
-            u64::from(old),
-            u64::from(new),
-            flags | u64::from(BPF_F_PSEUDO_HDR) | 4,
-        )?;
-    }
-    Ok(())
 }
 
 /// Writes a 2-byte port at `port_off` and fixes the L4 checksum.

@@ -6,8 +6,9 @@ use aya_ebpf::programs::TcContext;
 use hairpin_common::{CtEntryV4, CtKeyV4, IPPROTO_TCP, IPPROTO_UDP};
 
 use crate::{
-    csum::{fix_field, l4_csum, set_addr, ICMP_CSUM_OFF},
-    parse::{bytes_at, Packet, IP_CSUM_OFF, IP_DST_OFF, IP_SRC_OFF},
+    csum::{fix_field, l4_csum, ICMP_CSUM_OFF},
+    family::Family,
+    parse::{bytes_at, Packet},
 };
 
 const ICMP_DEST_UNREACH: u8 = 3;
@@ -32,7 +33,7 @@ impl Quoted {
 
 /// The quoted TCP or UDP packet of an ICMP error, if `pkt` is one.
 #[inline(always)]
-pub fn quoted(ctx: &TcContext, pkt: &Packet) -> Option<Quoted> {
+pub fn quoted(ctx: &TcContext, pkt: &Packet<u32>) -> Option<Quoted> {
     if pkt.icmp_type != ICMP_DEST_UNREACH && pkt.icmp_type != ICMP_TIME_EXCEEDED {
         return None;
     }
@@ -70,14 +71,14 @@ pub fn quoted(ctx: &TcContext, pkt: &Packet) -> Option<Quoted> {
 /// outer source only when the error came from the flow's peer itself, not
 /// from a router on the way. The quoted packet gets the reverse tuple.
 #[inline(always)]
-pub fn translate(ctx: &TcContext, pkt: &Packet, q: &Quoted, e: &CtEntryV4) -> Result<(), i64> {
+pub fn translate(ctx: &TcContext, pkt: &Packet<u32>, q: &Quoted, e: &CtEntryV4) -> Result<(), i64> {
     let key = q.error_key();
     let to = e.nat;
     if pkt.key.daddr == key.daddr && to.daddr != key.daddr {
-        set_addr(ctx, IP_DST_OFF, IP_CSUM_OFF, None, key.daddr, to.daddr)?;
+        u32::set_addr(ctx, u32::DST_OFF, None, key.daddr, to.daddr)?;
     }
     if pkt.key.saddr == key.saddr && to.saddr != key.saddr {
-        set_addr(ctx, IP_SRC_OFF, IP_CSUM_OFF, None, key.saddr, to.saddr)?;
+        u32::set_addr(ctx, u32::SRC_OFF, None, key.saddr, to.saddr)?;
     }
 
     let inner = to.reversed();

@@ -8,7 +8,7 @@ use crate::parse::{bytes_at, Packet, TCP_ACK, TCP_RST};
 /// number, so that the receiver finds it in its window), fixing the
 /// checksum for the 16-bit word that holds the flags.
 #[inline(always)]
-pub fn make_reset(ctx: &TcContext, pkt: &Packet) -> Result<(), i64> {
+pub fn make_reset<A>(ctx: &TcContext, pkt: &Packet<A>) -> Result<(), i64> {
     let off = pkt.l4_off + 12;
     let Some(old) = bytes_at::<2>(ctx, off) else {
         return Err(-1);

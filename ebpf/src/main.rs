@@ -8,7 +8,9 @@
 
 mod conntrack;
 mod csum;
+mod family;
 mod icmp;
+mod icmp6;
 mod l4;
 mod maps;
 mod nat;
@@ -22,10 +24,13 @@ use aya_ebpf::{
     programs::{SockAddrContext, TcContext},
 };
 use aya_log_ebpf::debug;
-use hairpin_common::{Counter, CtDir, CtEntryV4, CtOrigin, IPPROTO_ICMP, IPPROTO_TCP, SEEN_ENDED};
+use hairpin_common::{
+    Counter, CtDir, CtEntry, CtKey, CtOrigin, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, SEEN_ENDED,
+};
 
 use conntrack::Hook;
-use parse::{Packet, Parsed};
+use family::Family;
+use parse::{Packet, Parsed, ETH_P_IP, ETH_P_IPV6};
 
 #[classifier]
 pub fn pod_ingress(ctx: TcContext) -> i32 {
@@ -69,31 +74,61 @@ pub fn sock_getpeername4(ctx: SockAddrContext) -> i32 {
 
 #[inline(always)]
 fn process(ctx: &TcContext, hook: Hook) -> i32 {
-    match parse::parse(ctx) {
-        Parsed::Other => TC_ACT_UNSPEC,
-        Parsed::Malformed => {
-            maps::count(Counter::Unparsable);
-            TC_ACT_UNSPEC
-        }
-        Parsed::Ipv4(pkt) if pkt.key.proto == IPPROTO_ICMP => icmp_error(ctx, &pkt, hook),
-        Parsed::Ipv4(pkt) => flow(ctx, &pkt, hook),
+    match parse::ethertype(ctx) {
+        Some(ETH_P_IP) => ipv4(ctx, hook),
+        Some(ETH_P_IPV6) => ipv6(ctx, hook),
+        _ => TC_ACT_UNSPEC,
     }
 }
 
-/// A TCP or UDP packet: translated when it belongs to a frontend's flow.
+// One function (a BPF subprogram) per family: inlined together, the two
+// paths would share one frame and pass the 512-byte stack limit.
+#[inline(never)]
+fn ipv4(ctx: &TcContext, hook: Hook) -> i32 {
+    match &parse::parse_ipv4(ctx) {
+        Parsed::Packet(pkt) if pkt.key.proto == IPPROTO_ICMP => icmp_error(ctx, pkt, hook),
+        Parsed::Packet(pkt) => flow(ctx, pkt, hook),
+        Parsed::Malformed => malformed(),
+        Parsed::Other => TC_ACT_UNSPEC,
+    }
+}
+
+#[inline(never)]
+fn ipv6(ctx: &TcContext, hook: Hook) -> i32 {
+    match &parse::parse_ipv6(ctx) {
+        Parsed::Packet(pkt) if pkt.key.proto == IPPROTO_ICMPV6 => icmp6_error(ctx, pkt, hook),
+        Parsed::Packet(pkt) => flow(ctx, pkt, hook),
+        Parsed::Malformed => malformed(),
+        Parsed::Other => TC_ACT_UNSPEC,
+    }
+}
+
 #[inline(always)]
-fn flow(ctx: &TcContext, pkt: &Packet, hook: Hook) -> i32 {
+fn malformed() -> i32 {
+    maps::count(Counter::Unparsable);
+    TC_ACT_UNSPEC
+}
+
+/// A TCP or UDP packet: translated when it belongs to a frontend's flow.
+/// A subprogram of its own, like the ICMP paths, to keep each frame small.
+#[inline(never)]
+fn flow<F: Family + Loggable>(ctx: &TcContext, pkt: &Packet<F>, hook: Hook) -> i32 {
     let key = &pkt.key;
     let forward_here = matches!(hook, Hook::PodIngress | Hook::UplinkEgress);
-    let mut hit = None;
-    if forward_here && nat::is_frontend_addr(key.daddr) {
-        hit = conntrack::forward(key, pkt.tcp_flags, hook).map(|(e, fe)| (e, fe.is_some()));
-    }
-    if hit.is_none() && hook != Hook::UplinkEgress {
-        hit = conntrack::reverse(key, pkt.tcp_flags, hook).map(|e| (e, false));
-    }
-    let Some((e, new_flow)) = hit else {
-        return TC_ACT_UNSPEC;
+    let mut e = CtEntry::default();
+    let new_flow = if forward_here && nat::is_frontend_addr(key.daddr) {
+        conntrack::forward(key, pkt.tcp_flags, hook, &mut e)
+    } else {
+        None
+    };
+    let new_flow = match new_flow {
+        Some(new) => new,
+        None if hook != Hook::UplinkEgress
+            && conntrack::reverse(key, pkt.tcp_flags, hook, &mut e) =>
+        {
+            false
+        }
+        None => return TC_ACT_UNSPEC,
     };
     if needs_uplink(hook, &e) && !redirect::uplink_known() {
         maps::count(Counter::RedirectFailed);
@@ -111,23 +146,14 @@ fn flow(ctx: &TcContext, pkt: &Packet, hook: Hook) -> i32 {
     }
     maps::account(e.frontend_id, ctx.len(), new_flow);
     if new_flow {
-        debug!(
-            ctx,
-            "new flow {:i}:{} -> {:i}:{} to {:i}:{}",
-            u32::from_be(key.saddr),
-            u16::from_be(key.sport),
-            u32::from_be(key.daddr),
-            u16::from_be(key.dport),
-            u32::from_be(e.nat.daddr),
-            u16::from_be(e.nat.dport)
-        );
+        F::log_new_flow(ctx, key, &e.nat);
     }
     deliver(ctx, hook, &e)
 }
 
 /// An ICMP error quoting a packet of a translated flow.
-#[inline(always)]
-fn icmp_error(ctx: &TcContext, pkt: &Packet, hook: Hook) -> i32 {
+#[inline(never)]
+fn icmp_error(ctx: &TcContext, pkt: &Packet<u32>, hook: Hook) -> i32 {
     let Some(q) = icmp::quoted(ctx, pkt) else {
         return TC_ACT_UNSPEC;
     };
@@ -145,20 +171,84 @@ fn icmp_error(ctx: &TcContext, pkt: &Packet, hook: Hook) -> i32 {
     deliver(ctx, hook, &e)
 }
 
+/// An ICMPv6 error quoting a packet of a translated flow.
+#[inline(never)]
+fn icmp6_error(ctx: &TcContext, pkt: &Packet<[u32; 4]>, hook: Hook) -> i32 {
+    let Some(q) = icmp6::quoted(ctx, pkt) else {
+        return TC_ACT_UNSPEC;
+    };
+    let Some(e) = conntrack::quoted(&q.error_key(), hook) else {
+        return TC_ACT_UNSPEC;
+    };
+    if needs_uplink(hook, &e) && !redirect::uplink_known() {
+        maps::count(Counter::RedirectFailed);
+        return TC_ACT_UNSPEC;
+    }
+    if icmp6::translate(ctx, pkt, &q, &e).is_err() {
+        return TC_ACT_UNSPEC;
+    }
+    maps::count(Counter::IcmpTranslated);
+    deliver(ctx, hook, &e)
+}
+
 /// Whether a packet of `e` translated at `hook` is handed to the uplink.
 #[inline(always)]
-fn needs_uplink(hook: Hook, e: &CtEntryV4) -> bool {
+fn needs_uplink<F>(hook: Hook, e: &CtEntry<F>) -> bool {
     hook == Hook::PodIngress && e.dir == CtDir::Reverse as u8 && e.origin == CtOrigin::Host as u8
 }
 
 /// Sends a translated packet on its way (see `Hook::owns` for who gets what).
 #[inline(always)]
-fn deliver(ctx: &TcContext, hook: Hook, e: &CtEntryV4) -> i32 {
+fn deliver<F: Family>(ctx: &TcContext, hook: Hook, e: &CtEntry<F>) -> i32 {
     match hook {
         Hook::PodIngress if e.origin == CtOrigin::Loop as u8 => redirect::back_to_pod(ctx),
         Hook::PodIngress if e.dir == CtDir::Reverse as u8 => redirect::to_uplink_ingress(ctx),
         Hook::UplinkEgress => redirect::reroute(ctx, e.nat.saddr, e.nat.daddr),
         _ => TC_ACT_UNSPEC,
+    }
+}
+
+/// The datapath's debug event for a new flow, per family.
+trait Loggable: Sized {
+    fn log_new_flow(ctx: &TcContext, key: &CtKey<Self>, nat: &CtKey<Self>);
+}
+
+impl Loggable for u32 {
+    #[inline(always)]
+    fn log_new_flow(ctx: &TcContext, key: &CtKey<u32>, nat: &CtKey<u32>) {
+        debug!(
+            ctx,
+            "new flow {:i}:{} -> {:i}:{} to {:i}:{}",
+            u32::from_be(key.saddr),
+            u16::from_be(key.sport),
+            u32::from_be(key.daddr),
+            u16::from_be(key.dport),
+            u32::from_be(nat.daddr),
+            u16::from_be(nat.dport)
+        );
+    }
+}
+
+impl Loggable for [u32; 4] {
+    #[inline(never)]
+    fn log_new_flow(ctx: &TcContext, key: &CtKey<[u32; 4]>, nat: &CtKey<[u32; 4]>) {
+        let bytes = |a: &[u32; 4]| {
+            let mut b = [0u8; 16];
+            for (i, w) in a.iter().enumerate() {
+                b[i * 4..i * 4 + 4].copy_from_slice(&w.to_ne_bytes());
+            }
+            b
+        };
+        debug!(
+            ctx,
+            "new flow [{:i}]:{} -> [{:i}]:{} to [{:i}]:{}",
+            bytes(&key.saddr),
+            u16::from_be(key.sport),
+            bytes(&key.daddr),
+            u16::from_be(key.dport),
+            bytes(&nat.daddr),
+            u16::from_be(nat.dport)
+        );
     }
 }
 

@@ -6,9 +6,10 @@ use aya_ebpf::{
     maps::{Array, HashMap, LruHashMap, PerCpuArray},
 };
 use hairpin_common::{
-    BackendKey, BackendV4, CtEntryV4, CtKeyV4, Frontend, FrontendKeyV4, FrontendStats, NodeConfig,
-    SockKeyV4, SockNatV4, CT_TIMEOUT_CLOSE_NS, CT_TIMEOUT_SYN_NS, CT_TIMEOUT_TCP_NS,
-    CT_TIMEOUT_UDP_NS, DEFAULT_CT_ENTRIES, DEFAULT_MAX_BACKEND_SLOTS, DEFAULT_MAX_FRONTENDS,
+    BackendKey, BackendV4, BackendV6, CtEntryV4, CtEntryV6, CtKeyV4, CtKeyV6, Frontend,
+    FrontendKeyV4, FrontendKeyV6, FrontendStats, NodeConfig, SockKeyV4, SockNatV4,
+    CT_TIMEOUT_CLOSE_NS, CT_TIMEOUT_SYN_NS, CT_TIMEOUT_TCP_NS, CT_TIMEOUT_UDP_NS,
+    DEFAULT_CT_ENTRIES, DEFAULT_MAX_BACKEND_SLOTS, DEFAULT_MAX_FRONTENDS,
     DEFAULT_SOCK_REVNAT_ENTRIES, GLOBAL_COUNTERS,
 };
 
@@ -112,3 +113,23 @@ pub fn account(frontend_id: u32, bytes: u32, new_flow: bool) {
 #[map]
 pub static SOCK_REVNAT_V4: LruHashMap<SockKeyV4, SockNatV4> =
     LruHashMap::with_max_entries(DEFAULT_SOCK_REVNAT_ENTRIES, 0);
+
+#[map]
+pub static FRONTENDS_V6: HashMap<FrontendKeyV6, Frontend> =
+    HashMap::with_max_entries(DEFAULT_MAX_FRONTENDS, 0);
+
+#[map]
+pub static FRONTEND_ADDRS_V6: HashMap<[u32; 4], u32> =
+    HashMap::with_max_entries(DEFAULT_MAX_FRONTENDS, 0);
+
+#[map]
+pub static BACKENDS_V6: HashMap<BackendKey, BackendV6> =
+    HashMap::with_max_entries(DEFAULT_MAX_BACKEND_SLOTS, 0);
+
+#[map]
+pub static BACKEND_ADDRS_V6: HashMap<[u32; 4], u32> =
+    HashMap::with_max_entries(DEFAULT_MAX_BACKEND_SLOTS, 0);
+
+#[map]
+pub static CT_V6: LruHashMap<CtKeyV6, CtEntryV6> =
+    LruHashMap::with_max_entries(DEFAULT_CT_ENTRIES, 0);

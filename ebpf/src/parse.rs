@@ -2,14 +2,21 @@
 //! not understand is reported as such, so the caller passes it on untouched.
 
 use aya_ebpf::programs::TcContext;
-use hairpin_common::{CtKeyV4, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP};
+use hairpin_common::{CtKey, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP};
 
 pub const ETH_LEN: usize = 14;
 pub const ETH_P_IP: u16 = 0x0800;
 pub const IP_OFF: usize = ETH_LEN;
-pub const IP_CSUM_OFF: usize = IP_OFF + 10;
-pub const IP_SRC_OFF: usize = IP_OFF + 12;
-pub const IP_DST_OFF: usize = IP_OFF + 16;
+pub const ETH_P_IPV6: u16 = 0x86dd;
+pub const IPV4_CSUM_OFF: usize = IP_OFF + 10;
+pub const IPV6_LEN: usize = 40;
+/// Extension headers walked before giving up on a packet (hop-by-hop,
+/// routing, destination options; a fragment header ends the walk).
+const IPV6_MAX_EXT: usize = 4;
+const NEXTHDR_HOP: u8 = 0;
+const NEXTHDR_ROUTING: u8 = 43;
+const NEXTHDR_FRAGMENT: u8 = 44;
+const NEXTHDR_DEST: u8 = 60;
 const IP_MIN_LEN: usize = 20;
 const IP_MF: u16 = 0x2000;
 const IP_OFFSET_MASK: u16 = 0x1fff;
@@ -17,34 +24,36 @@ const TCP_MIN_LEN: usize = 20;
 const UDP_LEN: usize = 8;
 const ICMP_LEN: usize = 8;
 /// Headers this long are wanted in the linear area: Ethernet, the largest
-/// IPv4 header, and an ICMP error quoting another largest IPv4 header.
-const PULL_LEN: u32 = (ETH_LEN + 60 + ICMP_LEN + 60 + 8) as u32;
+/// IPv4 header and an ICMP error quoting another one (150 bytes), or an
+/// IPv6 header with some extension headers and an ICMPv6 error's quote.
+const PULL_LEN: u32 = 256;
 
 pub const TCP_FIN: u8 = 0x01;
 pub const TCP_SYN: u8 = 0x02;
 pub const TCP_RST: u8 = 0x04;
 pub const TCP_ACK: u8 = 0x10;
 
-/// An IPv4 TCP, UDP or ICMP packet whose headers are all present.
-pub struct Packet {
+/// A TCP, UDP or ICMP packet whose headers are all present; `A` is its
+/// address family (`u32` IPv4, `[u32; 4]` IPv6).
+pub struct Packet<A> {
     /// Its tuple; ports are zero for ICMP.
-    pub key: CtKeyV4,
+    pub key: CtKey<A>,
     pub l4_off: usize,
     /// Offset just past the IP packet (its total length): bytes beyond it
     /// are link-layer padding, not part of the packet.
     pub end: usize,
     /// TCP flags byte; zero for other protocols.
     pub tcp_flags: u8,
-    /// ICMP type; zero for other protocols.
+    /// ICMP (or ICMPv6) type; zero for other protocols.
     pub icmp_type: u8,
 }
 
-pub enum Parsed {
-    /// Not IPv4, or a protocol hairpin does not translate.
+pub enum Parsed<A> {
+    /// A protocol hairpin does not translate.
     Other,
-    /// IPv4 with a bad or truncated header, or a fragment.
+    /// A bad or truncated header, or a fragment.
     Malformed,
-    Ipv4(Packet),
+    Packet(Packet<A>),
 }
 
 /// A pointer to a `T` at `off`, when the linear data holds all of it.
@@ -64,22 +73,20 @@ pub fn bytes_at<const N: usize>(ctx: &TcContext, off: usize) -> Option<[u8; N]> 
     ptr_at::<[u8; N]>(ctx, off).map(|p| unsafe { *p })
 }
 
+/// The frame's Ethernet protocol, its headers made readable.
 #[inline(always)]
-pub fn parse(ctx: &TcContext) -> Parsed {
+pub fn ethertype(ctx: &TcContext) -> Option<u16> {
     // Headers of locally built or GRO'd packets may sit partly outside the
     // linear area; pull them in once rather than misreading a packet as short.
     let want = ctx.len().min(PULL_LEN);
     if ctx.data() + want as usize > ctx.data_end() && ctx.pull_data(want).is_err() {
-        return Parsed::Other;
+        return None;
     }
-    match bytes_at::<2>(ctx, 12) {
-        Some(t) if u16::from_be_bytes(t) == ETH_P_IP => parse_ipv4(ctx),
-        _ => Parsed::Other,
-    }
+    bytes_at::<2>(ctx, 12).map(u16::from_be_bytes)
 }
 
 #[inline(always)]
-fn parse_ipv4(ctx: &TcContext) -> Parsed {
+pub fn parse_ipv4(ctx: &TcContext) -> Parsed<u32> {
     let Some(ip) = bytes_at::<IP_MIN_LEN>(ctx, IP_OFF) else {
         return Parsed::Malformed;
     };
@@ -97,35 +104,96 @@ fn parse_ipv4(ctx: &TcContext) -> Parsed {
     let proto = ip[9];
     let l4_off = IP_OFF + ihl;
     let l4_len = tot_len - ihl;
-    let mut pkt = Packet {
-        key: CtKeyV4 {
+    let pkt = Packet {
+        key: CtKey {
             saddr: u32::from_ne_bytes([ip[12], ip[13], ip[14], ip[15]]),
             daddr: u32::from_ne_bytes([ip[16], ip[17], ip[18], ip[19]]),
             proto,
-            ..CtKeyV4::default()
+            ..CtKey::default()
         },
         l4_off,
         end: IP_OFF + tot_len,
         tcp_flags: 0,
         icmp_type: 0,
     };
+    parse_l4(ctx, pkt, l4_len, IPPROTO_ICMP)
+}
+
+// A subprogram: the IPv6 header's copy stays off the translation's frame.
+#[inline(never)]
+pub fn parse_ipv6(ctx: &TcContext) -> Parsed<[u32; 4]> {
+    let Some(ip) = bytes_at::<IPV6_LEN>(ctx, IP_OFF) else {
+        return Parsed::Malformed;
+    };
+    let payload = usize::from(u16::from_be_bytes([ip[4], ip[5]]));
+    // A zero payload length is a jumbogram, which hairpin does not handle.
+    if ip[0] >> 4 != 6 || payload == 0 || (ctx.len() as usize) < IP_OFF + IPV6_LEN + payload {
+        return Parsed::Malformed;
+    }
+    let end = IP_OFF + IPV6_LEN + payload;
+    let mut next = ip[6];
+    let mut l4_off = IP_OFF + IPV6_LEN;
+    for _ in 0..IPV6_MAX_EXT {
+        match next {
+            NEXTHDR_HOP | NEXTHDR_ROUTING | NEXTHDR_DEST => {
+                let Some(ext) = bytes_at::<2>(ctx, l4_off) else {
+                    return Parsed::Malformed;
+                };
+                next = ext[0];
+                l4_off += (usize::from(ext[1]) + 1) * 8;
+            }
+            NEXTHDR_FRAGMENT => return Parsed::Malformed,
+            _ => break,
+        }
+    }
+    if l4_off > end {
+        return Parsed::Malformed;
+    }
+    let addr = |at: usize| -> [u32; 4] {
+        let w = |i: usize| {
+            u32::from_ne_bytes([ip[at + i], ip[at + i + 1], ip[at + i + 2], ip[at + i + 3]])
+        };
+        [w(0), w(4), w(8), w(12)]
+    };
+    let pkt = Packet {
+        key: CtKey {
+            saddr: addr(8),
+            daddr: addr(24),
+            proto: next,
+            ..CtKey::default()
+        },
+        l4_off,
+        end,
+        tcp_flags: 0,
+        icmp_type: 0,
+    };
+    parse_l4(ctx, pkt, end - l4_off, IPPROTO_ICMPV6)
+}
+
+/// Reads the ports (or the ICMP type) and TCP flags of `pkt`, whose L4
+/// header and `l4_len` bytes after it the caller located; `icmp` is the
+/// family's ICMP protocol.
+#[inline(always)]
+fn parse_l4<A>(ctx: &TcContext, mut pkt: Packet<A>, l4_len: usize, icmp: u8) -> Parsed<A> {
+    let proto = pkt.key.proto;
+    let l4_off = pkt.l4_off;
     let min_l4 = match proto {
         IPPROTO_TCP => TCP_MIN_LEN,
         IPPROTO_UDP => UDP_LEN,
-        IPPROTO_ICMP => ICMP_LEN,
+        p if p == icmp => ICMP_LEN,
         _ => return Parsed::Other,
     };
     if l4_len < min_l4 {
         return Parsed::Malformed;
     }
-    if proto == IPPROTO_ICMP {
+    if proto == icmp {
         // Type, code and checksum: reading one byte alone lets the compiler
         // fold the bounds check into a form the verifier cannot use.
-        let Some(icmp) = bytes_at::<4>(ctx, l4_off) else {
+        let Some(h) = bytes_at::<4>(ctx, l4_off) else {
             return Parsed::Malformed;
         };
-        pkt.icmp_type = icmp[0];
-        return Parsed::Ipv4(pkt);
+        pkt.icmp_type = h[0];
+        return Parsed::Packet(pkt);
     }
     let Some(l4) = bytes_at::<4>(ctx, l4_off) else {
         return Parsed::Malformed;
@@ -142,5 +210,5 @@ fn parse_ipv4(ctx: &TcContext) -> Parsed {
         }
         pkt.tcp_flags = tcp[13];
     }
-    Parsed::Ipv4(pkt)
+    Parsed::Packet(pkt)
 }

@@ -12,9 +12,7 @@ use aya_ebpf::{
 };
 use hairpin_common::Counter;
 
-use crate::{maps::count, maps::NODE, parse::bytes_at};
-
-const AF_INET: u8 = 2;
+use crate::{family::Family, maps::count, maps::NODE, parse::bytes_at};
 
 #[inline(always)]
 pub fn ifindex(ctx: &TcContext) -> u32 {
@@ -34,14 +32,13 @@ fn set_macs(ctx: &TcContext, dst: &[u8; 6], src: &[u8; 6]) -> Result<(), i64> {
 /// interface; with no length given the helper checks the MTU the GSO-aware
 /// way (net/core/filter.c, `bpf_skb_fib_lookup`).
 #[inline(always)]
-pub fn reroute(ctx: &TcContext, saddr: u32, daddr: u32) -> i32 {
+pub fn reroute<F: Family>(ctx: &TcContext, saddr: F, daddr: F) -> i32 {
     let here = ifindex(ctx);
     // SAFETY: all-zero is a valid `bpf_fib_lookup`.
     let mut p: FibParams = unsafe { core::mem::zeroed() };
-    p.family = AF_INET;
+    p.family = F::AF;
     p.ifindex = here;
-    p.__bindgen_anon_3.ipv4_src = saddr;
-    p.__bindgen_anon_4.ipv4_dst = daddr;
+    F::fib_addrs(&mut p, saddr, daddr);
     // SAFETY: `p` is a valid, writable parameter block of the size given.
     let rc = unsafe {
         bpf_fib_lookup(

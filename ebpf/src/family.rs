@@ -1,0 +1,153 @@
+//! What differs between IPv4 and IPv6 for the datapath: the maps, where
+//! the addresses sit, how their change is fixed in the checksums, and the
+//! route lookup. Everything else is written once over `Family`.
+
+use aya_ebpf::{
+    bindings::{bpf_fib_lookup as FibParams, BPF_F_PSEUDO_HDR},
+    helpers::bpf_csum_diff,
+    maps::{HashMap, LruHashMap},
+    programs::TcContext,
+};
+use hairpin_common::{Backend, BackendKey, CtEntry, CtKey, Frontend, FrontendKey};
+
+use crate::{
+    maps::{
+        BACKENDS_V4, BACKENDS_V6, BACKEND_ADDRS_V4, BACKEND_ADDRS_V6, CT_V4, CT_V6, FRONTENDS_V4,
+        FRONTENDS_V6, FRONTEND_ADDRS_V4, FRONTEND_ADDRS_V6,
+    },
+    parse::{IPV4_CSUM_OFF, IP_OFF},
+};
+
+/// An address family: `u32` is IPv4, `[u32; 4]` IPv6, both as on the wire.
+pub trait Family: Copy + PartialEq + Default + 'static {
+    /// Offsets of the source and destination addresses in the frame.
+    const SRC_OFF: usize;
+    const DST_OFF: usize;
+    /// `AF_INET` or `AF_INET6`, for the route lookup.
+    const AF: u8;
+
+    fn frontend_addrs() -> &'static HashMap<Self, u32>;
+    fn frontends() -> &'static HashMap<FrontendKey<Self>, Frontend>;
+    fn backends() -> &'static HashMap<BackendKey, Backend<Self>>;
+    fn backend_addrs() -> &'static HashMap<Self, u32>;
+    fn ct() -> &'static LruHashMap<CtKey<Self>, CtEntry<Self>>;
+
+    /// Writes the address at `off` and fixes the checksums covering it:
+    /// the IPv4 header's, and the L4 checksum at `l4` (offset, flags),
+    /// whose pseudo-header holds the address.
+    fn set_addr(
+        ctx: &TcContext,
+        off: usize,
+        l4: Option<(usize, u64)>,
+        old: Self,
+        new: Self,
+    ) -> Result<(), i64>;
+
+    /// Fills the route lookup's addresses.
+    fn fib_addrs(p: &mut FibParams, saddr: Self, daddr: Self);
+}
+
+impl Family for u32 {
+    const SRC_OFF: usize = IP_OFF + 12;
+    const DST_OFF: usize = IP_OFF + 16;
+    const AF: u8 = 2;
+
+    fn frontend_addrs() -> &'static HashMap<Self, u32> {
+        &FRONTEND_ADDRS_V4
+    }
+    fn frontends() -> &'static HashMap<FrontendKey<Self>, Frontend> {
+        &FRONTENDS_V4
+    }
+    fn backends() -> &'static HashMap<BackendKey, Backend<Self>> {
+        &BACKENDS_V4
+    }
+    fn backend_addrs() -> &'static HashMap<Self, u32> {
+        &BACKEND_ADDRS_V4
+    }
+    fn ct() -> &'static LruHashMap<CtKey<Self>, CtEntry<Self>> {
+        &CT_V4
+    }
+
+    #[inline(always)]
+    fn set_addr(
+        ctx: &TcContext,
+        off: usize,
+        l4: Option<(usize, u64)>,
+        old: Self,
+        new: Self,
+    ) -> Result<(), i64> {
+        ctx.store(off, &new, 0)?;
+        ctx.l3_csum_replace(IPV4_CSUM_OFF, u64::from(old), u64::from(new), 4)?;
+        if let Some((csum, flags)) = l4 {
+            ctx.l4_csum_replace(
+                csum,
+                u64::from(old),
+                u64::from(new),
+                flags | u64::from(BPF_F_PSEUDO_HDR) | 4,
+            )?;
+        }
+        Ok(())
+    }
+
+    #[inline(always)]
+    fn fib_addrs(p: &mut FibParams, saddr: Self, daddr: Self) {
+        p.__bindgen_anon_3.ipv4_src = saddr;
+        p.__bindgen_anon_4.ipv4_dst = daddr;
+    }
+}
+
+impl Family for [u32; 4] {
+    const SRC_OFF: usize = IP_OFF + 8;
+    const DST_OFF: usize = IP_OFF + 24;
+    const AF: u8 = 10;
+
+    fn frontend_addrs() -> &'static HashMap<Self, u32> {
+        &FRONTEND_ADDRS_V6
+    }
+    fn frontends() -> &'static HashMap<FrontendKey<Self>, Frontend> {
+        &FRONTENDS_V6
+    }
+    fn backends() -> &'static HashMap<BackendKey, Backend<Self>> {
+        &BACKENDS_V6
+    }
+    fn backend_addrs() -> &'static HashMap<Self, u32> {
+        &BACKEND_ADDRS_V6
+    }
+    fn ct() -> &'static LruHashMap<CtKey<Self>, CtEntry<Self>> {
+        &CT_V6
+    }
+
+    /// IPv6 has no header checksum; the L4 one gets the 16-byte change as a
+    /// difference from `bpf_csum_diff`.
+    #[inline(always)]
+    fn set_addr(
+        ctx: &TcContext,
+        off: usize,
+        l4: Option<(usize, u64)>,
+        old: Self,
+        new: Self,
+    ) -> Result<(), i64> {
+        ctx.store(off, &new, 0)?;
+        if let Some((csum, flags)) = l4 {
+            let diff = addr6_diff(&old, &new);
+            ctx.l4_csum_replace(csum, 0, diff, flags | u64::from(BPF_F_PSEUDO_HDR))?;
+        }
+        Ok(())
+    }
+
+    #[inline(always)]
+    fn fib_addrs(p: &mut FibParams, saddr: Self, daddr: Self) {
+        p.__bindgen_anon_3.ipv6_src = saddr;
+        p.__bindgen_anon_4.ipv6_dst = daddr;
+    }
+}
+
+/// The checksum difference of an IPv6 address change, for the helpers'
+/// "from 0, to the difference" form.
+#[inline(always)]
+pub fn addr6_diff(old: &[u32; 4], new: &[u32; 4]) -> u64 {
+    let mut old = *old;
+    let mut new = *new;
+    // SAFETY: both buffers are 16 bytes, a multiple of 4, on the stack.
+    unsafe { bpf_csum_diff(old.as_mut_ptr(), 16, new.as_mut_ptr(), 16, 0) as u32 as u64 }
+}

@@ -1,0 +1,140 @@
+//! ICMPv6 errors about a translated flow (destination unreachable, packet
+//! too big, time exceeded), translated with it as for IPv4. The ICMPv6
+//! checksum covers a pseudo-header and, IPv6 having no header checksum, the
+//! quoted addresses too.
+
+use aya_ebpf::programs::TcContext;
+use hairpin_common::{CtEntryV6, CtKeyV6, IPPROTO_TCP, IPPROTO_UDP};
+
+use crate::{
+    csum::{fix_field, l4_csum, ICMP_CSUM_OFF},
+    family::{addr6_diff, Family},
+    parse::{bytes_at, Packet, IPV6_LEN},
+};
+
+const ICMPV6_DEST_UNREACH: u8 = 1;
+const ICMPV6_PKT_TOOBIG: u8 = 2;
+const ICMPV6_TIME_EXCEED: u8 = 3;
+const ICMPV6_HDR_LEN: usize = 8;
+
+type Addr6 = [u32; 4];
+
+/// The packet quoted by an ICMPv6 error: its IPv6 header, directly followed
+/// by TCP or UDP (a quote with extension headers is not translated).
+pub struct Quoted6 {
+    pub ip_off: usize,
+    pub l4_off: usize,
+    pub key: CtKeyV6,
+}
+
+impl Quoted6 {
+    /// The tuple of a packet travelling like the error: the lookup key.
+    #[inline(always)]
+    pub fn error_key(&self) -> CtKeyV6 {
+        self.key.reversed()
+    }
+}
+
+#[inline(always)]
+fn addr_at(b: &[u8; IPV6_LEN], at: usize) -> Addr6 {
+    let w = |i: usize| u32::from_ne_bytes([b[at + i], b[at + i + 1], b[at + i + 2], b[at + i + 3]]);
+    [w(0), w(4), w(8), w(12)]
+}
+
+/// The quoted TCP or UDP packet of an ICMPv6 error, if `pkt` is one.
+#[inline(always)]
+pub fn quoted(ctx: &TcContext, pkt: &Packet<Addr6>) -> Option<Quoted6> {
+    if !matches!(
+        pkt.icmp_type,
+        ICMPV6_DEST_UNREACH | ICMPV6_PKT_TOOBIG | ICMPV6_TIME_EXCEED
+    ) {
+        return None;
+    }
+    let ip_off = pkt.l4_off + ICMPV6_HDR_LEN;
+    let l4_off = ip_off + IPV6_LEN;
+    // The quote must lie within the error itself, not in padding after it.
+    if l4_off + 4 > pkt.end {
+        return None;
+    }
+    let ip = bytes_at::<IPV6_LEN>(ctx, ip_off)?;
+    if ip[0] >> 4 != 6 || (ip[6] != IPPROTO_TCP && ip[6] != IPPROTO_UDP) {
+        return None;
+    }
+    let ports = bytes_at::<4>(ctx, l4_off)?;
+    Some(Quoted6 {
+        ip_off,
+        l4_off,
+        key: CtKeyV6 {
+            saddr: addr_at(&ip, 8),
+            daddr: addr_at(&ip, 24),
+            sport: u16::from_ne_bytes([ports[0], ports[1]]),
+            dport: u16::from_ne_bytes([ports[2], ports[3]]),
+            proto: ip[6],
+            _pad: [0; 3],
+        },
+    })
+}
+
+/// Translates an ICMPv6 error with `e`, the entry of the error's direction,
+/// like `icmp::translate`.
+#[inline(always)]
+pub fn translate(
+    ctx: &TcContext,
+    pkt: &Packet<Addr6>,
+    q: &Quoted6,
+    e: &CtEntryV6,
+) -> Result<(), i64> {
+    let key = q.error_key();
+    let to = e.nat;
+    let icmp_csum = pkt.l4_off + ICMP_CSUM_OFF;
+    // The outer addresses are in the ICMPv6 checksum's pseudo-header.
+    let pseudo = Some((icmp_csum, 0));
+    if pkt.key.daddr == key.daddr && to.daddr != key.daddr {
+        Addr6::set_addr(ctx, Addr6::DST_OFF, pseudo, key.daddr, to.daddr)?;
+    }
+    if pkt.key.saddr == key.saddr && to.saddr != key.saddr {
+        Addr6::set_addr(ctx, Addr6::SRC_OFF, pseudo, key.saddr, to.saddr)?;
+    }
+
+    let inner = to.reversed();
+    // The quoted L4 checksum is there only if the error quoted enough bytes;
+    // a zero UDP checksum means none.
+    let l4 = l4_csum(q.key.proto)
+        .map(|(off, _)| q.l4_off + off)
+        .filter(|&off| off + 2 <= pkt.end)
+        .and_then(|off| bytes_at::<2>(ctx, off).map(|c| (off, u16::from_ne_bytes(c))))
+        .filter(|&(_, c)| q.key.proto == IPPROTO_TCP || c != 0);
+
+    // A quoted address is in the ICMPv6 checksum and in the quoted L4
+    // checksum's pseudo-header: both change by its difference.
+    for (off, old, new) in [
+        (q.ip_off + 8, q.key.saddr, inner.saddr),
+        (q.ip_off + 24, q.key.daddr, inner.daddr),
+    ] {
+        if old != new {
+            ctx.store(off, &new, 0)?;
+            let diff = addr6_diff(&old, &new);
+            ctx.l3_csum_replace(icmp_csum, 0, diff, 0)?;
+            if let Some((l4_off, _)) = l4 {
+                ctx.l3_csum_replace(l4_off, 0, diff, 0)?;
+            }
+        }
+    }
+    for (off, old, new) in [
+        (q.l4_off, q.key.sport, inner.sport),
+        (q.l4_off + 2, q.key.dport, inner.dport),
+    ] {
+        if old != new {
+            ctx.store(off, &new, 0)?;
+            fix_field(ctx, icmp_csum, old.into(), new.into(), 2)?;
+            if let Some((l4_off, _)) = l4 {
+                fix_field(ctx, l4_off, old.into(), new.into(), 2)?;
+            }
+        }
+    }
+    if let Some((l4_off, old)) = l4 {
+        let new = bytes_at::<2>(ctx, l4_off).map_or(old, u16::from_ne_bytes);
+        fix_field(ctx, icmp_csum, old.into(), new.into(), 2)?;
+    }
+    Ok(())
+}

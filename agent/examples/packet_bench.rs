@@ -41,6 +41,9 @@ use hairpin_common::{
     PROG_POD_EGRESS, PROG_POD_INGRESS, PROG_UPLINK_EGRESS,
 };
 
+/// An address and a port.
+type Endpoint = (Ipv4Addr, u16);
+
 const FRONTEND: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
 const FRONTEND_PORT: u16 = 8080;
 const BACKEND: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
@@ -260,9 +263,6 @@ fn key(src: Endpoint, dst: Endpoint) -> CtKeyV4 {
     }
 }
 
-/// An address and a port.
-type Endpoint = (Ipv4Addr, u16);
-
 /// Frontends from YAML, through the agent's own parser: `at` → `to` each.
 fn frontends(list: &[(Endpoint, Endpoint)]) -> Result<Vec<config::Frontend>> {
     let mut yaml = String::from("redirects:\n");
@@ -322,7 +322,7 @@ impl Hairpin {
             let addr = Ipv4Addr::new(203, 0, 113, (1 + i % 250) as u8);
             let port = 10_000 + (i / 250) as u16;
             let id = first_id + i;
-            self.maps.backends.insert(
+            self.maps.v4.backends.insert(
                 BackendKey {
                     frontend_id: id,
                     slot: 0,
@@ -334,7 +334,7 @@ impl Hairpin {
                 },
                 0,
             )?;
-            self.maps.frontends.insert(
+            self.maps.v4.frontends.insert(
                 FrontendKeyV4 {
                     addr: addr_key(addr),
                     port: port_key(port),
@@ -345,12 +345,12 @@ impl Hairpin {
                 0,
             )?;
             let a = addr_key(addr);
-            let count = match self.maps.frontend_addrs.get(&a, 0) {
+            let count = match self.maps.v4.frontend_addrs.get(&a, 0) {
                 Ok(c) => c,
                 Err(MapError::KeyNotFound) => 0,
                 Err(e) => return Err(e.into()),
             };
-            self.maps.frontend_addrs.insert(a, count + 1, 0)?;
+            self.maps.v4.frontend_addrs.insert(a, count + 1, 0)?;
         }
         Ok(())
     }
@@ -649,8 +649,8 @@ fn row(label: &str, samples: &[f64], floor: f64) {
 /// given: a packet that one entry translated is translated back by the
 /// mirror, on the same code path.
 fn add_mirror_flow(hp: &mut Hairpin, fwd_key: CtKeyV4, rev_key: CtKeyV4) -> Result<()> {
-    let fwd = hp.maps.conntrack.get(&fwd_key, 0)?;
-    let rev = hp.maps.conntrack.get(&rev_key, 0)?;
+    let fwd = hp.maps.v4.conntrack.get(&fwd_key, 0)?;
+    let rev = hp.maps.v4.conntrack.get(&rev_key, 0)?;
     let mirror_fwd = hairpin_common::CtEntryV4 {
         nat: fwd_key,
         ..fwd
@@ -659,12 +659,12 @@ fn add_mirror_flow(hp: &mut Hairpin, fwd_key: CtKeyV4, rev_key: CtKeyV4) -> Resu
         nat: rev_key,
         ..rev
     };
-    hp.maps.conntrack.insert(fwd.nat, mirror_fwd, 0)?;
-    hp.maps.conntrack.insert(rev.nat, mirror_rev, 0)?;
+    hp.maps.v4.conntrack.insert(fwd.nat, mirror_fwd, 0)?;
+    hp.maps.v4.conntrack.insert(rev.nat, mirror_rev, 0)?;
     // The first tests of both paths: the translated destination is now
     // also a frontend address, the translated source also a backend's.
-    hp.maps.frontend_addrs.insert(fwd.nat.daddr, 1, 0)?;
-    hp.maps.backend_addrs.insert(rev.nat.saddr, 1, 0)?;
+    hp.maps.v4.frontend_addrs.insert(fwd.nat.daddr, 1, 0)?;
+    hp.maps.v4.backend_addrs.insert(rev.nat.saddr, 1, 0)?;
     Ok(())
 }
 

@@ -21,7 +21,7 @@
 use std::{
     collections::BTreeSet,
     fmt,
-    net::{Ipv4Addr, SocketAddr},
+    net::{IpAddr, SocketAddr},
     path::{Path, PathBuf},
 };
 
@@ -91,7 +91,7 @@ pub const DEFAULT_METRICS: &str = "127.0.0.1:9469";
 pub struct Frontend {
     /// `<redirect>/<port name or number>/<protocol>`, for logs and listings.
     pub name: String,
-    pub addr: Ipv4Addr,
+    pub addr: IpAddr,
     pub port: u16,
     pub proto: u8,
     pub backends: Vec<Backend>,
@@ -104,7 +104,7 @@ pub struct Frontend {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Backend {
-    pub addr: Ipv4Addr,
+    pub addr: IpAddr,
     pub port: u16,
     pub weight: u32,
 }
@@ -360,6 +360,13 @@ impl Validator<'_> {
                 for (k, b) in r.backends.iter().enumerate() {
                     let bat = format!("{at}.backends[{k}]");
                     let baddr = self.unicast(&b.ip, &format!("{bat}.ip"))?;
+                    if baddr.is_ipv4() != addr.is_ipv4() {
+                        return Err(self.err(
+                            &b.ip,
+                            format!("{bat}.ip"),
+                            format!("{baddr} is not of the frontend's family: a redirect is IPv4 or IPv6"),
+                        ));
+                    }
                     if baddr == addr {
                         return Err(self.err(
                             &b.ip,
@@ -477,16 +484,16 @@ impl Validator<'_> {
         Ok(lb)
     }
 
-    fn unicast(&self, s: &Spanned<String>, field: &str) -> Result<Ipv4Addr, ConfigError> {
-        let addr: Ipv4Addr = s.value.parse().map_err(|_| {
+    fn unicast(&self, s: &Spanned<String>, field: &str) -> Result<IpAddr, ConfigError> {
+        let addr: IpAddr = s.value.parse().map_err(|_| {
             self.err(
                 s,
                 field.to_owned(),
-                format!("not an IPv4 address: {:?}", s.value),
+                format!("not an IP address: {:?}", s.value),
             )
         })?;
-        if addr.is_unspecified() || addr.is_broadcast() || addr.is_multicast() || addr.is_loopback()
-        {
+        let broadcast = matches!(addr, IpAddr::V4(a) if a.is_broadcast());
+        if addr.is_unspecified() || broadcast || addr.is_multicast() || addr.is_loopback() {
             return Err(self.err(
                 s,
                 field.to_owned(),
@@ -499,7 +506,7 @@ impl Validator<'_> {
     /// A frontend must not capture traffic the node needs: loopback, the
     /// node's own addresses (checked at run time, where they are known), or
     /// anything but a unicast address.
-    fn frontend_addr(&self, s: &Spanned<String>, field: &str) -> Result<Ipv4Addr, ConfigError> {
+    fn frontend_addr(&self, s: &Spanned<String>, field: &str) -> Result<IpAddr, ConfigError> {
         self.unicast(s, field)
     }
 

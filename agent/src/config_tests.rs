@@ -133,7 +133,7 @@ fn a_negative_port_is_refused_by_the_parser() {
 fn a_frontend_that_is_not_an_ipv4_address_is_refused() {
     assert_eq!(
         refusal_of_redirect("registry.example.com", "443", "198.51.100.2"),
-        "test.yaml:3:15: redirects[0].frontend: not an IPv4 address: \"registry.example.com\""
+        "test.yaml:3:15: redirects[0].frontend: not an IP address: \"registry.example.com\""
     );
 }
 
@@ -170,11 +170,41 @@ fn a_broadcast_frontend_is_refused() {
 }
 
 #[test]
-fn a_backend_that_is_not_an_ipv4_address_is_refused() {
+fn a_backend_that_is_not_an_ip_address_is_refused() {
+    assert_eq!(
+        refusal_of_redirect("203.0.113.10", "80", "198.51.100"),
+        "test.yaml:7:13: redirects[0].backends[0].ip: not an IP address: \"198.51.100\""
+    );
+}
+
+#[test]
+fn a_backend_of_the_other_family_is_refused() {
     assert_eq!(
         refusal_of_redirect("203.0.113.10", "80", "2001:db8::1"),
-        "test.yaml:7:13: redirects[0].backends[0].ip: not an IPv4 address: \"2001:db8::1\""
+        "test.yaml:7:13: redirects[0].backends[0].ip: 2001:db8::1 is not of the frontend's family: a redirect is IPv4 or IPv6"
     );
+}
+
+#[test]
+fn an_ipv6_redirect_gives_ipv6_frontends_and_backends() {
+    let config = parse(&[
+        "redirects:",
+        "  - name: web6",
+        "    frontend: 2001:db8:0:113::10",
+        "    ports: [{ port: 8080, protocol: TCP, targetPort: 80 }]",
+        "    backends: [{ ip: \"2001:db8:0:51::2\" }]",
+    ])
+    .unwrap();
+    let fe = &config.frontends[0];
+    assert_eq!(
+        fe.addr,
+        "2001:db8:0:113::10".parse::<std::net::IpAddr>().unwrap()
+    );
+    assert_eq!(
+        fe.backends[0].addr,
+        "2001:db8:0:51::2".parse::<std::net::IpAddr>().unwrap()
+    );
+    assert_eq!((fe.port, fe.backends[0].port), (8080, 80));
 }
 
 #[test]
@@ -444,7 +474,7 @@ fn a_full_configuration_gives_every_frontend_with_its_backends() {
     ])
     .unwrap();
     let backend = |addr: [u8; 4], port, weight| Backend {
-        addr: Ipv4Addr::from(addr),
+        addr: Ipv4Addr::from(addr).into(),
         port,
         weight,
     };
@@ -454,7 +484,7 @@ fn a_full_configuration_gives_every_frontend_with_its_backends() {
             frontends: vec![
                 Frontend {
                     name: "registry/https/TCP".into(),
-                    addr: Ipv4Addr::new(203, 0, 113, 10),
+                    addr: Ipv4Addr::new(203, 0, 113, 10).into(),
                     port: 443,
                     proto: IPPROTO_TCP,
                     backends: vec![
@@ -468,7 +498,7 @@ fn a_full_configuration_gives_every_frontend_with_its_backends() {
                 },
                 Frontend {
                     name: "registry/8443/TCP".into(),
-                    addr: Ipv4Addr::new(203, 0, 113, 10),
+                    addr: Ipv4Addr::new(203, 0, 113, 10).into(),
                     port: 8443,
                     proto: IPPROTO_TCP,
                     backends: vec![
@@ -482,7 +512,7 @@ fn a_full_configuration_gives_every_frontend_with_its_backends() {
                 },
                 Frontend {
                     name: "dns/dns/UDP".into(),
-                    addr: Ipv4Addr::new(203, 0, 113, 11),
+                    addr: Ipv4Addr::new(203, 0, 113, 11).into(),
                     port: 53,
                     proto: IPPROTO_UDP,
                     backends: vec![backend([198, 51, 100, 53], 53, 1)],
@@ -520,11 +550,11 @@ fn a_minimal_configuration_takes_the_defaults() {
         Config {
             frontends: vec![Frontend {
                 name: "web/http/TCP".into(),
-                addr: Ipv4Addr::new(203, 0, 113, 10),
+                addr: Ipv4Addr::new(203, 0, 113, 10).into(),
                 port: 8080,
                 proto: IPPROTO_TCP,
                 backends: vec![Backend {
-                    addr: Ipv4Addr::new(198, 51, 100, 2),
+                    addr: Ipv4Addr::new(198, 51, 100, 2).into(),
                     port: 80,
                     weight: 1,
                 }],

@@ -3,9 +3,9 @@
 //! entries together, judged on the most recent packet either way.
 
 use anyhow::{Context as _, Result};
-use hairpin_common::{ct_lifetime, CtDir, CtEntryV4, CtKeyV4, CtTimeouts};
+use hairpin_common::{ct_lifetime, CtDir, CtEntry, CtKey, CtTimeouts};
 
-use crate::loader::ConntrackV4;
+use crate::{family::Addr, loader::Conntrack};
 
 /// What a sweep found.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -14,29 +14,51 @@ pub struct Sweep {
     pub removed: usize,
 }
 
+impl std::ops::Add for Sweep {
+    type Output = Sweep;
+
+    fn add(self, o: Sweep) -> Sweep {
+        Sweep {
+            entries: self.entries + o.entries,
+            removed: self.removed + o.removed,
+        }
+    }
+}
+
 /// The key of the other entry of `e`'s flow.
-pub fn partner(e: &CtEntryV4) -> CtKeyV4 {
+pub fn partner<A: Addr>(e: &CtEntry<A>) -> CtKey<A> {
     e.nat.reversed()
 }
 
 /// Removes expired flows among the first `budget` entries of the map.
-pub fn sweep(ct: &mut ConntrackV4, t: &CtTimeouts, now_ns: u64, budget: usize) -> Result<Sweep> {
-    Sweeper::default().step(ct, t, now_ns, budget)
+pub fn sweep<A: Addr>(
+    ct: &mut Conntrack<A>,
+    t: &CtTimeouts,
+    now_ns: u64,
+    budget: usize,
+) -> Result<Sweep> {
+    Sweeper::<A>::default().step(ct, t, now_ns, budget)
 }
 
 /// Sweeps the map a part at a time: each step looks at no more than its
 /// budget of entries, from where the last one stopped, so that a large
 /// table is covered over several steps at a bounded cost each.
-#[derive(Debug, Default)]
-pub struct Sweeper {
+#[derive(Debug)]
+pub struct Sweeper<A> {
     /// The last key looked at; `None` starts from the map's beginning.
-    cursor: Option<CtKeyV4>,
+    cursor: Option<CtKey<A>>,
 }
 
-impl Sweeper {
+impl<A> Default for Sweeper<A> {
+    fn default() -> Self {
+        Self { cursor: None }
+    }
+}
+
+impl<A: Addr> Sweeper<A> {
     pub fn step(
         &mut self,
-        ct: &mut ConntrackV4,
+        ct: &mut Conntrack<A>,
         t: &CtTimeouts,
         now_ns: u64,
         budget: usize,
@@ -54,7 +76,11 @@ impl Sweeper {
 
 /// Up to `n` keys of `ct` after `cursor`, in the kernel's order
 /// (`BPF_MAP_GET_NEXT_KEY`; a cursor that is gone starts from the top).
-fn keys_after(ct: &ConntrackV4, mut cursor: Option<CtKeyV4>, n: usize) -> Result<Vec<CtKeyV4>> {
+fn keys_after<A: Addr>(
+    ct: &Conntrack<A>,
+    mut cursor: Option<CtKey<A>>,
+    n: usize,
+) -> Result<Vec<CtKey<A>>> {
     use std::os::fd::{AsFd as _, AsRawFd as _};
 
     use aya::maps::IterableMap as _;
@@ -71,7 +97,7 @@ fn keys_after(ct: &ConntrackV4, mut cursor: Option<CtKeyV4>, n: usize) -> Result
     let fd = ct.map().fd().as_fd().as_raw_fd();
     let mut keys = Vec::with_capacity(n.min(65_536));
     while keys.len() < n {
-        let mut next = CtKeyV4::default();
+        let mut next = CtKey::<A>::default();
         let attr = ElemAttr {
             map_fd: fd as u32,
             _pad: 0,
@@ -104,12 +130,12 @@ fn keys_after(ct: &ConntrackV4, mut cursor: Option<CtKeyV4>, n: usize) -> Result
 
 /// Removes the expired flows among `keys`; returns what it did and the last
 /// of `keys` that it left in the map.
-fn judge(
-    ct: &mut ConntrackV4,
-    keys: &[CtKeyV4],
+fn judge<A: Addr>(
+    ct: &mut Conntrack<A>,
+    keys: &[CtKey<A>],
     t: &CtTimeouts,
     now_ns: u64,
-) -> Result<(Sweep, Option<CtKeyV4>)> {
+) -> Result<(Sweep, Option<CtKey<A>>)> {
     let mut sweep = Sweep::default();
     let mut doomed = std::collections::HashSet::new();
     for &k in keys {
@@ -143,7 +169,7 @@ fn judge(
     Ok((sweep, kept))
 }
 
-fn expired(e: &CtEntryV4, other: Option<&CtEntryV4>, t: &CtTimeouts, now_ns: u64) -> bool {
+fn expired<A>(e: &CtEntry<A>, other: Option<&CtEntry<A>>, t: &CtTimeouts, now_ns: u64) -> bool {
     let (last, seen) = match other {
         Some(o) => (e.last_seen_ns.max(o.last_seen_ns), e.seen | o.seen),
         None => (e.last_seen_ns, e.seen),

@@ -1,26 +1,48 @@
 //! Read-only views of the pinned maps, for `list`, `ct list` and metrics:
 //! they work while the agent runs, without talking to it.
 
-use std::{net::Ipv4Addr, path::Path};
+use std::path::Path;
 
 use anyhow::{Context as _, Result};
 use aya::maps::{HashMap, Map, MapData, PerCpuArray};
 use hairpin_common::{
-    BackendKey, BackendV4, Counter, CtDir, CtEntryV4, CtKeyV4, CtOrigin, Frontend, FrontendKeyV4,
-    FrontendStats, BACKENDS_V4, CT_V4, FRONTENDS_V4, FRONTEND_STATS, GLOBAL_STATS, IPPROTO_TCP,
-    IPPROTO_UDP, SEEN_ACK, SEEN_ENDED, SEEN_FIN, SEEN_RST,
+    Backend, BackendKey, Counter, CtDir, CtOrigin, Frontend, FrontendKey, FrontendStats,
+    FRONTEND_STATS, GLOBAL_STATS, IPPROTO_TCP, IPPROTO_UDP, SEEN_ACK, SEEN_ENDED, SEEN_FIN,
+    SEEN_RST,
 };
 use serde::Serialize;
 
-use crate::{gc, paths};
+use crate::{
+    family::{endpoint, Addr},
+    gc,
+    loader::Conntrack,
+    paths,
+};
+
+/// The pinned maps of one family.
+pub struct PinnedFamily<A: Addr> {
+    pub frontends: HashMap<MapData, FrontendKey<A>, Frontend>,
+    pub backends: HashMap<MapData, BackendKey, Backend<A>>,
+    pub conntrack: Conntrack<A>,
+}
+
+impl<A: Addr> PinnedFamily<A> {
+    fn open(dir: &Path) -> Result<Self> {
+        let [frontends, _, backends, _, conntrack] = A::MAPS;
+        Ok(Self {
+            frontends: open(dir, frontends)?,
+            backends: open(dir, backends)?,
+            conntrack: open(dir, conntrack)?,
+        })
+    }
+}
 
 /// The pinned maps of one node's datapath.
 pub struct Pinned {
     /// Whether the socket-level path is attached on this node.
     pub sockets: bool,
-    pub frontends: HashMap<MapData, FrontendKeyV4, Frontend>,
-    pub backends: HashMap<MapData, BackendKey, BackendV4>,
-    pub conntrack: HashMap<MapData, CtKeyV4, CtEntryV4>,
+    pub v4: PinnedFamily<u32>,
+    pub v6: PinnedFamily<[u32; 4]>,
     pub frontend_stats: PerCpuArray<MapData, FrontendStats>,
     pub global_stats: PerCpuArray<MapData, u64>,
 }
@@ -40,21 +62,12 @@ impl Pinned {
     pub fn open(dir: &Path) -> Result<Self> {
         Ok(Self {
             sockets: paths::cgroup_link_pin(dir, hairpin_common::PROG_SOCK_CONNECT4).exists(),
-            frontends: open(dir, FRONTENDS_V4)?,
-            backends: open(dir, BACKENDS_V4)?,
-            conntrack: open(dir, CT_V4)?,
+            v4: PinnedFamily::open(dir)?,
+            v6: PinnedFamily::open(dir)?,
             frontend_stats: open(dir, FRONTEND_STATS)?,
             global_stats: open(dir, GLOBAL_STATS)?,
         })
     }
-}
-
-pub fn addr(a: u32) -> Ipv4Addr {
-    Ipv4Addr::from(a.to_ne_bytes())
-}
-
-pub fn port(p: u16) -> u16 {
-    u16::from_be_bytes(p.to_ne_bytes())
 }
 
 pub fn proto_name(p: u8) -> &'static str {
@@ -65,9 +78,10 @@ pub fn proto_name(p: u8) -> &'static str {
     }
 }
 
-/// `203.0.113.10:8080/TCP`, the way frontends are written everywhere.
-pub fn frontend_name(k: &FrontendKeyV4) -> String {
-    format!("{}:{}/{}", addr(k.addr), port(k.port), proto_name(k.proto))
+/// `203.0.113.10:8080/TCP` (`[2001:db8::10]:8080/TCP`), the way frontends
+/// are written everywhere.
+pub fn frontend_name<A: Addr>(k: &FrontendKey<A>) -> String {
+    format!("{}/{}", endpoint(k.addr, k.port), proto_name(k.proto))
 }
 
 #[derive(Debug, Serialize)]
@@ -95,11 +109,22 @@ pub struct Stats {
 
 pub fn frontends(p: &Pinned) -> Result<Vec<FrontendView>> {
     let mut out = Vec::new();
-    for r in p.frontends.iter() {
+    family_frontends(p, &p.v4, &mut out)?;
+    family_frontends(p, &p.v6, &mut out)?;
+    out.sort_by(|a, b| a.frontend.cmp(&b.frontend));
+    Ok(out)
+}
+
+fn family_frontends<A: Addr>(
+    p: &Pinned,
+    fam: &PinnedFamily<A>,
+    out: &mut Vec<FrontendView>,
+) -> Result<()> {
+    for r in fam.frontends.iter() {
         let (k, f) = r.context("reading frontends")?;
         let mut backends: Vec<(String, u32)> = Vec::new();
         for slot in 0..f.slots {
-            let Ok(b) = p.backends.get(
+            let Ok(b) = fam.backends.get(
                 &BackendKey {
                     frontend_id: f.id,
                     slot,
@@ -108,7 +133,7 @@ pub fn frontends(p: &Pinned) -> Result<Vec<FrontendView>> {
             ) else {
                 continue;
             };
-            let name = format!("{}:{}", addr(b.addr), port(b.port));
+            let name = endpoint(b.addr, b.port);
             match backends.iter_mut().find(|(n, _)| *n == name) {
                 Some((_, w)) => *w += 1,
                 None => backends.push((name, 1)),
@@ -137,8 +162,7 @@ pub fn frontends(p: &Pinned) -> Result<Vec<FrontendView>> {
             stats,
         });
     }
-    out.sort_by(|a, b| a.frontend.cmp(&b.frontend));
-    Ok(out)
+    Ok(())
 }
 
 pub fn global_counters(p: &Pinned) -> Result<Vec<(Counter, u64)>> {
@@ -155,7 +179,9 @@ pub fn global_counters(p: &Pinned) -> Result<Vec<(Counter, u64)>> {
 }
 
 pub fn conntrack_len(p: &Pinned) -> Result<usize> {
-    Ok(p.conntrack.keys().filter(Result::is_ok).count())
+    let n4 = p.v4.conntrack.keys().filter(Result::is_ok).count();
+    let n6 = p.v6.conntrack.keys().filter(Result::is_ok).count();
+    Ok(n4 + n6)
 }
 
 /// One flow: its forward entry, joined with its reverse one.
@@ -193,24 +219,31 @@ fn state(proto: u8, seen: u8, has_reply: bool) -> &'static str {
 
 /// Every flow in conntrack.
 pub fn flows(p: &Pinned) -> Result<Vec<FlowView>> {
-    let now = gc::monotonic_ns();
     let mut out = Vec::new();
-    for r in p.conntrack.iter() {
+    family_flows(&p.v4.conntrack, &mut out)?;
+    family_flows(&p.v6.conntrack, &mut out)?;
+    out.sort_by(|a, b| (&a.frontend, &a.client).cmp(&(&b.frontend, &b.client)));
+    Ok(out)
+}
+
+fn family_flows<A: Addr>(ct: &Conntrack<A>, out: &mut Vec<FlowView>) -> Result<()> {
+    let now = gc::monotonic_ns();
+    for r in ct.iter() {
         let (k, e) = r.context("reading conntrack")?;
         if e.dir != CtDir::Forward as u8 {
             continue;
         }
         let rev_key = gc::partner(&e);
-        let rev = p.conntrack.get(&rev_key, 0).ok();
+        let rev = ct.get(&rev_key, 0).ok();
         let last = rev.map_or(e.last_seen_ns, |r| r.last_seen_ns.max(e.last_seen_ns));
         let seen = rev.map_or(e.seen, |r| r.seen | e.seen);
         let has_reply = rev.is_some_and(|r| r.last_seen_ns > r.created_ns || r.seen != 0);
         out.push(FlowView {
             proto: proto_name(k.proto),
-            client: format!("{}:{}", addr(k.saddr), port(k.sport)),
-            frontend: format!("{}:{}", addr(k.daddr), port(k.dport)),
-            backend: format!("{}:{}", addr(e.nat.daddr), port(e.nat.dport)),
-            client_at_backend: format!("{}:{}", addr(e.nat.saddr), port(e.nat.sport)),
+            client: endpoint(k.saddr, k.sport),
+            frontend: endpoint(k.daddr, k.dport),
+            backend: endpoint(e.nat.daddr, e.nat.dport),
+            client_at_backend: endpoint(e.nat.saddr, e.nat.sport),
             origin: match CtOrigin::from_u8(e.origin) {
                 Some(CtOrigin::Pod) => "pod",
                 Some(CtOrigin::Host) => "host",
@@ -223,17 +256,24 @@ pub fn flows(p: &Pinned) -> Result<Vec<FlowView>> {
             frontend_id: e.frontend_id,
         });
     }
-    out.sort_by(|a, b| (&a.frontend, &a.client).cmp(&(&b.frontend, &b.client)));
-    Ok(out)
+    Ok(())
 }
 
 /// The id of the frontend written `addr:port/PROTO`.
 pub fn frontend_id(p: &Pinned, name: &str) -> Result<u32> {
-    for r in p.frontends.iter() {
-        let (k, f) = r?;
-        if frontend_name(&k).eq_ignore_ascii_case(name) {
-            return Ok(f.id);
+    fn find<A: Addr>(fam: &PinnedFamily<A>, name: &str) -> Result<Option<u32>> {
+        for r in fam.frontends.iter() {
+            let (k, f) = r?;
+            if frontend_name(&k).eq_ignore_ascii_case(name) {
+                return Ok(Some(f.id));
+            }
         }
+        Ok(None)
     }
-    anyhow::bail!("no frontend {name} (written like 203.0.113.10:8080/TCP)")
+    match find(&p.v4, name)?.or(find(&p.v6, name)?) {
+        Some(id) => Ok(id),
+        None => anyhow::bail!(
+            "no frontend {name} (written like 203.0.113.10:8080/TCP or [2001:db8::10]:8080/TCP)"
+        ),
+    }
 }

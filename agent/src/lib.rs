@@ -4,6 +4,7 @@
 pub mod attach;
 pub mod cli;
 pub mod config;
+pub mod family;
 pub mod gc;
 pub mod inspect;
 pub mod links;

@@ -2,7 +2,7 @@
 //! toward the frontends, and the link events that follow pods as they come
 //! and go.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use anyhow::{Context as _, Result};
 use futures::{channel::mpsc::UnboundedReceiver, StreamExt as _, TryStreamExt as _};
@@ -68,8 +68,8 @@ pub async fn list(handle: &Handle) -> Result<Vec<Link>> {
     Ok(msgs.iter().filter_map(Link::from_message).collect())
 }
 
-/// The node's own IPv4 addresses.
-pub async fn addresses(handle: &Handle) -> Result<Vec<Ipv4Addr>> {
+/// The node's own addresses.
+pub async fn addresses(handle: &Handle) -> Result<Vec<IpAddr>> {
     let msgs: Vec<AddressMessage> = handle
         .address()
         .get()
@@ -81,19 +81,22 @@ pub async fn addresses(handle: &Handle) -> Result<Vec<Ipv4Addr>> {
         .iter()
         .flat_map(|m| &m.attributes)
         .filter_map(|a| match a {
-            AddressAttribute::Local(IpAddr::V4(v4)) | AddressAttribute::Address(IpAddr::V4(v4)) => {
-                Some(*v4)
-            }
+            AddressAttribute::Local(ip) | AddressAttribute::Address(ip) => Some(*ip),
             _ => None,
         })
         .collect())
 }
 
 /// The interface of the node's route to `dst` (`ip route get`).
-pub async fn route_oif(handle: &Handle, dst: Ipv4Addr) -> Result<Option<u32>> {
-    let req = RouteMessageBuilder::<Ipv4Addr>::new()
-        .destination_prefix(dst, 32)
-        .build();
+pub async fn route_oif(handle: &Handle, dst: IpAddr) -> Result<Option<u32>> {
+    let req = match dst {
+        IpAddr::V4(a) => RouteMessageBuilder::<Ipv4Addr>::new()
+            .destination_prefix(a, 32)
+            .build(),
+        IpAddr::V6(a) => RouteMessageBuilder::<Ipv6Addr>::new()
+            .destination_prefix(a, 128)
+            .build(),
+    };
     let mut routes = handle.route().get(req).execute();
     while let Some(route) = routes
         .try_next()

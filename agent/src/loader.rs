@@ -4,6 +4,8 @@
 
 use std::path::Path;
 
+use crate::family::{Addr, FamilyMaps};
+
 use anyhow::{Context as _, Result};
 use aya::{
     maps::{Array, HashMap, MapData, PerCpuArray},
@@ -11,12 +13,12 @@ use aya::{
     Ebpf, EbpfLoader,
 };
 use hairpin_common::{
-    BackendKey, BackendV4, CtEntryV4, CtKeyV4, CtTimeouts, Frontend, FrontendKeyV4, FrontendStats,
-    NodeConfig, BACKENDS_V4, BACKEND_ADDRS_V4, CT_V4, DEFAULT_CT_ENTRIES,
-    DEFAULT_MAX_BACKEND_SLOTS, DEFAULT_MAX_FRONTENDS, FRONTENDS_V4, FRONTEND_ADDRS_V4,
-    FRONTEND_STATS, GLOBAL_CT_TIMEOUT_CLOSE, GLOBAL_CT_TIMEOUT_SYN, GLOBAL_CT_TIMEOUT_TCP,
-    GLOBAL_CT_TIMEOUT_UDP, GLOBAL_STATS, NODE, PINNED_MAPS, PROG_POD_EGRESS, PROG_POD_INGRESS,
-    PROG_UPLINK_EGRESS, PROG_UPLINK_INGRESS,
+    CtEntry, CtKey, CtTimeouts, FrontendStats, NodeConfig, BACKENDS_V4, BACKENDS_V6,
+    BACKEND_ADDRS_V4, BACKEND_ADDRS_V6, CT_V4, CT_V6, DEFAULT_CT_ENTRIES,
+    DEFAULT_MAX_BACKEND_SLOTS, DEFAULT_MAX_FRONTENDS, FRONTENDS_V4, FRONTENDS_V6,
+    FRONTEND_ADDRS_V4, FRONTEND_ADDRS_V6, FRONTEND_STATS, GLOBAL_CT_TIMEOUT_CLOSE,
+    GLOBAL_CT_TIMEOUT_SYN, GLOBAL_CT_TIMEOUT_TCP, GLOBAL_CT_TIMEOUT_UDP, GLOBAL_STATS, NODE,
+    PINNED_MAPS, PROG_POD_EGRESS, PROG_POD_INGRESS, PROG_UPLINK_EGRESS, PROG_UPLINK_INGRESS,
 };
 
 /// The eBPF object built by `build.rs`.
@@ -94,10 +96,8 @@ pub struct Datapath {
     pub ebpf: Ebpf,
 }
 
-pub type FrontendsV4 = HashMap<MapData, FrontendKeyV4, Frontend>;
-pub type BackendsV4 = HashMap<MapData, BackendKey, BackendV4>;
-pub type AddrsV4 = HashMap<MapData, u32, u32>;
-pub type ConntrackV4 = HashMap<MapData, CtKeyV4, CtEntryV4>;
+/// A family's conntrack map.
+pub type Conntrack<A> = HashMap<MapData, CtKey<A>, CtEntry<A>>;
 
 impl Datapath {
     /// Loads the object; with `pin_dir`, maps already pinned there are
@@ -111,6 +111,11 @@ impl Datapath {
             .map_max_entries(BACKENDS_V4, opts.max_backend_slots)
             .map_max_entries(BACKEND_ADDRS_V4, opts.max_backend_slots)
             .map_max_entries(CT_V4, opts.ct_entries)
+            .map_max_entries(FRONTENDS_V6, opts.max_frontends)
+            .map_max_entries(FRONTEND_ADDRS_V6, opts.max_frontends)
+            .map_max_entries(BACKENDS_V6, opts.max_backend_slots)
+            .map_max_entries(BACKEND_ADDRS_V6, opts.max_backend_slots)
+            .map_max_entries(CT_V6, opts.ct_entries)
             .override_global(GLOBAL_CT_TIMEOUT_SYN, &opts.timeouts.syn, true)
             .override_global(GLOBAL_CT_TIMEOUT_TCP, &opts.timeouts.tcp, true)
             .override_global(GLOBAL_CT_TIMEOUT_CLOSE, &opts.timeouts.close, true)
@@ -167,14 +172,22 @@ impl Datapath {
         Ok(T::try_from(map)?)
     }
 
+    fn family<A: Addr>(&mut self) -> Result<FamilyMaps<A>> {
+        let [frontends, frontend_addrs, backends, backend_addrs, conntrack] = A::MAPS;
+        Ok(FamilyMaps {
+            frontends: self.map(frontends)?,
+            frontend_addrs: self.map(frontend_addrs)?,
+            backends: self.map(backends)?,
+            backend_addrs: self.map(backend_addrs)?,
+            conntrack: self.map(conntrack)?,
+        })
+    }
+
     /// Takes the maps out of the object: each can be taken once.
     pub fn take_maps(&mut self) -> Result<Maps> {
         Ok(Maps {
-            frontends: self.map(FRONTENDS_V4)?,
-            frontend_addrs: self.map(FRONTEND_ADDRS_V4)?,
-            backends: self.map(BACKENDS_V4)?,
-            backend_addrs: self.map(BACKEND_ADDRS_V4)?,
-            conntrack: self.map(CT_V4)?,
+            v4: self.family()?,
+            v6: self.family()?,
             frontend_stats: self.map(FRONTEND_STATS)?,
             global_stats: self.map(GLOBAL_STATS)?,
             node: self.map(NODE)?,
@@ -184,11 +197,8 @@ impl Datapath {
 
 /// Typed handles on every map.
 pub struct Maps {
-    pub frontends: FrontendsV4,
-    pub frontend_addrs: AddrsV4,
-    pub backends: BackendsV4,
-    pub backend_addrs: AddrsV4,
-    pub conntrack: ConntrackV4,
+    pub v4: FamilyMaps<u32>,
+    pub v6: FamilyMaps<[u32; 4]>,
     pub frontend_stats: PerCpuArray<MapData, FrontendStats>,
     pub global_stats: PerCpuArray<MapData, u64>,
     pub node: Array<MapData, NodeConfig>,

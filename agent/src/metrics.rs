@@ -54,8 +54,13 @@ impl AgentMetrics {
     ) -> Result<()> {
         let mut names = BTreeMap::new();
         for fe in &config.frontends {
-            let key = crate::reconcile::frontend_key(fe);
-            if let Ok(f) = maps.frontends.get(&key, 0) {
+            use crate::reconcile::frontend_key;
+            let found = match (frontend_key::<u32>(fe), frontend_key::<[u32; 4]>(fe)) {
+                (Some(k), _) => maps.v4.frontends.get(&k, 0).ok(),
+                (_, Some(k)) => maps.v6.frontends.get(&k, 0).ok(),
+                _ => None,
+            };
+            if let Some(f) = found {
                 names.insert(f.id, fe.name.clone());
             }
         }

@@ -1,18 +1,20 @@
 //! Writes the desired frontends and backends into the maps as a diff: a
 //! frontend that did not change keeps its id, its slots and its flows.
+//! Each family has its maps; frontend ids (and so the counters) are shared.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{Context as _, Result};
-use aya::maps::{MapError, PerCpuValues};
+use aya::maps::{MapData, PerCpuArray, PerCpuValues};
 use hairpin_common::{
-    BackendKey, BackendV4, CtDir, CtKeyV4, Frontend, FrontendKeyV4, FrontendStats, IPPROTO_TCP,
+    Backend, BackendKey, CtDir, CtKey, Frontend, FrontendKey, FrontendStats, IPPROTO_TCP,
     SEEN_ENDED, SEEN_RST,
 };
 
 use crate::{
     config,
-    loader::{ConntrackV4, Maps},
+    family::{Addr, FamilyMaps},
+    loader::{Conntrack, Maps},
 };
 
 /// What an apply changed, for the log.
@@ -23,102 +25,161 @@ pub struct Applied {
     pub removed: usize,
     pub flows_ended: usize,
     /// Addresses of backends that are gone with flows just ended: they stay
-    /// in `BACKEND_ADDRS` a while (see `sync_backend_addrs`), so that the
-    /// datapath still meets those flows' reverse entries.
-    #[doc(hidden)]
-    pub lingering: BTreeSet<u32>,
+    /// among the backend addresses a while (see `sync_backend_addrs`), so
+    /// that the datapath still meets those flows' reverse entries.
+    pub lingering: Lingering,
 }
 
+/// Backend addresses kept for ended flows, per family.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Lingering {
+    pub v4: BTreeSet<u32>,
+    pub v6: BTreeSet<[u32; 4]>,
+}
+
+/// The map form of an IPv4 address.
 pub fn addr_key(addr: std::net::Ipv4Addr) -> u32 {
     u32::from_ne_bytes(addr.octets())
 }
 
 pub fn port_key(port: u16) -> u16 {
-    u16::from_ne_bytes(port.to_be_bytes())
+    port.to_be()
 }
 
-pub fn frontend_key(fe: &config::Frontend) -> FrontendKeyV4 {
-    FrontendKeyV4 {
-        addr: addr_key(fe.addr),
+/// The map key of a frontend of family `A`, if it is of that family.
+pub fn frontend_key<A: Addr>(fe: &config::Frontend) -> Option<FrontendKey<A>> {
+    Some(FrontendKey {
+        addr: A::from_ip(fe.addr)?,
         port: port_key(fe.port),
         proto: fe.proto,
         _pad: 0,
-    }
+    })
 }
 
 /// One slot per unit of weight, in a stable order.
-fn slots(fe: &config::Frontend) -> Vec<BackendV4> {
+fn slots<A: Addr>(fe: &config::Frontend) -> Vec<Backend<A>> {
     let mut backends = fe.backends.clone();
     backends.sort();
     backends
         .iter()
-        .flat_map(|b| {
-            let v = BackendV4 {
-                addr: addr_key(b.addr),
+        .filter_map(|b| {
+            let v = Backend {
+                addr: A::from_ip(b.addr)?,
                 port: port_key(b.port),
                 _pad: 0,
             };
-            std::iter::repeat_n(v, b.weight as usize)
+            Some(std::iter::repeat_n(v, b.weight as usize))
         })
+        .flatten()
         .collect()
 }
 
 /// Applies `desired` to the maps. `max_frontends` bounds the ids.
 pub fn apply(maps: &mut Maps, desired: &[config::Frontend], max_frontends: u32) -> Result<Applied> {
-    let current: BTreeMap<FrontendKeyV4Ord, Frontend> = maps
+    let mut used = ids(&maps.v4)?;
+    used.extend(ids(&maps.v6)?);
+    let mut ids = Ids {
+        used,
+        max: max_frontends,
+    };
+    let mut applied = Applied::default();
+    applied.lingering.v4 = apply_family(
+        &mut maps.v4,
+        &mut maps.frontend_stats,
+        desired,
+        &mut ids,
+        &mut applied,
+    )?;
+    applied.lingering.v6 = apply_family(
+        &mut maps.v6,
+        &mut maps.frontend_stats,
+        desired,
+        &mut ids,
+        &mut applied,
+    )?;
+    sync_backend_addrs(maps, desired, &applied.lingering)?;
+    Ok(applied)
+}
+
+fn ids<A: Addr>(fm: &FamilyMaps<A>) -> Result<BTreeSet<u32>> {
+    fm.frontends
+        .iter()
+        .map(|r| r.map(|(_, f)| f.id))
+        .collect::<Result<_, _>>()
+        .context("reading frontends")
+}
+
+/// Frontend ids in use, and their bound.
+struct Ids {
+    used: BTreeSet<u32>,
+    max: u32,
+}
+
+impl Ids {
+    fn take(&mut self) -> Result<u32> {
+        let id = (0..self.max)
+            .find(|i| !self.used.contains(i))
+            .context("no free frontend id: raise the frontend limit")?;
+        self.used.insert(id);
+        Ok(id)
+    }
+}
+
+/// The (address, port, protocol) of a frontend key, ordered.
+type FrontendTuple<A> = (A, u16, u8);
+
+/// Applies the frontends of family `A`; returns the addresses of backends
+/// whose flows it ended.
+fn apply_family<A: Addr>(
+    fm: &mut FamilyMaps<A>,
+    stats: &mut PerCpuArray<MapData, FrontendStats>,
+    desired: &[config::Frontend],
+    ids: &mut Ids,
+    applied: &mut Applied,
+) -> Result<BTreeSet<A>> {
+    let current: BTreeMap<FrontendTuple<A>, (FrontendKey<A>, Frontend)> = fm
         .frontends
         .iter()
-        .map(|r| r.map(|(k, v)| (FrontendKeyV4Ord(k), v)))
-        .collect::<Result<_, MapError>>()
+        .map(|r| r.map(|(k, v)| ((k.addr, k.port, k.proto), (k, v))))
+        .collect::<Result<_, _>>()
         .context("reading frontends")?;
-    let mut used: BTreeSet<u32> = current.values().map(|f| f.id).collect();
-    let mut applied = Applied::default();
     let mut keep = BTreeSet::new();
-    let mut ended_backends: Vec<(u32, BTreeSet<(u32, u16)>)> = Vec::new();
+    let mut ended_backends: Vec<(u32, BTreeSet<(A, u16)>)> = Vec::new();
+    let mine: Vec<(&config::Frontend, FrontendKey<A>)> = desired
+        .iter()
+        .filter_map(|fe| Some((fe, frontend_key::<A>(fe)?)))
+        .collect();
 
-    for fe in desired {
-        let key = frontend_key(fe);
-        keep.insert(FrontendKeyV4Ord(key));
-        let new_slots = slots(fe);
-        let (id, old_slots) = match current.get(&FrontendKeyV4Ord(key)) {
-            Some(f) => (f.id, f.slots),
+    for (fe, key) in &mine {
+        keep.insert((key.addr, key.port, key.proto));
+        let new_slots = slots::<A>(fe);
+        let (id, old_slots) = match current.get(&(key.addr, key.port, key.proto)) {
+            Some((_, f)) => (f.id, f.slots),
             None => {
-                let id = (0..max_frontends)
-                    .find(|i| !used.contains(i))
-                    .context("no free frontend id: raise the frontend limit")?;
-                used.insert(id);
-                let zero = PerCpuValues::try_from(vec![
-                    FrontendStats::default();
-                    aya::util::nr_cpus().map_err(|(_, e)| e)?
-                ])?;
-                maps.frontend_stats.set(id, zero, 0)?;
+                let id = ids.take()?;
+                let cpus = aya::util::nr_cpus().map_err(|(_, e)| e)?;
+                stats.set(
+                    id,
+                    PerCpuValues::try_from(vec![FrontendStats::default(); cpus])?,
+                    0,
+                )?;
                 (id, 0)
             }
         };
-        let old: Vec<BackendV4> = (0..old_slots)
-            .filter_map(|slot| {
-                maps.backends
-                    .get(
-                        &BackendKey {
-                            frontend_id: id,
-                            slot,
-                        },
-                        0,
-                    )
-                    .ok()
-            })
+        let slot_key = |slot: u32| BackendKey {
+            frontend_id: id,
+            slot,
+        };
+        let old: Vec<Backend<A>> = (0..old_slots)
+            .filter_map(|slot| fm.backends.get(&slot_key(slot), 0).ok())
             .collect();
         if old == new_slots {
             continue;
         }
         for (slot, b) in new_slots.iter().enumerate() {
-            let k = BackendKey {
-                frontend_id: id,
-                slot: slot as u32,
-            };
-            maps.backends.insert(k, b, 0)?;
+            fm.backends.insert(slot_key(slot as u32), b, 0)?;
         }
-        maps.frontends.insert(
+        fm.frontends.insert(
             key,
             Frontend {
                 id,
@@ -128,16 +189,13 @@ pub fn apply(maps: &mut Maps, desired: &[config::Frontend], max_frontends: u32) 
         )?;
         for slot in new_slots.len() as u32..old_slots {
             // Ignored error: a slot already gone needs no removal.
-            let _ = maps.backends.remove(&BackendKey {
-                frontend_id: id,
-                slot,
-            });
+            let _ = fm.backends.remove(&slot_key(slot));
         }
         if old_slots == 0 {
             applied.added += 1;
         } else {
             applied.updated += 1;
-            let gone: BTreeSet<(u32, u16)> = old
+            let gone: BTreeSet<(A, u16)> = old
                 .iter()
                 .filter(|b| !new_slots.contains(b))
                 .map(|b| (b.addr, b.port))
@@ -149,75 +207,81 @@ pub fn apply(maps: &mut Maps, desired: &[config::Frontend], max_frontends: u32) 
     }
 
     let mut removed_ids = BTreeSet::new();
-    for (key, f) in &current {
-        if keep.contains(key) {
+    for (tuple, (key, f)) in &current {
+        if keep.contains(tuple) {
             continue;
         }
-        maps.frontends.remove(&key.0)?;
+        fm.frontends.remove(key)?;
         for slot in 0..f.slots {
             // Ignored error: a slot already gone needs no removal.
-            let _ = maps.backends.remove(&BackendKey {
+            let _ = fm.backends.remove(&BackendKey {
                 frontend_id: f.id,
                 slot,
             });
         }
+        ids.used.remove(&f.id);
         removed_ids.insert(f.id);
         applied.removed += 1;
     }
 
-    sync_addrs(
-        &mut maps.frontend_addrs,
-        desired.iter().map(|f| addr_key(f.addr)),
-    )?;
+    sync_addrs(&mut fm.frontend_addrs, mine.iter().map(|(_, k)| k.addr))?;
 
     // Flows of removed frontends and backends end now (see `end_flows`).
-    let ended = |e: &FlowView| {
-        removed_ids.contains(&e.frontend_id)
+    let mut lingering = BTreeSet::new();
+    applied.flows_ended += end_flows(&mut fm.conntrack, |e| {
+        let end = removed_ids.contains(&e.frontend_id)
             || ended_backends.iter().any(|(id, gone)| {
                 *id == e.frontend_id && gone.contains(&(e.backend.saddr, e.backend.sport))
-            })
-    };
-    let mut lingering = BTreeSet::new();
-    applied.flows_ended = end_flows(&mut maps.conntrack, |e| {
-        let end = ended(e);
+            });
         if end {
             lingering.insert(e.backend.saddr);
         }
         end
     })?;
-    applied.lingering = lingering;
-    sync_backend_addrs(maps, desired, &applied.lingering)?;
-    Ok(applied)
+    Ok(lingering)
 }
 
-/// Makes `BACKEND_ADDRS_V4` hold the configured backends' addresses and the
-/// `lingering` ones of flows ended a moment ago.
+/// Makes the backend address maps hold the configured backends' addresses
+/// and the `lingering` ones of flows ended a moment ago.
 pub fn sync_backend_addrs(
     maps: &mut Maps,
     desired: &[config::Frontend],
-    lingering: &BTreeSet<u32>,
+    lingering: &Lingering,
 ) -> Result<()> {
-    sync_addrs(
-        &mut maps.backend_addrs,
+    let backends = || {
         desired
             .iter()
-            .flat_map(|f| f.backends.iter().map(|b| addr_key(b.addr)))
-            .chain(lingering.iter().copied()),
+            .flat_map(|f| f.backends.iter().map(|b| b.addr))
+    };
+    sync_addrs(
+        &mut maps.v4.backend_addrs,
+        backends()
+            .filter_map(u32::from_ip)
+            .chain(lingering.v4.iter().copied()),
+    )?;
+    sync_addrs(
+        &mut maps.v6.backend_addrs,
+        backends()
+            .filter_map(<[u32; 4]>::from_ip)
+            .chain(lingering.v6.iter().copied()),
     )
 }
 
 /// A flow as `end_flows` shows it to its predicate.
-pub struct FlowView {
+pub struct FlowView<A> {
     pub frontend_id: u32,
     /// The backend's side of the flow: its address and port as source.
-    pub backend: CtKeyV4,
+    pub backend: CtKey<A>,
 }
 
 /// Ends every flow for which `ended` holds; returns how many. A TCP flow's
 /// entries stay for the close timeout, marked ended: the datapath turns the
 /// next segment of either end into a reset for the other. A UDP flow's
 /// entries go: its next datagram opens a new flow.
-pub fn end_flows(ct: &mut ConntrackV4, mut ended: impl FnMut(&FlowView) -> bool) -> Result<usize> {
+pub fn end_flows<A: Addr>(
+    ct: &mut Conntrack<A>,
+    mut ended: impl FnMut(&FlowView<A>) -> bool,
+) -> Result<usize> {
     let mut doomed = Vec::new();
     for r in ct.iter() {
         let (k, e) = r.context("reading conntrack")?;
@@ -237,10 +301,10 @@ pub fn end_flows(ct: &mut ConntrackV4, mut ended: impl FnMut(&FlowView) -> bool)
     let now = crate::gc::monotonic_ns();
     let mut flows = 0;
     for (k, mut e) in doomed {
-        // Ignored errors: the LRU may have evicted the entry meanwhile.
         if e.dir == CtDir::Forward as u8 {
             flows += 1;
         }
+        // Ignored errors: the LRU may have evicted the entry meanwhile.
         if k.proto == IPPROTO_TCP {
             e.seen |= SEEN_ENDED | SEEN_RST;
             e.last_seen_ns = now;
@@ -253,15 +317,18 @@ pub fn end_flows(ct: &mut ConntrackV4, mut ended: impl FnMut(&FlowView) -> bool)
 }
 
 /// Makes an address map hold exactly `addrs`, each with its use count.
-fn sync_addrs(map: &mut crate::loader::AddrsV4, addrs: impl Iterator<Item = u32>) -> Result<()> {
-    let mut want: BTreeMap<u32, u32> = BTreeMap::new();
+fn sync_addrs<A: Addr>(
+    map: &mut aya::maps::HashMap<MapData, A, u32>,
+    addrs: impl Iterator<Item = A>,
+) -> Result<()> {
+    let mut want: BTreeMap<A, u32> = BTreeMap::new();
     for a in addrs {
         *want.entry(a).or_default() += 1;
     }
     for (a, n) in &want {
         map.insert(a, n, 0)?;
     }
-    let stale: Vec<u32> = map
+    let stale: Vec<A> = map
         .keys()
         .filter_map(Result::ok)
         .filter(|a| !want.contains_key(a))
@@ -270,21 +337,4 @@ fn sync_addrs(map: &mut crate::loader::AddrsV4, addrs: impl Iterator<Item = u32>
         map.remove(&a)?;
     }
     Ok(())
-}
-
-/// `FrontendKeyV4` ordered for use in a `BTreeMap`.
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct FrontendKeyV4Ord(FrontendKeyV4);
-
-impl Ord for FrontendKeyV4Ord {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        let k = |f: &FrontendKeyV4| (f.addr, f.port, f.proto);
-        k(&self.0).cmp(&k(&other.0))
-    }
-}
-
-impl PartialOrd for FrontendKeyV4Ord {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
 }

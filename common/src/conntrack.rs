@@ -1,6 +1,6 @@
 //! Conntrack entries: two per flow, one keyed by each direction's tuple.
 
-use crate::user_pod;
+use crate::user_pod_generic;
 
 /// Key of `CT_V4` and `CT_V6`: a packet's tuple as it is seen at the hook
 /// that looks it up. `A` is the address: `u32` for IPv4, `[u32; 4]` for
@@ -109,7 +109,13 @@ pub struct CtEntry<A> {
 pub type CtEntryV4 = CtEntry<u32>;
 pub type CtEntryV6 = CtEntry<[u32; 4]>;
 
-user_pod!(CtKeyV4, CtEntryV4, CtKeyV6, CtEntryV6);
+user_pod_generic!(CtKey, CtEntry);
+
+// Keep the compiler honest about the ABI.
+const _: () =
+    assert!(core::mem::size_of::<CtKeyV4>() == 16 && core::mem::size_of::<CtKeyV6>() == 40);
+const _: () =
+    assert!(core::mem::size_of::<CtEntryV4>() == 40 && core::mem::size_of::<CtEntryV6>() == 64);
 
 /// Default lifetimes, overridable by the agent through the program globals.
 pub const CT_TIMEOUT_SYN_NS: u64 = 60 * NS_PER_SEC;

@@ -1,6 +1,6 @@
 //! Frontends, backends and the node facts the datapath needs to re-route.
 
-use crate::user_pod;
+use crate::{user_pod, user_pod_generic};
 
 /// Key of `FRONTENDS_V{4,6}`: a frontend is an external address, port and
 /// protocol.
@@ -105,12 +105,8 @@ pub struct SockNatV4 {
     pub _pad: u16,
 }
 
-user_pod!(
-    FrontendKeyV4,
-    Frontend,
-    BackendKey,
-    BackendV4,
-    NodeConfig,
-    SockKeyV4,
-    SockNatV4
-);
+user_pod!(Frontend, BackendKey, NodeConfig, SockKeyV4, SockNatV4);
+user_pod_generic!(FrontendKey, Backend);
+
+const _: () =
+    assert!(core::mem::size_of::<FrontendKeyV6>() == 20 && core::mem::size_of::<BackendV6>() == 20);

@@ -58,12 +58,12 @@ fn the_collector_covers_a_large_table_in_bounded_steps() {
     let (expired, alive) = (500u16, 4000u16);
     for port in 0..expired {
         for (k, e) in flow(10_000 + port, IPPROTO_UDP, 120, now) {
-            maps.conntrack.insert(k, e, 0).expect("insert");
+            maps.v4.conntrack.insert(k, e, 0).expect("insert");
         }
     }
     for port in 0..alive {
         for (k, e) in flow(20_000 + port, IPPROTO_TCP, 120, now) {
-            maps.conntrack.insert(k, e, 0).expect("insert");
+            maps.v4.conntrack.insert(k, e, 0).expect("insert");
         }
     }
     // A flow whose forward entry is stale but whose reply came just now
@@ -71,8 +71,8 @@ fn the_collector_covers_a_large_table_in_bounded_steps() {
     let [(fk, mut fe), (rk, mut re)] = flow(30_000, IPPROTO_UDP, 120, now);
     re.last_seen_ns = now;
     fe.last_seen_ns = now - 120 * NS_PER_SEC;
-    maps.conntrack.insert(fk, fe, 0).expect("insert");
-    maps.conntrack.insert(rk, re, 0).expect("insert");
+    maps.v4.conntrack.insert(fk, fe, 0).expect("insert");
+    maps.v4.conntrack.insert(rk, re, 0).expect("insert");
 
     let budget = 1000;
     let total = 2 * usize::from(expired + alive) + 2;
@@ -81,7 +81,7 @@ fn the_collector_covers_a_large_table_in_bounded_steps() {
     // One pass over the table, and one step more for the wrap.
     while removed < 2 * usize::from(expired) && steps < total / budget + 2 {
         let s = sweeper
-            .step(&mut maps.conntrack, &t, now, budget)
+            .step(&mut maps.v4.conntrack, &t, now, budget)
             .expect("step");
         assert!(
             s.entries <= budget,
@@ -97,14 +97,14 @@ fn the_collector_covers_a_large_table_in_bounded_steps() {
         "every expired entry goes, both of each flow"
     );
     assert!(steps > 1, "the table took several bounded steps ({steps})");
-    let left = maps.conntrack.keys().filter(Result::is_ok).count();
+    let left = maps.v4.conntrack.keys().filter(Result::is_ok).count();
     assert_eq!(
         left,
         2 * usize::from(alive) + 2,
         "live flows stay, both entries"
     );
     assert!(
-        maps.conntrack.get(&fk, 0).is_ok(),
+        maps.v4.conntrack.get(&fk, 0).is_ok(),
         "a flow alive by its reply stays"
     );
 }

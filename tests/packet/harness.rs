@@ -88,11 +88,13 @@ impl Harness {
                 id: fe.id,
                 slots: fe.backends.len() as u32,
             };
-            maps.frontends
+            maps.v4
+                .frontends
                 .insert(key, value, 0)
                 .expect("inserting a frontend");
-            let users = maps.frontend_addrs.get(&key.addr, 0).unwrap_or(0);
-            maps.frontend_addrs
+            let users = maps.v4.frontend_addrs.get(&key.addr, 0).unwrap_or(0);
+            maps.v4
+                .frontend_addrs
                 .insert(key.addr, users + 1, 0)
                 .expect("inserting a frontend address");
             for (slot, b) in fe.backends.iter().enumerate() {
@@ -105,11 +107,13 @@ impl Harness {
                     frontend_id: fe.id,
                     slot: slot as u32,
                 };
-                maps.backends
+                maps.v4
+                    .backends
                     .insert(key, backend, 0)
                     .expect("inserting a backend");
-                let users = maps.backend_addrs.get(&backend.addr, 0).unwrap_or(0);
-                maps.backend_addrs
+                let users = maps.v4.backend_addrs.get(&backend.addr, 0).unwrap_or(0);
+                maps.v4
+                    .backend_addrs
                     .insert(backend.addr, users + 1, 0)
                     .expect("inserting a backend address");
             }
@@ -152,7 +156,7 @@ impl Harness {
     }
 
     pub fn ct(&self, t: &Tuple) -> Option<CtEntryV4> {
-        self.maps.conntrack.get(&ct_key(t), 0).ok()
+        self.maps.v4.conntrack.get(&ct_key(t), 0).ok()
     }
 
     /// Runs `frame` at `hook` and checks the datapath against the model:
@@ -161,7 +165,7 @@ impl Harness {
     /// (read independently with etherparse).
     pub fn step(&mut self, hook: Hook, frame: &[u8]) -> Result<Step, String> {
         let (verdict, out) = self.run(hook, frame);
-        let conntrack = &self.maps.conntrack;
+        let conntrack = &self.maps.v4.conntrack;
         let chosen = |key: &Tuple| {
             let e = conntrack.get(&ct_key(key), 0).ok()?;
             Some(tuple_of(&e.nat).dst)
@@ -228,7 +232,7 @@ impl Harness {
     pub fn clear_flows(&mut self) {
         for key in self.model.keys() {
             // Ignored error: an entry the datapath never made is not there.
-            let _ = self.maps.conntrack.remove(&ct_key(&key));
+            let _ = self.maps.v4.conntrack.remove(&ct_key(&key));
         }
         self.model.clear_flows();
     }

@@ -74,7 +74,9 @@ pub fn ct(args: Args) -> Result<()> {
             },
         ),
         Command::Flush(_) => {
-            let ended = reconcile::end_flows(&mut pinned.conntrack, |f| {
+            let ended = reconcile::end_flows(&mut pinned.v4.conntrack, |f| {
+                id.is_none_or(|id| f.frontend_id == id)
+            })? + reconcile::end_flows(&mut pinned.v6.conntrack, |f| {
                 id.is_none_or(|id| f.frontend_id == id)
             })?;
             println!("flushed {ended} flows");

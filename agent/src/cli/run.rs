@@ -71,8 +71,9 @@ struct Agent {
     metrics: AgentMetrics,
     /// Backend addresses kept for the reverse entries of flows just ended,
     /// until their reset has had time to reach the clients.
-    lingering: BTreeMap<u32, Instant>,
-    sweeper: gc::Sweeper,
+    lingering: Vec<(Instant, reconcile::Lingering)>,
+    sweep_v4: gc::Sweeper<u32>,
+    sweep_v6: gc::Sweeper<[u32; 4]>,
 }
 
 /// Identity of the file behind the config path: a ConfigMap update swaps a
@@ -88,7 +89,7 @@ fn stamp(path: &Path) -> Option<(u64, i64, u64)> {
 fn check_node_addrs(
     path: &Path,
     config: &Config,
-    node: &[std::net::Ipv4Addr],
+    node: &[std::net::IpAddr],
 ) -> Result<(), ConfigError> {
     match config.frontends.iter().find(|f| node.contains(&f.addr)) {
         None => Ok(()),
@@ -165,8 +166,9 @@ impl Agent {
             known: BTreeMap::new(),
             handle,
             metrics,
-            lingering: BTreeMap::new(),
-            sweeper: gc::Sweeper::default(),
+            lingering: Vec::new(),
+            sweep_v4: gc::Sweeper::default(),
+            sweep_v6: gc::Sweeper::default(),
         })
     }
 
@@ -374,9 +376,7 @@ impl Agent {
         match reconcile::apply(&mut self.maps, &config.frontends, self.opts.max_frontends) {
             Ok(applied) => {
                 let until = Instant::now() + Duration::from_nanos(self.opts.timeouts.close) + TICK;
-                for addr in &applied.lingering {
-                    self.lingering.insert(*addr, until);
-                }
+                self.lingering.push((until, applied.lingering.clone()));
                 info!(why, ?applied, "configuration reloaded");
             }
             Err(e) => {
@@ -421,14 +421,18 @@ impl Agent {
     fn expire_lingering(&mut self) {
         let before = self.lingering.len();
         let now = Instant::now();
-        self.lingering.retain(|_, until| *until > now);
+        self.lingering.retain(|(until, _)| *until > now);
         if self.lingering.len() != before {
             self.sync_lingering();
         }
     }
 
     fn sync_lingering(&mut self) {
-        let lingering = self.lingering.keys().copied().collect();
+        let mut lingering = reconcile::Lingering::default();
+        for (_, l) in &self.lingering {
+            lingering.v4.extend(&l.v4);
+            lingering.v6.extend(&l.v6);
+        }
         if let Err(e) =
             reconcile::sync_backend_addrs(&mut self.maps, &self.config.frontends, &lingering)
         {
@@ -439,12 +443,16 @@ impl Agent {
     fn collect(&mut self) {
         self.expire_lingering();
         self.metrics.gc_sweeps.inc();
-        match self.sweeper.step(
-            &mut self.maps.conntrack,
-            &self.opts.timeouts,
-            gc::monotonic_ns(),
-            GC_BUDGET,
-        ) {
+        let (now, t) = (gc::monotonic_ns(), &self.opts.timeouts);
+        let swept = self
+            .sweep_v4
+            .step(&mut self.maps.v4.conntrack, t, now, GC_BUDGET)
+            .and_then(|a| {
+                Ok(a + self
+                    .sweep_v6
+                    .step(&mut self.maps.v6.conntrack, t, now, GC_BUDGET)?)
+            });
+        match swept {
             Ok(s) if s.removed > 0 => {
                 self.metrics.gc_removed.inc_by(s.removed as u64);
                 info!(entries = s.entries, removed = s.removed, "conntrack sweep");

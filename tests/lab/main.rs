@@ -12,6 +12,7 @@
 mod support;
 
 mod agent;
+mod ipv6;
 mod sockets;
 
 use std::collections::BTreeSet;

@@ -140,7 +140,15 @@ impl Lab {
 
     /// The probe matrix: (client, frontend) → "ok" or "FAIL".
     pub fn probe(&self) -> BTreeMap<(String, String), String> {
-        let out = self.script("probe", &[("LAB_PROBE_FORMAT", "tsv")]);
+        self.probe_family("4")
+    }
+
+    /// The probe matrix of one family (`4`, `6` or `all`).
+    pub fn probe_family(&self, family: &str) -> BTreeMap<(String, String), String> {
+        let out = self.script(
+            "probe",
+            &[("LAB_PROBE_FORMAT", "tsv"), ("LAB_PROBE_FAMILY", family)],
+        );
         assert!(
             out.status.success(),
             "probe failed: {}",

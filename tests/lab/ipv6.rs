@@ -91,3 +91,57 @@ fn ipv6_clients_reach_ipv6_frontends_beside_ipv4() {
         "IPv6 flows are listed with their backend: {flows:?}"
     );
 }
+
+#[test]
+fn rewritten_ipv6_checksums_are_exact_without_checksum_offload() {
+    require_privileged!();
+    let lab = Lab::up();
+    for ns in ["n1", "n2", "n1-b1", "n1-c1", "n2-c2", "n2-b2"] {
+        lab.sh_ok(ns, "for i in $(ls /sys/class/net | grep -v '^lo$'); do ethtool -K $i tx off >/dev/null; done");
+    }
+    let filter = format!(
+        "'ip6 and ((src host {FRONTEND6} and (tcp src port 8080 or udp src port 5353)) or dst port 80 or dst port 53)'"
+    );
+    let captures = ["n1-b1", "n1-c1", "n2-c2", "n1", "n2"].map(|ns| {
+        (
+            ns,
+            lab.background(
+                ns,
+                &format!("tcpdump -n -l -vv -i eth0 {filter}"),
+                &format!("csum6-{ns}.txt"),
+            ),
+        )
+    });
+    let _n1 = lab.agent("n1", DUAL);
+    let _n2 = lab.agent("n2", DUAL);
+    for ns in ["n1-c1", "n1", "n2-c2", "n2"] {
+        let got = lab.sh_ok(
+            ns,
+            &format!("curl -gs --max-time 3 http://[{FRONTEND6}]:8080/"),
+        );
+        assert_eq!(got.trim(), "b1", "TCP over IPv6 from {ns}");
+        let echo = lab.sh(
+            ns,
+            &format!("echo ping | timeout 5 socat -t2 -T2 - UDP6:[{FRONTEND6}]:5353"),
+        );
+        assert!(
+            String::from_utf8_lossy(&echo.stdout).contains("b1 ping"),
+            "UDP over IPv6 from {ns}: {echo:?}"
+        );
+    }
+    for (ns, capture) in captures {
+        let text = capture.finish();
+        assert!(
+            text.matches("(correct)").count() > 0,
+            "tcpdump in {ns} judged no rewritten TCP checksum:\n{text}"
+        );
+        assert!(
+            text.contains("udp sum ok"),
+            "tcpdump in {ns} judged no rewritten UDP checksum:\n{text}"
+        );
+        assert!(
+            !text.contains("incorrect") && !text.contains("bad udp"),
+            "a rewritten IPv6 checksum is wrong in {ns}:\n{text}"
+        );
+    }
+}

@@ -16,11 +16,15 @@ use aya::programs::{links::FdLink, CgroupAttachMode, CgroupSockAddr};
 use crate::{attach::unpin_link, loader::Datapath, paths};
 
 /// The socket programs, in the order they are attached.
-pub const SOCK_PROGRAMS: [&str; 4] = [
+pub const SOCK_PROGRAMS: [&str; 8] = [
     hairpin_common::PROG_SOCK_CONNECT4,
     hairpin_common::PROG_SOCK_SENDMSG4,
     hairpin_common::PROG_SOCK_RECVMSG4,
     hairpin_common::PROG_SOCK_GETPEERNAME4,
+    hairpin_common::PROG_SOCK_CONNECT6,
+    hairpin_common::PROG_SOCK_SENDMSG6,
+    hairpin_common::PROG_SOCK_RECVMSG6,
+    hairpin_common::PROG_SOCK_GETPEERNAME6,
 ];
 
 /// The root of the machine's cgroup v2 hierarchy, from the mount table

@@ -19,9 +19,10 @@ pub const GLOBAL_STATS: &str = "GLOBAL_STATS";
 pub const NODE: &str = "NODE";
 /// Socket-level reverse translation: (socket, backend) → frontend.
 pub const SOCK_REVNAT_V4: &str = "SOCK_REVNAT_V4";
+pub const SOCK_REVNAT_V6: &str = "SOCK_REVNAT_V6";
 
 /// Every map the agent pins, in a stable order.
-pub const PINNED_MAPS: [&str; 14] = [
+pub const PINNED_MAPS: [&str; 15] = [
     FRONTENDS_V4,
     FRONTEND_ADDRS_V4,
     BACKENDS_V4,
@@ -36,6 +37,7 @@ pub const PINNED_MAPS: [&str; 14] = [
     GLOBAL_STATS,
     NODE,
     SOCK_REVNAT_V4,
+    SOCK_REVNAT_V6,
 ];
 
 /// Program on a pod veth's ingress (the pod's egress).
@@ -52,6 +54,10 @@ pub const PROG_SOCK_CONNECT4: &str = "sock_connect4";
 pub const PROG_SOCK_SENDMSG4: &str = "sock_sendmsg4";
 pub const PROG_SOCK_RECVMSG4: &str = "sock_recvmsg4";
 pub const PROG_SOCK_GETPEERNAME4: &str = "sock_getpeername4";
+pub const PROG_SOCK_CONNECT6: &str = "sock_connect6";
+pub const PROG_SOCK_SENDMSG6: &str = "sock_sendmsg6";
+pub const PROG_SOCK_RECVMSG6: &str = "sock_recvmsg6";
+pub const PROG_SOCK_GETPEERNAME6: &str = "sock_getpeername6";
 
 pub const DEFAULT_MAX_FRONTENDS: u32 = 16_384;
 pub const DEFAULT_SOCK_REVNAT_ENTRIES: u32 = 65_536;

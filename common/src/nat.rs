@@ -83,30 +83,37 @@ pub enum SockScope {
     All = 2,
 }
 
-/// Key of `SOCK_REVNAT_V4`: a socket and the backend it was sent to.
+/// Key of `SOCK_REVNAT_V{4,6}`: a socket and the backend it was sent to.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct SockKeyV4 {
-    /// `bpf_get_socket_cookie`.
-    pub cookie: u64,
-    /// The backend's address and port, network byte order.
-    pub addr: u32,
+pub struct SockKey<A> {
+    /// The backend's address, as on the wire.
+    pub addr: A,
+    /// The backend's port, network byte order.
     pub port: u16,
     pub _pad: u16,
+    /// `bpf_get_socket_cookie`, as two words: 4-byte alignment keeps both
+    /// families' keys free of implicit padding.
+    pub cookie: [u32; 2],
 }
 
-/// Value of `SOCK_REVNAT_V4`: the frontend the socket asked for, which
+/// Value of `SOCK_REVNAT_V{4,6}`: the frontend the socket asked for, which
 /// `getpeername` and `recvmsg` report instead of the backend.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct SockNatV4 {
-    pub addr: u32,
+pub struct SockNat<A> {
+    pub addr: A,
     pub port: u16,
     pub _pad: u16,
 }
 
-user_pod!(Frontend, BackendKey, NodeConfig, SockKeyV4, SockNatV4);
-user_pod_generic!(FrontendKey, Backend);
+pub type SockKeyV4 = SockKey<u32>;
+pub type SockKeyV6 = SockKey<[u32; 4]>;
+pub type SockNatV4 = SockNat<u32>;
+pub type SockNatV6 = SockNat<[u32; 4]>;
+
+user_pod!(Frontend, BackendKey, NodeConfig);
+user_pod_generic!(FrontendKey, Backend, SockKey, SockNat);
 
 const _: () =
     assert!(core::mem::size_of::<FrontendKeyV6>() == 20 && core::mem::size_of::<BackendV6>() == 20);

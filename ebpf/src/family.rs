@@ -3,17 +3,19 @@
 //! route lookup. Everything else is written once over `Family`.
 
 use aya_ebpf::{
-    bindings::{bpf_fib_lookup as FibParams, BPF_F_PSEUDO_HDR},
+    bindings::{bpf_fib_lookup as FibParams, bpf_sock_addr, BPF_F_PSEUDO_HDR},
     helpers::bpf_csum_diff,
     maps::{HashMap, LruHashMap},
     programs::TcContext,
 };
-use hairpin_common::{Backend, BackendKey, CtEntry, CtKey, Frontend, FrontendKey};
+use hairpin_common::{
+    Backend, BackendKey, CtEntry, CtKey, Frontend, FrontendKey, SockKey, SockNat,
+};
 
 use crate::{
     maps::{
         BACKENDS_V4, BACKENDS_V6, BACKEND_ADDRS_V4, BACKEND_ADDRS_V6, CT_V4, CT_V6, FRONTENDS_V4,
-        FRONTENDS_V6, FRONTEND_ADDRS_V4, FRONTEND_ADDRS_V6,
+        FRONTENDS_V6, FRONTEND_ADDRS_V4, FRONTEND_ADDRS_V6, SOCK_REVNAT_V4, SOCK_REVNAT_V6,
     },
     parse::{IPV4_CSUM_OFF, IP_OFF},
 };
@@ -31,6 +33,11 @@ pub trait Family: Copy + PartialEq + Default + 'static {
     fn backends() -> &'static HashMap<BackendKey, Backend<Self>>;
     fn backend_addrs() -> &'static HashMap<Self, u32>;
     fn ct() -> &'static LruHashMap<CtKey<Self>, CtEntry<Self>>;
+    fn sock_revnat() -> &'static LruHashMap<SockKey<Self>, SockNat<Self>>;
+
+    /// The address a socket hook sees (`user_ip4` or `user_ip6`).
+    fn user_addr(sa: &bpf_sock_addr) -> Self;
+    fn set_user_addr(sa: &mut bpf_sock_addr, addr: Self);
 
     /// Writes the address at `off` and fixes the checksums covering it:
     /// the IPv4 header's, and the L4 checksum at `l4` (offset, flags),
@@ -66,6 +73,18 @@ impl Family for u32 {
     }
     fn ct() -> &'static LruHashMap<CtKey<Self>, CtEntry<Self>> {
         &CT_V4
+    }
+    fn sock_revnat() -> &'static LruHashMap<SockKey<Self>, SockNat<Self>> {
+        &SOCK_REVNAT_V4
+    }
+
+    #[inline(always)]
+    fn user_addr(sa: &bpf_sock_addr) -> Self {
+        sa.user_ip4
+    }
+    #[inline(always)]
+    fn set_user_addr(sa: &mut bpf_sock_addr, addr: Self) {
+        sa.user_ip4 = addr;
     }
 
     #[inline(always)]
@@ -115,6 +134,27 @@ impl Family for [u32; 4] {
     }
     fn ct() -> &'static LruHashMap<CtKey<Self>, CtEntry<Self>> {
         &CT_V6
+    }
+    fn sock_revnat() -> &'static LruHashMap<SockKey<Self>, SockNat<Self>> {
+        &SOCK_REVNAT_V6
+    }
+
+    /// Word by word: the verifier takes `user_ip6` in 4-byte accesses.
+    #[inline(always)]
+    fn user_addr(sa: &bpf_sock_addr) -> Self {
+        [
+            sa.user_ip6[0],
+            sa.user_ip6[1],
+            sa.user_ip6[2],
+            sa.user_ip6[3],
+        ]
+    }
+    #[inline(always)]
+    fn set_user_addr(sa: &mut bpf_sock_addr, addr: Self) {
+        sa.user_ip6[0] = addr[0];
+        sa.user_ip6[1] = addr[1];
+        sa.user_ip6[2] = addr[2];
+        sa.user_ip6[3] = addr[3];
     }
 
     /// IPv6 has no header checksum; the L4 one gets the 16-byte change as a

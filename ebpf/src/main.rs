@@ -54,22 +54,42 @@ pub fn uplink_ingress(ctx: TcContext) -> i32 {
 
 #[cgroup_sock_addr(connect4)]
 pub fn sock_connect4(ctx: SockAddrContext) -> i32 {
-    sock::to_backend(&ctx, sock::Call::Connect)
+    sock::to_backend::<u32>(&ctx, sock::Call::Connect)
 }
 
 #[cgroup_sock_addr(sendmsg4)]
 pub fn sock_sendmsg4(ctx: SockAddrContext) -> i32 {
-    sock::to_backend(&ctx, sock::Call::Datagram)
+    sock::to_backend::<u32>(&ctx, sock::Call::Datagram)
 }
 
 #[cgroup_sock_addr(recvmsg4)]
 pub fn sock_recvmsg4(ctx: SockAddrContext) -> i32 {
-    sock::to_frontend(&ctx)
+    sock::to_frontend::<u32>(&ctx)
 }
 
 #[cgroup_sock_addr(getpeername4)]
 pub fn sock_getpeername4(ctx: SockAddrContext) -> i32 {
-    sock::to_frontend(&ctx)
+    sock::to_frontend::<u32>(&ctx)
+}
+
+#[cgroup_sock_addr(connect6)]
+pub fn sock_connect6(ctx: SockAddrContext) -> i32 {
+    sock::to_backend::<[u32; 4]>(&ctx, sock::Call::Connect)
+}
+
+#[cgroup_sock_addr(sendmsg6)]
+pub fn sock_sendmsg6(ctx: SockAddrContext) -> i32 {
+    sock::to_backend::<[u32; 4]>(&ctx, sock::Call::Datagram)
+}
+
+#[cgroup_sock_addr(recvmsg6)]
+pub fn sock_recvmsg6(ctx: SockAddrContext) -> i32 {
+    sock::to_frontend::<[u32; 4]>(&ctx)
+}
+
+#[cgroup_sock_addr(getpeername6)]
+pub fn sock_getpeername6(ctx: SockAddrContext) -> i32 {
+    sock::to_frontend::<[u32; 4]>(&ctx)
 }
 
 #[inline(always)]

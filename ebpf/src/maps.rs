@@ -7,8 +7,8 @@ use aya_ebpf::{
 };
 use hairpin_common::{
     BackendKey, BackendV4, BackendV6, CtEntryV4, CtEntryV6, CtKeyV4, CtKeyV6, Frontend,
-    FrontendKeyV4, FrontendKeyV6, FrontendStats, NodeConfig, SockKeyV4, SockNatV4,
-    CT_TIMEOUT_CLOSE_NS, CT_TIMEOUT_SYN_NS, CT_TIMEOUT_TCP_NS, CT_TIMEOUT_UDP_NS,
+    FrontendKeyV4, FrontendKeyV6, FrontendStats, NodeConfig, SockKeyV4, SockKeyV6, SockNatV4,
+    SockNatV6, CT_TIMEOUT_CLOSE_NS, CT_TIMEOUT_SYN_NS, CT_TIMEOUT_TCP_NS, CT_TIMEOUT_UDP_NS,
     DEFAULT_CT_ENTRIES, DEFAULT_MAX_BACKEND_SLOTS, DEFAULT_MAX_FRONTENDS,
     DEFAULT_SOCK_REVNAT_ENTRIES, GLOBAL_COUNTERS,
 };
@@ -133,3 +133,7 @@ pub static BACKEND_ADDRS_V6: HashMap<[u32; 4], u32> =
 #[map]
 pub static CT_V6: LruHashMap<CtKeyV6, CtEntryV6> =
     LruHashMap::with_max_entries(DEFAULT_CT_ENTRIES, 0);
+
+#[map]
+pub static SOCK_REVNAT_V6: LruHashMap<SockKeyV6, SockNatV6> =
+    LruHashMap::with_max_entries(DEFAULT_SOCK_REVNAT_ENTRIES, 0);

@@ -10,10 +10,11 @@ use aya_ebpf::{
     programs::SockAddrContext,
     EbpfContext as _,
 };
-use hairpin_common::{SockKeyV4, SockNatV4, SockScope, IPPROTO_TCP, IPPROTO_UDP};
+use hairpin_common::{SockKey, SockNat, SockScope, IPPROTO_TCP, IPPROTO_UDP};
 
 use crate::{
-    maps::{account_sock, NODE, SOCK_REVNAT_V4},
+    family::Family,
+    maps::{account_sock, NODE},
     nat::{backend_at, frontend_of, is_frontend_addr},
 };
 
@@ -22,6 +23,12 @@ use crate::{
 pub enum Call {
     Connect,
     Datagram,
+}
+
+/// A cookie as the map keys hold it.
+#[inline(always)]
+fn split(cookie: u64) -> [u32; 2] {
+    [cookie as u32, (cookie >> 32) as u32]
 }
 
 #[inline(always)]
@@ -49,42 +56,42 @@ fn in_scope(ctx: &SockAddrContext) -> bool {
 /// keeps talking to one backend), and the socket remembers the frontend.
 /// Always allows the call: hairpin translates, it never refuses.
 #[inline(always)]
-pub fn to_backend(ctx: &SockAddrContext, call: Call) -> i32 {
+pub fn to_backend<F: Family>(ctx: &SockAddrContext, call: Call) -> i32 {
     // SAFETY: the context points at the hook's `bpf_sock_addr`.
     let sa = unsafe { &mut *ctx.sock_addr };
     let proto = sa.protocol as u8;
+    let fe_addr = F::user_addr(sa);
     if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
-        || !is_frontend_addr(sa.user_ip4)
+        || !is_frontend_addr(fe_addr)
         || !in_scope(ctx)
     {
         return 1;
     }
-    let fe_addr = sa.user_ip4;
     let fe_port = sa.user_port as u16;
     let Some(fe) = frontend_of(fe_addr, fe_port, proto) else {
         return 1;
     };
     let cookie = cookie(ctx);
-    let Some(be) = backend_at(&fe, (cookie ^ (cookie >> 32)) as u32) else {
+    let Some(be) = backend_at::<F>(&fe, (cookie ^ (cookie >> 32)) as u32) else {
         return 1;
     };
-    let key = SockKeyV4 {
-        cookie,
+    let key = SockKey {
         addr: be.addr,
         port: be.port,
         _pad: 0,
+        cookie: split(cookie),
     };
-    let nat = SockNatV4 {
+    let nat = SockNat {
         addr: fe_addr,
         port: fe_port,
         _pad: 0,
     };
     // Without its reverse entry the socket would see the backend's address
     // in replies: translate only what can be translated back.
-    if SOCK_REVNAT_V4.insert(key, nat, 0).is_err() {
+    if F::sock_revnat().insert(key, nat, 0).is_err() {
         return 1;
     }
-    sa.user_ip4 = be.addr;
+    F::set_user_addr(sa, be.addr);
     sa.user_port = u32::from(be.port);
     account_sock(fe.id, call == Call::Connect);
     1
@@ -93,18 +100,18 @@ pub fn to_backend(ctx: &SockAddrContext, call: Call) -> i32 {
 /// `recvmsg` and `getpeername`: a backend's address, seen by a socket that
 /// asked for a frontend, is reported as that frontend.
 #[inline(always)]
-pub fn to_frontend(ctx: &SockAddrContext) -> i32 {
+pub fn to_frontend<F: Family>(ctx: &SockAddrContext) -> i32 {
     // SAFETY: the context points at the hook's `bpf_sock_addr`.
     let sa = unsafe { &mut *ctx.sock_addr };
-    let key = SockKeyV4 {
-        cookie: cookie(ctx),
-        addr: sa.user_ip4,
+    let key = SockKey {
+        addr: F::user_addr(sa),
         port: sa.user_port as u16,
         _pad: 0,
+        cookie: split(cookie(ctx)),
     };
     // SAFETY: the value is copied out at once.
-    if let Some(nat) = unsafe { SOCK_REVNAT_V4.get(key) }.copied() {
-        sa.user_ip4 = nat.addr;
+    if let Some(nat) = unsafe { F::sock_revnat().get(key) }.copied() {
+        F::set_user_addr(sa, nat.addr);
         sa.user_port = u32::from(nat.port);
     }
     1

@@ -220,3 +220,51 @@ fn the_socket_path_outlives_the_agent_and_detach_removes_it() {
         "after detach nothing translates: {tcp:?}"
     );
 }
+
+#[test]
+fn ipv6_host_processes_go_through_the_socket_path_too() {
+    require_privileged!();
+    let lab = Lab::up();
+    let cg = lab.cgroup("n2");
+    let config = config(&cg).replace(
+        "interfaces:",
+        "  - name: web6\n    frontend: 2001:db8:0:113::10\n    ports:\n      - { port: 8080, protocol: TCP, targetPort: 80 }\n      - { port: 5353, protocol: UDP, targetPort: 53 }\n    backends: [{ ip: \"2001:db8:0:51::2\" }]\ninterfaces:",
+    );
+    let _n2 = lab.agent("n2", &config);
+    let fe6 = "2001:db8:0:113::10";
+    let tcp = lab.sh_in(
+        &cg,
+        "n2",
+        &format!(
+            "curl -gs --max-time 3 -w ' %{{remote_ip}}:%{{remote_port}}' http://[{fe6}]:8080/"
+        ),
+    );
+    assert_eq!(
+        out(&tcp),
+        format!("b1\n {fe6}:8080"),
+        "TCP over IPv6 from host n2; getpeername shows the frontend"
+    );
+    let dgram = lab.sh_in(
+        &cg,
+        "n2",
+        &format!(
+            "python3 -c '{}' {fe6} 5353",
+            SENDTO.replace("AF_INET,", "AF_INET6,")
+        ),
+    );
+    assert_eq!(
+        out(&dgram),
+        format!("{fe6}:5353 b1 ping"),
+        "unconnected UDP over IPv6 is answered from the frontend: {dgram:?}"
+    );
+    assert_eq!(
+        counts(&lab, "n2", &format!("[{fe6}]:8080/TCP")),
+        (0, 1, 0),
+        "TCP over IPv6: the socket path only"
+    );
+    assert_eq!(
+        counts(&lab, "n2", &format!("[{fe6}]:5353/UDP")),
+        (0, 0, 1),
+        "UDP over IPv6: one datagram, at the socket"
+    );
+}

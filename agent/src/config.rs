@@ -118,6 +118,8 @@ pub struct Interfaces {
 
 pub const DEFAULT_POD_PATTERNS: [&str; 4] = ["veth*", "cali*", "lxc*", "eni*"];
 const MAX_WEIGHT: u32 = 256;
+/// YAML nodes a configuration may have: a million frontends' worth.
+const MAX_YAML_NODES: usize = 20_000_000;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -228,7 +230,15 @@ impl Config {
 
     /// Validates `text`, read from `file`.
     pub fn parse(file: &Path, text: &str) -> Result<Self, ConfigError> {
-        let raw: RawConfig = serde_saphyr::from_str(text).map_err(|e| {
+        // Large node-wide configurations (100,000 frontends) exceed the
+        // parser's default budget, which guards against untrusted input: a
+        // configuration is the operator's own, so it gets room to grow.
+        let mut budget = serde_saphyr::Budget::default();
+        budget.max_nodes = MAX_YAML_NODES;
+        budget.max_events = 2 * MAX_YAML_NODES;
+        let mut options = serde_saphyr::Options::default();
+        options.budget = Some(budget);
+        let raw: RawConfig = serde_saphyr::from_str_with_options(text, options).map_err(|e| {
             let loc = e.location();
             ConfigError {
                 file: file.to_owned(),

@@ -288,19 +288,16 @@ impl Validator<'_> {
         let mut seen = BTreeSet::new();
         for (i, r) in raw.redirects.value.iter().enumerate() {
             let at = format!("redirects[{i}]");
-            if r.name.value.is_empty() || !names.insert(r.name.value.clone()) {
-                let why = if r.name.value.is_empty() {
-                    "empty"
-                } else {
-                    "duplicate"
-                };
-                return Err(self.err(
-                    &r.name,
-                    format!("{at}.name"),
-                    format!("{why} redirect name"),
-                ));
-            }
             let addr = self.frontend_addr(&r.frontend, &format!("{at}.frontend"))?;
+            // A name may have a redirect of each family (dual stack).
+            if r.name.value.is_empty() || !names.insert((r.name.value.clone(), addr.is_ipv4())) {
+                let why = if r.name.value.is_empty() {
+                    "empty redirect name"
+                } else {
+                    "duplicate redirect name in this address family"
+                };
+                return Err(self.err(&r.name, format!("{at}.name"), why.into()));
+            }
             if r.ports.is_empty() || r.backends.is_empty() {
                 let what = if r.ports.is_empty() {
                     "ports"

@@ -290,8 +290,26 @@ fn a_duplicate_redirect_name_is_refused() {
             "    backends:",
             "      - ip: 198.51.100.3",
         ])),
-        "test.yaml:8:11: redirects[1].name: duplicate redirect name"
+        "test.yaml:8:11: redirects[1].name: duplicate redirect name in this address family"
     );
+}
+
+#[test]
+fn a_name_may_have_a_redirect_of_each_family() {
+    let config = parse(&web_and(&[
+        "  - name: web",
+        "    frontend: 2001:db8:0:113::10",
+        "    ports: [{ name: http, port: 8080, protocol: TCP, targetPort: 80 }]",
+        "    backends: [{ ip: \"2001:db8:0:51::2\" }]",
+    ]))
+    .unwrap();
+    let names: Vec<&str> = config.frontends.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["web/http/TCP", "web/http/TCP"],
+        "one name, both families"
+    );
+    assert!(config.frontends[0].addr.is_ipv4() && config.frontends[1].addr.is_ipv6());
 }
 
 #[test]

@@ -17,8 +17,9 @@ use hairpin_common::{
     BACKEND_ADDRS_V4, BACKEND_ADDRS_V6, CT_V4, CT_V6, DEFAULT_CT_ENTRIES,
     DEFAULT_MAX_BACKEND_SLOTS, DEFAULT_MAX_FRONTENDS, FRONTENDS_V4, FRONTENDS_V6,
     FRONTEND_ADDRS_V4, FRONTEND_ADDRS_V6, FRONTEND_STATS, GLOBAL_CT_TIMEOUT_CLOSE,
-    GLOBAL_CT_TIMEOUT_SYN, GLOBAL_CT_TIMEOUT_TCP, GLOBAL_CT_TIMEOUT_UDP, GLOBAL_STATS, NODE,
-    PINNED_MAPS, PROG_POD_EGRESS, PROG_POD_INGRESS, PROG_UPLINK_EGRESS, PROG_UPLINK_INGRESS,
+    GLOBAL_CT_TIMEOUT_SYN, GLOBAL_CT_TIMEOUT_TCP, GLOBAL_CT_TIMEOUT_UDP, GLOBAL_L4_CSUM_IPV6,
+    GLOBAL_STATS, NODE, PINNED_MAPS, PROG_POD_EGRESS, PROG_POD_INGRESS, PROG_UPLINK_EGRESS,
+    PROG_UPLINK_INGRESS,
 };
 
 /// The eBPF object built by `build.rs`.
@@ -31,6 +32,16 @@ pub const PROGRAMS: [&str; 4] = [
     PROG_UPLINK_EGRESS,
     PROG_UPLINK_INGRESS,
 ];
+
+/// `BPF_F_IPV6` for the IPv6 checksum fixups where the kernel knows it:
+/// older kernels refuse the unknown flag.
+fn l4_csum_ipv6() -> u64 {
+    use aya::util::KernelVersion;
+    match KernelVersion::current() {
+        Ok(v) if v >= KernelVersion::new(6, 16, 0) => hairpin_common::BPF_F_IPV6,
+        _ => 0,
+    }
+}
 
 /// Says how large a loaded program is, and how much of the verifier's
 /// budget (1,000,000 instructions processed) it took.
@@ -103,6 +114,7 @@ impl Datapath {
     /// Loads the object; with `pin_dir`, maps already pinned there are
     /// adopted (their entries and flows survive) and new ones are pinned.
     pub fn load(opts: &LoadOptions, pin_dir: Option<&Path>) -> Result<Self> {
+        let csum_ipv6 = l4_csum_ipv6();
         let mut loader = EbpfLoader::new();
         loader
             .map_max_entries(FRONTENDS_V4, opts.max_frontends)
@@ -120,7 +132,8 @@ impl Datapath {
             .override_global(GLOBAL_CT_TIMEOUT_TCP, &opts.timeouts.tcp, true)
             .override_global(GLOBAL_CT_TIMEOUT_CLOSE, &opts.timeouts.close, true)
             .override_global(GLOBAL_CT_TIMEOUT_UDP, &opts.timeouts.udp, true)
-            .override_global("AYA_LOG_LEVEL", &opts.log_level, false);
+            .override_global("AYA_LOG_LEVEL", &opts.log_level, false)
+            .override_global(GLOBAL_L4_CSUM_IPV6, &csum_ipv6, true);
         let pins: Vec<_> = pin_dir
             .map(|dir| {
                 PINNED_MAPS

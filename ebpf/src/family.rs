@@ -14,8 +14,9 @@ use hairpin_common::{
 
 use crate::{
     maps::{
-        BACKENDS_V4, BACKENDS_V6, BACKEND_ADDRS_V4, BACKEND_ADDRS_V6, CT_V4, CT_V6, FRONTENDS_V4,
-        FRONTENDS_V6, FRONTEND_ADDRS_V4, FRONTEND_ADDRS_V6, SOCK_REVNAT_V4, SOCK_REVNAT_V6,
+        l4_csum_ipv6, BACKENDS_V4, BACKENDS_V6, BACKEND_ADDRS_V4, BACKEND_ADDRS_V6, CT_V4, CT_V6,
+        FRONTENDS_V4, FRONTENDS_V6, FRONTEND_ADDRS_V4, FRONTEND_ADDRS_V6, SOCK_REVNAT_V4,
+        SOCK_REVNAT_V6,
     },
     parse::{IPV4_CSUM_OFF, IP_OFF},
 };
@@ -170,7 +171,12 @@ impl Family for [u32; 4] {
         ctx.store(off, &new, 0)?;
         if let Some((csum, flags)) = l4 {
             let diff = addr6_diff(&old, &new);
-            ctx.l4_csum_replace(csum, 0, diff, flags | u64::from(BPF_F_PSEUDO_HDR))?;
+            ctx.l4_csum_replace(
+                csum,
+                0,
+                diff,
+                flags | u64::from(BPF_F_PSEUDO_HDR) | l4_csum_ipv6(),
+            )?;
         }
         Ok(())
     }

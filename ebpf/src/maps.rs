@@ -55,6 +55,19 @@ static CT_TIMEOUT_CLOSE: u64 = CT_TIMEOUT_CLOSE_NS;
 #[unsafe(no_mangle)]
 static CT_TIMEOUT_UDP: u64 = CT_TIMEOUT_UDP_NS;
 
+/// `BPF_F_IPV6` where the kernel has it (6.16+), else zero; set by the
+/// agent at load. It keeps `bpf_l4_csum_replace` from adjusting `skb->csum`
+/// (`CHECKSUM_COMPLETE`) for an IPv6 address change as if an IPv4 header
+/// checksum had absorbed it (net/core/filter.c, `bpf_l4_csum_replace`).
+#[unsafe(no_mangle)]
+static L4_CSUM_IPV6: u64 = 0;
+
+#[inline(always)]
+pub fn l4_csum_ipv6() -> u64 {
+    // SAFETY: a plain read of a static that nothing writes at run time.
+    unsafe { core::ptr::read_volatile(&L4_CSUM_IPV6) }
+}
+
 /// The lifetimes, read through volatile loads: the loader rewrites the values
 /// in the object, so the compiler must not fold the defaults in.
 #[inline(always)]

@@ -1,8 +1,9 @@
-//! Frame builders: Ethernet, IPv4 (with options), then TCP, UDP or ICMP, with
-//! every checksum computed here (RFC 1071), so that a frame is valid unless a
-//! test breaks it on purpose.
+//! Frame builders: Ethernet, IPv4 (with options) or IPv6 (with extension
+//! headers), then TCP, UDP, ICMP or ICMPv6, with every checksum computed here
+//! (RFC 1071; the IPv6 pseudo-header of RFC 8200 section 8.1), so that a
+//! frame is valid unless a test breaks it on purpose.
 
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
 
 pub const ETH_LEN: usize = 14;
 pub const ETH_P_IP: u16 = 0x0800;
@@ -11,6 +12,7 @@ pub const ETH_P_IPV6: u16 = 0x86dd;
 pub const IPPROTO_ICMP: u8 = 1;
 pub const IPPROTO_TCP: u8 = 6;
 pub const IPPROTO_UDP: u8 = 17;
+pub const IPPROTO_ICMPV6: u8 = 58;
 /// Both protocols a frontend may serve: the parameter of per-protocol cases.
 pub const PROTOCOLS: [u8; 2] = [IPPROTO_TCP, IPPROTO_UDP];
 
@@ -156,6 +158,8 @@ pub enum L4 {
     Tcp(Tcp),
     Udp(Udp),
     Icmp(Icmp),
+    /// An ICMPv6 message: its checksum covers the IPv6 pseudo-header.
+    Icmp6(Icmp),
     /// Any other protocol, its bytes as given.
     Other {
         proto: u8,
@@ -164,25 +168,58 @@ pub enum L4 {
 }
 
 impl L4 {
+    /// A TCP segment (a bare SYN) or UDP datagram from `sport` to `dport`.
+    pub fn flow(proto: u8, sport: u16, dport: u16, payload: &[u8]) -> Self {
+        match proto {
+            IPPROTO_TCP => L4::Tcp(Tcp {
+                sport,
+                dport,
+                seq: 1000,
+                ack: 0,
+                flags: TCP_SYN,
+                window: 64240,
+                payload: payload.to_vec(),
+            }),
+            IPPROTO_UDP => L4::Udp(Udp {
+                sport,
+                dport,
+                no_checksum: false,
+                payload: payload.to_vec(),
+            }),
+            _ => panic!("no flow frames for protocol {proto}"),
+        }
+    }
+
     pub fn proto(&self) -> u8 {
         match self {
             L4::Tcp(_) => IPPROTO_TCP,
             L4::Udp(_) => IPPROTO_UDP,
             L4::Icmp(_) => IPPROTO_ICMP,
+            L4::Icmp6(_) => IPPROTO_ICMPV6,
             L4::Other { proto, .. } => *proto,
         }
     }
 
     /// The segment or datagram, checksummed for the addresses of `ip`.
     pub fn bytes(&self, ip: &Ip) -> Vec<u8> {
-        let pseudo = |proto: u8, len: usize| {
+        self.bytes_with(&|proto: u8, len: usize| {
             let mut p = Vec::with_capacity(12);
             p.extend_from_slice(&ip.src.octets());
             p.extend_from_slice(&ip.dst.octets());
             p.extend_from_slice(&[0, proto]);
             p.extend_from_slice(&u16::try_from(len).expect("segment too long").to_be_bytes());
             p
-        };
+        })
+    }
+
+    /// The segment, datagram or ICMPv6 message, checksummed for the
+    /// addresses of the IPv6 header `ip`.
+    pub fn bytes6(&self, ip: &Ip6) -> Vec<u8> {
+        self.bytes_with(&|proto: u8, len: usize| ip.pseudo_header(proto, len))
+    }
+
+    /// The bytes, checksummed with the pseudo-header `pseudo(proto, len)`.
+    fn bytes_with(&self, pseudo: &dyn Fn(u8, usize) -> Vec<u8>) -> Vec<u8> {
         match self {
             L4::Tcp(t) => {
                 let mut b = Vec::with_capacity(20 + t.payload.len());
@@ -216,12 +253,17 @@ impl L4 {
                 }
                 b
             }
-            L4::Icmp(i) => {
+            L4::Icmp(i) | L4::Icmp6(i) => {
                 let mut b = Vec::with_capacity(8 + i.data.len());
                 b.extend_from_slice(&[i.icmp_type, i.code, 0, 0]);
                 b.extend_from_slice(&i.rest);
                 b.extend_from_slice(&i.data);
-                let csum = internet_checksum(&[&b]);
+                let csum = if let L4::Icmp6(_) = self {
+                    // RFC 4443 section 2.3: with the pseudo-header.
+                    internet_checksum(&[&pseudo(IPPROTO_ICMPV6, b.len()), &b])
+                } else {
+                    internet_checksum(&[&b])
+                };
                 b[2..4].copy_from_slice(&csum.to_be_bytes());
                 b
             }
@@ -243,29 +285,11 @@ impl Frame {
     /// A TCP segment or UDP datagram (`proto`) from `src` to `dst`, sent by
     /// a pod: a TCP segment is a bare SYN.
     pub fn flow(proto: u8, src: SocketAddrV4, dst: SocketAddrV4, payload: &[u8]) -> Self {
-        let l4 = match proto {
-            IPPROTO_TCP => L4::Tcp(Tcp {
-                sport: src.port(),
-                dport: dst.port(),
-                seq: 1000,
-                ack: 0,
-                flags: TCP_SYN,
-                window: 64240,
-                payload: payload.to_vec(),
-            }),
-            IPPROTO_UDP => L4::Udp(Udp {
-                sport: src.port(),
-                dport: dst.port(),
-                no_checksum: false,
-                payload: payload.to_vec(),
-            }),
-            _ => panic!("no flow frames for protocol {proto}"),
-        };
         Self {
             dst_mac: NODE_MAC,
             src_mac: POD_MAC,
             ip: Ip::new(*src.ip(), *dst.ip()),
-            l4,
+            l4: L4::flow(proto, src.port(), dst.port(), payload),
         }
     }
 
@@ -331,6 +355,292 @@ impl Frame {
         f.extend_from_slice(&self.ip_packet());
         f
     }
+}
+
+// ---------------------------------------------------------------------------
+// IPv6
+
+/// IPv6 next-header values of the extension headers (RFC 8200 section 4).
+pub const NEXTHDR_HOP: u8 = 0;
+pub const NEXTHDR_ROUTING: u8 = 43;
+pub const NEXTHDR_FRAGMENT: u8 = 44;
+pub const NEXTHDR_NONE: u8 = 59;
+pub const NEXTHDR_DEST: u8 = 60;
+
+/// ICMPv6 types (RFC 4443, RFC 4861).
+pub const ICMPV6_DEST_UNREACH: u8 = 1;
+pub const ICMPV6_PKT_TOOBIG: u8 = 2;
+pub const ICMPV6_TIME_EXCEED: u8 = 3;
+pub const ICMPV6_PARAM_PROB: u8 = 4;
+pub const ICMPV6_ECHO_REQUEST: u8 = 128;
+pub const ICMPV6_ECHO_REPLY: u8 = 129;
+pub const ICMPV6_ROUTER_SOLICIT: u8 = 133;
+pub const ICMPV6_ROUTER_ADVERT: u8 = 134;
+pub const ICMPV6_NEIGH_SOLICIT: u8 = 135;
+pub const ICMPV6_NEIGH_ADVERT: u8 = 136;
+pub const ICMPV6_REDIRECT: u8 = 137;
+/// Destination unreachable codes.
+pub const ICMPV6_ADDR_UNREACH: u8 = 3;
+pub const ICMPV6_PORT_UNREACH: u8 = 4;
+
+/// An IPv6 extension header; its next-header byte is written by the
+/// builder, from what follows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ext {
+    /// Hop-by-hop options (0): the options as given, then Pad1 or PadN up
+    /// to a multiple of 8 bytes.
+    HopByHop(Vec<u8>),
+    /// Destination options (60), padded likewise.
+    DestOpts(Vec<u8>),
+    /// A routing header (43): type, segments left, then the type-specific
+    /// data, padded with zeros to a multiple of 8 bytes.
+    Routing {
+        routing_type: u8,
+        segments_left: u8,
+        data: Vec<u8>,
+    },
+    /// A fragment header (44): offset in 8-byte units, more fragments.
+    Fragment { offset: u16, more: bool, id: u32 },
+}
+
+impl Ext {
+    pub fn code(&self) -> u8 {
+        match self {
+            Ext::HopByHop(_) => NEXTHDR_HOP,
+            Ext::DestOpts(_) => NEXTHDR_DEST,
+            Ext::Routing { .. } => NEXTHDR_ROUTING,
+            Ext::Fragment { .. } => NEXTHDR_FRAGMENT,
+        }
+    }
+
+    /// An options header of `len` bytes (a multiple of 8): a PadN, then
+    /// experimental options (type 0x1e: skip if unknown, RFC 4727) of 8
+    /// bytes each.
+    pub fn options_of_len(dest: bool, len: usize) -> Self {
+        assert!(
+            len >= 8 && len.is_multiple_of(8),
+            "options headers are 8n bytes"
+        );
+        let mut opts = vec![1, 4, 0, 0, 0, 0];
+        for i in 0..(len - 8) / 8 {
+            opts.extend_from_slice(&[0x1e, 6, 0, 0, 0, 0, (i >> 8) as u8, i as u8]);
+        }
+        if dest {
+            Ext::DestOpts(opts)
+        } else {
+            Ext::HopByHop(opts)
+        }
+    }
+
+    /// A Segment Routing header (routing type 4, RFC 8754) at its last
+    /// segment: segments left 0, the destination its only segment.
+    pub fn srh(last: Ipv6Addr) -> Self {
+        let mut data = vec![0, 0, 0, 0];
+        data.extend_from_slice(&last.octets());
+        Ext::Routing {
+            routing_type: 4,
+            segments_left: 0,
+            data,
+        }
+    }
+
+    /// The header, followed by a header of type `next`.
+    pub fn bytes(&self, next: u8) -> Vec<u8> {
+        let mut b = vec![next, 0];
+        match self {
+            Ext::HopByHop(opts) | Ext::DestOpts(opts) => {
+                b.extend_from_slice(opts);
+                match (8 - b.len() % 8) % 8 {
+                    0 => {}
+                    1 => b.push(0),
+                    n => {
+                        b.extend_from_slice(&[1, (n - 2) as u8]);
+                        b.resize(b.len() + n - 2, 0);
+                    }
+                }
+            }
+            Ext::Routing {
+                routing_type,
+                segments_left,
+                data,
+            } => {
+                b.extend_from_slice(&[*routing_type, *segments_left]);
+                b.extend_from_slice(data);
+                b.resize(b.len().max(8).div_ceil(8) * 8, 0);
+            }
+            Ext::Fragment { offset, more, id } => {
+                assert!(*offset < 0x2000, "fragment offset of 13 bits");
+                let field = offset << 3 | u16::from(*more);
+                b.extend_from_slice(&field.to_be_bytes());
+                b.extend_from_slice(&id.to_be_bytes());
+            }
+        }
+        let len = b.len() / 8 - 1;
+        if !matches!(self, Ext::Fragment { .. }) {
+            b[1] = u8::try_from(len).expect("extension header too long");
+        }
+        b
+    }
+}
+
+/// The IPv6 header of a frame and its extension headers, apart from what
+/// follows from its payload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ip6 {
+    pub src: Ipv6Addr,
+    pub dst: Ipv6Addr,
+    pub traffic_class: u8,
+    /// 20 bits.
+    pub flow_label: u32,
+    pub hop_limit: u8,
+    pub ext: Vec<Ext>,
+}
+
+impl Ip6 {
+    pub fn new(src: Ipv6Addr, dst: Ipv6Addr) -> Self {
+        Self {
+            src,
+            dst,
+            traffic_class: 0,
+            flow_label: 0x12345,
+            hop_limit: 64,
+            ext: Vec::new(),
+        }
+    }
+
+    /// The pseudo-header of an upper-layer packet of `len` bytes of protocol
+    /// `proto` (RFC 8200 section 8.1). Its destination is the header's: the
+    /// final one, as long as no routing header has segments left.
+    pub fn pseudo_header(&self, proto: u8, len: usize) -> Vec<u8> {
+        let mut p = Vec::with_capacity(40);
+        p.extend_from_slice(&self.src.octets());
+        p.extend_from_slice(&self.dst.octets());
+        p.extend_from_slice(&u32::try_from(len).unwrap().to_be_bytes());
+        p.extend_from_slice(&[0, 0, 0, proto]);
+        p
+    }
+
+    /// The header and extension headers for an upper-layer packet of
+    /// `payload_len` bytes of protocol `proto`.
+    pub fn header(&self, proto: u8, payload_len: usize) -> Vec<u8> {
+        let mut ext = Vec::new();
+        for (i, e) in self.ext.iter().enumerate() {
+            let next = self.ext.get(i + 1).map_or(proto, Ext::code);
+            ext.extend_from_slice(&e.bytes(next));
+        }
+        let first = self.ext.first().map_or(proto, Ext::code);
+        let payload = u16::try_from(ext.len() + payload_len).expect("IPv6 payload too long");
+        let mut h = Vec::with_capacity(40 + ext.len());
+        let word = 6 << 28 | u32::from(self.traffic_class) << 20 | (self.flow_label & 0xf_ffff);
+        h.extend_from_slice(&word.to_be_bytes());
+        h.extend_from_slice(&payload.to_be_bytes());
+        h.extend_from_slice(&[first, self.hop_limit]);
+        h.extend_from_slice(&self.src.octets());
+        h.extend_from_slice(&self.dst.octets());
+        h.extend_from_slice(&ext);
+        h
+    }
+}
+
+/// An Ethernet frame carrying an IPv6 packet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Frame6 {
+    pub dst_mac: [u8; 6],
+    pub src_mac: [u8; 6],
+    pub ip: Ip6,
+    pub l4: L4,
+}
+
+impl Frame6 {
+    /// A TCP segment (a bare SYN) or UDP datagram (`proto`) from `src` to
+    /// `dst`, sent by a pod.
+    pub fn flow(proto: u8, src: SocketAddrV6, dst: SocketAddrV6, payload: &[u8]) -> Self {
+        Self {
+            dst_mac: NODE_MAC,
+            src_mac: POD_MAC,
+            ip: Ip6::new(*src.ip(), *dst.ip()),
+            l4: L4::flow(proto, src.port(), dst.port(), payload),
+        }
+    }
+
+    /// An ICMPv6 message from `src` to `dst`.
+    pub fn icmp(src: Ipv6Addr, dst: Ipv6Addr, icmp: Icmp) -> Self {
+        Self {
+            dst_mac: NODE_MAC,
+            src_mac: POD_MAC,
+            ip: Ip6::new(src, dst),
+            l4: L4::Icmp6(icmp),
+        }
+    }
+
+    /// An ICMPv6 error of `icmp_type`/`code` from `src` about `quoted` (an
+    /// IPv6 packet without Ethernet), of which the first `quote_len` bytes
+    /// are quoted (all of it if shorter).
+    pub fn icmp_error(
+        src: Ipv6Addr,
+        dst: Ipv6Addr,
+        icmp_type: u8,
+        code: u8,
+        rest: [u8; 4],
+        quoted: &[u8],
+        quote_len: usize,
+    ) -> Self {
+        let data = quoted[..quote_len.min(quoted.len())].to_vec();
+        Self::icmp(
+            src,
+            dst,
+            Icmp {
+                icmp_type,
+                code,
+                rest,
+                data,
+            },
+        )
+    }
+
+    /// Sets the TCP flags; no effect on other protocols.
+    pub fn with_tcp_flags(mut self, flags: u8) -> Self {
+        if let L4::Tcp(t) = &mut self.l4 {
+            t.flags = flags;
+        }
+        self
+    }
+
+    /// Sets the extension headers.
+    pub fn with_ext(mut self, ext: Vec<Ext>) -> Self {
+        self.ip.ext = ext;
+        self
+    }
+
+    /// The IP packet, without Ethernet.
+    pub fn ip_packet(&self) -> Vec<u8> {
+        let l4 = self.l4.bytes6(&self.ip);
+        let mut p = self.ip.header(self.l4.proto(), l4.len());
+        p.extend_from_slice(&l4);
+        p
+    }
+
+    pub fn bytes(&self) -> Vec<u8> {
+        let mut f = Vec::with_capacity(ETH_LEN + 40 + 256);
+        f.extend_from_slice(&self.dst_mac);
+        f.extend_from_slice(&self.src_mac);
+        f.extend_from_slice(&ETH_P_IPV6.to_be_bytes());
+        f.extend_from_slice(&self.ip_packet());
+        f
+    }
+}
+
+/// `packet` (IPv6, no Ethernet) without its extension headers: the
+/// upper-layer packet directly behind the IPv6 header, as a packet of the
+/// same flow sent without them.
+pub fn strip_ext(packet: &[u8]) -> Vec<u8> {
+    let (off, proto) = read6::upper_layer(packet);
+    let mut p = packet[..40].to_vec();
+    p[6] = proto;
+    let payload = u16::from_be_bytes([packet[4], packet[5]]) - (off - 40) as u16;
+    p[4..6].copy_from_slice(&payload.to_be_bytes());
+    p.extend_from_slice(&packet[off..]);
+    p
 }
 
 /// A frame of another ethertype with the given payload.
@@ -426,5 +736,74 @@ pub mod read {
             frame[..6].try_into().unwrap(),
             frame[6..12].try_into().unwrap(),
         )
+    }
+}
+
+/// Readers of the fields of a (valid) IPv6 frame, for assertions.
+pub mod read6 {
+    use super::*;
+
+    /// Offset (in the IPv6 packet) and protocol of the upper-layer header,
+    /// behind every extension header.
+    pub fn upper_layer(ip: &[u8]) -> (usize, u8) {
+        let (mut off, mut next) = (40, ip[6]);
+        loop {
+            match next {
+                NEXTHDR_HOP | NEXTHDR_ROUTING | NEXTHDR_DEST => {
+                    next = ip[off];
+                    off += (usize::from(ip[off + 1]) + 1) * 8;
+                }
+                NEXTHDR_FRAGMENT => {
+                    next = ip[off];
+                    off += 8;
+                }
+                _ => return (off, next),
+            }
+        }
+    }
+
+    fn addr(ip: &[u8], off: usize) -> Ipv6Addr {
+        Ipv6Addr::from(<[u8; 16]>::try_from(&ip[off..off + 16]).unwrap())
+    }
+
+    pub fn src(frame: &[u8]) -> Ipv6Addr {
+        addr(&frame[ETH_LEN..], 8)
+    }
+
+    pub fn dst(frame: &[u8]) -> Ipv6Addr {
+        addr(&frame[ETH_LEN..], 24)
+    }
+
+    /// The upper-layer bytes of a frame.
+    pub fn l4(frame: &[u8]) -> &[u8] {
+        let ip = &frame[ETH_LEN..];
+        &ip[upper_layer(ip).0..]
+    }
+
+    /// The extension headers of a frame, as bytes.
+    pub fn ext(frame: &[u8]) -> &[u8] {
+        let ip = &frame[ETH_LEN..];
+        &ip[40..upper_layer(ip).0]
+    }
+
+    /// Source and destination of a TCP or UDP frame.
+    pub fn endpoints(frame: &[u8]) -> (SocketAddrV6, SocketAddrV6) {
+        endpoints_of_ip(&frame[ETH_LEN..])
+    }
+
+    /// Source and destination of a TCP or UDP packet (no Ethernet), as far
+    /// as its ports are there.
+    pub fn endpoints_of_ip(ip: &[u8]) -> (SocketAddrV6, SocketAddrV6) {
+        let (l4, _) = upper_layer(ip);
+        let port = |off: usize| u16::from_be_bytes([ip[l4 + off], ip[l4 + off + 1]]);
+        (
+            SocketAddrV6::new(addr(ip, 8), port(0), 0, 0),
+            SocketAddrV6::new(addr(ip, 24), port(2), 0, 0),
+        )
+    }
+
+    /// The quoted packet of an ICMPv6 error frame.
+    pub fn quote(frame: &[u8]) -> &[u8] {
+        &l4(frame)[8..]
     }
 }

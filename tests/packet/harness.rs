@@ -9,21 +9,25 @@
 //! than an IPv4 header, IPv6 frames shorter than an IPv6 header; see
 //! `kernel_runs`.
 
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use aya::programs::{TestRun as _, TestRunOptions};
 use etherparse::{
-    checksum::Sum16BitWords, Ipv4HeaderSlice, NetSlice, SlicedPacket, TransportSlice,
+    checksum::Sum16BitWords, Ipv4HeaderSlice, Ipv6HeaderSlice, NetSlice, SlicedPacket,
+    TransportSlice,
 };
-use hairpin::loader::{Datapath, LoadOptions, Maps};
+use hairpin::{
+    family::{Addr, FamilyMaps},
+    loader::{Datapath, LoadOptions, Maps},
+};
 use hairpin_common::{
-    BackendKey, BackendV4, Counter, CtDir, CtEntryV4, CtKeyV4, CtOrigin, CtTimeouts, Frontend,
-    FrontendKeyV4, FrontendStats, NodeConfig,
+    Backend, BackendKey, Counter, CtDir, CtEntry, CtEntryV4, CtEntryV6, CtKey, CtOrigin,
+    CtTimeouts, Frontend, FrontendKey, FrontendStats, NodeConfig,
 };
 
 use crate::{
     frames::{ETH_LEN, IPPROTO_TCP, IPPROTO_UDP},
-    model::{Action, Expected, Hook, Model, Origin, Tables, Tuple},
+    model::{Action, Expected, FrontendCfg, Hook, Model, Origin, Tables, Tuple},
 };
 
 pub const TC_ACT_UNSPEC: i32 = -1;
@@ -33,25 +37,133 @@ pub const TC_ACT_REDIRECT: i32 = 7;
 /// under a test (the model does not know time).
 const DAY_NS: u64 = 24 * 3600 * 1_000_000_000;
 
-pub fn ct_key(t: &Tuple) -> CtKeyV4 {
-    CtKeyV4 {
-        saddr: u32::from_ne_bytes(t.src.ip().octets()),
-        daddr: u32::from_ne_bytes(t.dst.ip().octets()),
-        sport: u16::from_ne_bytes(t.src.port().to_be_bytes()),
-        dport: u16::from_ne_bytes(t.dst.port().to_be_bytes()),
+/// An address as the maps hold it, written here from the wire format
+/// (each 4-byte group read in native order), not with the agent's helpers.
+pub trait Wire: Addr {
+    fn of(ip: IpAddr) -> Self;
+    fn to_ip(self) -> IpAddr;
+}
+
+impl Wire for u32 {
+    fn of(ip: IpAddr) -> Self {
+        let IpAddr::V4(a) = ip else {
+            panic!("{ip} in an IPv4 map")
+        };
+        u32::from_ne_bytes(a.octets())
+    }
+
+    fn to_ip(self) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::from(self.to_ne_bytes()))
+    }
+}
+
+impl Wire for [u32; 4] {
+    fn of(ip: IpAddr) -> Self {
+        let IpAddr::V6(a) = ip else {
+            panic!("{ip} in an IPv6 map")
+        };
+        let o = a.octets();
+        std::array::from_fn(|i| u32::from_ne_bytes(o[i * 4..i * 4 + 4].try_into().unwrap()))
+    }
+
+    fn to_ip(self) -> IpAddr {
+        let mut o = [0u8; 16];
+        for (i, w) in self.iter().enumerate() {
+            o[i * 4..i * 4 + 4].copy_from_slice(&w.to_ne_bytes());
+        }
+        IpAddr::V6(Ipv6Addr::from(o))
+    }
+}
+
+/// A port as the maps hold it: network byte order.
+fn wire_port(port: u16) -> u16 {
+    u16::from_ne_bytes(port.to_be_bytes())
+}
+
+pub fn ct_key<A: Wire>(t: &Tuple) -> CtKey<A> {
+    CtKey {
+        saddr: A::of(t.src.ip()),
+        daddr: A::of(t.dst.ip()),
+        sport: wire_port(t.src.port()),
+        dport: wire_port(t.dst.port()),
         proto: t.proto,
         _pad: [0; 3],
     }
 }
 
-pub fn tuple_of(k: &CtKeyV4) -> Tuple {
-    let ep = |addr: u32, port: u16| {
-        SocketAddrV4::new(
-            Ipv4Addr::from(addr.to_ne_bytes()),
-            u16::from_be_bytes(port.to_ne_bytes()),
-        )
-    };
+pub fn tuple_of<A: Wire>(k: &CtKey<A>) -> Tuple {
+    let ep =
+        |addr: A, port: u16| SocketAddr::new(addr.to_ip(), u16::from_be_bytes(port.to_ne_bytes()));
     Tuple::new(k.proto, ep(k.saddr, k.sport), ep(k.daddr, k.dport))
+}
+
+/// A conntrack entry of either family, its tuple read back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CtView {
+    pub dir: u8,
+    pub origin: u8,
+    pub nat: Tuple,
+    pub frontend_id: u32,
+    pub created_ns: u64,
+}
+
+impl<A: Wire> From<CtEntry<A>> for CtView {
+    fn from(e: CtEntry<A>) -> Self {
+        Self {
+            dir: e.dir,
+            origin: e.origin,
+            nat: tuple_of(&e.nat),
+            frontend_id: e.frontend_id,
+            created_ns: e.created_ns,
+        }
+    }
+}
+
+/// The entry of `t` in the conntrack map of its family.
+fn ct_entry(maps: &Maps, t: &Tuple) -> Option<CtView> {
+    match t.src {
+        SocketAddr::V4(_) => maps.v4.conntrack.get(&ct_key(t), 0).ok().map(CtView::from),
+        SocketAddr::V6(_) => maps.v6.conntrack.get(&ct_key(t), 0).ok().map(CtView::from),
+    }
+}
+
+/// Writes a frontend and its backends into the maps of its family.
+fn insert_frontend<A: Wire>(maps: &mut FamilyMaps<A>, fe: &FrontendCfg) {
+    let key = FrontendKey {
+        addr: A::of(fe.addr.ip()),
+        port: wire_port(fe.addr.port()),
+        proto: fe.proto,
+        _pad: 0,
+    };
+    let value = Frontend {
+        id: fe.id,
+        slots: fe.backends.len() as u32,
+    };
+    maps.frontends
+        .insert(key, value, 0)
+        .expect("inserting a frontend");
+    let users = maps.frontend_addrs.get(&key.addr, 0).unwrap_or(0);
+    maps.frontend_addrs
+        .insert(key.addr, users + 1, 0)
+        .expect("inserting a frontend address");
+    for (slot, b) in fe.backends.iter().enumerate() {
+        let backend = Backend {
+            addr: A::of(b.ip()),
+            port: wire_port(b.port()),
+            _pad: 0,
+        };
+        let key = BackendKey {
+            frontend_id: fe.id,
+            slot: slot as u32,
+        };
+        maps.backends
+            .insert(key, backend, 0)
+            .expect("inserting a backend");
+        let users = maps.backend_addrs.get(&backend.addr, 0).unwrap_or(0);
+        maps.backend_addrs
+            .insert(backend.addr, users + 1, 0)
+            .expect("inserting a backend address");
+    }
 }
 
 /// The datapath loaded once, its maps filled from `Tables`, and the model
@@ -77,45 +189,23 @@ impl Harness {
         };
         let mut dp = Datapath::load(&opts, None).expect("loading the datapath");
         let mut maps = dp.take_maps().expect("taking the datapath's maps");
+        let mut ids: Vec<u32> = tables.frontends.iter().map(|f| f.id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(
+            ids.len(),
+            tables.frontends.len(),
+            "frontend ids are shared across families (FRONTEND_STATS): they must differ"
+        );
         for fe in &tables.frontends {
-            let key = FrontendKeyV4 {
-                addr: u32::from_ne_bytes(fe.addr.ip().octets()),
-                port: u16::from_ne_bytes(fe.addr.port().to_be_bytes()),
-                proto: fe.proto,
-                _pad: 0,
-            };
-            let value = Frontend {
-                id: fe.id,
-                slots: fe.backends.len() as u32,
-            };
-            maps.v4
-                .frontends
-                .insert(key, value, 0)
-                .expect("inserting a frontend");
-            let users = maps.v4.frontend_addrs.get(&key.addr, 0).unwrap_or(0);
-            maps.v4
-                .frontend_addrs
-                .insert(key.addr, users + 1, 0)
-                .expect("inserting a frontend address");
-            for (slot, b) in fe.backends.iter().enumerate() {
-                let backend = BackendV4 {
-                    addr: u32::from_ne_bytes(b.ip().octets()),
-                    port: u16::from_ne_bytes(b.port().to_be_bytes()),
-                    _pad: 0,
-                };
-                let key = BackendKey {
-                    frontend_id: fe.id,
-                    slot: slot as u32,
-                };
-                maps.v4
-                    .backends
-                    .insert(key, backend, 0)
-                    .expect("inserting a backend");
-                let users = maps.v4.backend_addrs.get(&backend.addr, 0).unwrap_or(0);
-                maps.v4
-                    .backend_addrs
-                    .insert(backend.addr, users + 1, 0)
-                    .expect("inserting a backend address");
+            assert!(
+                fe.backends.iter().all(|b| b.is_ipv4() == fe.addr.is_ipv4()),
+                "frontend {} has backends of another family",
+                fe.id
+            );
+            match fe.addr {
+                SocketAddr::V4(_) => insert_frontend(&mut maps.v4, fe),
+                SocketAddr::V6(_) => insert_frontend(&mut maps.v6, fe),
             }
         }
         if let Some((ifindex, mac)) = tables.uplink {
@@ -155,8 +245,19 @@ impl Harness {
         (res.return_value as i32, out)
     }
 
+    /// The entry of an IPv4 tuple in `CT_V4`.
     pub fn ct(&self, t: &Tuple) -> Option<CtEntryV4> {
         self.maps.v4.conntrack.get(&ct_key(t), 0).ok()
+    }
+
+    /// The entry of an IPv6 tuple in `CT_V6`.
+    pub fn ct6(&self, t: &Tuple) -> Option<CtEntryV6> {
+        self.maps.v6.conntrack.get(&ct_key(t), 0).ok()
+    }
+
+    /// The entry of a tuple of either family.
+    pub fn entry(&self, t: &Tuple) -> Option<CtView> {
+        ct_entry(&self.maps, t)
     }
 
     /// Runs `frame` at `hook` and checks the datapath against the model:
@@ -165,11 +266,8 @@ impl Harness {
     /// (read independently with etherparse).
     pub fn step(&mut self, hook: Hook, frame: &[u8]) -> Result<Step, String> {
         let (verdict, out) = self.run(hook, frame);
-        let conntrack = &self.maps.v4.conntrack;
-        let chosen = |key: &Tuple| {
-            let e = conntrack.get(&ct_key(key), 0).ok()?;
-            Some(tuple_of(&e.nat).dst)
-        };
+        let maps = &self.maps;
+        let chosen = |key: &Tuple| Some(ct_entry(maps, key)?.nat.dst);
         let expected = self
             .model
             .process(hook, frame, chosen)
@@ -184,7 +282,7 @@ impl Harness {
         } = expected.action
         {
             // Both entries of the new flow, as the spec has them.
-            let key = tuple_of_frame_key(frame);
+            let key = expected.key.expect("the model's tuple of a flow's packet");
             let origin = match entry.origin {
                 Origin::Pod => CtOrigin::Pod,
                 Origin::Host => CtOrigin::Host,
@@ -199,13 +297,16 @@ impl Harness {
                     key.reversed(),
                 ),
             ] {
-                let e = self.ct(&at).ok_or_else(|| {
+                let e = self.entry(&at).ok_or_else(|| {
                     format!("a new flow has no {what} entry keyed {at:?}\n{}", context())
                 })?;
-                if (e.dir, e.origin, tuple_of(&e.nat)) != (dir as u8, origin, to) {
+                if (e.dir, e.origin, e.nat, e.frontend_id)
+                    != (dir as u8, origin, to, entry.frontend_id)
+                {
                     return Err(format!(
-                        "the {what} entry of a new flow is {e:?}, expected {dir:?} {:?} to {to:?}\n{}",
+                        "the {what} entry of a new flow is {e:?}, expected {dir:?} {:?} to {to:?} of frontend {}\n{}",
                         entry.origin,
+                        entry.frontend_id,
                         context()
                     ));
                 }
@@ -232,7 +333,10 @@ impl Harness {
     pub fn clear_flows(&mut self) {
         for key in self.model.keys() {
             // Ignored error: an entry the datapath never made is not there.
-            let _ = self.maps.v4.conntrack.remove(&ct_key(&key));
+            let _ = match key.src {
+                SocketAddr::V4(_) => self.maps.v4.conntrack.remove(&ct_key(&key)),
+                SocketAddr::V6(_) => self.maps.v6.conntrack.remove(&ct_key(&key)),
+            };
         }
         self.model.clear_flows();
     }
@@ -313,7 +417,7 @@ pub fn kernel_runs(frame: &[u8]) -> bool {
     frame.len() >= ETH_LEN + network_header
 }
 
-/// The tuple of a TCP or UDP frame.
+/// The tuple of an IPv4 TCP or UDP frame.
 pub fn tuple_of_frame_key(frame: &[u8]) -> Tuple {
     let (src, dst) = crate::frames::read::endpoints(frame);
     Tuple::new(frame[ETH_LEN + 9], src, dst)
@@ -338,11 +442,27 @@ fn same_csum(a: u16, b: u16) -> bool {
     a == b || (a == 0 && b == 0xffff) || (a == 0xffff && b == 0)
 }
 
-/// Checks every checksum of an IPv4 frame with etherparse: the IP header's,
-/// the TCP, UDP or ICMP one, and for an ICMP error the quoted IP header's
-/// and, when the whole quoted packet is there, its TCP or UDP checksum.
+/// Checks every checksum of an IPv4 or IPv6 frame with etherparse.
 pub fn verify_checksums(frame: &[u8]) -> Result<(), String> {
     let p = SlicedPacket::from_ethernet(frame).map_err(|e| format!("unreadable frame: {e}"))?;
+    match &p.net {
+        Some(NetSlice::Ipv4(_)) => verify_checksums_v4(&p),
+        Some(NetSlice::Ipv6(ip)) => {
+            let h = ip.header();
+            verify_transport_v6(h.source(), h.destination(), p.transport.as_ref(), "")?;
+            if let Some(TransportSlice::Icmpv6(i)) = &p.transport {
+                verify_quoted_v6(i.payload())?;
+            }
+            Ok(())
+        }
+        other => Err(format!("not an IP frame: {other:?}")),
+    }
+}
+
+/// Checks every checksum of an IPv4 frame: the IP header's, the TCP, UDP
+/// or ICMP one, and for an ICMP error the quoted IP header's and, when the
+/// whole quoted packet is there, its TCP or UDP checksum.
+fn verify_checksums_v4(p: &SlicedPacket<'_>) -> Result<(), String> {
     let Some(NetSlice::Ipv4(ip)) = &p.net else {
         return Err("not an IPv4 frame".into());
     };
@@ -388,6 +508,76 @@ pub fn verify_checksums(frame: &[u8]) -> Result<(), String> {
         other => return Err(format!("unexpected transport {other:?}")),
     }
     Ok(())
+}
+
+/// Checks the TCP, UDP or ICMPv6 checksum of an IPv6 packet from `src`
+/// to `dst` (`what` names a quoted packet in messages). A zero UDP checksum
+/// is wrong in IPv6 (RFC 8200 section 8.1).
+fn verify_transport_v6(
+    src: [u8; 16],
+    dst: [u8; 16],
+    transport: Option<&TransportSlice<'_>>,
+    what: &str,
+) -> Result<(), String> {
+    match transport {
+        Some(TransportSlice::Tcp(t)) => {
+            let want = t.calc_checksum_ipv6(src, dst).map_err(|e| e.to_string())?;
+            if !same_csum(t.checksum(), want) {
+                return Err(format!(
+                    "{what}TCP checksum {:#06x}, computed {want:#06x}",
+                    t.checksum()
+                ));
+            }
+        }
+        Some(TransportSlice::Udp(u)) => {
+            if u.checksum() == 0 {
+                return Err(format!("{what}UDP checksum zero (none) in IPv6"));
+            }
+            let want = u
+                .to_header()
+                .calc_checksum_ipv6_raw(src, dst, u.payload())
+                .map_err(|e| e.to_string())?;
+            if u.checksum() != want {
+                return Err(format!(
+                    "{what}UDP checksum {:#06x}, computed {want:#06x}",
+                    u.checksum()
+                ));
+            }
+        }
+        Some(TransportSlice::Icmpv6(i)) => {
+            if !i.is_checksum_valid(src, dst) {
+                return Err(format!(
+                    "{what}ICMPv6 checksum {:#06x} is wrong",
+                    i.checksum()
+                ));
+            }
+        }
+        other => return Err(format!("unexpected {what}transport {other:?}")),
+    }
+    Ok(())
+}
+
+/// Checks the TCP or UDP checksum of the packet quoted by an ICMPv6 error,
+/// when all of it is there (a zero UDP checksum stands for none here).
+fn verify_quoted_v6(quote: &[u8]) -> Result<(), String> {
+    let Ok(h) = Ipv6HeaderSlice::from_slice(quote) else {
+        // Not even the quoted IPv6 header: nothing to check.
+        return Ok(());
+    };
+    let total = 40 + usize::from(h.payload_length());
+    if quote.len() < total || h.payload_length() == 0 {
+        return Ok(());
+    }
+    let Ok(p) = SlicedPacket::from_ip(&quote[..total]) else {
+        return Ok(());
+    };
+    match &p.transport {
+        Some(TransportSlice::Udp(u)) if u.checksum() == 0 => Ok(()),
+        t @ Some(TransportSlice::Tcp(_) | TransportSlice::Udp(_)) => {
+            verify_transport_v6(h.source(), h.destination(), t.as_ref(), "quoted ")
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Checks the checksums of the packet quoted by an ICMP error.

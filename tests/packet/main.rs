@@ -10,7 +10,8 @@
 //!
 //! Frontends 192.168.100.10-13 lead to backend pods 10.0.1-4.x; a flow
 //! opened by a pod is translated on its veth, one opened by the host on the
-//! uplink; a pod that is its own backend is turned around on its veth.
+//! uplink; a pod that is its own backend is turned around on its veth. The
+//! same frontends exist in IPv6 (ipv6.rs), on the same loaded datapath.
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -18,10 +19,11 @@ mod support;
 mod collector;
 mod frames;
 mod harness;
+mod ipv6;
 mod model;
 mod properties;
 
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
 use frames::{
     read, Frame, Icmp, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, L4, NODE_MAC, POD_MAC, PROTOCOLS,
@@ -64,7 +66,8 @@ pub const HOST_CLIENT: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
 pub const ROUTER: Ipv4Addr = Ipv4Addr::new(10, 255, 0, 1);
 pub const UPLINK: (u32, [u8; 6]) = (2, [0x02, 0xfc, 0x00, 0x00, 0x00, 0x01]);
 
-pub fn frontend_id(addr: SocketAddrV4, proto: u8) -> u32 {
+pub fn frontend_id(addr: impl Into<SocketAddr>, proto: u8) -> u32 {
+    let addr = addr.into();
     standard_tables()
         .frontends
         .iter()
@@ -73,22 +76,29 @@ pub fn frontend_id(addr: SocketAddrV4, proto: u8) -> u32 {
         .expect("a frontend of the standard tables")
 }
 
-pub fn standard_tables() -> Tables {
-    let fe = |id, addr, proto, backends: &[SocketAddrV4]| FrontendCfg {
+fn fe<A: Into<SocketAddr> + Copy>(id: u32, addr: A, proto: u8, backends: &[A]) -> FrontendCfg {
+    FrontendCfg {
         id,
-        addr,
+        addr: addr.into(),
         proto,
-        backends: backends.to_vec(),
-    };
+        backends: backends.iter().map(|&b| b.into()).collect(),
+    }
+}
+
+/// The IPv4 frontends (ids 0-5) and the IPv6 ones (ids 6-11: both
+/// families count in one `FRONTEND_STATS`).
+pub fn standard_tables() -> Tables {
+    let mut frontends = vec![
+        fe(0, WEB, IPPROTO_TCP, &WEB_BACKENDS),
+        fe(1, DNS, IPPROTO_UDP, &DNS_BACKENDS),
+        fe(2, SOLO, IPPROTO_TCP, &[SOLO_BACKEND]),
+        fe(3, SOLO, IPPROTO_UDP, &[SOLO_BACKEND]),
+        fe(4, EMPTY, IPPROTO_TCP, &[]),
+        fe(5, WEIGHTED, IPPROTO_UDP, &WEIGHTED_BACKENDS),
+    ];
+    frontends.extend(ipv6::frontends());
     Tables {
-        frontends: vec![
-            fe(0, WEB, IPPROTO_TCP, &WEB_BACKENDS),
-            fe(1, DNS, IPPROTO_UDP, &DNS_BACKENDS),
-            fe(2, SOLO, IPPROTO_TCP, &[SOLO_BACKEND]),
-            fe(3, SOLO, IPPROTO_UDP, &[SOLO_BACKEND]),
-            fe(4, EMPTY, IPPROTO_TCP, &[]),
-            fe(5, WEIGHTED, IPPROTO_UDP, &WEIGHTED_BACKENDS),
-        ],
+        frontends,
         uplink: Some(UPLINK),
     }
 }
@@ -128,11 +138,12 @@ fn assert_untouched_everywhere(h: &mut Harness, frame: &[u8], what: &str) {
     }
 }
 
-/// Asserts the conntrack entries of a flow: the forward one keyed by the
-/// client's tuple, the reverse one keyed by the backend's reply tuple.
+/// Asserts the conntrack entries of a flow of either family: the forward
+/// one keyed by the client's tuple, the reverse one keyed by the backend's
+/// reply tuple.
 fn assert_flow_entries(h: &Harness, client: &Tuple, to: &Tuple, origin: CtOrigin) {
     let fwd = h
-        .ct(client)
+        .entry(client)
         .unwrap_or_else(|| panic!("no forward conntrack entry for {client:?}"));
     assert_eq!(
         fwd.dir,
@@ -140,13 +151,9 @@ fn assert_flow_entries(h: &Harness, client: &Tuple, to: &Tuple, origin: CtOrigin
         "direction of the forward entry"
     );
     assert_eq!(fwd.origin, origin as u8, "origin of the forward entry");
-    assert_eq!(
-        harness::tuple_of(&fwd.nat),
-        *to,
-        "tuple the forward entry leads to"
-    );
+    assert_eq!(fwd.nat, *to, "tuple the forward entry leads to");
     let rev = h
-        .ct(&to.reversed())
+        .entry(&to.reversed())
         .unwrap_or_else(|| panic!("no reverse conntrack entry for {:?}", to.reversed()));
     assert_eq!(
         rev.dir,
@@ -155,7 +162,7 @@ fn assert_flow_entries(h: &Harness, client: &Tuple, to: &Tuple, origin: CtOrigin
     );
     assert_eq!(rev.origin, origin as u8, "origin of the reverse entry");
     assert_eq!(
-        harness::tuple_of(&rev.nat),
+        rev.nat,
         client.reversed(),
         "tuple the reverse entry leads to"
     );

@@ -17,6 +17,26 @@
 //! - ICMP errors quoting a packet of a flow are translated with it.
 //! - Everything else, malformed IPv4 included, passes bit-identical.
 //!
+//! IPv6 follows the same rules over its own tables and conntrack, with
+//! these differences:
+//! - No header checksum: an address change shows in the L4 checksum only,
+//!   through its pseudo-header (RFC 8200 section 8.1).
+//! - Extension headers (hop-by-hop, routing, destination options) are
+//!   walked, four at the most, to find TCP, UDP or ICMPv6 behind them; they
+//!   stay as they are. Behind a fifth one the walk stops: what the fourth
+//!   announces is taken as the protocol, which is none hairpin translates,
+//!   so the packet passes (not counted as unparsable).
+//! - A fragment header met on the walk, a jumbogram (payload length 0), an
+//!   extension header beyond the payload, or a short upper-layer header make
+//!   the packet unparsable: it passes, counted.
+//! - ICMPv6 errors (destination unreachable, packet too big, time exceeded)
+//!   quoting an IPv6 header directly followed by TCP or UDP of a flow are
+//!   translated as ICMP ones are; the ICMPv6 checksum covers the outer
+//!   addresses (pseudo-header) and the whole message. Everything else of
+//!   ICMPv6 (neighbour discovery, echo) passes.
+//! - A zero UDP checksum is not allowed in IPv6 (RFC 8200 section 8.1), but
+//!   if one comes it is treated as in IPv4: it stays zero.
+//!
 //! Checksums are updated incrementally (RFC 1624, eqn. 3), so that an input
 //! with a wrong checksum keeps exactly the same error; the comparison allows
 //! the ones' complement equivalence of 0x0000 and 0xffff.
@@ -24,12 +44,13 @@
 use std::{
     collections::HashMap,
     fmt::Write as _,
-    net::{Ipv4Addr, SocketAddrV4},
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
 };
 
 use crate::frames::{
-    ETH_LEN, ETH_P_IP, ICMP_DEST_UNREACH, ICMP_TIME_EXCEEDED, IPPROTO_ICMP, IPPROTO_TCP,
-    IPPROTO_UDP, IP_MF, TCP_ACK, TCP_SYN,
+    ETH_LEN, ETH_P_IP, ETH_P_IPV6, ICMPV6_DEST_UNREACH, ICMPV6_PKT_TOOBIG, ICMPV6_TIME_EXCEED,
+    ICMP_DEST_UNREACH, ICMP_TIME_EXCEEDED, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP,
+    IP_MF, NEXTHDR_DEST, NEXTHDR_FRAGMENT, NEXTHDR_HOP, NEXTHDR_ROUTING, TCP_ACK, TCP_SYN,
 };
 
 /// Where a program runs.
@@ -63,17 +84,22 @@ impl Hook {
     }
 }
 
-/// A packet's addresses, ports and protocol.
+/// A packet's addresses, ports and protocol, of either family (IPv6
+/// socket addresses have no flow information or scope).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Tuple {
-    pub src: SocketAddrV4,
-    pub dst: SocketAddrV4,
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
     pub proto: u8,
 }
 
 impl Tuple {
-    pub fn new(proto: u8, src: SocketAddrV4, dst: SocketAddrV4) -> Self {
-        Self { src, dst, proto }
+    pub fn new(proto: u8, src: impl Into<SocketAddr>, dst: impl Into<SocketAddr>) -> Self {
+        Self {
+            src: src.into(),
+            dst: dst.into(),
+            proto,
+        }
     }
 
     pub fn reversed(&self) -> Self {
@@ -85,17 +111,20 @@ impl Tuple {
     }
 }
 
+/// A frontend of either family; its backends are of its family.
 #[derive(Clone, Debug)]
 pub struct FrontendCfg {
+    /// Unique across both families: they share `FRONTEND_STATS`.
     pub id: u32,
-    pub addr: SocketAddrV4,
+    pub addr: SocketAddr,
     pub proto: u8,
     /// One backend per slot; empty: the frontend translates nothing.
-    pub backends: Vec<SocketAddrV4>,
+    pub backends: Vec<SocketAddr>,
 }
 
 #[derive(Clone, Debug, Default)]
 pub struct Tables {
+    /// IPv4 and IPv6 frontends.
     pub frontends: Vec<FrontendCfg>,
     /// The uplink's interface index and MAC address, once known.
     pub uplink: Option<(u32, [u8; 6])>,
@@ -108,11 +137,11 @@ impl Tables {
             .find(|f| f.addr == t.dst && f.proto == t.proto && !f.backends.is_empty())
     }
 
-    pub fn is_frontend_addr(&self, addr: &Ipv4Addr) -> bool {
+    pub fn is_frontend_addr(&self, addr: IpAddr) -> bool {
         self.frontends.iter().any(|f| f.addr.ip() == addr)
     }
 
-    pub fn is_backend_addr(&self, addr: &Ipv4Addr) -> bool {
+    pub fn is_backend_addr(&self, addr: IpAddr) -> bool {
         self.frontends
             .iter()
             .any(|f| f.backends.iter().any(|b| b.ip() == addr))
@@ -203,6 +232,8 @@ pub enum Action {
 #[derive(Clone, Debug)]
 pub struct Expected {
     pub action: Action,
+    /// The tuple of a translated TCP or UDP packet, as it came.
+    pub key: Option<Tuple>,
     pub verdict: Verdict,
     pub frame: Vec<u8>,
     /// Whether the MAC addresses are known (not on a re-routed frame).
@@ -328,41 +359,75 @@ fn addr_at(b: &[u8], off: usize) -> Ipv4Addr {
     Ipv4Addr::new(b[off], b[off + 1], b[off + 2], b[off + 3])
 }
 
+fn addr6_at(b: &[u8], off: usize) -> Ipv6Addr {
+    Ipv6Addr::from(<[u8; 16]>::try_from(&b[off..off + 16]).unwrap())
+}
+
+fn octets(a: IpAddr) -> Vec<u8> {
+    match a {
+        IpAddr::V4(a) => a.octets().to_vec(),
+        IpAddr::V6(a) => a.octets().to_vec(),
+    }
+}
+
 /// The bytes of a tuple's fields as they sit in the headers: source and
 /// destination address, then source and destination port.
 fn tuple_fields(t: &Tuple) -> Vec<u8> {
-    let mut v = Vec::with_capacity(12);
-    v.extend_from_slice(&t.src.ip().octets());
-    v.extend_from_slice(&t.dst.ip().octets());
+    let mut v = Vec::with_capacity(36);
+    v.extend_from_slice(&octets(t.src.ip()));
+    v.extend_from_slice(&octets(t.dst.ip()));
     v.extend_from_slice(&t.src.port().to_be_bytes());
     v.extend_from_slice(&t.dst.port().to_be_bytes());
     v
 }
 
-/// An IPv4 TCP, UDP or ICMP packet as the spec reads it.
-struct Ipv4<'a> {
-    src: Ipv4Addr,
-    dst: Ipv4Addr,
+/// A TCP, UDP, ICMP or ICMPv6 packet as the spec reads it.
+struct Ip<'a> {
+    src: IpAddr,
+    dst: IpAddr,
     proto: u8,
     /// Offset of the L4 header in the frame.
     l4_off: usize,
-    /// The L4 bytes, up to the IP total length.
+    /// The L4 bytes, up to the IP packet's end (total or payload length).
     l4: &'a [u8],
 }
 
+impl Ip<'_> {
+    fn v6(&self) -> bool {
+        self.src.is_ipv6()
+    }
+
+    /// Offsets of the source and destination addresses in the frame, and
+    /// their length.
+    fn addr_offsets(&self) -> (usize, usize, usize) {
+        if self.v6() {
+            (ETH_LEN + 8, ETH_LEN + 24, 16)
+        } else {
+            (ETH_LEN + 12, ETH_LEN + 16, 4)
+        }
+    }
+}
+
 enum Class<'a> {
-    /// Not IPv4, or IPv4 of a protocol that is not translated.
+    /// Neither IPv4 nor IPv6, or a protocol that is not translated.
     Other,
-    /// A bad, truncated or fragmented IPv4 packet.
+    /// A bad, truncated or fragmented packet.
     Malformed,
-    Ipv4(Ipv4<'a>),
+    Ip(Ip<'a>),
 }
 
 fn classify(frame: &[u8]) -> Class<'_> {
-    if frame.len() < ETH_LEN || get16(frame, 12) != ETH_P_IP {
+    if frame.len() < ETH_LEN {
         return Class::Other;
     }
-    let ip = &frame[ETH_LEN..];
+    match get16(frame, 12) {
+        ETH_P_IP => classify_ipv4(&frame[ETH_LEN..]),
+        ETH_P_IPV6 => classify_ipv6(&frame[ETH_LEN..]),
+        _ => Class::Other,
+    }
+}
+
+fn classify_ipv4(ip: &[u8]) -> Class<'_> {
     if ip.len() < 20 {
         return Class::Malformed;
     }
@@ -374,21 +439,78 @@ fn classify(frame: &[u8]) -> Class<'_> {
     if version != 4 || ihl < 20 || total < ihl || total > ip.len() || fragment {
         return Class::Malformed;
     }
-    let proto = ip[9];
-    let l4 = &ip[ihl..total];
+    upper_layer(
+        ip[9],
+        IpAddr::V4(addr_at(ip, 12)),
+        IpAddr::V4(addr_at(ip, 16)),
+        ihl,
+        &ip[ihl..total],
+        IPPROTO_ICMP,
+    )
+}
+
+/// Extension headers walked to find the upper-layer header.
+const IPV6_EXT_WALKED: usize = 4;
+
+fn classify_ipv6(ip: &[u8]) -> Class<'_> {
+    if ip.len() < 40 {
+        return Class::Malformed;
+    }
+    let payload = usize::from(get16(ip, 4));
+    // A zero payload length announces a jumbogram (RFC 2675): not handled.
+    if ip[0] >> 4 != 6 || payload == 0 || 40 + payload > ip.len() {
+        return Class::Malformed;
+    }
+    let end = 40 + payload;
+    let (mut next, mut off) = (ip[6], 40);
+    for _ in 0..IPV6_EXT_WALKED {
+        match next {
+            NEXTHDR_HOP | NEXTHDR_ROUTING | NEXTHDR_DEST => {
+                // Its next header and length, then all of it, within the
+                // payload.
+                if off + 2 > end {
+                    return Class::Malformed;
+                }
+                let len = (usize::from(ip[off + 1]) + 1) * 8;
+                if off + len > end {
+                    return Class::Malformed;
+                }
+                next = ip[off];
+                off += len;
+            }
+            NEXTHDR_FRAGMENT => return Class::Malformed,
+            _ => break,
+        }
+    }
+    // Behind a fifth extension header, `next` is an extension header's
+    // number: no protocol hairpin translates.
+    upper_layer(
+        next,
+        IpAddr::V6(addr6_at(ip, 8)),
+        IpAddr::V6(addr6_at(ip, 24)),
+        off,
+        &ip[off..end],
+        IPPROTO_ICMPV6,
+    )
+}
+
+/// The packet of protocol `proto` whose upper-layer bytes `l4` start at
+/// `off` in the IP packet; `icmp` is the family's ICMP.
+fn upper_layer(proto: u8, src: IpAddr, dst: IpAddr, off: usize, l4: &[u8], icmp: u8) -> Class<'_> {
     let min = match proto {
         IPPROTO_TCP => 20,
-        IPPROTO_UDP | IPPROTO_ICMP => 8,
+        IPPROTO_UDP => 8,
+        p if p == icmp => 8,
         _ => return Class::Other,
     };
     if l4.len() < min || (proto == IPPROTO_TCP && usize::from(l4[12] >> 4) < 5) {
         return Class::Malformed;
     }
-    Class::Ipv4(Ipv4 {
-        src: addr_at(ip, 12),
-        dst: addr_at(ip, 16),
+    Class::Ip(Ip {
+        src,
+        dst,
         proto,
-        l4_off: ETH_LEN + ihl,
+        l4_off: ETH_LEN + off,
         l4,
     })
 }
@@ -434,10 +556,11 @@ impl Model {
         &mut self,
         hook: Hook,
         frame: &[u8],
-        chosen: impl FnOnce(&Tuple) -> Option<SocketAddrV4>,
+        chosen: impl FnOnce(&Tuple) -> Option<SocketAddr>,
     ) -> Result<Expected, String> {
         let untouched = Expected {
             action: Action::Untouched,
+            key: None,
             verdict: Verdict::Pass,
             frame: frame.to_vec(),
             check_macs: true,
@@ -449,8 +572,9 @@ impl Model {
                 self.counters.unparsable += 1;
                 Ok(untouched)
             }
-            Class::Ipv4(p) if p.proto == IPPROTO_ICMP => Ok(self.icmp(hook, frame, &p, untouched)),
-            Class::Ipv4(p) => self.flow(hook, frame, &p, chosen, untouched),
+            Class::Ip(p) if p.proto == IPPROTO_ICMP => Ok(self.icmp(hook, frame, &p, untouched)),
+            Class::Ip(p) if p.proto == IPPROTO_ICMPV6 => Ok(self.icmp6(hook, frame, &p, untouched)),
+            Class::Ip(p) => self.flow(hook, frame, &p, chosen, untouched),
         }
     }
 
@@ -458,14 +582,14 @@ impl Model {
         &mut self,
         hook: Hook,
         frame: &[u8],
-        p: &Ipv4<'_>,
-        chosen: impl FnOnce(&Tuple) -> Option<SocketAddrV4>,
+        p: &Ip<'_>,
+        chosen: impl FnOnce(&Tuple) -> Option<SocketAddr>,
         untouched: Expected,
     ) -> Result<Expected, String> {
         let key = Tuple::new(
             p.proto,
-            SocketAddrV4::new(p.src, get16(p.l4, 0)),
-            SocketAddrV4::new(p.dst, get16(p.l4, 2)),
+            SocketAddr::new(p.src, get16(p.l4, 0)),
+            SocketAddr::new(p.dst, get16(p.l4, 2)),
         );
         let flags = if p.proto == IPPROTO_TCP { p.l4[13] } else { 0 };
         let ack = flags & TCP_ACK != 0;
@@ -522,18 +646,25 @@ impl Model {
 
         let mut out = frame.to_vec();
         let mut csums = Vec::new();
-        let ip_csum = ETH_LEN + 10;
         let l4_csum = p.l4_off + l4_csum_off(p.proto);
         let to = entry.to;
         let (old, new) = (tuple_fields(&key), tuple_fields(&to));
-        out[ETH_LEN + 12..ETH_LEN + 20].copy_from_slice(&new[..8]);
-        out[p.l4_off..p.l4_off + 4].copy_from_slice(&new[8..]);
-        put16(
-            &mut out,
-            ip_csum,
-            csum_update(get16(frame, ip_csum), &old[..8], &new[..8]),
-        );
-        csums.push((ip_csum, CsumKind::Ones));
+        let (src_off, dst_off, alen) = p.addr_offsets();
+        out[src_off..src_off + alen].copy_from_slice(&new[..alen]);
+        out[dst_off..dst_off + alen].copy_from_slice(&new[alen..2 * alen]);
+        out[p.l4_off..p.l4_off + 4].copy_from_slice(&new[2 * alen..]);
+        if !p.v6() {
+            // IPv6 has no header checksum.
+            let ip_csum = ETH_LEN + 10;
+            put16(
+                &mut out,
+                ip_csum,
+                csum_update(get16(frame, ip_csum), &old[..8], &new[..8]),
+            );
+            csums.push((ip_csum, CsumKind::Ones));
+        }
+        // The L4 checksum covers the ports, and the addresses through its
+        // pseudo-header.
         let c = get16(frame, l4_csum);
         if p.proto == IPPROTO_UDP {
             if c != 0 {
@@ -558,6 +689,7 @@ impl Model {
         let (verdict, check_macs) = self.deliver(hook, &entry, &mut out);
         Ok(Expected {
             action: Action::Flow { entry, new_flow },
+            key: Some(key),
             verdict,
             frame: out,
             check_macs,
@@ -571,7 +703,7 @@ impl Model {
         hook: Hook,
         key: &Tuple,
         fe: &FrontendCfg,
-        backend: SocketAddrV4,
+        backend: SocketAddr,
         ack: bool,
     ) -> Entry {
         let origin = match hook {
@@ -582,7 +714,7 @@ impl Model {
         // A pod reaching itself gets the frontend's address as its source,
         // with its own port.
         let src = if origin == Origin::Loop {
-            SocketAddrV4::new(*key.dst.ip(), key.src.port())
+            SocketAddr::new(key.dst.ip(), key.src.port())
         } else {
             key.src
         };
@@ -640,7 +772,19 @@ impl Model {
         }
     }
 
-    fn icmp(&mut self, hook: Hook, frame: &[u8], p: &Ipv4<'_>, untouched: Expected) -> Expected {
+    /// The flow entry an ICMP or ICMPv6 error quoting `quoted` belongs to,
+    /// if it is translated at `hook`. The error travels the other way than
+    /// the packet it quotes: it belongs where a packet of the reversed tuple
+    /// would be translated.
+    fn error_entry(&mut self, hook: Hook, quoted: &Tuple) -> Option<Entry> {
+        let entry = *self.ct.get(&quoted.reversed())?;
+        if !owns(hook, entry.dir, entry.origin) || !self.can_deliver(hook, &entry) {
+            return None;
+        }
+        Some(entry)
+    }
+
+    fn icmp(&mut self, hook: Hook, frame: &[u8], p: &Ip<'_>, untouched: Expected) -> Expected {
         let icmp_type = p.l4[0];
         if icmp_type != ICMP_DEST_UNREACH && icmp_type != ICMP_TIME_EXCEEDED {
             return untouched;
@@ -661,18 +805,13 @@ impl Model {
         }
         let quoted = Tuple::new(
             qproto,
-            SocketAddrV4::new(addr_at(quote, 12), get16(quote, qihl)),
-            SocketAddrV4::new(addr_at(quote, 16), get16(quote, qihl + 2)),
+            SocketAddr::new(IpAddr::V4(addr_at(quote, 12)), get16(quote, qihl)),
+            SocketAddr::new(IpAddr::V4(addr_at(quote, 16)), get16(quote, qihl + 2)),
         );
-        // The error travels the other way than the packet it quotes: it
-        // belongs where a packet of the reversed tuple would be translated.
         let key = quoted.reversed();
-        let Some(&entry) = self.ct.get(&key) else {
+        let Some(entry) = self.error_entry(hook, &quoted) else {
             return untouched;
         };
-        if !owns(hook, entry.dir, entry.origin) || !self.can_deliver(hook, &entry) {
-            return untouched;
-        }
 
         let mut out = frame.to_vec();
         let mut csums = Vec::new();
@@ -682,11 +821,11 @@ impl Model {
         // flow's; a router's address stays.
         let ip_csum = ETH_LEN + 10;
         let old_addrs = frame[ETH_LEN + 12..ETH_LEN + 20].to_vec();
-        if p.src == *key.src.ip() {
-            out[ETH_LEN + 12..ETH_LEN + 16].copy_from_slice(&to.src.ip().octets());
+        if p.src == key.src.ip() {
+            out[ETH_LEN + 12..ETH_LEN + 16].copy_from_slice(&octets(to.src.ip()));
         }
-        if p.dst == *key.dst.ip() {
-            out[ETH_LEN + 16..ETH_LEN + 20].copy_from_slice(&to.dst.ip().octets());
+        if p.dst == key.dst.ip() {
+            out[ETH_LEN + 16..ETH_LEN + 20].copy_from_slice(&octets(to.dst.ip()));
         }
         let new_addrs = out[ETH_LEN + 12..ETH_LEN + 20].to_vec();
         put16(
@@ -721,15 +860,7 @@ impl Model {
 
         // The ICMP checksum covers the whole message.
         let icmp_csum = p.l4_off + 2;
-        let end = p.l4_off + p.l4.len();
-        let mut old_msg = frame[p.l4_off..end].to_vec();
-        let mut new_msg = out[p.l4_off..end].to_vec();
-        for m in [&mut old_msg, &mut new_msg] {
-            m[2..4].fill(0);
-            if m.len() % 2 == 1 {
-                m.push(0);
-            }
-        }
+        let (old_msg, new_msg) = message_words(frame, &out, p);
         put16(
             &mut out,
             icmp_csum,
@@ -741,10 +872,112 @@ impl Model {
         let (verdict, check_macs) = self.deliver(hook, &entry, &mut out);
         Expected {
             action: Action::IcmpError { entry },
+            key: None,
             verdict,
             frame: out,
             check_macs,
             csums,
         }
     }
+
+    /// An ICMPv6 message: errors quoting an IPv6 header directly followed
+    /// by the TCP or UDP header of a flow's packet are translated as ICMP
+    /// ones are; everything else passes.
+    fn icmp6(&mut self, hook: Hook, frame: &[u8], p: &Ip<'_>, untouched: Expected) -> Expected {
+        let icmp_type = p.l4[0];
+        if ![ICMPV6_DEST_UNREACH, ICMPV6_PKT_TOOBIG, ICMPV6_TIME_EXCEED].contains(&icmp_type) {
+            return untouched;
+        }
+        // The quoted packet: its IPv6 header and at least its ports.
+        let quote = &p.l4[8..];
+        if quote.len() < 40 + 4 {
+            return untouched;
+        }
+        let qproto = quote[6];
+        if quote[0] >> 4 != 6 || (qproto != IPPROTO_TCP && qproto != IPPROTO_UDP) {
+            return untouched;
+        }
+        let quoted = Tuple::new(
+            qproto,
+            SocketAddr::new(IpAddr::V6(addr6_at(quote, 8)), get16(quote, 40)),
+            SocketAddr::new(IpAddr::V6(addr6_at(quote, 24)), get16(quote, 42)),
+        );
+        let key = quoted.reversed();
+        let Some(entry) = self.error_entry(hook, &quoted) else {
+            return untouched;
+        };
+
+        let mut out = frame.to_vec();
+        let mut csums = Vec::new();
+        let to = entry.to;
+
+        // Outer header: an address that is the flow's changes like the
+        // flow's; a router's address stays.
+        let (src_off, dst_off) = (ETH_LEN + 8, ETH_LEN + 24);
+        if p.src == key.src.ip() {
+            out[src_off..src_off + 16].copy_from_slice(&octets(to.src.ip()));
+        }
+        if p.dst == key.dst.ip() {
+            out[dst_off..dst_off + 16].copy_from_slice(&octets(to.dst.ip()));
+        }
+
+        // The quoted packet becomes what the error's receiver sent.
+        let q_off = p.l4_off + 8;
+        let inner = to.reversed();
+        let (old, new) = (tuple_fields(&quoted), tuple_fields(&inner));
+        out[q_off + 8..q_off + 40].copy_from_slice(&new[..32]);
+        out[q_off + 40..q_off + 44].copy_from_slice(&new[32..]);
+        // The quoted L4 checksum, if quoted (a zero UDP one is none).
+        let q_l4_csum = q_off + 40 + l4_csum_off(qproto);
+        if quote.len() >= 40 + l4_csum_off(qproto) + 2 {
+            let c = get16(frame, q_l4_csum);
+            if qproto == IPPROTO_TCP || c != 0 {
+                put16(&mut out, q_l4_csum, csum_update(c, &old, &new));
+                csums.push((q_l4_csum, CsumKind::Ones));
+            }
+        }
+
+        // The ICMPv6 checksum covers the outer addresses (pseudo-header)
+        // and the whole message.
+        let icmp_csum = p.l4_off + 2;
+        let old_pseudo = frame[src_off..dst_off + 16].to_vec();
+        let new_pseudo = out[src_off..dst_off + 16].to_vec();
+        let (old_msg, new_msg) = message_words(frame, &out, p);
+        put16(
+            &mut out,
+            icmp_csum,
+            csum_update(
+                get16(frame, icmp_csum),
+                &[old_pseudo, old_msg].concat(),
+                &[new_pseudo, new_msg].concat(),
+            ),
+        );
+        csums.push((icmp_csum, CsumKind::Ones));
+
+        self.counters.icmp_translated += 1;
+        let (verdict, check_macs) = self.deliver(hook, &entry, &mut out);
+        Expected {
+            action: Action::IcmpError { entry },
+            key: None,
+            verdict,
+            frame: out,
+            check_macs,
+            csums,
+        }
+    }
+}
+
+/// The ICMP message of `p` in `frame` and in `out`, checksum zeroed and
+/// padded to whole 16-bit words, for a checksum update over all of it.
+fn message_words(frame: &[u8], out: &[u8], p: &Ip<'_>) -> (Vec<u8>, Vec<u8>) {
+    let end = p.l4_off + p.l4.len();
+    let mut old_msg = frame[p.l4_off..end].to_vec();
+    let mut new_msg = out[p.l4_off..end].to_vec();
+    for m in [&mut old_msg, &mut new_msg] {
+        m[2..4].fill(0);
+        if m.len() % 2 == 1 {
+            m.push(0);
+        }
+    }
+    (old_msg, new_msg)
 }

@@ -3,7 +3,7 @@
 //! closed backend port and path-MTU discovery keeps working.
 
 use aya_ebpf::programs::TcContext;
-use hairpin_common::{CtEntryV4, CtKeyV4, IPPROTO_TCP, IPPROTO_UDP};
+use hairpin_common::{CtEntryV4, CtKey, IPPROTO_TCP, IPPROTO_UDP};
 
 use crate::{
     csum::{fix_field, l4_csum, ICMP_CSUM_OFF},
@@ -15,25 +15,68 @@ const ICMP_DEST_UNREACH: u8 = 3;
 const ICMP_TIME_EXCEEDED: u8 = 11;
 const ICMP_HDR_LEN: usize = 8;
 
-/// The packet quoted by an ICMP error (its IP header and first L4 bytes).
-pub struct Quoted {
+/// The packet quoted by an ICMP (or ICMPv6) error: its IP header and first
+/// L4 bytes.
+pub struct Quoted<A> {
     pub ip_off: usize,
     pub l4_off: usize,
     /// The quoted packet's tuple, as it was sent.
-    pub key: CtKeyV4,
+    pub key: CtKey<A>,
 }
 
-impl Quoted {
+impl<A: Copy> Quoted<A> {
     /// The tuple of a packet travelling like the error: the lookup key.
     #[inline(always)]
-    pub fn error_key(&self) -> CtKeyV4 {
+    pub fn error_key(&self) -> CtKey<A> {
         self.key.reversed()
     }
 }
 
+/// The quoted packet's L4 checksum (offset, value), if the error quoted
+/// enough bytes for it (a TCP checksum lies beyond the 8 bytes RFC 792
+/// guarantees) within the error itself; a zero UDP checksum means none.
+#[inline(always)]
+pub fn quoted_l4_csum<A>(ctx: &TcContext, pkt: &Packet<A>, q: &Quoted<A>) -> Option<(usize, u16)> {
+    l4_csum(q.key.proto)
+        .map(|(off, _)| q.l4_off + off)
+        .filter(|&off| off + 2 <= pkt.end)
+        .and_then(|off| bytes_at::<2>(ctx, off).map(|c| (off, u16::from_ne_bytes(c))))
+        .filter(|&(_, c)| q.key.proto == IPPROTO_TCP || c != 0)
+}
+
+/// Rewrites the quoted ports to `inner`'s, fixing the ICMP checksum and the
+/// quoted L4 checksum `l4` for them, then the ICMP checksum for the L4
+/// checksum's own change. Address changes come first, by the caller.
+#[inline(always)]
+pub fn quoted_ports<A>(
+    ctx: &TcContext,
+    icmp_csum: usize,
+    l4: Option<(usize, u16)>,
+    q: &Quoted<A>,
+    inner: &CtKey<A>,
+) -> Result<(), i64> {
+    for (off, old, new) in [
+        (q.l4_off, q.key.sport, inner.sport),
+        (q.l4_off + 2, q.key.dport, inner.dport),
+    ] {
+        if old != new {
+            ctx.store(off, &new, 0)?;
+            fix_field(ctx, icmp_csum, old.into(), new.into(), 2)?;
+            if let Some((l4_off, _)) = l4 {
+                fix_field(ctx, l4_off, old.into(), new.into(), 2)?;
+            }
+        }
+    }
+    if let Some((l4_off, old)) = l4 {
+        let new = bytes_at::<2>(ctx, l4_off).map_or(old, u16::from_ne_bytes);
+        fix_field(ctx, icmp_csum, old.into(), new.into(), 2)?;
+    }
+    Ok(())
+}
+
 /// The quoted TCP or UDP packet of an ICMP error, if `pkt` is one.
 #[inline(always)]
-pub fn quoted(ctx: &TcContext, pkt: &Packet<u32>) -> Option<Quoted> {
+pub fn quoted(ctx: &TcContext, pkt: &Packet<u32>) -> Option<Quoted<u32>> {
     if pkt.icmp_type != ICMP_DEST_UNREACH && pkt.icmp_type != ICMP_TIME_EXCEEDED {
         return None;
     }
@@ -55,7 +98,7 @@ pub fn quoted(ctx: &TcContext, pkt: &Packet<u32>) -> Option<Quoted> {
     Some(Quoted {
         ip_off,
         l4_off,
-        key: CtKeyV4 {
+        key: CtKey {
             saddr: u32::from_ne_bytes([ip[12], ip[13], ip[14], ip[15]]),
             daddr: u32::from_ne_bytes([ip[16], ip[17], ip[18], ip[19]]),
             sport: u16::from_ne_bytes([ports[0], ports[1]]),
@@ -71,7 +114,12 @@ pub fn quoted(ctx: &TcContext, pkt: &Packet<u32>) -> Option<Quoted> {
 /// outer source only when the error came from the flow's peer itself, not
 /// from a router on the way. The quoted packet gets the reverse tuple.
 #[inline(always)]
-pub fn translate(ctx: &TcContext, pkt: &Packet<u32>, q: &Quoted, e: &CtEntryV4) -> Result<(), i64> {
+pub fn translate(
+    ctx: &TcContext,
+    pkt: &Packet<u32>,
+    q: &Quoted<u32>,
+    e: &CtEntryV4,
+) -> Result<(), i64> {
     let key = q.error_key();
     let to = e.nat;
     if pkt.key.daddr == key.daddr && to.daddr != key.daddr {
@@ -84,14 +132,7 @@ pub fn translate(ctx: &TcContext, pkt: &Packet<u32>, q: &Quoted, e: &CtEntryV4) 
     let inner = to.reversed();
     let icmp_csum = pkt.l4_off + ICMP_CSUM_OFF;
     let ip_csum = q.ip_off + 10;
-    // The quoted L4 checksum is there only if the error quoted enough bytes
-    // (a TCP checksum lies beyond the 8 bytes RFC 792 guarantees); a zero UDP
-    // checksum means none.
-    let l4 = l4_csum(q.key.proto)
-        .map(|(off, _)| q.l4_off + off)
-        .filter(|&off| off + 2 <= pkt.end)
-        .and_then(|off| bytes_at::<2>(ctx, off).map(|c| (off, u16::from_ne_bytes(c))))
-        .filter(|&(_, c)| q.key.proto == IPPROTO_TCP || c != 0);
+    let l4 = quoted_l4_csum(ctx, pkt, q);
 
     // Each quoted address change is offset by its IP header checksum fixup,
     // so it leaves the ICMP checksum as it was; the L4 changes do not.
@@ -107,21 +148,5 @@ pub fn translate(ctx: &TcContext, pkt: &Packet<u32>, q: &Quoted, e: &CtEntryV4) 
             }
         }
     }
-    for (off, old, new) in [
-        (q.l4_off, q.key.sport, inner.sport),
-        (q.l4_off + 2, q.key.dport, inner.dport),
-    ] {
-        if old != new {
-            ctx.store(off, &new, 0)?;
-            fix_field(ctx, icmp_csum, old.into(), new.into(), 2)?;
-            if let Some((l4_off, _)) = l4 {
-                fix_field(ctx, l4_off, old.into(), new.into(), 2)?;
-            }
-        }
-    }
-    if let Some((l4_off, old)) = l4 {
-        let new = bytes_at::<2>(ctx, l4_off).map_or(old, u16::from_ne_bytes);
-        fix_field(ctx, icmp_csum, old.into(), new.into(), 2)?;
-    }
-    Ok(())
+    quoted_ports(ctx, icmp_csum, l4, q, &inner)
 }

@@ -4,11 +4,12 @@
 //! quoted addresses too.
 
 use aya_ebpf::programs::TcContext;
-use hairpin_common::{CtEntryV6, CtKeyV6, IPPROTO_TCP, IPPROTO_UDP};
+use hairpin_common::{CtEntryV6, CtKey, IPPROTO_TCP, IPPROTO_UDP};
 
 use crate::{
-    csum::{fix_field, l4_csum, ICMP_CSUM_OFF},
+    csum::ICMP_CSUM_OFF,
     family::{addr6_diff, Family},
+    icmp::{quoted_l4_csum, quoted_ports, Quoted},
     parse::{bytes_at, Packet, IPV6_LEN},
 };
 
@@ -19,31 +20,17 @@ const ICMPV6_HDR_LEN: usize = 8;
 
 type Addr6 = [u32; 4];
 
-/// The packet quoted by an ICMPv6 error: its IPv6 header, directly followed
-/// by TCP or UDP (a quote with extension headers is not translated).
-pub struct Quoted6 {
-    pub ip_off: usize,
-    pub l4_off: usize,
-    pub key: CtKeyV6,
-}
-
-impl Quoted6 {
-    /// The tuple of a packet travelling like the error: the lookup key.
-    #[inline(always)]
-    pub fn error_key(&self) -> CtKeyV6 {
-        self.key.reversed()
-    }
-}
-
 #[inline(always)]
 fn addr_at(b: &[u8; IPV6_LEN], at: usize) -> Addr6 {
     let w = |i: usize| u32::from_ne_bytes([b[at + i], b[at + i + 1], b[at + i + 2], b[at + i + 3]]);
     [w(0), w(4), w(8), w(12)]
 }
 
-/// The quoted TCP or UDP packet of an ICMPv6 error, if `pkt` is one.
+/// The quoted TCP or UDP packet of an ICMPv6 error, if `pkt` is one: an
+/// IPv6 header directly followed by TCP or UDP (a quote with extension
+/// headers is not translated).
 #[inline(always)]
-pub fn quoted(ctx: &TcContext, pkt: &Packet<Addr6>) -> Option<Quoted6> {
+pub fn quoted(ctx: &TcContext, pkt: &Packet<Addr6>) -> Option<Quoted<Addr6>> {
     if !matches!(
         pkt.icmp_type,
         ICMPV6_DEST_UNREACH | ICMPV6_PKT_TOOBIG | ICMPV6_TIME_EXCEED
@@ -61,10 +48,10 @@ pub fn quoted(ctx: &TcContext, pkt: &Packet<Addr6>) -> Option<Quoted6> {
         return None;
     }
     let ports = bytes_at::<4>(ctx, l4_off)?;
-    Some(Quoted6 {
+    Some(Quoted {
         ip_off,
         l4_off,
-        key: CtKeyV6 {
+        key: CtKey {
             saddr: addr_at(&ip, 8),
             daddr: addr_at(&ip, 24),
             sport: u16::from_ne_bytes([ports[0], ports[1]]),
@@ -81,7 +68,7 @@ pub fn quoted(ctx: &TcContext, pkt: &Packet<Addr6>) -> Option<Quoted6> {
 pub fn translate(
     ctx: &TcContext,
     pkt: &Packet<Addr6>,
-    q: &Quoted6,
+    q: &Quoted<Addr6>,
     e: &CtEntryV6,
 ) -> Result<(), i64> {
     let key = q.error_key();
@@ -97,13 +84,7 @@ pub fn translate(
     }
 
     let inner = to.reversed();
-    // The quoted L4 checksum is there only if the error quoted enough bytes;
-    // a zero UDP checksum means none.
-    let l4 = l4_csum(q.key.proto)
-        .map(|(off, _)| q.l4_off + off)
-        .filter(|&off| off + 2 <= pkt.end)
-        .and_then(|off| bytes_at::<2>(ctx, off).map(|c| (off, u16::from_ne_bytes(c))))
-        .filter(|&(_, c)| q.key.proto == IPPROTO_TCP || c != 0);
+    let l4 = quoted_l4_csum(ctx, pkt, q);
 
     // A quoted address is in the ICMPv6 checksum and in the quoted L4
     // checksum's pseudo-header: both change by its difference.
@@ -120,21 +101,5 @@ pub fn translate(
             }
         }
     }
-    for (off, old, new) in [
-        (q.l4_off, q.key.sport, inner.sport),
-        (q.l4_off + 2, q.key.dport, inner.dport),
-    ] {
-        if old != new {
-            ctx.store(off, &new, 0)?;
-            fix_field(ctx, icmp_csum, old.into(), new.into(), 2)?;
-            if let Some((l4_off, _)) = l4 {
-                fix_field(ctx, l4_off, old.into(), new.into(), 2)?;
-            }
-        }
-    }
-    if let Some((l4_off, old)) = l4 {
-        let new = bytes_at::<2>(ctx, l4_off).map_or(old, u16::from_ne_bytes);
-        fix_field(ctx, icmp_csum, old.into(), new.into(), 2)?;
-    }
-    Ok(())
+    quoted_ports(ctx, icmp_csum, l4, q, &inner)
 }

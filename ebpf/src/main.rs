@@ -116,7 +116,7 @@ fn ipv4(ctx: &TcContext, hook: Hook) -> i32 {
 #[inline(never)]
 fn ipv6(ctx: &TcContext, hook: Hook) -> i32 {
     match &parse::parse_ipv6(ctx) {
-        Parsed::Packet(pkt) if pkt.key.proto == IPPROTO_ICMPV6 => icmp6_error(ctx, pkt, hook),
+        Parsed::Packet(pkt) if pkt.key.proto == IPPROTO_ICMPV6 => icmp_error(ctx, pkt, hook),
         Parsed::Packet(pkt) => flow(ctx, pkt, hook),
         Parsed::Malformed => malformed(),
         Parsed::Other => TC_ACT_UNSPEC,
@@ -171,10 +171,10 @@ fn flow<F: Family + Loggable>(ctx: &TcContext, pkt: &Packet<F>, hook: Hook) -> i
     deliver(ctx, hook, &e)
 }
 
-/// An ICMP error quoting a packet of a translated flow.
+/// An ICMP or ICMPv6 error quoting a packet of a translated flow.
 #[inline(never)]
-fn icmp_error(ctx: &TcContext, pkt: &Packet<u32>, hook: Hook) -> i32 {
-    let Some(q) = icmp::quoted(ctx, pkt) else {
+fn icmp_error<F: IcmpFamily>(ctx: &TcContext, pkt: &Packet<F>, hook: Hook) -> i32 {
+    let Some(q) = F::quoted(ctx, pkt) else {
         return TC_ACT_UNSPEC;
     };
     let Some(e) = conntrack::quoted(&q.error_key(), hook) else {
@@ -184,31 +184,54 @@ fn icmp_error(ctx: &TcContext, pkt: &Packet<u32>, hook: Hook) -> i32 {
         maps::count(Counter::RedirectFailed);
         return TC_ACT_UNSPEC;
     }
-    if icmp::translate(ctx, pkt, &q, &e).is_err() {
+    if F::translate(ctx, pkt, &q, &e).is_err() {
         return TC_ACT_UNSPEC;
     }
     maps::count(Counter::IcmpTranslated);
     deliver(ctx, hook, &e)
 }
 
-/// An ICMPv6 error quoting a packet of a translated flow.
-#[inline(never)]
-fn icmp6_error(ctx: &TcContext, pkt: &Packet<[u32; 4]>, hook: Hook) -> i32 {
-    let Some(q) = icmp6::quoted(ctx, pkt) else {
-        return TC_ACT_UNSPEC;
-    };
-    let Some(e) = conntrack::quoted(&q.error_key(), hook) else {
-        return TC_ACT_UNSPEC;
-    };
-    if needs_uplink(hook, &e) && !redirect::uplink_known() {
-        maps::count(Counter::RedirectFailed);
-        return TC_ACT_UNSPEC;
+/// ICMP for IPv4, ICMPv6 for IPv6.
+trait IcmpFamily: Family {
+    fn quoted(ctx: &TcContext, pkt: &Packet<Self>) -> Option<icmp::Quoted<Self>>;
+    fn translate(
+        ctx: &TcContext,
+        pkt: &Packet<Self>,
+        q: &icmp::Quoted<Self>,
+        e: &CtEntry<Self>,
+    ) -> Result<(), i64>;
+}
+
+impl IcmpFamily for u32 {
+    #[inline(always)]
+    fn quoted(ctx: &TcContext, pkt: &Packet<Self>) -> Option<icmp::Quoted<Self>> {
+        icmp::quoted(ctx, pkt)
     }
-    if icmp6::translate(ctx, pkt, &q, &e).is_err() {
-        return TC_ACT_UNSPEC;
+    #[inline(always)]
+    fn translate(
+        ctx: &TcContext,
+        pkt: &Packet<Self>,
+        q: &icmp::Quoted<Self>,
+        e: &CtEntry<Self>,
+    ) -> Result<(), i64> {
+        icmp::translate(ctx, pkt, q, e)
     }
-    maps::count(Counter::IcmpTranslated);
-    deliver(ctx, hook, &e)
+}
+
+impl IcmpFamily for [u32; 4] {
+    #[inline(always)]
+    fn quoted(ctx: &TcContext, pkt: &Packet<Self>) -> Option<icmp::Quoted<Self>> {
+        icmp6::quoted(ctx, pkt)
+    }
+    #[inline(always)]
+    fn translate(
+        ctx: &TcContext,
+        pkt: &Packet<Self>,
+        q: &icmp::Quoted<Self>,
+        e: &CtEntry<Self>,
+    ) -> Result<(), i64> {
+        icmp6::translate(ctx, pkt, q, e)
+    }
 }
 
 /// Whether a packet of `e` translated at `hook` is handed to the uplink.

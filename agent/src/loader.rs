@@ -59,11 +59,19 @@ pub struct LoadOptions {
     pub max_frontends: u32,
     pub max_backend_slots: u32,
     pub ct_entries: u32,
+    /// IPv6 conntrack slots: an IPv4-only node should not pay for a full
+    /// IPv6 table (its entries are 1.6 times as large).
+    pub ct_entries_v6: u32,
     pub timeouts: CtTimeouts,
     /// The datapath's aya-log level: 0 logs nothing (the default), 4 logs
     /// debug events (new flows).
     pub log_level: u8,
 }
+
+/// IPv6 conntrack slots of a configuration without IPv6 frontends: IPv6
+/// frontends added by a reload then work, with this many flows until the
+/// next start sizes the table.
+const SMALL_CT_V6: u32 = 4096;
 
 /// The aya-log level that turns the datapath's debug events on.
 pub const LOG_LEVEL_DEBUG: u8 = 4;
@@ -74,6 +82,7 @@ impl Default for LoadOptions {
             max_frontends: DEFAULT_MAX_FRONTENDS,
             max_backend_slots: DEFAULT_MAX_BACKEND_SLOTS,
             ct_entries: DEFAULT_CT_ENTRIES,
+            ct_entries_v6: DEFAULT_CT_ENTRIES,
             timeouts: CtTimeouts::default(),
             log_level: 0,
         }
@@ -96,6 +105,11 @@ impl LoadOptions {
             max_backend_slots: DEFAULT_MAX_BACKEND_SLOTS
                 .max(slots.saturating_mul(2).next_power_of_two()),
             ct_entries: config.ct_entries,
+            ct_entries_v6: if config.frontends.iter().any(|f| f.addr.is_ipv6()) {
+                config.ct_entries
+            } else {
+                SMALL_CT_V6
+            },
             timeouts: config.timeouts,
             log_level: 0,
         }
@@ -127,7 +141,7 @@ impl Datapath {
             .map_max_entries(FRONTEND_ADDRS_V6, opts.max_frontends)
             .map_max_entries(BACKENDS_V6, opts.max_backend_slots)
             .map_max_entries(BACKEND_ADDRS_V6, opts.max_backend_slots)
-            .map_max_entries(CT_V6, opts.ct_entries)
+            .map_max_entries(CT_V6, opts.ct_entries_v6)
             .override_global(GLOBAL_CT_TIMEOUT_SYN, &opts.timeouts.syn, true)
             .override_global(GLOBAL_CT_TIMEOUT_TCP, &opts.timeouts.tcp, true)
             .override_global(GLOBAL_CT_TIMEOUT_CLOSE, &opts.timeouts.close, true)

@@ -80,6 +80,7 @@ pub fn apply(maps: &mut Maps, desired: &[config::Frontend], max_frontends: u32) 
     used.extend(ids(&maps.v6)?);
     let mut ids = Ids {
         used,
+        next: 0,
         max: max_frontends,
     };
     let mut applied = Applied::default();
@@ -109,17 +110,25 @@ fn ids<A: Addr>(fm: &FamilyMaps<A>) -> Result<BTreeSet<u32>> {
         .context("reading frontends")
 }
 
-/// Frontend ids in use, and their bound.
+/// Frontend ids in use, and their bound. Ids are handed out upwards from
+/// where the last one was found, so that applying n new frontends stays
+/// O(n log n), not a scan from zero each.
 struct Ids {
     used: BTreeSet<u32>,
+    next: u32,
     max: u32,
 }
 
 impl Ids {
     fn take(&mut self) -> Result<u32> {
-        let id = (0..self.max)
-            .find(|i| !self.used.contains(i))
-            .context("no free frontend id: raise the frontend limit")?;
+        while self.next < self.max && self.used.contains(&self.next) {
+            self.next += 1;
+        }
+        anyhow::ensure!(
+            self.next < self.max,
+            "no free frontend id: raise the frontend limit"
+        );
+        let id = self.next;
         self.used.insert(id);
         Ok(id)
     }

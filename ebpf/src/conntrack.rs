@@ -206,13 +206,47 @@ fn open<F: Family>(
     Some(())
 }
 
+/// The cheap first test of the reverse path.
+#[inline(always)]
+pub fn is_backend_addr<F: Family>(addr: F) -> bool {
+    // SAFETY: the value is only tested for presence.
+    unsafe { F::backend_addrs().get(addr).is_some() }
+}
+
+/// Whether a segment opens a connection: SYN without ACK.
+#[inline(always)]
+pub fn bare_syn(proto: u8, tcp_flags: u8) -> bool {
+    proto == IPPROTO_TCP && tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN
+}
+
+/// A client opening a connection straight to a backend, from the port of
+/// an earlier flow through a frontend to that backend: that flow's reverse
+/// entry would catch the new connection's replies and rewrite them to the
+/// frontend. The earlier flow is over (its client port is taken again), so
+/// both its entries go. Only a flow this hook translates forward counts: a
+/// pod flow's own SYN, translated on the pod's veth, passes the uplink's
+/// egress addressed to the backend too.
+#[inline(always)]
+pub fn forget_stale<F: Family>(key: &CtKey<F>, hook: Hook) {
+    if !is_backend_addr(key.daddr) {
+        return;
+    }
+    let rev_key = key.reversed();
+    // SAFETY: the value is copied out at once.
+    let Some(e) = (unsafe { F::ct().get(rev_key) }).copied() else {
+        return;
+    };
+    if e.dir == CtDir::Reverse as u8 && hook.owns(CtDir::Forward, e.origin) {
+        // Ignored errors: either entry may be gone already (LRU, agent).
+        let _ = F::ct().remove(rev_key);
+        let _ = F::ct().remove(e.nat.reversed());
+    }
+}
+
 /// The reverse entry of a packet from a backend, if this hook owns it.
+/// The caller has checked that the source is a backend.
 #[inline(never)]
 pub fn reverse<F: Family>(key: &CtKey<F>, tcp_flags: u8, hook: Hook, out: &mut CtEntry<F>) -> bool {
-    // SAFETY: the value is only tested for presence.
-    if unsafe { F::backend_addrs().get(key.saddr).is_none() } {
-        return false;
-    }
     let Some(e) = F::ct().get_ptr_mut(key) else {
         return false;
     };

@@ -135,19 +135,25 @@ fn malformed() -> i32 {
 fn flow<F: Family + Loggable>(ctx: &TcContext, pkt: &Packet<F>, hook: Hook) -> i32 {
     let key = &pkt.key;
     let forward_here = matches!(hook, Hook::PodIngress | Hook::UplinkEgress);
+    // The cheap tests first: most packets are to no frontend and from no
+    // backend, and leave here.
+    let to_frontend = forward_here && nat::is_frontend_addr(key.daddr);
+    let from_backend = hook != Hook::UplinkEgress && conntrack::is_backend_addr(key.saddr);
+    if !to_frontend && !from_backend {
+        if forward_here && conntrack::bare_syn(key.proto, pkt.tcp_flags) {
+            conntrack::forget_stale(key, hook);
+        }
+        return TC_ACT_UNSPEC;
+    }
     let mut e = CtEntry::default();
-    let new_flow = if forward_here && nat::is_frontend_addr(key.daddr) {
+    let new_flow = if to_frontend {
         conntrack::forward(key, pkt.tcp_flags, hook, &mut e)
     } else {
         None
     };
     let new_flow = match new_flow {
         Some(new) => new,
-        None if hook != Hook::UplinkEgress
-            && conntrack::reverse(key, pkt.tcp_flags, hook, &mut e) =>
-        {
-            false
-        }
+        None if from_backend && conntrack::reverse(key, pkt.tcp_flags, hook, &mut e) => false,
         None => return TC_ACT_UNSPEC,
     };
     if needs_uplink(hook, &e) && !redirect::uplink_known() {

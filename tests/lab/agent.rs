@@ -517,3 +517,36 @@ fn the_clsact_fallback_serves_survives_restarts_once_and_detaches() {
         "after detach the frontend is no longer translated"
     );
 }
+
+/// Talks HTTP from a fixed local port: first to the frontend, then straight
+/// to the backend's own address.
+const SAME_PORT: &str = r#"
+import socket, sys
+def get(addr, port):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.settimeout(3)
+    s.bind(("0.0.0.0", 40000))
+    s.connect((addr, port))
+    s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+    data = s.recv(1000).decode()
+    s.close()
+    return data.split("\r\n\r\n", 1)[-1].strip()
+print(get(sys.argv[1], 8080), get(sys.argv[2], 80))
+"#;
+
+#[test]
+fn a_direct_connection_from_a_port_that_went_through_a_frontend_is_left_alone() {
+    require_privileged!();
+    let lab = Lab::up();
+    let _agent = lab.agent("n1", ONE);
+    let out = lab.sh(
+        "n1-c1",
+        &format!("python3 -c '{SAME_PORT}' {FRONTEND} 198.51.100.2"),
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "b1 b1",
+        "through the frontend, then straight to b1 from the same port: {out:?}"
+    );
+}

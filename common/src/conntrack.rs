@@ -91,9 +91,9 @@ pub const SEEN_ENDED: u8 = 1 << 7;
 pub struct CtEntry<A> {
     /// The tuple after translation (network byte order).
     pub nat: CtKey<A>,
-    /// `bpf_ktime_get_ns` (CLOCK_MONOTONIC) when the flow was created.
+    /// `bpf_ktime_get_coarse_ns` (CLOCK_MONOTONIC) when the flow was created.
     pub created_ns: u64,
-    /// `bpf_ktime_get_ns` of the latest packet, refreshed at most once per
+    /// The same clock at the latest packet, refreshed at most once per
     /// `CT_REFRESH_NS` to keep the cache line quiet.
     pub last_seen_ns: u64,
     pub frontend_id: u32,

@@ -1,7 +1,7 @@
 //! Conntrack: which hook owns which packets, the lookup of a flow's entry in
 //! either direction, and the creation of both entries of a new flow.
 
-use aya_ebpf::helpers::bpf_ktime_get_ns;
+use aya_ebpf::helpers::bpf_ktime_get_coarse_ns;
 use hairpin_common::{
     ct_lifetime, Backend, Counter, CtDir, CtEntry, CtKey, CtOrigin, Frontend, CT_REFRESH_NS,
     IPPROTO_TCP, SEEN_ACK, SEEN_ENDED, SEEN_FIN, SEEN_RST, SEEN_SYN,
@@ -84,10 +84,12 @@ fn seen_flags(proto: u8, tcp_flags: u8) -> u8 {
     seen
 }
 
+/// CLOCK_MONOTONIC at tick resolution: lifetimes are counted in seconds,
+/// and the coarse clock is the cheaper read on every packet.
 #[inline(always)]
 fn now() -> u64 {
     // SAFETY: helper without arguments.
-    unsafe { bpf_ktime_get_ns() }
+    unsafe { bpf_ktime_get_coarse_ns() }
 }
 
 /// Records a packet on its entry. Flags are written only when they add
@@ -127,7 +129,7 @@ pub fn forward<F: Family>(
         }
         let bare_syn = seen & (SEEN_SYN | SEEN_ACK) == SEEN_SYN;
         let expired =
-            now.wrapping_sub(e.last_seen_ns) > ct_lifetime(key.proto, e.seen, &timeouts());
+            now.saturating_sub(e.last_seen_ns) > ct_lifetime(key.proto, e.seen, &timeouts());
         // A bare SYN is a new connection when the tuple's last one got past
         // its handshake, or was ended by the agent.
         let reused = bare_syn && e.seen & (SEEN_ACK | SEEN_ENDED) != 0;

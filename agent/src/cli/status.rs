@@ -28,6 +28,14 @@ struct Hook {
     pinned: bool,
 }
 
+/// Whether an error comes down to a permission refused.
+fn denied(e: &(dyn std::error::Error + 'static)) -> bool {
+    std::iter::successors(Some(e), |e| e.source()).any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::PermissionDenied)
+    })
+}
+
 pub fn status(args: Args) -> Result<()> {
     let all = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -43,9 +51,18 @@ pub fn status(args: Args) -> Result<()> {
             ("ingress", TcAttachType::Ingress),
             ("egress", TcAttachType::Egress),
         ] {
-            // Interfaces that cannot carry TCX (or a kernel without it) list nothing.
-            let Ok((_, progs)) = SchedClassifier::query_tcx(&link.name, dir) else {
-                continue;
+            let progs = match SchedClassifier::query_tcx(&link.name, dir) {
+                Ok((_, progs)) => progs,
+                // Reading another program's name by its id needs
+                // CAP_SYS_ADMIN: an empty table would be a lie.
+                Err(e) if denied(&e) => {
+                    anyhow::bail!(
+                        "reading the programs on {}: {e} (status needs CAP_SYS_ADMIN)",
+                        link.name
+                    )
+                }
+                // Interfaces that cannot carry TCX (or a kernel without it) list nothing.
+                Err(_) => continue,
             };
             let names: Vec<String> = progs
                 .iter()

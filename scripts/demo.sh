@@ -41,10 +41,10 @@ export PATH="$HOME/.cargo/bin:$PATH"
 cargo build --release --quiet
 HAIRPIN=$PWD/target/release/hairpin
 
-say "the lab: a router forwards 203.0.113.10:8080/tcp and :5353/udp to pod b1 on node n1"
+say "the lab: a router forwards 203.0.113.10 and [2001:db8:0:113::10] :8080/tcp and :5353/udp to pod b1 on node n1"
 scripts/lab.sh up
 say "without hairpin: the router does no NAT loopback, in-cluster clients fail"
-scripts/lab.sh probe
+LAB_PROBE_FAMILY=all scripts/lab.sh probe
 
 say "starting hairpin on both nodes (examples/lab.yaml, socket path on a demo cgroup)"
 for i in 0 1; do
@@ -68,7 +68,7 @@ for node in n1 n2; do
 done
 
 say "with hairpin: every client reaches the frontends"
-scripts/lab.sh probe
+LAB_PROBE_FAMILY=all scripts/lab.sh probe
 
 say "a host process of node n1 (like the kubelet) in the socket path's cgroup"
 sh -c 'echo $$ >"$1/cgroup.procs" && exec ip netns exec "$2" curl -s --max-time 3 \

@@ -3,7 +3,7 @@
 //! closed backend port and path-MTU discovery keeps working.
 
 use aya_ebpf::programs::TcContext;
-use hairpin_common::{CtEntryV4, CtKey, IPPROTO_TCP, IPPROTO_UDP};
+use hairpin_common::{CtEntry, CtEntryV4, CtKey, IPPROTO_TCP, IPPROTO_UDP};
 
 use crate::{
     csum::{fix_field, l4_csum, ICMP_CSUM_OFF},
@@ -149,4 +149,47 @@ pub fn translate(
         }
     }
     quoted_ports(ctx, icmp_csum, l4, q, &inner)
+}
+
+/// ICMP for IPv4, ICMPv6 for IPv6.
+pub trait IcmpFamily: Family {
+    fn quoted(ctx: &TcContext, pkt: &Packet<Self>) -> Option<Quoted<Self>>;
+    fn translate(
+        ctx: &TcContext,
+        pkt: &Packet<Self>,
+        q: &Quoted<Self>,
+        e: &CtEntry<Self>,
+    ) -> Result<(), i64>;
+}
+
+impl IcmpFamily for u32 {
+    #[inline(always)]
+    fn quoted(ctx: &TcContext, pkt: &Packet<Self>) -> Option<Quoted<Self>> {
+        quoted(ctx, pkt)
+    }
+    #[inline(always)]
+    fn translate(
+        ctx: &TcContext,
+        pkt: &Packet<Self>,
+        q: &Quoted<Self>,
+        e: &CtEntry<Self>,
+    ) -> Result<(), i64> {
+        translate(ctx, pkt, q, e)
+    }
+}
+
+impl IcmpFamily for [u32; 4] {
+    #[inline(always)]
+    fn quoted(ctx: &TcContext, pkt: &Packet<Self>) -> Option<Quoted<Self>> {
+        crate::icmp6::quoted(ctx, pkt)
+    }
+    #[inline(always)]
+    fn translate(
+        ctx: &TcContext,
+        pkt: &Packet<Self>,
+        q: &Quoted<Self>,
+        e: &CtEntry<Self>,
+    ) -> Result<(), i64> {
+        crate::icmp6::translate(ctx, pkt, q, e)
+    }
 }

@@ -1,4 +1,5 @@
-//! hairpin's TC programs: translation of frontends to backends and back.
+//! hairpin's programs: the TC classifiers that translate frontends to
+//! backends and back, and the cgroup hooks of the socket-level path.
 //! Every packet hairpin does not own leaves with `TC_ACT_UNSPEC`, so that
 //! the programs after it on the hook (a CNI's) still run; so do translated
 //! packets that the stack should route, so that those programs see them
@@ -8,6 +9,7 @@
 
 mod conntrack;
 mod csum;
+mod events;
 mod family;
 mod icmp;
 mod icmp6;
@@ -23,13 +25,14 @@ use aya_ebpf::{
     macros::{cgroup_sock_addr, classifier},
     programs::{SockAddrContext, TcContext},
 };
-use aya_log_ebpf::debug;
 use hairpin_common::{
-    Counter, CtDir, CtEntry, CtKey, CtOrigin, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, SEEN_ENDED,
+    Counter, CtDir, CtEntry, CtOrigin, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, SEEN_ENDED,
 };
 
 use conntrack::Hook;
+use events::Loggable;
 use family::Family;
+use icmp::IcmpFamily;
 use parse::{Packet, Parsed, ETH_P_IP, ETH_P_IPV6};
 
 #[classifier]
@@ -197,49 +200,6 @@ fn icmp_error<F: IcmpFamily>(ctx: &TcContext, pkt: &Packet<F>, hook: Hook) -> i3
     deliver(ctx, hook, &e)
 }
 
-/// ICMP for IPv4, ICMPv6 for IPv6.
-trait IcmpFamily: Family {
-    fn quoted(ctx: &TcContext, pkt: &Packet<Self>) -> Option<icmp::Quoted<Self>>;
-    fn translate(
-        ctx: &TcContext,
-        pkt: &Packet<Self>,
-        q: &icmp::Quoted<Self>,
-        e: &CtEntry<Self>,
-    ) -> Result<(), i64>;
-}
-
-impl IcmpFamily for u32 {
-    #[inline(always)]
-    fn quoted(ctx: &TcContext, pkt: &Packet<Self>) -> Option<icmp::Quoted<Self>> {
-        icmp::quoted(ctx, pkt)
-    }
-    #[inline(always)]
-    fn translate(
-        ctx: &TcContext,
-        pkt: &Packet<Self>,
-        q: &icmp::Quoted<Self>,
-        e: &CtEntry<Self>,
-    ) -> Result<(), i64> {
-        icmp::translate(ctx, pkt, q, e)
-    }
-}
-
-impl IcmpFamily for [u32; 4] {
-    #[inline(always)]
-    fn quoted(ctx: &TcContext, pkt: &Packet<Self>) -> Option<icmp::Quoted<Self>> {
-        icmp6::quoted(ctx, pkt)
-    }
-    #[inline(always)]
-    fn translate(
-        ctx: &TcContext,
-        pkt: &Packet<Self>,
-        q: &icmp::Quoted<Self>,
-        e: &CtEntry<Self>,
-    ) -> Result<(), i64> {
-        icmp6::translate(ctx, pkt, q, e)
-    }
-}
-
 /// Whether a packet of `e` translated at `hook` is handed to the uplink.
 #[inline(always)]
 fn needs_uplink<F>(hook: Hook, e: &CtEntry<F>) -> bool {
@@ -254,50 +214,6 @@ fn deliver<F: Family>(ctx: &TcContext, hook: Hook, e: &CtEntry<F>) -> i32 {
         Hook::PodIngress if e.dir == CtDir::Reverse as u8 => redirect::to_uplink_ingress(ctx),
         Hook::UplinkEgress => redirect::reroute(ctx, e.nat.saddr, e.nat.daddr),
         _ => TC_ACT_UNSPEC,
-    }
-}
-
-/// The datapath's debug event for a new flow, per family.
-trait Loggable: Sized {
-    fn log_new_flow(ctx: &TcContext, key: &CtKey<Self>, nat: &CtKey<Self>);
-}
-
-impl Loggable for u32 {
-    #[inline(always)]
-    fn log_new_flow(ctx: &TcContext, key: &CtKey<u32>, nat: &CtKey<u32>) {
-        debug!(
-            ctx,
-            "new flow {:i}:{} -> {:i}:{} to {:i}:{}",
-            u32::from_be(key.saddr),
-            u16::from_be(key.sport),
-            u32::from_be(key.daddr),
-            u16::from_be(key.dport),
-            u32::from_be(nat.daddr),
-            u16::from_be(nat.dport)
-        );
-    }
-}
-
-impl Loggable for [u32; 4] {
-    #[inline(never)]
-    fn log_new_flow(ctx: &TcContext, key: &CtKey<[u32; 4]>, nat: &CtKey<[u32; 4]>) {
-        let bytes = |a: &[u32; 4]| {
-            let mut b = [0u8; 16];
-            for (i, w) in a.iter().enumerate() {
-                b[i * 4..i * 4 + 4].copy_from_slice(&w.to_ne_bytes());
-            }
-            b
-        };
-        debug!(
-            ctx,
-            "new flow [{:i}]:{} -> [{:i}]:{} to [{:i}]:{}",
-            bytes(&key.saddr),
-            u16::from_be(key.sport),
-            bytes(&key.daddr),
-            u16::from_be(key.dport),
-            bytes(&nat.daddr),
-            u16::from_be(nat.dport)
-        );
     }
 }
 

@@ -68,6 +68,14 @@ pub async fn list(handle: &Handle) -> Result<Vec<Link>> {
     Ok(msgs.iter().filter_map(Link::from_message).collect())
 }
 
+/// The interfaces, for a command that runs no event loop of its own.
+pub fn list_now() -> Result<Vec<Link>> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(async { list(&connect()?).await })
+}
+
 /// The node's own addresses.
 pub async fn addresses(handle: &Handle) -> Result<Vec<IpAddr>> {
     let msgs: Vec<AddressMessage> = handle

@@ -208,13 +208,6 @@ fn open<F: Family>(
     Some(())
 }
 
-/// The cheap first test of the reverse path.
-#[inline(always)]
-pub fn is_backend_addr<F: Family>(addr: F) -> bool {
-    // SAFETY: the value is only tested for presence.
-    unsafe { F::backend_addrs().get(addr).is_some() }
-}
-
 /// Whether a segment opens a connection: SYN without ACK.
 #[inline(always)]
 pub fn bare_syn(proto: u8, tcp_flags: u8) -> bool {
@@ -230,7 +223,7 @@ pub fn bare_syn(proto: u8, tcp_flags: u8) -> bool {
 /// egress addressed to the backend too.
 #[inline(always)]
 pub fn forget_stale<F: Family>(key: &CtKey<F>, hook: Hook) {
-    if !is_backend_addr(key.daddr) {
+    if !crate::nat::is_backend_addr(key.daddr) {
         return;
     }
     let rev_key = key.reversed();

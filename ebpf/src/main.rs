@@ -140,9 +140,12 @@ fn flow<F: Family + Loggable>(ctx: &TcContext, pkt: &Packet<F>, hook: Hook) -> i
     let forward_here = matches!(hook, Hook::PodIngress | Hook::UplinkEgress);
     // The cheap tests first: most packets are to no frontend and from no
     // backend, and leave here.
+    let reverse_here = hook != Hook::UplinkEgress;
     let to_frontend = forward_here && nat::is_frontend_addr(key.daddr);
-    let from_backend = hook != Hook::UplinkEgress && conntrack::is_backend_addr(key.saddr);
-    if !to_frontend && !from_backend {
+    // The backend test is made only when it decides something: a packet to
+    // a frontend (every client packet of a flow) skips it unless its flow is
+    // not found (a looped pod's reply is addressed to the frontend too).
+    if !to_frontend && !(reverse_here && nat::is_backend_addr(key.saddr)) {
         if forward_here && conntrack::bare_syn(key.proto, pkt.tcp_flags) {
             conntrack::forget_stale(key, hook);
         }
@@ -154,9 +157,10 @@ fn flow<F: Family + Loggable>(ctx: &TcContext, pkt: &Packet<F>, hook: Hook) -> i
     } else {
         None
     };
+    let from_backend = || !to_frontend || (reverse_here && nat::is_backend_addr(key.saddr));
     let new_flow = match new_flow {
         Some(new) => new,
-        None if from_backend && conntrack::reverse(key, pkt.tcp_flags, hook, &mut e) => false,
+        None if from_backend() && conntrack::reverse(key, pkt.tcp_flags, hook, &mut e) => false,
         None => return TC_ACT_UNSPEC,
     };
     if needs_uplink(hook, &e) && !redirect::uplink_known() {

@@ -17,6 +17,13 @@ pub fn is_frontend_addr<F: Family>(addr: F) -> bool {
     unsafe { F::frontend_addrs().get(addr).is_some() }
 }
 
+/// The cheap first test of the reverse path, on the source address.
+#[inline(always)]
+pub fn is_backend_addr<F: Family>(addr: F) -> bool {
+    // SAFETY: the value is only tested for presence.
+    unsafe { F::backend_addrs().get(addr).is_some() }
+}
+
 #[inline(always)]
 pub fn frontend<F: Family>(key: &CtKey<F>) -> Option<Frontend> {
     frontend_of(key.daddr, key.dport, key.proto)

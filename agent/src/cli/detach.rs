@@ -23,10 +23,7 @@ pub fn detach(args: Args) -> Result<()> {
         }
     }
     // clsact filters have no pins: look on every interface of the node.
-    let links = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?
-        .block_on(async { crate::links::list(&crate::links::connect()?).await })?;
+    let links = crate::links::list_now()?;
     for link in &links {
         for role in [attach::Role::Uplink, attach::Role::Pod] {
             for (name, dir) in role.programs() {

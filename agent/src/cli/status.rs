@@ -37,10 +37,7 @@ fn denied(e: &(dyn std::error::Error + 'static)) -> bool {
 }
 
 pub fn status(args: Args) -> Result<()> {
-    let all = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?
-        .block_on(async { links::list(&links::connect()?).await })?;
+    let all = links::list_now()?;
     let pinned: Vec<String> = attach::pinned_links(&args.pin_dir)
         .iter()
         .filter_map(|p| paths::link_ifname(p))

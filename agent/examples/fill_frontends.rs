@@ -24,7 +24,7 @@ use anyhow::{bail, Context as _, Result};
 use aya::maps::{HashMap, Map, MapData, MapError};
 use hairpin::{
     loader::{Datapath, LoadOptions},
-    paths,
+    pins,
     reconcile::{addr_key, port_key},
 };
 use hairpin_common::{
@@ -35,7 +35,7 @@ use hairpin_common::{
 const BACKEND: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
 
 fn pinned<K: aya::Pod, V: aya::Pod>(dir: &Path, name: &str) -> Result<HashMap<MapData, K, V>> {
-    let pin = paths::map_pin(dir, name);
+    let pin = pins::map_pin(dir, name);
     let data = MapData::from_pin(&pin).with_context(|| format!("opening {}", pin.display()))?;
     Ok(HashMap::try_from(Map::from_map_data(data)?)?)
 }
@@ -48,7 +48,7 @@ fn create(dir: &Path, n: u32) -> Result<()> {
         max_backend_slots: cap.max(defaults.max_backend_slots),
         ..defaults
     };
-    std::fs::create_dir_all(dir.join(paths::MAPS_DIR))?;
+    std::fs::create_dir_all(dir.join(pins::MAPS_DIR))?;
     // Loading with a pin directory pins every map there; they outlive us.
     Datapath::load(&opts, Some(dir))?;
     Ok(())

@@ -14,16 +14,18 @@ use std::{
 use anyhow::{Context as _, Result};
 use aya::{
     programs::{
-        links::{FdLink, LinkError, LinkOrder, PinnedLink},
+        links::{FdLink, LinkOrder, PinnedLink},
         tc::{self, NlOptions, SchedClassifierLink, TcAttachOptions},
         SchedClassifier, TcAttachType,
     },
-    sys::SyscallError,
     util::KernelVersion,
 };
 use hairpin_common::{PROG_POD_EGRESS, PROG_POD_INGRESS, PROG_UPLINK_EGRESS, PROG_UPLINK_INGRESS};
 
-use crate::{loader::Datapath, paths};
+use crate::{
+    loader::Datapath,
+    pins::{self, not_found, pinned_links, unpin_link},
+};
 
 /// The role of an interface, which decides its programs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -75,10 +77,6 @@ pub struct Attachments {
     roles: BTreeMap<String, Role>,
 }
 
-fn not_found(e: &LinkError) -> bool {
-    matches!(e, LinkError::SyscallError(SyscallError { io_error, .. }) if io_error.kind() == io::ErrorKind::NotFound)
-}
-
 impl Attachments {
     pub fn new(mode: Mode, pin_dir: &Path) -> Self {
         Self {
@@ -122,7 +120,7 @@ impl Attachments {
                     prog,
                     ifname,
                     dir,
-                    &paths::link_pin(&self.pin_dir, ifname, name),
+                    &pins::link_pin(&self.pin_dir, ifname, name),
                 ),
                 Mode::Clsact => attach_filter(prog, ifname, dir, name),
             };
@@ -141,7 +139,7 @@ impl Attachments {
         for (name, dir) in role.programs() {
             match self.mode {
                 Mode::Tcx => {
-                    unpin_link(&paths::link_pin(&self.pin_dir, ifname, name))?;
+                    unpin_link(&pins::link_pin(&self.pin_dir, ifname, name))?;
                 }
                 Mode::Clsact => {
                     remove_filters(ifname, dir, name)?;
@@ -155,7 +153,7 @@ impl Attachments {
     pub fn pinned_interfaces(&self) -> Vec<String> {
         let mut names: Vec<String> = pinned_links(&self.pin_dir)
             .iter()
-            .filter_map(|p| paths::link_ifname(p))
+            .filter_map(|p| pins::link_ifname(p))
             .collect();
         names.dedup();
         names
@@ -233,35 +231,4 @@ pub fn remove_filters(ifname: &str, dir: TcAttachType, name: &str) -> Result<boo
         Err(tc::TcError::NetlinkError(_)) => Ok(false),
         Err(e) => Err(e).with_context(|| format!("removing {name} from {ifname}")),
     }
-}
-
-/// Removes a pinned link: its last reference gone, the kernel detaches it.
-pub fn unpin_link(pin: &Path) -> Result<bool> {
-    match PinnedLink::from_pin(pin) {
-        Ok(link) => {
-            link.unpin()
-                .with_context(|| format!("unpinning {}", pin.display()))?;
-            Ok(true)
-        }
-        Err(e) if not_found(&e) => Ok(false),
-        // Not a link (a stray file): remove it all the same.
-        Err(_) => fs::remove_file(pin)
-            .map(|()| true)
-            .with_context(|| format!("removing {}", pin.display())),
-    }
-}
-
-/// Every pinned link under `pin_dir`, by interface.
-pub fn pinned_links(pin_dir: &Path) -> Vec<PathBuf> {
-    let entries = |dir: &Path| -> Vec<PathBuf> {
-        fs::read_dir(dir)
-            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
-            .unwrap_or_default()
-    };
-    let mut links: Vec<PathBuf> = entries(&pin_dir.join(paths::LINKS_DIR))
-        .iter()
-        .flat_map(|prog_dir| entries(prog_dir))
-        .collect();
-    links.sort_by_key(|p| paths::link_ifname(p));
-    links
 }

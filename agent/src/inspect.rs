@@ -16,7 +16,7 @@ use crate::{
     family::{endpoint, Addr},
     gc,
     loader::Conntrack,
-    paths,
+    pins,
 };
 
 /// The pinned maps of one family.
@@ -48,7 +48,7 @@ pub struct Pinned {
 }
 
 fn open<T: TryFrom<Map, Error = aya::maps::MapError>>(dir: &Path, name: &str) -> Result<T> {
-    let path = paths::map_pin(dir, name);
+    let path = pins::map_pin(dir, name);
     let data = MapData::from_pin(&path).with_context(|| {
         format!(
             "opening {} (is hairpin running, with this --pin-dir?)",
@@ -61,7 +61,7 @@ fn open<T: TryFrom<Map, Error = aya::maps::MapError>>(dir: &Path, name: &str) ->
 impl Pinned {
     pub fn open(dir: &Path) -> Result<Self> {
         Ok(Self {
-            sockets: paths::cgroup_link_pin(dir, hairpin_common::PROG_SOCK_CONNECT4).exists(),
+            sockets: pins::cgroup_link_pin(dir, hairpin_common::PROG_SOCK_CONNECT4).exists(),
             v4: PinnedFamily::open(dir)?,
             v6: PinnedFamily::open(dir)?,
             frontend_stats: open(dir, FRONTEND_STATS)?,

@@ -4,12 +4,13 @@
 pub mod attach;
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod family;
 pub mod gc;
 pub mod inspect;
 pub mod links;
 pub mod loader;
 pub mod metrics;
-pub mod paths;
+pub mod pins;
 pub mod reconcile;
 pub mod sockets;

@@ -18,20 +18,11 @@ use hairpin_common::{
     DEFAULT_MAX_BACKEND_SLOTS, DEFAULT_MAX_FRONTENDS, FRONTENDS_V4, FRONTENDS_V6,
     FRONTEND_ADDRS_V4, FRONTEND_ADDRS_V6, FRONTEND_STATS, GLOBAL_CT_TIMEOUT_CLOSE,
     GLOBAL_CT_TIMEOUT_SYN, GLOBAL_CT_TIMEOUT_TCP, GLOBAL_CT_TIMEOUT_UDP, GLOBAL_L4_CSUM_IPV6,
-    GLOBAL_STATS, NODE, PINNED_MAPS, PROG_POD_EGRESS, PROG_POD_INGRESS, PROG_UPLINK_EGRESS,
-    PROG_UPLINK_INGRESS,
+    GLOBAL_STATS, NODE, PINNED_MAPS, SOCK_PROGRAMS, TC_PROGRAMS,
 };
 
 /// The eBPF object built by `build.rs`.
 pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/hairpin"));
-
-/// Every TC program of the object.
-pub const PROGRAMS: [&str; 4] = [
-    PROG_POD_INGRESS,
-    PROG_POD_EGRESS,
-    PROG_UPLINK_EGRESS,
-    PROG_UPLINK_INGRESS,
-];
 
 /// `BPF_F_IPV6` for the IPv6 checksum fixups where the kernel knows it:
 /// older kernels refuse the unknown flag.
@@ -151,7 +142,7 @@ impl Datapath {
         let pins: Vec<_> = pin_dir
             .map(|dir| {
                 PINNED_MAPS
-                    .map(|m| (m, crate::paths::map_pin(dir, m)))
+                    .map(|m| (m, crate::pins::map_pin(dir, m)))
                     .to_vec()
             })
             .unwrap_or_default();
@@ -159,7 +150,7 @@ impl Datapath {
             loader.map_pin_path(name, path.as_path());
         }
         let mut ebpf = loader.load(OBJECT).context("loading the eBPF object")?;
-        for name in crate::sockets::SOCK_PROGRAMS {
+        for name in SOCK_PROGRAMS {
             let prog: &mut aya::programs::CgroupSockAddr = ebpf
                 .program_mut(name)
                 .with_context(|| format!("program {name} missing from the object"))?
@@ -168,7 +159,7 @@ impl Datapath {
                 .with_context(|| format!("loading program {name} (verifier)"))?;
             log_size(name, &prog.info()?);
         }
-        for name in PROGRAMS {
+        for name in TC_PROGRAMS {
             let prog: &mut SchedClassifier = ebpf
                 .program_mut(name)
                 .with_context(|| format!("program {name} missing from the object"))?

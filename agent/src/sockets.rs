@@ -13,19 +13,12 @@ use std::{
 use anyhow::{bail, Context as _, Result};
 use aya::programs::{links::FdLink, CgroupAttachMode, CgroupSockAddr};
 
-use crate::{attach::unpin_link, loader::Datapath, paths};
+use hairpin_common::SOCK_PROGRAMS;
 
-/// The socket programs, in the order they are attached.
-pub const SOCK_PROGRAMS: [&str; 8] = [
-    hairpin_common::PROG_SOCK_CONNECT4,
-    hairpin_common::PROG_SOCK_SENDMSG4,
-    hairpin_common::PROG_SOCK_RECVMSG4,
-    hairpin_common::PROG_SOCK_GETPEERNAME4,
-    hairpin_common::PROG_SOCK_CONNECT6,
-    hairpin_common::PROG_SOCK_SENDMSG6,
-    hairpin_common::PROG_SOCK_RECVMSG6,
-    hairpin_common::PROG_SOCK_GETPEERNAME6,
-];
+use crate::{
+    loader::Datapath,
+    pins::{self, unpin_link},
+};
 
 /// The root of the machine's cgroup v2 hierarchy, from the mount table
 /// (`/sys/fs/cgroup`, or `/sys/fs/cgroup/unified` on hybrid hosts).
@@ -62,7 +55,7 @@ pub fn attach(dp: &mut Datapath, cgroup: &Path, pin_dir: &Path) -> Result<()> {
             .attach(&dir, CgroupAttachMode::Single)
             .with_context(|| format!("attaching {name} to {}", cgroup.display()))?;
         let link: FdLink = prog.take_link(id)?.try_into()?;
-        let pin = paths::cgroup_link_pin(pin_dir, name);
+        let pin = pins::cgroup_link_pin(pin_dir, name);
         unpin_link(&pin)?;
         fs::create_dir_all(pin.parent().expect("pin has a parent"))?;
         link.pin(&pin)?;
@@ -74,13 +67,13 @@ pub fn attach(dp: &mut Datapath, cgroup: &Path, pin_dir: &Path) -> Result<()> {
 pub fn detach(pin_dir: &Path) -> Result<Vec<PathBuf>> {
     let mut removed = Vec::new();
     for name in SOCK_PROGRAMS {
-        let pin = paths::cgroup_link_pin(pin_dir, name);
+        let pin = pins::cgroup_link_pin(pin_dir, name);
         if unpin_link(&pin)? {
             removed.push(pin);
         }
     }
     // Ignored error: absent, or holding something that is not hairpin's.
-    let _ = fs::remove_dir(pin_dir.join(paths::CGROUP_LINKS_DIR));
+    let _ = fs::remove_dir(pin_dir.join(pins::CGROUP_LINKS_DIR));
     Ok(removed)
 }
 

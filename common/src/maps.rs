@@ -59,6 +59,26 @@ pub const PROG_SOCK_SENDMSG6: &str = "sock_sendmsg6";
 pub const PROG_SOCK_RECVMSG6: &str = "sock_recvmsg6";
 pub const PROG_SOCK_GETPEERNAME6: &str = "sock_getpeername6";
 
+/// Every TC program of the object.
+pub const TC_PROGRAMS: [&str; 4] = [
+    PROG_POD_INGRESS,
+    PROG_POD_EGRESS,
+    PROG_UPLINK_EGRESS,
+    PROG_UPLINK_INGRESS,
+];
+
+/// The socket programs, in the order they are attached.
+pub const SOCK_PROGRAMS: [&str; 8] = [
+    PROG_SOCK_CONNECT4,
+    PROG_SOCK_SENDMSG4,
+    PROG_SOCK_RECVMSG4,
+    PROG_SOCK_GETPEERNAME4,
+    PROG_SOCK_CONNECT6,
+    PROG_SOCK_SENDMSG6,
+    PROG_SOCK_RECVMSG6,
+    PROG_SOCK_GETPEERNAME6,
+];
+
 pub const DEFAULT_MAX_FRONTENDS: u32 = 16_384;
 pub const DEFAULT_SOCK_REVNAT_ENTRIES: u32 = 65_536;
 pub const DEFAULT_MAX_BACKEND_SLOTS: u32 = 65_536;

@@ -4,7 +4,7 @@ use anyhow::Result;
 use clap::Subcommand;
 
 use super::output::{print, Format};
-use crate::{inspect, paths, reconcile};
+use crate::{inspect, pins, reconcile};
 
 /// Conntrack: list or flush flows, from the pinned maps.
 #[derive(clap::Args)]
@@ -26,7 +26,7 @@ struct Filter {
     /// Only this frontend's flows, written like 203.0.113.10:8080/TCP.
     #[arg(long)]
     frontend: Option<String>,
-    #[arg(long, default_value = paths::DEFAULT_PIN_DIR)]
+    #[arg(long, default_value = pins::DEFAULT_PIN_DIR)]
     pin_dir: PathBuf,
     #[arg(long, value_enum, default_value_t)]
     output: Format,

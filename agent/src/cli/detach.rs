@@ -3,21 +3,21 @@ use std::{fs, path::PathBuf};
 use anyhow::{Context as _, Result};
 use hairpin_common::PINNED_MAPS;
 
-use crate::{attach, paths, sockets};
+use crate::{attach, pins, sockets};
 
 /// Remove everything hairpin installed under the pin directory: its links
 /// (the programs detach with them), then its maps. Traffic to the frontends
 /// stops being translated at once.
 #[derive(clap::Args)]
 pub struct Args {
-    #[arg(long, default_value = paths::DEFAULT_PIN_DIR)]
+    #[arg(long, default_value = pins::DEFAULT_PIN_DIR)]
     pin_dir: PathBuf,
 }
 
 pub fn detach(args: Args) -> Result<()> {
     let mut removed = 0;
-    for link in attach::pinned_links(&args.pin_dir) {
-        if attach::unpin_link(&link)? {
+    for link in pins::pinned_links(&args.pin_dir) {
+        if pins::unpin_link(&link)? {
             println!("detached {}", link.display());
             removed += 1;
         }
@@ -39,18 +39,18 @@ pub fn detach(args: Args) -> Result<()> {
         removed += 1;
     }
     for map in PINNED_MAPS {
-        let pin = paths::map_pin(&args.pin_dir, map);
+        let pin = pins::map_pin(&args.pin_dir, map);
         if pin.exists() {
             fs::remove_file(&pin).with_context(|| format!("removing {}", pin.display()))?;
             println!("removed {}", pin.display());
             removed += 1;
         }
     }
-    for prog in crate::loader::PROGRAMS {
+    for prog in hairpin_common::TC_PROGRAMS {
         // Ignored error: see below.
-        let _ = fs::remove_dir(args.pin_dir.join(paths::LINKS_DIR).join(prog));
+        let _ = fs::remove_dir(args.pin_dir.join(pins::LINKS_DIR).join(prog));
     }
-    for dir in [paths::LINKS_DIR, paths::MAPS_DIR, ""] {
+    for dir in [pins::LINKS_DIR, pins::MAPS_DIR, ""] {
         // Ignored error: a directory that is absent or still holds something
         // that is not hairpin's stays.
         let _ = fs::remove_dir(args.pin_dir.join(dir));

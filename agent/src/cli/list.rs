@@ -3,12 +3,12 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 use super::output::{print, Format};
-use crate::{inspect, paths};
+use crate::{inspect, pins};
 
 /// Frontends with their backends and live counters, from the pinned maps.
 #[derive(clap::Args)]
 pub struct Args {
-    #[arg(long, default_value = paths::DEFAULT_PIN_DIR)]
+    #[arg(long, default_value = pins::DEFAULT_PIN_DIR)]
     pin_dir: PathBuf,
     #[arg(long, value_enum, default_value_t)]
     output: Format,

@@ -5,13 +5,13 @@ use aya::programs::{SchedClassifier, TcAttachType};
 use serde::Serialize;
 
 use super::output::{print, Format};
-use crate::{attach, links, loader::PROGRAMS, paths};
+use crate::{links, pins};
 
 /// Where hairpin is attached: the TCX programs on every interface's hooks,
 /// in order, and the links hairpin pinned.
 #[derive(clap::Args)]
 pub struct Args {
-    #[arg(long, default_value = paths::DEFAULT_PIN_DIR)]
+    #[arg(long, default_value = pins::DEFAULT_PIN_DIR)]
     pin_dir: PathBuf,
     #[arg(long, value_enum, default_value_t)]
     output: Format,
@@ -38,9 +38,9 @@ fn denied(e: &(dyn std::error::Error + 'static)) -> bool {
 
 pub fn status(args: Args) -> Result<()> {
     let all = links::list_now()?;
-    let pinned: Vec<String> = attach::pinned_links(&args.pin_dir)
+    let pinned: Vec<String> = pins::pinned_links(&args.pin_dir)
         .iter()
-        .filter_map(|p| paths::link_ifname(p))
+        .filter_map(|p| pins::link_ifname(p))
         .collect();
     let mut rows = Vec::new();
     for link in &all {
@@ -73,7 +73,7 @@ pub fn status(args: Args) -> Result<()> {
                 hook,
                 hairpin: names
                     .iter()
-                    .filter(|n| PROGRAMS.contains(&n.as_str()))
+                    .filter(|n| hairpin_common::TC_PROGRAMS.contains(&n.as_str()))
                     .count(),
                 programs: names,
                 pinned: pinned.contains(&link.name),

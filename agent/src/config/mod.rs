@@ -1,0 +1,164 @@
+//! The configuration file: YAML, as a Kubernetes ConfigMap carries it.
+//! Parsing keeps every value's location, so that each error names the file,
+//! the line and the field.
+//!
+//! ```yaml
+//! redirects:
+//!   - name: web
+//!     frontend: 203.0.113.10
+//!     ports:
+//!       - { name: http, port: 8080, protocol: TCP, targetPort: 80 }
+//!     backends:
+//!       - { ip: 198.51.100.2, weight: 1 }
+//! interfaces:
+//!   uplink: auto
+//!   pods: ["veth*", "cali*", "lxc*"]
+//! conntrack:
+//!   maxEntries: 262144
+//!   timeouts: { syn: 60, tcp: 21600, close: 10, udp: 60 }   # seconds
+//! ```
+
+mod error;
+mod raw;
+mod validate;
+
+use std::{
+    net::{IpAddr, SocketAddr},
+    path::{Path, PathBuf},
+};
+
+use hairpin_common::CtTimeouts;
+
+pub use error::ConfigError;
+
+/// A validated configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    pub frontends: Vec<Frontend>,
+    pub interfaces: Interfaces,
+    pub ct_entries: u32,
+    pub timeouts: CtTimeouts,
+    pub metrics: Option<SocketAddr>,
+    pub socket: SocketLb,
+}
+
+/// The socket-level path for processes that never cross a pod's veth.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SocketLb {
+    pub enabled: bool,
+    pub scope: SocketScope,
+    /// The cgroup v2 directory to attach to; `None`: the root of the
+    /// machine's cgroup v2 hierarchy.
+    pub cgroup: Option<PathBuf>,
+}
+
+impl Default for SocketLb {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            scope: SocketScope::Host,
+            cgroup: None,
+        }
+    }
+}
+
+/// Which sockets the socket-level path translates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SocketScope {
+    /// Sockets in the node's own network namespace: pods keep the TC path,
+    /// whose original destination service meshes in pods rely on.
+    Host,
+    /// Every socket in the cgroup, pods' included.
+    All,
+}
+
+/// Where metrics are served unless configured: loopback only.
+pub const DEFAULT_METRICS: &str = "127.0.0.1:9469";
+
+/// One frontend: an address, a port and a protocol, with its backends.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Frontend {
+    /// `<redirect>/<port name or number>/<protocol>`, for logs and listings.
+    pub name: String,
+    pub addr: IpAddr,
+    pub port: u16,
+    pub proto: u8,
+    pub backends: Vec<Backend>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Backend {
+    pub addr: IpAddr,
+    pub port: u16,
+    pub weight: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Interfaces {
+    /// `None`: the interface of the node's route to the frontends.
+    pub uplink: Option<String>,
+    pub pods: Vec<glob::Pattern>,
+}
+
+pub const DEFAULT_POD_PATTERNS: [&str; 4] = ["veth*", "cali*", "lxc*", "eni*"];
+/// YAML nodes a configuration may have: a million frontends' worth.
+const MAX_YAML_NODES: usize = 20_000_000;
+
+impl Config {
+    /// Reads and validates `path`, a file of no node in particular.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        Self::load_on_node(path, &[])
+    }
+
+    /// Reads and validates `path` for the node whose addresses are `node`:
+    /// a frontend on one of them is refused.
+    pub fn load_on_node(path: &Path, node: &[IpAddr]) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_owned(),
+            line: 0,
+            column: 0,
+            field: String::new(),
+            message: format!("cannot read: {e}"),
+        })?;
+        Self::parse_on_node(path, &text, node)
+    }
+
+    /// Validates `text`, read from `file`.
+    pub fn parse(file: &Path, text: &str) -> Result<Self, ConfigError> {
+        Self::parse_on_node(file, text, &[])
+    }
+
+    fn parse_on_node(file: &Path, text: &str, node: &[IpAddr]) -> Result<Self, ConfigError> {
+        // Large node-wide configurations (100,000 frontends) exceed the
+        // parser's default budget, which guards against untrusted input: a
+        // configuration is the operator's own, so it gets room to grow.
+        let mut budget = serde_saphyr::Budget::default();
+        budget.max_nodes = MAX_YAML_NODES;
+        budget.max_events = 2 * MAX_YAML_NODES;
+        let mut options = serde_saphyr::Options::default();
+        options.budget = Some(budget);
+        let raw: raw::RawConfig =
+            serde_saphyr::from_str_with_options(text, options).map_err(|e| {
+                let loc = e.location();
+                ConfigError {
+                    file: file.to_owned(),
+                    line: loc.map_or(0, |l| l.line()),
+                    column: loc.map_or(0, |l| l.column()),
+                    field: String::new(),
+                    message: parser_message(&e),
+                }
+            })?;
+        validate::Validator { file, node }.config(raw)
+    }
+}
+
+/// The parser's message, without the location its `Display` prefixes (the
+/// error carries it) and the source excerpt it appends.
+fn parser_message(e: &serde_saphyr::Error) -> String {
+    use serde_saphyr::MessageFormatter as _;
+    let msg = serde_saphyr::UserMessageFormatter.format_message(e.without_snippet());
+    msg.lines().next().unwrap_or_default().to_owned()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,102 @@
+//! The file's shape as the parser reads it: every value that validation may
+//! refuse keeps its location (`Spanned`).
+
+use std::{collections::BTreeMap, path::PathBuf};
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawConfig {
+    pub redirects: Spanned<Vec<RawRedirect>>,
+    #[serde(default)]
+    pub interfaces: Option<RawInterfaces>,
+    #[serde(default)]
+    pub conntrack: Option<RawConntrack>,
+    #[serde(default)]
+    pub metrics: Option<RawMetrics>,
+    #[serde(default)]
+    pub socket: Option<RawSocket>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawMetrics {
+    /// `host:port`, or `off`.
+    pub address: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawSocket {
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    #[serde(default)]
+    pub scope: Option<Spanned<String>>,
+    #[serde(default)]
+    pub cgroup: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawRedirect {
+    pub name: Spanned<String>,
+    pub frontend: Spanned<String>,
+    pub ports: Vec<RawPort>,
+    pub backends: Vec<RawBackend>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawPort {
+    #[serde(default)]
+    pub name: Option<Spanned<String>>,
+    pub port: Spanned<u32>,
+    pub protocol: Spanned<String>,
+    #[serde(default)]
+    pub target_port: Option<Spanned<u32>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawBackend {
+    pub ip: Spanned<String>,
+    /// Overrides the ports' `targetPort` for this backend.
+    #[serde(default)]
+    pub port: Option<Spanned<u32>>,
+    /// Overrides per frontend port, keyed by the port's name or number,
+    /// where this backend listens elsewhere for some ports only.
+    #[serde(default)]
+    pub ports: Option<BTreeMap<String, Spanned<u32>>>,
+    #[serde(default)]
+    pub weight: Option<Spanned<u32>>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawInterfaces {
+    #[serde(default)]
+    pub uplink: Option<Spanned<String>>,
+    #[serde(default)]
+    pub pods: Option<Vec<Spanned<String>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawConntrack {
+    #[serde(default)]
+    pub max_entries: Option<Spanned<u32>>,
+    #[serde(default)]
+    pub timeouts: Option<RawTimeouts>,
+}
+
+/// Seconds.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTimeouts {
+    pub syn: Option<Spanned<u64>>,
+    pub tcp: Option<Spanned<u64>>,
+    pub close: Option<Spanned<u64>>,
+    pub udp: Option<Spanned<u64>>,
+}

@@ -1,0 +1,266 @@
+//! `redirects`: each redirect, its ports (one frontend each) and its
+//! backends (one per frontend port).
+
+use std::{collections::BTreeSet, net::IpAddr};
+
+use hairpin_common::{IPPROTO_TCP, IPPROTO_UDP};
+use serde_saphyr::Spanned;
+
+use super::Validator;
+use crate::config::{
+    raw::{RawBackend, RawPort, RawRedirect},
+    Backend, ConfigError, Frontend,
+};
+
+const MAX_WEIGHT: u32 = 256;
+
+/// What must be unique across the redirects of a file.
+#[derive(Default)]
+struct Seen {
+    /// Redirect names, per family: a name may have one of each.
+    names: BTreeSet<(String, bool)>,
+    frontends: BTreeSet<(IpAddr, u16, u8)>,
+}
+
+/// One port of a redirect, validated: the frontend's part of it.
+struct Port<'a> {
+    raw: &'a RawPort,
+    at: String,
+    port: u16,
+    proto: u8,
+    target: u16,
+}
+
+impl Validator<'_> {
+    pub(super) fn redirects(
+        &self,
+        raw: &Spanned<Vec<RawRedirect>>,
+    ) -> Result<Vec<Frontend>, ConfigError> {
+        if raw.value.is_empty() {
+            return Err(self.err(
+                raw,
+                "redirects",
+                "no redirect: hairpin needs at least one".into(),
+            ));
+        }
+        let mut seen = Seen::default();
+        let mut frontends = Vec::new();
+        for (i, r) in raw.value.iter().enumerate() {
+            self.redirect(r, &format!("redirects[{i}]"), &mut seen, &mut frontends)?;
+        }
+        Ok(frontends)
+    }
+
+    fn redirect(
+        &self,
+        r: &RawRedirect,
+        at: &str,
+        seen: &mut Seen,
+        out: &mut Vec<Frontend>,
+    ) -> Result<(), ConfigError> {
+        let addr = self.frontend_addr(&r.frontend, &format!("{at}.frontend"))?;
+        self.redirect_name(r, at, addr, seen)?;
+        for (what, empty) in [
+            ("ports", r.ports.is_empty()),
+            ("backends", r.backends.is_empty()),
+        ] {
+            if empty {
+                return Err(self.err(
+                    &r.name,
+                    format!("{at}.{what}"),
+                    format!("a redirect needs at least one entry in {what}"),
+                ));
+            }
+        }
+        self.backend_port_keys(r, at)?;
+        let mut port_names = BTreeSet::new();
+        for (j, p) in r.ports.iter().enumerate() {
+            let port = self.redirect_port(p, format!("{at}.ports[{j}]"), &mut port_names)?;
+            if !seen.frontends.insert((addr, port.port, port.proto)) {
+                return Err(self.err(
+                    &p.port,
+                    format!("{}.port", port.at),
+                    format!(
+                        "duplicate frontend {addr}:{}/{}",
+                        port.port,
+                        p.protocol.value.to_ascii_uppercase()
+                    ),
+                ));
+            }
+            let backends = self.backends(r, at, addr, &port)?;
+            let port_name = p
+                .name
+                .as_ref()
+                .map_or_else(|| port.port.to_string(), |n| n.value.clone());
+            out.push(Frontend {
+                name: format!(
+                    "{}/{port_name}/{}",
+                    r.name.value,
+                    p.protocol.value.to_ascii_uppercase()
+                ),
+                addr,
+                port: port.port,
+                proto: port.proto,
+                backends,
+            });
+        }
+        Ok(())
+    }
+
+    fn redirect_name(
+        &self,
+        r: &RawRedirect,
+        at: &str,
+        addr: IpAddr,
+        seen: &mut Seen,
+    ) -> Result<(), ConfigError> {
+        let why = if r.name.value.is_empty() {
+            "empty redirect name"
+        } else if !seen.names.insert((r.name.value.clone(), addr.is_ipv4())) {
+            "duplicate redirect name in this address family"
+        } else {
+            return Ok(());
+        };
+        Err(self.err(&r.name, format!("{at}.name"), why.into()))
+    }
+
+    /// A backend's per-port override must name a port of its redirect.
+    fn backend_port_keys(&self, r: &RawRedirect, at: &str) -> Result<(), ConfigError> {
+        for (k, b) in r.backends.iter().enumerate() {
+            for (key, at_port) in b.ports.iter().flatten() {
+                let known = r.ports.iter().any(|p| {
+                    p.name.as_ref().is_some_and(|n| &n.value == key)
+                        || p.port.value.to_string() == *key
+                });
+                if !known {
+                    return Err(self.err(
+                        at_port,
+                        format!("{at}.backends[{k}].ports.{key}"),
+                        format!("no port named or numbered {key:?} in this redirect"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn redirect_port<'a>(
+        &self,
+        p: &'a RawPort,
+        at: String,
+        names: &mut BTreeSet<String>,
+    ) -> Result<Port<'a>, ConfigError> {
+        if let Some(name) = &p.name {
+            if !names.insert(name.value.clone()) {
+                return Err(self.err(
+                    name,
+                    format!("{at}.name"),
+                    format!("duplicate port name {:?} in this redirect", name.value),
+                ));
+            }
+        }
+        let port = self.port(&p.port, &format!("{at}.port"))?;
+        let proto = match p.protocol.value.to_ascii_uppercase().as_str() {
+            "TCP" => IPPROTO_TCP,
+            "UDP" => IPPROTO_UDP,
+            _ => {
+                return Err(self.err(
+                    &p.protocol,
+                    format!("{at}.protocol"),
+                    format!("unknown protocol {:?}: TCP or UDP", p.protocol.value),
+                ));
+            }
+        };
+        let target = match &p.target_port {
+            Some(t) => self.port(t, &format!("{at}.targetPort"))?,
+            None => port,
+        };
+        Ok(Port {
+            raw: p,
+            at,
+            port,
+            proto,
+            target,
+        })
+    }
+
+    /// The backends of one frontend port.
+    fn backends(
+        &self,
+        r: &RawRedirect,
+        at: &str,
+        addr: IpAddr,
+        port: &Port<'_>,
+    ) -> Result<Vec<Backend>, ConfigError> {
+        let mut backends: Vec<Backend> = Vec::new();
+        for (k, b) in r.backends.iter().enumerate() {
+            let bat = format!("{at}.backends[{k}]");
+            let backend = self.backend(b, &bat, addr, port)?;
+            if backends
+                .iter()
+                .any(|x| x.addr == backend.addr && x.port == backend.port)
+            {
+                return Err(self.err(
+                    &b.ip,
+                    format!("{bat}.ip"),
+                    format!("duplicate backend {}:{}", backend.addr, backend.port),
+                ));
+            }
+            backends.push(backend);
+        }
+        Ok(backends)
+    }
+
+    fn backend(
+        &self,
+        b: &RawBackend,
+        at: &str,
+        frontend: IpAddr,
+        port: &Port<'_>,
+    ) -> Result<Backend, ConfigError> {
+        let field = format!("{at}.ip");
+        let addr = self.unicast(&b.ip, &field)?;
+        if addr.is_ipv4() != frontend.is_ipv4() {
+            return Err(self.err(
+                &b.ip,
+                field,
+                format!("{addr} is not of the frontend's family: a redirect is IPv4 or IPv6"),
+            ));
+        }
+        if addr == frontend {
+            return Err(self.err(
+                &b.ip,
+                field,
+                format!("{addr} is the frontend's own address: a loop"),
+            ));
+        }
+        let by_port = b.ports.as_ref().and_then(|m| {
+            port.raw
+                .name
+                .as_ref()
+                .and_then(|n| m.get_key_value(&n.value))
+                .or_else(|| m.get_key_value(&port.port.to_string()))
+        });
+        let bport = match (by_port, &b.port) {
+            (Some((k, bp)), _) => self.port(bp, &format!("{at}.ports.{k}"))?,
+            (None, Some(bp)) => self.port(bp, &format!("{at}.port"))?,
+            (None, None) => port.target,
+        };
+        let weight = match &b.weight {
+            Some(w) if w.value == 0 || w.value > MAX_WEIGHT => {
+                return Err(self.err(
+                    w,
+                    format!("{at}.weight"),
+                    format!("weight {} out of range 1..={MAX_WEIGHT}", w.value),
+                ));
+            }
+            Some(w) => w.value,
+            None => 1,
+        };
+        Ok(Backend {
+            addr,
+            port: bport,
+            weight,
+        })
+    }
+}

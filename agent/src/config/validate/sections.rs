@@ -1,0 +1,130 @@
+//! The sections beside the redirects: interfaces, conntrack, metrics and
+//! the socket-level path.
+
+use std::net::SocketAddr;
+
+use hairpin_common::{CtTimeouts, DEFAULT_CT_ENTRIES, NS_PER_SEC};
+
+use super::Validator;
+use crate::config::{
+    raw::{RawConntrack, RawInterfaces, RawMetrics, RawSocket},
+    ConfigError, Interfaces, SocketLb, SocketScope, DEFAULT_METRICS, DEFAULT_POD_PATTERNS,
+};
+
+/// The smallest conntrack table: below it, a node's own churn evicts flows.
+const MIN_CT_ENTRIES: u32 = 1024;
+/// IFNAMSIZ: 15 characters and the terminating zero.
+const MAX_IFNAME: usize = 15;
+
+impl Validator<'_> {
+    pub(super) fn interfaces(&self, raw: RawInterfaces) -> Result<Interfaces, ConfigError> {
+        let uplink = match raw.uplink {
+            Some(u) if u.value == "auto" => None,
+            Some(u)
+                if u.value.is_empty()
+                    || u.value.len() > MAX_IFNAME
+                    || u.value.contains(['/', ' ']) =>
+            {
+                return Err(self.err(
+                    &u,
+                    "interfaces.uplink",
+                    format!("{:?} is not an interface name (or auto)", u.value),
+                ));
+            }
+            Some(u) => Some(u.value),
+            None => None,
+        };
+        let pods = match raw.pods {
+            None => DEFAULT_POD_PATTERNS
+                .iter()
+                .map(|p| glob::Pattern::new(p).expect("valid default pattern"))
+                .collect(),
+            Some(list) => list
+                .iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    glob::Pattern::new(&p.value).map_err(|e| {
+                        self.err(
+                            p,
+                            format!("interfaces.pods[{i}]"),
+                            format!("bad pattern: {e}"),
+                        )
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        Ok(Interfaces { uplink, pods })
+    }
+
+    pub(super) fn ct_entries(&self, raw: Option<&RawConntrack>) -> Result<u32, ConfigError> {
+        match raw.and_then(|c| c.max_entries.as_ref()) {
+            Some(m) if m.value < MIN_CT_ENTRIES => Err(self.err(
+                m,
+                "conntrack.maxEntries",
+                format!("{} is too small: at least {MIN_CT_ENTRIES}", m.value),
+            )),
+            Some(m) => Ok(m.value),
+            None => Ok(DEFAULT_CT_ENTRIES),
+        }
+    }
+
+    pub(super) fn timeouts(&self, raw: Option<&RawConntrack>) -> Result<CtTimeouts, ConfigError> {
+        let mut timeouts = CtTimeouts::default();
+        let Some(t) = raw.and_then(|c| c.timeouts.as_ref()) else {
+            return Ok(timeouts);
+        };
+        for (slot, v) in [
+            (&mut timeouts.syn, &t.syn),
+            (&mut timeouts.tcp, &t.tcp),
+            (&mut timeouts.close, &t.close),
+            (&mut timeouts.udp, &t.udp),
+        ] {
+            if let Some(secs) = v {
+                *slot = secs.value.max(1).saturating_mul(NS_PER_SEC);
+            }
+        }
+        Ok(timeouts)
+    }
+
+    pub(super) fn metrics(
+        &self,
+        raw: Option<RawMetrics>,
+    ) -> Result<Option<SocketAddr>, ConfigError> {
+        match raw {
+            None => Ok(Some(DEFAULT_METRICS.parse().expect("valid default"))),
+            Some(m) if m.address.value == "off" => Ok(None),
+            Some(m) => m.address.value.parse().map(Some).map_err(|_| {
+                self.err(
+                    &m.address,
+                    "metrics.address",
+                    format!("not an address:port (or off): {:?}", m.address.value),
+                )
+            }),
+        }
+    }
+
+    pub(super) fn socket(&self, raw: Option<RawSocket>) -> Result<SocketLb, ConfigError> {
+        let Some(raw) = raw else {
+            return Ok(SocketLb::default());
+        };
+        let scope = match raw.scope {
+            None => SocketScope::Host,
+            Some(s) => match s.value.as_str() {
+                "host" => SocketScope::Host,
+                "all" => SocketScope::All,
+                other => {
+                    return Err(self.err(
+                        &s,
+                        "socket.scope",
+                        format!("unknown scope {other:?}: host or all"),
+                    ))
+                }
+            },
+        };
+        Ok(SocketLb {
+            enabled: raw.enabled.unwrap_or(true),
+            scope,
+            cgroup: raw.cgroup,
+        })
+    }
+}

@@ -1,0 +1,79 @@
+//! Expired flows collected in bounded steps, and the backend addresses of
+//! flows just ended kept until their resets have reached the clients.
+
+use std::time::Instant;
+
+use tracing::{info, warn};
+
+use super::Agent;
+use crate::{gc, reconcile};
+
+/// Entries looked at per sweep, to bound the work of one tick.
+const GC_BUDGET: usize = 65_536;
+
+#[derive(Default)]
+pub struct Collector {
+    /// Backend addresses kept for the reverse entries of flows just ended.
+    lingering: Vec<(Instant, reconcile::Lingering)>,
+    sweep_v4: gc::Sweeper<u32>,
+    sweep_v6: gc::Sweeper<[u32; 4]>,
+}
+
+impl Collector {
+    pub fn linger(&mut self, until: Instant, addrs: reconcile::Lingering) {
+        self.lingering.push((until, addrs));
+    }
+
+    /// Lets go of lingering addresses whose time is up; says whether any did.
+    fn expire(&mut self) -> bool {
+        let before = self.lingering.len();
+        let now = Instant::now();
+        self.lingering.retain(|(until, _)| *until > now);
+        self.lingering.len() != before
+    }
+
+    fn lingering(&self) -> reconcile::Lingering {
+        let mut all = reconcile::Lingering::default();
+        for (_, l) in &self.lingering {
+            all.v4.extend(&l.v4);
+            all.v6.extend(&l.v6);
+        }
+        all
+    }
+}
+
+impl Agent {
+    pub(super) fn sync_lingering(&mut self) {
+        let lingering = self.collector.lingering();
+        if let Err(e) =
+            reconcile::sync_backend_addrs(&mut self.maps, &self.config.frontends, &lingering)
+        {
+            warn!("backend addresses: {e:#}");
+        }
+    }
+
+    pub(super) fn collect(&mut self) {
+        if self.collector.expire() {
+            self.sync_lingering();
+        }
+        self.metrics.gc_sweeps.inc();
+        let (now, t) = (gc::monotonic_ns(), &self.opts.timeouts);
+        let c = &mut self.collector;
+        let swept = c
+            .sweep_v4
+            .step(&mut self.maps.v4.conntrack, t, now, GC_BUDGET)
+            .and_then(|a| {
+                Ok(a + c
+                    .sweep_v6
+                    .step(&mut self.maps.v6.conntrack, t, now, GC_BUDGET)?)
+            });
+        match swept {
+            Ok(s) if s.removed > 0 => {
+                self.metrics.gc_removed.inc_by(s.removed as u64);
+                info!(entries = s.entries, removed = s.removed, "conntrack sweep");
+            }
+            Ok(_) => {}
+            Err(e) => warn!("conntrack sweep: {e:#}"),
+        }
+    }
+}

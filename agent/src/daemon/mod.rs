@@ -1,0 +1,149 @@
+//! The agent: loads (or adopts) the datapath, applies the configuration,
+//! follows the node's interfaces, collects expired flows and reloads the
+//! configuration when it changes. The command line only turns its arguments
+//! into [`Settings`].
+
+mod collect;
+mod interfaces;
+mod logger;
+mod reload;
+mod socket_path;
+
+use std::{collections::BTreeMap, path::PathBuf, time::Duration};
+
+use anyhow::{Context as _, Result};
+use futures::StreamExt as _;
+use tokio::signal::unix::{signal, SignalKind};
+use tracing::info;
+
+use crate::{
+    attach::{Attachments, Mode},
+    config::Config,
+    links::{self, Link, LinkEvent},
+    loader::{self, Datapath, LoadOptions, Maps},
+    metrics::{self, AgentMetrics},
+    pins, reconcile,
+};
+
+use self::{collect::Collector, reload::ConfigFile};
+
+/// What the agent is started with.
+pub struct Settings {
+    pub config: PathBuf,
+    /// One directory per node: several agents may share a kernel.
+    pub pin_dir: PathBuf,
+    /// How to attach to interfaces; `None`: the best this kernel has.
+    pub attach: Option<Mode>,
+}
+
+/// How often the configuration file is checked and conntrack swept.
+const TICK: Duration = Duration::from_secs(2);
+
+/// Runs the agent until SIGTERM or SIGINT. The datapath stays in place when
+/// it stops (`hairpin detach` removes it), and the next agent adopts it
+/// without losing a flow.
+pub fn run(settings: Settings) -> Result<()> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(async {
+            let handle = links::connect()?;
+            Agent::start(settings, handle).await?.serve().await
+        })
+}
+
+struct Agent {
+    settings: Settings,
+    file: ConfigFile,
+    /// The configuration the maps hold: the last good one.
+    config: Config,
+    opts: LoadOptions,
+    dp: Datapath,
+    maps: Maps,
+    attached: Attachments,
+    uplink: Option<Link>,
+    /// The node's interfaces by name, as netlink last told.
+    known: BTreeMap<String, Link>,
+    handle: rtnetlink::Handle,
+    metrics: AgentMetrics,
+    collector: Collector,
+}
+
+impl Agent {
+    async fn start(settings: Settings, handle: rtnetlink::Handle) -> Result<Self> {
+        let (file, config) = ConfigFile::open(&settings.config, &handle).await?;
+        let mut opts = LoadOptions::for_config(&config);
+        if tracing::enabled!(target: "hairpin", tracing::Level::DEBUG) {
+            opts.log_level = loader::LOG_LEVEL_DEBUG;
+        }
+        pins::create_dirs(&settings.pin_dir)?;
+        let mut dp = Datapath::load(&opts, Some(&settings.pin_dir))?;
+        let mut maps = dp.take_maps()?;
+        if opts.log_level != 0 {
+            logger::spawn(&mut dp).context("datapath logger")?;
+        }
+        let applied = reconcile::apply(&mut maps, &config.frontends, opts.max_frontends)?;
+        info!(config = %settings.config.display(), ?applied, "configuration applied");
+        let mode = Mode::choose(settings.attach);
+        info!(?mode, "attach mode");
+        let metrics = AgentMetrics::default();
+        metrics.set_names(&maps, &config)?;
+        if let Some(addr) = config.metrics {
+            metrics::serve(addr, &settings.pin_dir, metrics.clone())?;
+            info!(%addr, "serving metrics");
+        }
+        Ok(Self {
+            attached: Attachments::new(mode, &settings.pin_dir),
+            settings,
+            file,
+            config,
+            opts,
+            dp,
+            maps,
+            uplink: None,
+            known: BTreeMap::new(),
+            handle,
+            metrics,
+            collector: Collector::default(),
+        })
+    }
+
+    async fn serve(mut self) -> Result<()> {
+        // Subscribe before listing, so that no interface is missed between.
+        let mut events = std::pin::pin!(links::events()?);
+        for link in links::list(&self.handle).await? {
+            self.known.insert(link.name.clone(), link);
+        }
+        self.set_uplink().await?;
+        self.set_socket_path()?;
+        self.forget_stale_pins()?;
+        self.follow_all();
+        info!(
+            interfaces = self.attached.interfaces().count(),
+            "ready: attached"
+        );
+        let mut hup = signal(SignalKind::hangup())?;
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut tick = tokio::time::interval(TICK);
+        loop {
+            tokio::select! {
+                Some(ev) = events.next() => match ev {
+                    LinkEvent::Up(link) => self.link_up(link),
+                    LinkEvent::Gone(link) => self.link_gone(&link),
+                },
+                _ = hup.recv() => self.reload("SIGHUP").await,
+                _ = tick.tick() => {
+                    if self.file.changed() {
+                        self.reload("file change").await;
+                    }
+                    self.collect();
+                }
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+            }
+        }
+        info!("stopping; the datapath stays in place (`hairpin detach` removes it)");
+        Ok(())
+    }
+}

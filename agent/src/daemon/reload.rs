@@ -1,0 +1,110 @@
+//! Reloads: the file is followed by its identity, a changed one validated
+//! for this node and applied as a diff; a refused one leaves the last good
+//! configuration in place.
+
+use std::{
+    os::unix::fs::MetadataExt as _,
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use anyhow::Result;
+use tracing::{info, warn};
+
+use super::{Agent, TICK};
+use crate::{config::Config, links, reconcile};
+
+/// Identity of the file behind the config path: a ConfigMap update swaps a
+/// symlink, which changes the inode even when the time does not.
+type Stamp = Option<(u64, i64, u64)>;
+
+fn stamp(path: &Path) -> Stamp {
+    std::fs::metadata(path)
+        .ok()
+        .map(|m| (m.ino(), m.mtime_nsec() + m.mtime() * 1_000_000_000, m.len()))
+}
+
+/// The configuration file, as last read.
+pub struct ConfigFile {
+    path: PathBuf,
+    stamp: Stamp,
+}
+
+impl ConfigFile {
+    /// Reads and validates the file for this node.
+    pub async fn open(path: &Path, handle: &rtnetlink::Handle) -> Result<(Self, Config)> {
+        let mut file = Self {
+            path: path.to_owned(),
+            stamp: None,
+        };
+        let config = file.read(handle).await?;
+        Ok((file, config))
+    }
+
+    pub fn changed(&self) -> bool {
+        stamp(&self.path) != self.stamp
+    }
+
+    async fn read(&mut self, handle: &rtnetlink::Handle) -> Result<Config> {
+        self.stamp = stamp(&self.path);
+        let node = links::addresses(handle).await?;
+        Ok(Config::load_on_node(&self.path, &node)?)
+    }
+}
+
+impl Agent {
+    /// Applies a changed configuration; a bad one is reported and counted,
+    /// and the last good one keeps running.
+    pub(super) async fn reload(&mut self, why: &str) {
+        match self.try_reload().await {
+            Ok(applied) => {
+                self.metrics.reload(true);
+                info!(why, ?applied, "configuration reloaded");
+            }
+            Err(e) => {
+                self.metrics.reload(false);
+                warn!(
+                    why,
+                    "reload refused, keeping the last good configuration: {e:#}"
+                );
+            }
+        }
+    }
+
+    async fn try_reload(&mut self) -> Result<reconcile::Applied> {
+        let config = self.file.read(&self.handle).await?;
+        let applied =
+            match reconcile::apply(&mut self.maps, &config.frontends, self.opts.max_frontends) {
+                Ok(applied) => applied,
+                Err(e) => {
+                    // Put the maps back to the last good configuration.
+                    if let Err(e) = reconcile::apply(
+                        &mut self.maps,
+                        &self.config.frontends,
+                        self.opts.max_frontends,
+                    ) {
+                        warn!("restoring the last good configuration: {e:#}");
+                    }
+                    return Err(e);
+                }
+            };
+        let until = Instant::now() + Duration::from_nanos(self.opts.timeouts.close) + TICK;
+        self.collector.linger(until, applied.lingering.clone());
+        if config.ct_entries != self.config.ct_entries || config.timeouts != self.config.timeouts {
+            warn!("conntrack size and timeouts take effect at the next start");
+        }
+        let socket_changed = config.socket != self.config.socket;
+        self.config = config;
+        self.sync_lingering();
+        if socket_changed {
+            if let Err(e) = self.set_socket_path() {
+                warn!("socket-level path: {e:#}");
+            }
+        }
+        if let Err(e) = self.metrics.set_names(&self.maps, &self.config) {
+            warn!("frontend names for metrics: {e:#}");
+        }
+        self.follow_all();
+        Ok(applied)
+    }
+}

@@ -1,0 +1,42 @@
+//! The socket-level path: attached to its cgroup, or detached when the
+//! configuration turns it off.
+
+use anyhow::Result;
+use hairpin_common::SockScope;
+use tracing::info;
+
+use super::Agent;
+use crate::{config::SocketScope, sockets};
+
+impl Agent {
+    /// Attaches the socket-level path (or detaches it) and tells the
+    /// datapath its scope.
+    pub(super) fn set_socket_path(&mut self) -> Result<()> {
+        let lb = &self.config.socket;
+        let pin_dir = &self.settings.pin_dir;
+        if !lb.enabled {
+            self.maps
+                .update_node(|n| n.sock_scope = SockScope::Off as u8)?;
+            for pin in sockets::detach(pin_dir)? {
+                info!(pin = %pin.display(), "socket-level path off: detached");
+            }
+            return Ok(());
+        }
+        let cookie = sockets::netns_cookie()?;
+        let scope = match lb.scope {
+            SocketScope::Host => SockScope::Host,
+            SocketScope::All => SockScope::All,
+        };
+        self.maps.update_node(|n| {
+            n.sock_scope = scope as u8;
+            n.host_netns_cookie = cookie;
+        })?;
+        let cgroup = match &lb.cgroup {
+            Some(c) => c.clone(),
+            None => sockets::cgroup2_root()?,
+        };
+        sockets::attach(&mut self.dp, &cgroup, pin_dir)?;
+        info!(cgroup = %cgroup.display(), scope = ?lb.scope, "socket-level path attached");
+        Ok(())
+    }
+}

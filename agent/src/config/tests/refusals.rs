@@ -444,3 +444,35 @@ fn a_backend_port_for_an_unknown_frontend_port_is_refused() {
         "test.yaml:8:45: redirects[0].backends[1].ports.https: no port named or numbered \"https\" in this redirect"
     );
 }
+
+#[test]
+fn a_timeout_of_zero_is_refused_at_its_line() {
+    assert_eq!(
+        refusal(&web_and(&[
+            "conntrack:",
+            "  timeouts:",
+            "    syn: 60",
+            "    close: 0",
+        ])),
+        "test.yaml:11:12: conntrack.timeouts.close: a timeout of 0 would end every flow at once: at least 1 second"
+    );
+}
+
+#[test]
+fn a_frontend_on_an_address_of_the_node_is_refused_at_its_line() {
+    let mut text = web_and(&[]).join("\n");
+    text.push('\n');
+    let node = [
+        "192.0.2.1".parse().unwrap(),
+        "203.0.113.10".parse().unwrap(),
+    ];
+    let refused = Config::parse_on_node(Path::new("test.yaml"), &text, &node).unwrap_err();
+    assert_eq!(
+        refused.to_string(),
+        "test.yaml:3:15: redirects[0].frontend: 203.0.113.10 is an address of this node: hairpin would capture the node's own traffic"
+    );
+    assert!(
+        Config::parse_on_node(Path::new("test.yaml"), &text, &node[..1]).is_ok(),
+        "another node address does not refuse the frontend"
+    );
+}

@@ -26,7 +26,7 @@ fn a_full_configuration_gives_every_frontend_with_its_backends() {
         "  pods: [\"veth*\", \"cni?\"]",
         "conntrack:",
         "  maxEntries: 1024",
-        "  timeouts: { syn: 30, tcp: 3600, close: 0, udp: 120 }",
+        "  timeouts: { syn: 30, tcp: 3600, close: 1, udp: 120 }",
         "metrics:",
         "  address: 0.0.0.0:9469",
         "socket:",

@@ -73,14 +73,23 @@ impl Validator<'_> {
         let Some(t) = raw.and_then(|c| c.timeouts.as_ref()) else {
             return Ok(timeouts);
         };
-        for (slot, v) in [
-            (&mut timeouts.syn, &t.syn),
-            (&mut timeouts.tcp, &t.tcp),
-            (&mut timeouts.close, &t.close),
-            (&mut timeouts.udp, &t.udp),
+        for (name, slot, v) in [
+            ("syn", &mut timeouts.syn, &t.syn),
+            ("tcp", &mut timeouts.tcp, &t.tcp),
+            ("close", &mut timeouts.close, &t.close),
+            ("udp", &mut timeouts.udp, &t.udp),
         ] {
-            if let Some(secs) = v {
-                *slot = secs.value.max(1).saturating_mul(NS_PER_SEC);
+            match v {
+                // A zero lifetime would end every flow at its first packet.
+                Some(secs) if secs.value == 0 => {
+                    return Err(self.err(
+                        secs,
+                        format!("conntrack.timeouts.{name}"),
+                        "a timeout of 0 would end every flow at once: at least 1 second".into(),
+                    ));
+                }
+                Some(secs) => *slot = secs.value.saturating_mul(NS_PER_SEC),
+                None => {}
             }
         }
         Ok(timeouts)

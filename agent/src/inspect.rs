@@ -88,12 +88,15 @@ pub fn frontend_name<A: Addr>(k: &FrontendKey<A>) -> String {
 pub struct FrontendView {
     pub id: u32,
     pub frontend: String,
+    pub addr: std::net::IpAddr,
     /// Backends with their slot counts (weights).
     pub backends: Vec<(String, u32)>,
     /// The paths that serve it on this node: `tc`, and `socket` when the
     /// socket-level path is attached.
     pub paths: Vec<&'static str>,
     pub stats: Stats,
+    /// Why the agent reports it not served on this node, if it does.
+    pub not_served: Option<String>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -157,9 +160,11 @@ fn family_frontends<A: Addr>(
         out.push(FrontendView {
             id: f.id,
             frontend: frontend_name(&k),
+            addr: k.addr.ip(),
             backends,
             paths,
             stats,
+            not_served: None,
         });
     }
     Ok(())

@@ -7,6 +7,7 @@ pub mod config;
 pub mod daemon;
 pub mod family;
 pub mod gc;
+pub mod health;
 pub mod inspect;
 pub mod links;
 pub mod loader;

@@ -42,12 +42,14 @@ impl Link {
     }
 }
 
-/// A change of the node's interfaces.
+/// A change of the node's interfaces, routes or addresses.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum LinkEvent {
+pub enum NetEvent {
     /// A new interface, or a change of an existing one.
     Up(Link),
     Gone(Link),
+    /// A route or an address came or went: what was unroutable may not be.
+    Routing,
 }
 
 /// A netlink connection for requests; its task runs on the tokio runtime.
@@ -121,25 +123,37 @@ pub async fn route_oif(handle: &Handle, dst: IpAddr) -> Result<Option<u32>> {
     Ok(None)
 }
 
-/// Link events from the kernel, in order.
-pub fn events() -> Result<impl futures::Stream<Item = LinkEvent>> {
-    let (conn, _handle, messages) = rtnetlink::new_multicast_connection(&[MulticastGroup::Link])
-        .context("subscribing to link events")?;
+/// Link, route and address events from the kernel, in order.
+pub fn events() -> Result<impl futures::Stream<Item = NetEvent>> {
+    let (conn, _handle, messages) = rtnetlink::new_multicast_connection(&[
+        MulticastGroup::Link,
+        MulticastGroup::Ipv4Route,
+        MulticastGroup::Ipv6Route,
+        MulticastGroup::Ipv4Ifaddr,
+        MulticastGroup::Ipv6Ifaddr,
+    ])
+    .context("subscribing to link, route and address events")?;
     tokio::spawn(conn);
     Ok(to_events(messages))
 }
 
 fn to_events(
     messages: UnboundedReceiver<(NetlinkMessage<RouteNetlinkMessage>, netlink_sys::SocketAddr)>,
-) -> impl futures::Stream<Item = LinkEvent> {
+) -> impl futures::Stream<Item = NetEvent> {
     messages.filter_map(|(msg, _)| async move {
         match msg.payload {
             NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(l)) => {
-                Link::from_message(&l).map(LinkEvent::Up)
+                Link::from_message(&l).map(NetEvent::Up)
             }
             NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelLink(l)) => {
-                Link::from_message(&l).map(LinkEvent::Gone)
+                Link::from_message(&l).map(NetEvent::Gone)
             }
+            NetlinkPayload::InnerMessage(
+                RouteNetlinkMessage::NewRoute(_)
+                | RouteNetlinkMessage::DelRoute(_)
+                | RouteNetlinkMessage::NewAddress(_)
+                | RouteNetlinkMessage::DelAddress(_),
+            ) => Some(NetEvent::Routing),
             _ => None,
         }
     })

@@ -1,6 +1,8 @@
-//! Prometheus metrics on `/metrics`: the datapath's counters, read from the
-//! pinned maps at each scrape (so they stay right across agent restarts),
-//! and the agent's own (reloads, attach errors, conntrack GC).
+//! The agent's listener: Prometheus metrics on `/metrics` (the datapath's
+//! counters, read from the pinned maps at each scrape so that they stay
+//! right across agent restarts, and the agent's own: reloads, attach
+//! errors, conntrack GC, degraded items), and its health for the platform's
+//! probes (`/healthz`, `/readyz`) and for `hairpin list` (`/degraded`).
 
 use std::{
     collections::BTreeMap,
@@ -16,7 +18,10 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use crate::inspect::{self, Pinned};
+use crate::{
+    health::Health,
+    inspect::{self, Pinned},
+};
 
 /// The agent's own counters, shared with the scrape thread.
 #[derive(Clone, Debug, Default)]
@@ -38,6 +43,11 @@ pub struct ResultLabel {
 struct FrontendLabel {
     frontend: String,
     name: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabel {
+    kind: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -74,36 +84,47 @@ impl AgentMetrics {
     }
 }
 
-/// Serves `/metrics` on `addr` from a thread of its own.
-pub fn serve(addr: SocketAddr, pin_dir: &Path, agent: AgentMetrics) -> Result<()> {
+/// Serves the listener on `addr` from a thread of its own.
+pub fn serve(addr: SocketAddr, pin_dir: &Path, agent: AgentMetrics, health: Health) -> Result<()> {
     let server = tiny_http::Server::http(addr)
         .map_err(|e| anyhow::anyhow!("{e}"))
         .with_context(|| format!("serving metrics on {addr}"))?;
     let pin_dir = pin_dir.to_owned();
     std::thread::spawn(move || {
         for req in server.incoming_requests() {
-            let resp = if req.url() == "/metrics" {
-                match render(&pin_dir, &agent) {
-                    Ok(text) => tiny_http::Response::from_string(text).with_header(
-                        "Content-Type: application/openmetrics-text; version=1.0.0; charset=utf-8"
-                            .parse::<tiny_http::Header>()
-                            .expect("valid header"),
-                    ),
-                    Err(e) => {
-                        tiny_http::Response::from_string(format!("{e:#}\n")).with_status_code(500)
-                    }
-                }
-            } else {
-                tiny_http::Response::from_string("not found\n").with_status_code(404)
+            let (code, body, kind) = match req.url() {
+                "/metrics" => match render(&pin_dir, &agent, &health) {
+                    Ok(text) => (200, text, OPENMETRICS),
+                    Err(e) => (500, format!("{e:#}\n"), TEXT),
+                },
+                "/healthz" => with_kind(health.healthz(), TEXT),
+                "/readyz" => with_kind(health.readyz(), TEXT),
+                "/degraded" => match serde_json::to_string(&health.degraded()) {
+                    Ok(json) => (200, json, JSON),
+                    Err(e) => (500, format!("{e}\n"), TEXT),
+                },
+                _ => (404, "not found\n".into(), TEXT),
             };
-            // Ignored error: the scraper went away.
+            let resp = tiny_http::Response::from_string(body)
+                .with_status_code(code)
+                .with_header(kind.parse::<tiny_http::Header>().expect("valid header"));
+            // Ignored error: the client went away.
             let _ = req.respond(resp);
         }
     });
     Ok(())
 }
 
-fn render(pin_dir: &Path, agent: &AgentMetrics) -> Result<String> {
+const OPENMETRICS: &str =
+    "Content-Type: application/openmetrics-text; version=1.0.0; charset=utf-8";
+const TEXT: &str = "Content-Type: text/plain; charset=utf-8";
+const JSON: &str = "Content-Type: application/json";
+
+fn with_kind((code, body): (u16, String), kind: &'static str) -> (u16, String, &'static str) {
+    (code, body, kind)
+}
+
+fn render(pin_dir: &Path, agent: &AgentMetrics, health: &Health) -> Result<String> {
     let pinned = Pinned::open(pin_dir)?;
     let mut reg = Registry::with_prefix("hairpin");
     let packets = Family::<FrontendLabel, Counter>::default();
@@ -191,6 +212,22 @@ fn render(pin_dir: &Path, agent: &AgentMetrics) -> Result<String> {
         "attach_errors",
         "Interfaces hairpin failed to attach to",
         agent.attach_errors.clone(),
+    );
+    let degraded = Gauge::<i64>::default();
+    degraded.set(health.degraded().len() as i64);
+    reg.register(
+        "degraded_items",
+        "Items this node cannot serve now (see /readyz)",
+        degraded,
+    );
+    let failures = Family::<KindLabel, Counter>::default();
+    for (kind, n) in health.failures() {
+        failures.get_or_create(&KindLabel { kind }).inc_by(n);
+    }
+    reg.register(
+        "degraded_failures",
+        "Items found not servable, by kind (each reason once)",
+        failures,
     );
 
     let mut text = String::new();

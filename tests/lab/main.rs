@@ -12,6 +12,7 @@
 mod support;
 
 mod agent;
+mod degraded;
 mod ipv6;
 mod sockets;
 

@@ -2,21 +2,34 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use super::output::{print, Format};
+use super::{
+    degraded::{self, AgentArgs},
+    output::{print, Format},
+};
 use crate::{inspect, pins};
 
-/// Frontends with their backends and live counters, from the pinned maps.
+/// Frontends with their backends and live counters, from the pinned maps,
+/// and what the agent reports it cannot serve.
 #[derive(clap::Args)]
 pub struct Args {
     #[arg(long, default_value = pins::DEFAULT_PIN_DIR)]
     pin_dir: PathBuf,
+    #[command(flatten)]
+    agent: AgentArgs,
     #[arg(long, value_enum, default_value_t)]
     output: Format,
 }
 
 pub fn list(args: Args) -> Result<()> {
     let pinned = inspect::Pinned::open(&args.pin_dir)?;
-    let rows = inspect::frontends(&pinned)?;
+    let mut rows = inspect::frontends(&pinned)?;
+    let degraded = args.agent.degraded().unwrap_or_default();
+    for row in &mut rows {
+        row.not_served = degraded
+            .iter()
+            .find(|d| d.kind == "route" && d.item == row.addr.to_string())
+            .map(|d| format!("unroutable: {}", d.reason));
+    }
     print(
         args.output,
         &rows,
@@ -30,6 +43,7 @@ pub fn list(args: Args) -> Result<()> {
             "TC FLOWS",
             "SOCK CONNECTS",
             "SOCK DATAGRAMS",
+            "STATE",
         ],
         |f| {
             let backends: Vec<String> = f
@@ -53,8 +67,13 @@ pub fn list(args: Args) -> Result<()> {
                 f.stats.flows.to_string(),
                 f.stats.sock_connects.to_string(),
                 f.stats.sock_datagrams.to_string(),
+                f.not_served.clone().unwrap_or_else(|| "served".into()),
             ]
         },
     );
+    if matches!(args.output, Format::Table) {
+        let others: Vec<_> = degraded.into_iter().filter(|d| d.kind != "route").collect();
+        degraded::print_lines(&others);
+    }
     Ok(())
 }

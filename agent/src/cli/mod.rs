@@ -2,6 +2,7 @@
 
 mod check;
 mod ct;
+mod degraded;
 mod detach;
 mod list;
 mod output;

@@ -4,15 +4,21 @@ use anyhow::Result;
 use aya::programs::{SchedClassifier, TcAttachType};
 use serde::Serialize;
 
-use super::output::{print, Format};
+use super::{
+    degraded::{self, AgentArgs},
+    output::{print, Format},
+};
 use crate::{links, pins};
 
 /// Where hairpin is attached: the TCX programs on every interface's hooks,
-/// in order, and the links hairpin pinned.
+/// in order, and the links hairpin pinned; then what the agent reports it
+/// cannot serve.
 #[derive(clap::Args)]
 pub struct Args {
     #[arg(long, default_value = pins::DEFAULT_PIN_DIR)]
     pin_dir: PathBuf,
+    #[command(flatten)]
+    agent: AgentArgs,
     #[arg(long, value_enum, default_value_t)]
     output: Format,
 }
@@ -93,5 +99,10 @@ pub fn status(args: Args) -> Result<()> {
             ]
         },
     );
+    if matches!(args.output, Format::Table) {
+        if let Some(items) = args.agent.degraded() {
+            degraded::print_lines(&items);
+        }
+    }
     Ok(())
 }

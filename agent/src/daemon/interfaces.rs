@@ -2,12 +2,12 @@
 //! interface that matches the configured patterns, followed as netlink
 //! reports them.
 
-use std::collections::BTreeSet;
+use std::{collections::BTreeSet, net::IpAddr};
 
-use anyhow::{bail, Result};
+use anyhow::{Context as _, Result};
 use tracing::{info, warn};
 
-use super::Agent;
+use super::{degraded::Item, Agent};
 use crate::{
     attach::Role,
     links::{self, Link},
@@ -15,19 +15,35 @@ use crate::{
 };
 
 impl Agent {
-    /// Finds the uplink (configured, or the route to the first frontend),
-    /// attaches to it and tells the datapath its index and MAC address.
-    pub(super) async fn set_uplink(&mut self) -> Result<()> {
-        let link = match &self.config.interfaces.uplink {
-            Some(name) => self.known.get(name).cloned(),
-            None => self.routed_uplink().await?,
-        };
-        let Some(link) = link else {
-            bail!(
-                "no uplink: no interface {:?} and no route to a frontend",
-                self.config.interfaces.uplink
-            );
-        };
+    /// Finds the uplink (configured, or the route to the frontends) and
+    /// attaches to it, once; with `auto`, also says which frontends have no
+    /// route. Failures are reported and retried, never fatal.
+    pub(super) async fn set_uplink(&mut self) {
+        let found = self.find_uplink().await;
+        if self.uplink.is_none() {
+            match found.and_then(|link| self.attach_uplink(link)) {
+                Ok(()) => self.retries.served(&Item::Uplink),
+                Err(e) => self.retries.failed(Item::Uplink, &e),
+            }
+        }
+        self.health.set_ready(self.uplink.is_some());
+    }
+
+    async fn find_uplink(&mut self) -> Result<Link> {
+        match self.config.interfaces.uplink.clone() {
+            Some(name) => self
+                .known
+                .get(&name)
+                .cloned()
+                .with_context(|| format!("no interface {name}")),
+            None => self
+                .routed_uplink()
+                .await?
+                .context("no route to any frontend"),
+        }
+    }
+
+    fn attach_uplink(&mut self, link: Link) -> Result<()> {
         self.attached
             .attach(&mut self.dp, &link.name, Role::Uplink)?;
         self.maps.update_node(|n| {
@@ -39,12 +55,27 @@ impl Agent {
         Ok(())
     }
 
-    /// The interface of the routes to the frontends.
-    async fn routed_uplink(&self) -> Result<Option<Link>> {
+    /// The interface of the routes to the frontends; a frontend without a
+    /// route is reported (it stays in the maps: pods and the socket path
+    /// need no route to it).
+    async fn routed_uplink(&mut self) -> Result<Option<Link>> {
+        let addrs: BTreeSet<IpAddr> = self.config.frontends.iter().map(|f| f.addr).collect();
+        for gone in self.retries.routes() {
+            if !addrs.contains(&gone) {
+                self.retries.forget(&Item::Route(gone));
+            }
+        }
         let mut oifs = BTreeSet::new();
-        for fe in &self.config.frontends {
-            if let Some(oif) = links::route_oif(&self.handle, fe.addr).await? {
-                oifs.insert(oif);
+        for addr in addrs {
+            let route = links::route_oif(&self.handle, addr).await.and_then(|oif| {
+                oif.with_context(|| format!("route to {addr}: no outgoing interface"))
+            });
+            match route {
+                Ok(oif) => {
+                    oifs.insert(oif);
+                    self.retries.served(&Item::Route(addr));
+                }
+                Err(e) => self.retries.failed(Item::Route(addr), &e),
             }
         }
         if oifs.len() > 1 {
@@ -62,7 +93,13 @@ impl Agent {
 
     /// Removes links an earlier agent pinned on interfaces that are gone or
     /// no longer hairpin's.
-    pub(super) fn forget_stale_pins(&mut self) -> Result<()> {
+    pub(super) fn forget_stale_pins(&mut self) {
+        if let Err(e) = self.try_forget_stale_pins() {
+            warn!("removing links pinned by an earlier agent: {e:#}");
+        }
+    }
+
+    fn try_forget_stale_pins(&mut self) -> Result<()> {
         for ifname in self.attached.pinned_interfaces() {
             let keep = self.known.contains_key(&ifname)
                 && (self.is_uplink(&ifname) || self.is_pod(&ifname));
@@ -90,13 +127,17 @@ impl Agent {
                 .any(|p| p.matches(ifname))
     }
 
-    pub(super) fn link_up(&mut self, link: Link) {
+    pub(super) async fn link_up(&mut self, link: Link) {
         self.known.insert(link.name.clone(), link.clone());
         self.follow(&link);
+        if self.uplink.is_none() {
+            self.set_uplink().await;
+        }
     }
 
     pub(super) fn link_gone(&mut self, link: &Link) {
         self.known.remove(&link.name);
+        self.retries.forget(&Item::Interface(link.name.clone()));
         match self.attached.detach(&link.name) {
             Ok(true) => info!(interface = %link.name, "interface gone, forgotten"),
             Ok(false) => {}
@@ -112,17 +153,24 @@ impl Agent {
     }
 
     /// Attaches to a pod interface that matches the patterns, detaches from
-    /// one that no longer does. Failures are logged and counted: one
+    /// one that no longer does. A failure is reported and retried: one
     /// interface must not stop the others.
-    fn follow(&mut self, link: &Link) {
+    pub(super) fn follow(&mut self, link: &Link) {
         let want = self.is_pod(&link.name);
         let have = self.attached.role(&link.name) == Some(Role::Pod);
+        let item = Item::Interface(link.name.clone());
+        if !want {
+            self.retries.forget(&item);
+        }
         if want && !have {
             match self.attached.attach(&mut self.dp, &link.name, Role::Pod) {
-                Ok(()) => info!(interface = %link.name, "pod interface attached"),
+                Ok(()) => {
+                    info!(interface = %link.name, "pod interface attached");
+                    self.retries.served(&item);
+                }
                 Err(e) => {
                     self.metrics.attach_errors.inc();
-                    warn!(interface = %link.name, "attaching: {e:#}");
+                    self.retries.failed(item, &e);
                 }
             }
         } else if have && !want {

@@ -4,12 +4,17 @@
 //! into [`Settings`].
 
 mod collect;
+mod degraded;
 mod interfaces;
 mod logger;
 mod reload;
 mod socket_path;
 
-use std::{collections::BTreeMap, path::PathBuf, time::Duration};
+use std::{
+    collections::BTreeMap,
+    path::PathBuf,
+    time::{Duration, Instant},
+};
 
 use anyhow::{Context as _, Result};
 use futures::StreamExt as _;
@@ -19,13 +24,18 @@ use tracing::info;
 use crate::{
     attach::{Attachments, Mode},
     config::Config,
-    links::{self, Link, LinkEvent},
+    health::Health,
+    links::{self, Link, NetEvent},
     loader::{self, Datapath, LoadOptions, Maps},
     metrics::{self, AgentMetrics},
     pins, reconcile,
 };
 
-use self::{collect::Collector, reload::ConfigFile};
+use self::{
+    collect::Collector,
+    degraded::{Item, Retries},
+    reload::ConfigFile,
+};
 
 /// What the agent is started with.
 pub struct Settings {
@@ -66,6 +76,9 @@ struct Agent {
     known: BTreeMap<String, Link>,
     handle: rtnetlink::Handle,
     metrics: AgentMetrics,
+    health: Health,
+    /// What this node could not serve, retried.
+    retries: Retries,
     collector: Collector,
 }
 
@@ -88,8 +101,9 @@ impl Agent {
         info!(?mode, "attach mode");
         let metrics = AgentMetrics::default();
         metrics.set_names(&maps, &config)?;
+        let health = Health::default();
         if let Some(addr) = config.metrics {
-            metrics::serve(addr, &settings.pin_dir, metrics.clone())?;
+            metrics::serve(addr, &settings.pin_dir, metrics.clone(), health.clone())?;
             info!(%addr, "serving metrics");
         }
         Ok(Self {
@@ -104,6 +118,8 @@ impl Agent {
             known: BTreeMap::new(),
             handle,
             metrics,
+            retries: Retries::new(health.clone()),
+            health,
             collector: Collector::default(),
         })
     }
@@ -114,12 +130,15 @@ impl Agent {
         for link in links::list(&self.handle).await? {
             self.known.insert(link.name.clone(), link);
         }
-        self.set_uplink().await?;
-        self.set_socket_path()?;
-        self.forget_stale_pins()?;
+        // Nothing here waits on what cannot be served: it is reported and
+        // retried, and the rest is served at once.
+        self.set_uplink().await;
+        self.set_socket_path();
+        self.forget_stale_pins();
         self.follow_all();
         info!(
             interfaces = self.attached.interfaces().count(),
+            degraded = self.health.degraded().len(),
             "ready: attached"
         );
         let mut hup = signal(SignalKind::hangup())?;
@@ -129,14 +148,21 @@ impl Agent {
         loop {
             tokio::select! {
                 Some(ev) = events.next() => match ev {
-                    LinkEvent::Up(link) => self.link_up(link),
-                    LinkEvent::Gone(link) => self.link_gone(&link),
+                    NetEvent::Up(link) => self.link_up(link).await,
+                    NetEvent::Gone(link) => self.link_gone(&link),
+                    NetEvent::Routing => {
+                        let items = self.retries.routing();
+                        self.retry(items).await;
+                    }
                 },
                 _ = hup.recv() => self.reload("SIGHUP").await,
                 _ = tick.tick() => {
+                    self.health.beat();
                     if self.file.changed() {
                         self.reload("file change").await;
                     }
+                    let due = self.retries.due(Instant::now());
+                    self.retry(due).await;
                     self.collect();
                 }
                 _ = term.recv() => break,
@@ -145,5 +171,23 @@ impl Agent {
         }
         info!("stopping; the datapath stays in place (`hairpin detach` removes it)");
         Ok(())
+    }
+
+    /// Tries failed items again.
+    async fn retry(&mut self, items: Vec<Item>) {
+        let mut routing = false;
+        for item in items {
+            match item {
+                Item::Uplink | Item::Route(_) => routing = true,
+                Item::SocketPath => self.set_socket_path(),
+                Item::Interface(name) => match self.known.get(&name).cloned() {
+                    Some(link) => self.follow(&link),
+                    None => self.retries.forget(&Item::Interface(name)),
+                },
+            }
+        }
+        if routing {
+            self.set_uplink().await;
+        }
     }
 }

@@ -97,14 +97,13 @@ impl Agent {
         self.config = config;
         self.sync_lingering();
         if socket_changed {
-            if let Err(e) = self.set_socket_path() {
-                warn!("socket-level path: {e:#}");
-            }
+            self.set_socket_path();
         }
         if let Err(e) = self.metrics.set_names(&self.maps, &self.config) {
             warn!("frontend names for metrics: {e:#}");
         }
         self.follow_all();
+        self.set_uplink().await;
         Ok(applied)
     }
 }

@@ -5,13 +5,22 @@ use anyhow::Result;
 use hairpin_common::SockScope;
 use tracing::info;
 
-use super::Agent;
+use super::{degraded::Item, Agent};
 use crate::{config::SocketScope, sockets};
 
 impl Agent {
+    /// Sets the socket-level path up as configured; a failure (a cgroup not
+    /// mounted yet) is reported and retried, and leaves the TC path serving.
+    pub(super) fn set_socket_path(&mut self) {
+        match self.try_socket_path() {
+            Ok(()) => self.retries.served(&Item::SocketPath),
+            Err(e) => self.retries.failed(Item::SocketPath, &e),
+        }
+    }
+
     /// Attaches the socket-level path (or detaches it) and tells the
     /// datapath its scope.
-    pub(super) fn set_socket_path(&mut self) -> Result<()> {
+    fn try_socket_path(&mut self) -> Result<()> {
         let lb = &self.config.socket;
         let pin_dir = &self.settings.pin_dir;
         if !lb.enabled {

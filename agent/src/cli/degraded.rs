@@ -1,0 +1,60 @@
+//! What the running agent reports it cannot serve, asked from its listener
+//! (`/degraded`): the pinned maps say what is installed, only the agent
+//! knows what failed.
+
+use std::{
+    io::{Read as _, Write as _},
+    net::{SocketAddr, TcpStream},
+    time::Duration,
+};
+
+use anyhow::{bail, Context as _, Result};
+
+use crate::health::Degraded;
+
+/// The agent is on this node: it answers at once or not at all.
+const TIMEOUT: Duration = Duration::from_secs(2);
+
+/// `--agent`: where the agent's listener is (its `metrics.address`).
+#[derive(clap::Args)]
+pub struct AgentArgs {
+    #[arg(long, default_value = crate::config::DEFAULT_METRICS)]
+    agent: SocketAddr,
+}
+
+impl AgentArgs {
+    /// The agent's degraded items; `None`, with a word on stderr, when it
+    /// cannot be asked (stopped, or its listener is off).
+    pub fn degraded(&self) -> Option<Vec<Degraded>> {
+        match fetch(self.agent) {
+            Ok(items) => Some(items),
+            Err(e) => {
+                eprintln!(
+                    "hairpin: what is not served is unknown: the agent at {}: {e:#}",
+                    self.agent
+                );
+                None
+            }
+        }
+    }
+}
+
+fn fetch(addr: SocketAddr) -> Result<Vec<Degraded>> {
+    let mut conn = TcpStream::connect_timeout(&addr, TIMEOUT).context("connecting")?;
+    conn.set_read_timeout(Some(TIMEOUT))?;
+    conn.write_all(b"GET /degraded HTTP/1.0\r\nHost: hairpin\r\n\r\n")?;
+    let mut reply = String::new();
+    conn.read_to_string(&mut reply).context("reading")?;
+    let (head, body) = reply.split_once("\r\n\r\n").context("not an HTTP reply")?;
+    if !head.lines().next().is_some_and(|l| l.contains(" 200 ")) {
+        bail!("{}", head.lines().next().unwrap_or_default());
+    }
+    serde_json::from_str(body).context("not a list of degraded items")
+}
+
+/// Prints the items as lines after a table.
+pub fn print_lines(items: &[Degraded]) {
+    for d in items {
+        println!("degraded: {} {}: {}", d.kind, d.item, d.reason);
+    }
+}

@@ -15,6 +15,7 @@ mod agent;
 mod degraded;
 mod ipv6;
 mod sockets;
+mod transfers;
 
 use std::collections::BTreeSet;
 

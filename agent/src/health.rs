@@ -1,7 +1,7 @@
 //! What the agent tells the platform about itself: alive (`/healthz`: its
 //! loop turns), ready (`/readyz`: the datapath loaded and on the uplink),
-//! and what it cannot serve on this node (degraded items), shared between
-//! the agent's loop and the metrics listener's thread.
+//! what it cannot serve on this node (degraded items) and the names it
+//! follows, shared between the agent's loop and the listener's thread.
 
 use std::{
     collections::BTreeMap,
@@ -10,6 +10,8 @@ use std::{
 };
 
 use serde::{Deserialize, Serialize};
+
+use crate::sources::dns::NameView;
 
 /// How long the loop may go without a turn before the agent counts as hung:
 /// well above its tick and the netlink calls a turn may wait on.
@@ -36,6 +38,7 @@ struct State {
     /// By (kind, item).
     degraded: BTreeMap<(String, String), Degraded>,
     failures: BTreeMap<String, u64>,
+    names: Vec<NameView>,
 }
 
 /// The shared view; cheap to clone.
@@ -49,6 +52,7 @@ impl Default for Health {
             ready: false,
             degraded: BTreeMap::new(),
             failures: BTreeMap::new(),
+            names: Vec::new(),
         })))
     }
 }
@@ -127,6 +131,15 @@ impl Health {
     /// Failures by kind since start (each change of reason counts once).
     pub fn failures(&self) -> BTreeMap<String, u64> {
         self.lock().failures.clone()
+    }
+
+    /// The frontends' names as last resolved, for `/names`.
+    pub fn set_name_views(&self, names: Vec<NameView>) {
+        self.lock().names = names;
+    }
+
+    pub fn names(&self) -> Vec<NameView> {
+        self.lock().names.clone()
     }
 
     /// `/healthz`: the status code and body.

@@ -97,6 +97,9 @@ pub struct FrontendView {
     pub stats: Stats,
     /// Why the agent reports it not served on this node, if it does.
     pub not_served: Option<String>,
+    /// The name it is the address of, when it came from one, with when it
+    /// was resolved and will be again.
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -165,6 +168,7 @@ fn family_frontends<A: Addr>(
             paths,
             stats,
             not_served: None,
+            name: None,
         });
     }
     Ok(())

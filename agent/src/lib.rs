@@ -15,3 +15,4 @@ pub mod metrics;
 pub mod pins;
 pub mod reconcile;
 pub mod sockets;
+pub mod sources;

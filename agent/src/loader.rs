@@ -84,10 +84,12 @@ impl LoadOptions {
     /// Sizes for `config`, with room to grow: the maps are sized at load,
     /// and a reload that outgrows them is refused until the next start.
     pub fn for_config(config: &crate::config::Config) -> Self {
-        let frontends = config.frontends.len() as u32;
+        // A name has a few addresses, and old ones linger a while.
+        let frontends = (config.frontends.len() + 4 * config.named.len()) as u32;
         let slots: u32 = config
             .frontends
             .iter()
+            .chain(config.named.iter().map(|n| &n.frontend))
             .flat_map(|f| f.backends.iter().map(|b| b.weight))
             .sum();
         Self {
@@ -96,7 +98,9 @@ impl LoadOptions {
             max_backend_slots: DEFAULT_MAX_BACKEND_SLOTS
                 .max(slots.saturating_mul(2).next_power_of_two()),
             ct_entries: config.ct_entries,
-            ct_entries_v6: if config.frontends.iter().any(|f| f.addr.is_ipv6()) {
+            ct_entries_v6: if config.frontends.iter().any(|f| f.addr.is_ipv6())
+                || config.named.iter().any(|n| !n.is_ipv4())
+            {
                 config.ct_entries
             } else {
                 SMALL_CT_V6

@@ -30,6 +30,8 @@ pub struct AgentMetrics {
     pub attach_errors: Counter,
     pub gc_removed: Counter,
     pub gc_sweeps: Counter,
+    /// Resolutions of frontends' names, by name and result.
+    pub resolutions: Family<NameLabel, Counter>,
     /// Frontend id → name, as last applied.
     pub names: Arc<Mutex<BTreeMap<u32, String>>>,
 }
@@ -43,6 +45,12 @@ pub struct ResultLabel {
 struct FrontendLabel {
     frontend: String,
     name: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NameLabel {
+    pub name: String,
+    pub result: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -60,10 +68,10 @@ impl AgentMetrics {
     pub fn set_names(
         &self,
         maps: &crate::loader::Maps,
-        config: &crate::config::Config,
+        frontends: &[crate::config::Frontend],
     ) -> Result<()> {
         let mut names = BTreeMap::new();
-        for fe in &config.frontends {
+        for fe in frontends {
             use crate::reconcile::frontend_key;
             let found = match (frontend_key::<u32>(fe), frontend_key::<[u32; 4]>(fe)) {
                 (Some(k), _) => maps.v4.frontends.get(&k, 0).ok(),
@@ -99,10 +107,8 @@ pub fn serve(addr: SocketAddr, pin_dir: &Path, agent: AgentMetrics, health: Heal
                 },
                 "/healthz" => with_kind(health.healthz(), TEXT),
                 "/readyz" => with_kind(health.readyz(), TEXT),
-                "/degraded" => match serde_json::to_string(&health.degraded()) {
-                    Ok(json) => (200, json, JSON),
-                    Err(e) => (500, format!("{e}\n"), TEXT),
-                },
+                "/degraded" => json(&health.degraded()),
+                "/names" => json(&health.names()),
                 _ => (404, "not found\n".into(), TEXT),
             };
             let resp = tiny_http::Response::from_string(body)
@@ -119,6 +125,13 @@ const OPENMETRICS: &str =
     "Content-Type: application/openmetrics-text; version=1.0.0; charset=utf-8";
 const TEXT: &str = "Content-Type: text/plain; charset=utf-8";
 const JSON: &str = "Content-Type: application/json";
+
+fn json<T: serde::Serialize>(value: &T) -> (u16, String, &'static str) {
+    match serde_json::to_string(value) {
+        Ok(json) => (200, json, JSON),
+        Err(e) => (500, format!("{e}\n"), TEXT),
+    }
+}
 
 fn with_kind((code, body): (u16, String), kind: &'static str) -> (u16, String, &'static str) {
     (code, body, kind)
@@ -207,6 +220,11 @@ fn render(pin_dir: &Path, agent: &AgentMetrics, health: &Health) -> Result<Strin
         "config_reloads",
         "Configuration reloads",
         agent.reloads.clone(),
+    );
+    reg.register(
+        "dns_resolutions",
+        "Resolutions of frontends' names, by name and result",
+        agent.resolutions.clone(),
     );
     reg.register(
         "attach_errors",

@@ -347,3 +347,22 @@ fn sync_addrs<A: Addr>(
     }
     Ok(())
 }
+
+/// Whether any flow was opened to `addr` (a frontend's address) and is
+/// still in conntrack.
+pub fn has_flows_to(maps: &Maps, addr: std::net::IpAddr) -> Result<bool> {
+    fn family<A: Addr>(ct: &Conntrack<A>, addr: A) -> Result<bool> {
+        for r in ct.iter() {
+            let (k, e) = r.context("reading conntrack")?;
+            if e.dir == CtDir::Forward as u8 && k.daddr == addr {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+    match (u32::from_ip(addr), <[u32; 4]>::from_ip(addr)) {
+        (Some(a), _) => family(&maps.v4.conntrack, a),
+        (_, Some(a)) => family(&maps.v6.conntrack, a),
+        _ => Ok(false),
+    }
+}

@@ -3,7 +3,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 use super::{
-    degraded::{self, AgentArgs},
+    agent_view::{self, AgentArgs},
     output::{print, Format},
 };
 use crate::{inspect, pins};
@@ -24,7 +24,33 @@ pub fn list(args: Args) -> Result<()> {
     let pinned = inspect::Pinned::open(&args.pin_dir)?;
     let mut rows = inspect::frontends(&pinned)?;
     let degraded = args.agent.degraded().unwrap_or_default();
+    let names = if rows.is_empty() {
+        Vec::new()
+    } else {
+        args.agent.names().unwrap_or_default()
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     for row in &mut rows {
+        row.name = names
+            .iter()
+            .find(|n| n.addrs.contains(&row.addr) || n.lingering.contains(&row.addr))
+            .map(|n| {
+                let ago = n.resolved.map_or("never".into(), |t| {
+                    format!("{} s ago", now.saturating_sub(t))
+                });
+                let gone = if n.lingering.contains(&row.addr) {
+                    ", no longer its address"
+                } else {
+                    ""
+                };
+                format!(
+                    "{} (resolved {ago}, again in {} s{gone})",
+                    n.host,
+                    n.next.saturating_sub(now)
+                )
+            });
         row.not_served = degraded
             .iter()
             .find(|d| d.kind == "route" && d.item == row.addr.to_string())
@@ -36,6 +62,7 @@ pub fn list(args: Args) -> Result<()> {
         &[
             "ID",
             "FRONTEND",
+            "NAME",
             "BACKENDS",
             "PATHS",
             "TC PACKETS",
@@ -60,6 +87,7 @@ pub fn list(args: Args) -> Result<()> {
             vec![
                 f.id.to_string(),
                 f.frontend.clone(),
+                f.name.clone().unwrap_or_default(),
                 backends.join(", "),
                 f.paths.join("+"),
                 f.stats.packets.to_string(),
@@ -73,7 +101,7 @@ pub fn list(args: Args) -> Result<()> {
     );
     if matches!(args.output, Format::Table) {
         let others: Vec<_> = degraded.into_iter().filter(|d| d.kind != "route").collect();
-        degraded::print_lines(&others);
+        agent_view::print_lines(&others);
     }
     Ok(())
 }

@@ -1,8 +1,8 @@
 //! The `hairpin` command line: one file per subcommand.
 
+mod agent_view;
 mod check;
 mod ct;
-mod degraded;
 mod detach;
 mod list;
 mod output;

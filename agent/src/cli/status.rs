@@ -5,7 +5,7 @@ use aya::programs::{SchedClassifier, TcAttachType};
 use serde::Serialize;
 
 use super::{
-    degraded::{self, AgentArgs},
+    agent_view::{self, AgentArgs},
     output::{print, Format},
 };
 use crate::{links, pins};
@@ -101,7 +101,7 @@ pub fn status(args: Args) -> Result<()> {
     );
     if matches!(args.output, Format::Table) {
         if let Some(items) = args.agent.degraded() {
-            degraded::print_lines(&items);
+            agent_view::print_lines(&items);
         }
     }
     Ok(())

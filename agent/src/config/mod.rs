@@ -22,9 +22,12 @@ mod error;
 mod raw;
 mod validate;
 
+pub use validate::unservable;
+
 use std::{
     net::{IpAddr, SocketAddr},
     path::{Path, PathBuf},
+    time::Duration,
 };
 
 use hairpin_common::CtTimeouts;
@@ -34,7 +37,11 @@ pub use error::ConfigError;
 /// A validated configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
+    /// Frontends written as addresses.
     pub frontends: Vec<Frontend>,
+    /// Frontends written as names, resolved by the agent.
+    pub named: Vec<NamedFrontend>,
+    pub dns: DnsSettings,
     pub interfaces: Interfaces,
     pub ct_entries: u32,
     pub timeouts: CtTimeouts,
@@ -84,6 +91,55 @@ pub struct Frontend {
     pub port: u16,
     pub proto: u8,
     pub backends: Vec<Backend>,
+}
+
+/// A frontend written as a DNS name: installed at each address the name
+/// resolves to in the family of its backends (a redirect is one family).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NamedFrontend {
+    pub host: String,
+    /// The frontend at no address yet: `addr` is its family's unspecified
+    /// address, replaced by [`NamedFrontend::at`].
+    pub frontend: Frontend,
+}
+
+impl NamedFrontend {
+    pub fn is_ipv4(&self) -> bool {
+        self.frontend.addr.is_ipv4()
+    }
+
+    /// The frontend at `addr`, one of the name's addresses.
+    pub fn at(&self, addr: IpAddr) -> Frontend {
+        Frontend {
+            addr,
+            ..self.frontend.clone()
+        }
+    }
+}
+
+/// How names are resolved and followed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DnsSettings {
+    /// The resolver's configuration: the node's unless set.
+    pub resolv_conf: PathBuf,
+    /// Bounds on the records' TTL: a name is resolved again no sooner than
+    /// `min_ttl` and no later than `max_ttl`.
+    pub min_ttl: Duration,
+    pub max_ttl: Duration,
+    /// How long an address a name no longer has still takes new flows: a
+    /// client that resolved just before the change still connects.
+    pub grace: Duration,
+}
+
+impl Default for DnsSettings {
+    fn default() -> Self {
+        Self {
+            resolv_conf: PathBuf::from("/etc/resolv.conf"),
+            min_ttl: Duration::from_secs(5),
+            max_ttl: Duration::from_secs(300),
+            grace: Duration::from_secs(10),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]

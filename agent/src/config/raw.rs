@@ -18,6 +18,22 @@ pub struct RawConfig {
     pub metrics: Option<RawMetrics>,
     #[serde(default)]
     pub socket: Option<RawSocket>,
+    #[serde(default)]
+    pub dns: Option<RawDns>,
+}
+
+/// Seconds, but for the path.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawDns {
+    #[serde(default)]
+    pub resolv_conf: Option<PathBuf>,
+    #[serde(default)]
+    pub min_ttl: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub max_ttl: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub grace: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize)]

@@ -28,6 +28,9 @@ pub enum Item {
     Interface(String),
     /// The socket-level path's cgroup attachment.
     SocketPath,
+    /// A frontend's name: never resolved yet, or resolved to an address
+    /// that cannot be a frontend. Its own schedule retries it.
+    Name(String),
 }
 
 impl Item {
@@ -37,6 +40,7 @@ impl Item {
             Item::Route(_) => "route",
             Item::Interface(_) => "interface",
             Item::SocketPath => "socket-path",
+            Item::Name(_) => "name",
         }
     }
 
@@ -44,7 +48,7 @@ impl Item {
         match self {
             Item::Uplink => "uplink".into(),
             Item::Route(a) => a.to_string(),
-            Item::Interface(n) => n.clone(),
+            Item::Interface(n) | Item::Name(n) => n.clone(),
             Item::SocketPath => "cgroup".into(),
         }
     }
@@ -75,6 +79,9 @@ impl Retries {
         match self.health.fail(item.kind(), &item.name(), &reason) {
             Change::Failed => warn!(%item, "not served, retrying: {reason}"),
             _ => debug!(%item, "still not served: {reason}"),
+        }
+        if matches!(item, Item::Name(_)) {
+            return;
         }
         let wait = self.next.get(&item).map_or(FIRST_RETRY, |(_, w)| *w);
         self.next

@@ -7,11 +7,13 @@ mod collect;
 mod degraded;
 mod interfaces;
 mod logger;
+mod names;
 mod reload;
 mod socket_path;
 
 use std::{
     collections::BTreeMap,
+    net::IpAddr,
     path::PathBuf,
     time::{Duration, Instant},
 };
@@ -29,11 +31,13 @@ use crate::{
     loader::{self, Datapath, LoadOptions, Maps},
     metrics::{self, AgentMetrics},
     pins, reconcile,
+    sources::dns::Names,
 };
 
 use self::{
     collect::Collector,
     degraded::{Item, Retries},
+    names::{Resolved, Resolving},
     reload::ConfigFile,
 };
 
@@ -67,6 +71,12 @@ struct Agent {
     file: ConfigFile,
     /// The configuration the maps hold: the last good one.
     config: Config,
+    /// The node's own addresses, as of the last read of the file.
+    node: Vec<IpAddr>,
+    /// The frontends' names and their addresses.
+    names: Names,
+    resolving: Resolving,
+    resolved: Option<tokio::sync::mpsc::UnboundedReceiver<Resolved>>,
     opts: LoadOptions,
     dp: Datapath,
     maps: Maps,
@@ -84,7 +94,7 @@ struct Agent {
 
 impl Agent {
     async fn start(settings: Settings, handle: rtnetlink::Handle) -> Result<Self> {
-        let (file, config) = ConfigFile::open(&settings.config, &handle).await?;
+        let (file, config, node) = ConfigFile::open(&settings.config, &handle).await?;
         let mut opts = LoadOptions::for_config(&config);
         if tracing::enabled!(target: "hairpin", tracing::Level::DEBUG) {
             opts.log_level = loader::LOG_LEVEL_DEBUG;
@@ -100,7 +110,10 @@ impl Agent {
         let mode = Mode::choose(settings.attach);
         info!(?mode, "attach mode");
         let metrics = AgentMetrics::default();
-        metrics.set_names(&maps, &config)?;
+        metrics.set_names(&maps, &config.frontends)?;
+        let mut names = Names::new(config.dns.clone());
+        names.track(&config.named, &config.dns, Instant::now());
+        let (resolving, resolved) = Resolving::new();
         let health = Health::default();
         if let Some(addr) = config.metrics {
             metrics::serve(addr, &settings.pin_dir, metrics.clone(), health.clone())?;
@@ -111,6 +124,10 @@ impl Agent {
             settings,
             file,
             config,
+            node,
+            names,
+            resolving,
+            resolved: Some(resolved),
             opts,
             dp,
             maps,
@@ -127,6 +144,7 @@ impl Agent {
     async fn serve(mut self) -> Result<()> {
         // Subscribe before listing, so that no interface is missed between.
         let mut events = std::pin::pin!(links::events()?);
+        let mut resolved = self.resolved.take().expect("served once");
         for link in links::list(&self.handle).await? {
             self.known.insert(link.name.clone(), link);
         }
@@ -136,6 +154,8 @@ impl Agent {
         self.set_socket_path();
         self.forget_stale_pins();
         self.follow_all();
+        self.resolve_due();
+        self.report_names();
         info!(
             interfaces = self.attached.interfaces().count(),
             degraded = self.health.degraded().len(),
@@ -155,6 +175,7 @@ impl Agent {
                         self.retry(items).await;
                     }
                 },
+                Some(r) = resolved.recv() => self.name_resolved(r).await,
                 _ = hup.recv() => self.reload("SIGHUP").await,
                 _ = tick.tick() => {
                     self.health.beat();
@@ -163,6 +184,8 @@ impl Agent {
                     }
                     let due = self.retries.due(Instant::now());
                     self.retry(due).await;
+                    self.resolve_due();
+                    self.expire_names().await;
                     self.collect();
                 }
                 _ = term.recv() => break,
@@ -180,6 +203,8 @@ impl Agent {
             match item {
                 Item::Uplink | Item::Route(_) => routing = true,
                 Item::SocketPath => self.set_socket_path(),
+                // Names have their own schedule (TTL, backoff).
+                Item::Name(_) => {}
                 Item::Interface(name) => match self.known.get(&name).cloned() {
                     Some(link) => self.follow(&link),
                     None => self.retries.forget(&Item::Interface(name)),

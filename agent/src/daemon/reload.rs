@@ -3,15 +3,16 @@
 //! configuration in place.
 
 use std::{
+    net::IpAddr,
     os::unix::fs::MetadataExt as _,
     path::{Path, PathBuf},
-    time::{Duration, Instant},
+    time::Instant,
 };
 
 use anyhow::Result;
 use tracing::{info, warn};
 
-use super::{Agent, TICK};
+use super::Agent;
 use crate::{config::Config, links, reconcile};
 
 /// Identity of the file behind the config path: a ConfigMap update swaps a
@@ -31,24 +32,28 @@ pub struct ConfigFile {
 }
 
 impl ConfigFile {
-    /// Reads and validates the file for this node.
-    pub async fn open(path: &Path, handle: &rtnetlink::Handle) -> Result<(Self, Config)> {
+    /// Reads and validates the file for this node, whose addresses come
+    /// with it.
+    pub async fn open(
+        path: &Path,
+        handle: &rtnetlink::Handle,
+    ) -> Result<(Self, Config, Vec<IpAddr>)> {
         let mut file = Self {
             path: path.to_owned(),
             stamp: None,
         };
-        let config = file.read(handle).await?;
-        Ok((file, config))
+        let (config, node) = file.read(handle).await?;
+        Ok((file, config, node))
     }
 
     pub fn changed(&self) -> bool {
         stamp(&self.path) != self.stamp
     }
 
-    async fn read(&mut self, handle: &rtnetlink::Handle) -> Result<Config> {
+    async fn read(&mut self, handle: &rtnetlink::Handle) -> Result<(Config, Vec<IpAddr>)> {
         self.stamp = stamp(&self.path);
         let node = links::addresses(handle).await?;
-        Ok(Config::load_on_node(&self.path, &node)?)
+        Ok((Config::load_on_node(&self.path, &node)?, node))
     }
 }
 
@@ -72,38 +77,40 @@ impl Agent {
     }
 
     async fn try_reload(&mut self) -> Result<reconcile::Applied> {
-        let config = self.file.read(&self.handle).await?;
-        let applied =
-            match reconcile::apply(&mut self.maps, &config.frontends, self.opts.max_frontends) {
-                Ok(applied) => applied,
-                Err(e) => {
-                    // Put the maps back to the last good configuration.
-                    if let Err(e) = reconcile::apply(
-                        &mut self.maps,
-                        &self.config.frontends,
-                        self.opts.max_frontends,
-                    ) {
-                        warn!("restoring the last good configuration: {e:#}");
-                    }
-                    return Err(e);
+        let (config, node) = self.file.read(&self.handle).await?;
+        self.node = node;
+        let now = Instant::now();
+        self.names.track(&config.named, &config.dns, now);
+        let desired = self.desired(&config);
+        let max = self.opts.max_frontends;
+        let applied = match reconcile::apply(&mut self.maps, &desired, max) {
+            Ok(applied) => applied,
+            Err(e) => {
+                // Put the maps back to the last good configuration.
+                self.names.track(&self.config.named, &self.config.dns, now);
+                let last = self.desired(&self.config);
+                if let Err(e) = reconcile::apply(&mut self.maps, &last, max) {
+                    warn!("restoring the last good configuration: {e:#}");
                 }
-            };
-        let until = Instant::now() + Duration::from_nanos(self.opts.timeouts.close) + TICK;
-        self.collector.linger(until, applied.lingering.clone());
+                return Err(e);
+            }
+        };
         if config.ct_entries != self.config.ct_entries || config.timeouts != self.config.timeouts {
             warn!("conntrack size and timeouts take effect at the next start");
         }
         let socket_changed = config.socket != self.config.socket;
         self.config = config;
-        self.sync_lingering();
+        self.linger(&applied);
         if socket_changed {
             self.set_socket_path();
         }
-        if let Err(e) = self.metrics.set_names(&self.maps, &self.config) {
+        if let Err(e) = self.metrics.set_names(&self.maps, &desired) {
             warn!("frontend names for metrics: {e:#}");
         }
         self.follow_all();
         self.set_uplink().await;
+        self.resolve_due();
+        self.report_names();
         Ok(applied)
     }
 }

@@ -22,7 +22,7 @@ fn an_unknown_field_at_the_top_level_is_refused() {
     assert_eq!(
         refusal(&web_and(&["metric: {}"])),
         "test.yaml:8:1: unknown field `metric`, \
-         expected one of redirects, interfaces, conntrack, metrics, socket"
+         expected one of redirects, interfaces, conntrack, metrics, socket, dns"
     );
 }
 
@@ -69,10 +69,10 @@ fn a_negative_port_is_refused_by_the_parser() {
 // The validator's errors: values that parse but do not make sense.
 
 #[test]
-fn a_frontend_that_is_not_an_ipv4_address_is_refused() {
+fn a_frontend_that_is_neither_an_address_nor_a_name_is_refused() {
     assert_eq!(
-        refusal_of_redirect("registry.example.com", "443", "198.51.100.2"),
-        "test.yaml:3:15: redirects[0].frontend: not an IP address: \"registry.example.com\""
+        refusal_of_redirect("203.0.113.999", "443", "198.51.100.2"),
+        "test.yaml:3:15: redirects[0].frontend: not an IP address or a DNS name: \"203.0.113.999\""
     );
 }
 
@@ -474,5 +474,31 @@ fn a_frontend_on_an_address_of_the_node_is_refused_at_its_line() {
     assert!(
         Config::parse_on_node(Path::new("test.yaml"), &text, &node[..1]).is_ok(),
         "another node address does not refuse the frontend"
+    );
+}
+
+#[test]
+fn the_same_name_and_port_in_two_redirects_is_refused() {
+    assert_eq!(
+        refusal(&[
+            "redirects:",
+            "  - name: a",
+            "    frontend: registry.lab",
+            "    ports: [{ port: 8080, protocol: TCP }]",
+            "    backends: [{ ip: 198.51.100.2 }]",
+            "  - name: b",
+            "    frontend: registry.lab",
+            "    ports: [{ port: 8080, protocol: TCP }]",
+            "    backends: [{ ip: 198.51.100.3 }]",
+        ]),
+        "test.yaml:8:21: redirects[1].ports[0].port: duplicate frontend registry.lab:8080/TCP"
+    );
+}
+
+#[test]
+fn a_max_ttl_below_the_min_ttl_is_refused() {
+    assert_eq!(
+        refusal(&web_and(&["dns: { minTtl: 30, maxTtl: 10 }"])),
+        "test.yaml:8:28: dns.maxTtl: 10 is below minTtl (30 s)"
     );
 }

@@ -43,6 +43,8 @@ fn a_full_configuration_gives_every_frontend_with_its_backends() {
     assert_eq!(
         config,
         Config {
+            named: Vec::new(),
+            dns: DnsSettings::default(),
             frontends: vec![
                 Frontend {
                     name: "registry/https/TCP".into(),
@@ -101,6 +103,8 @@ fn a_minimal_configuration_takes_the_defaults() {
     assert_eq!(
         config,
         Config {
+            named: Vec::new(),
+            dns: DnsSettings::default(),
             frontends: vec![Frontend {
                 name: "web/http/TCP".into(),
                 addr: Ipv4Addr::new(203, 0, 113, 10).into(),
@@ -170,4 +174,40 @@ fn a_backend_may_listen_elsewhere_for_some_ports_only() {
         .map(|f| f.backends.iter().map(|b| b.port).collect())
         .collect();
     assert_eq!(ports, [vec![8080, 8080], vec![9443, 8443]]);
+}
+
+#[test]
+fn a_frontend_may_be_a_name_resolved_in_the_family_of_its_backends() {
+    let config = parse(&[
+        "redirects:",
+        "  - name: registry",
+        "    frontend: Registry.Lab.",
+        "    ports: [{ port: 8080, protocol: TCP, targetPort: 80 }]",
+        "    backends: [{ ip: 198.51.100.2 }]",
+        "  - name: registry",
+        "    frontend: registry.lab",
+        "    ports: [{ port: 8080, protocol: TCP, targetPort: 80 }]",
+        "    backends: [{ ip: \"2001:db8:0:51::2\" }]",
+        "dns: { minTtl: 2, maxTtl: 60, grace: 3, resolvConf: /tmp/resolv.conf }",
+    ])
+    .unwrap();
+    assert!(config.frontends.is_empty(), "no frontend at an address");
+    let named: Vec<(&str, bool)> = config
+        .named
+        .iter()
+        .map(|n| (n.host.as_str(), n.is_ipv4()))
+        .collect();
+    assert_eq!(named, [("registry.lab", true), ("registry.lab", false)]);
+    let at = config.named[0].at("203.0.113.10".parse().unwrap());
+    assert_eq!(at.addr, "203.0.113.10".parse::<std::net::IpAddr>().unwrap());
+    assert_eq!(at.name, "registry/8080/TCP");
+    assert_eq!(
+        config.dns,
+        DnsSettings {
+            resolv_conf: PathBuf::from("/tmp/resolv.conf"),
+            min_ttl: std::time::Duration::from_secs(2),
+            max_ttl: std::time::Duration::from_secs(60),
+            grace: std::time::Duration::from_secs(3),
+        }
+    );
 }

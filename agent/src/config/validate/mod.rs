@@ -30,8 +30,11 @@ impl Validator<'_> {
     }
 
     pub fn config(&self, raw: RawConfig) -> Result<Config, ConfigError> {
+        let (frontends, named) = self.redirects(&raw.redirects)?;
         Ok(Config {
-            frontends: self.redirects(&raw.redirects)?,
+            frontends,
+            named,
+            dns: self.dns(raw.dns)?,
             interfaces: self.interfaces(raw.interfaces.unwrap_or_default())?,
             ct_entries: self.ct_entries(raw.conntrack.as_ref())?,
             timeouts: self.timeouts(raw.conntrack.as_ref())?,
@@ -45,23 +48,18 @@ impl Validator<'_> {
             .value
             .parse()
             .map_err(|_| self.err(s, field, format!("not an IP address: {:?}", s.value)))?;
-        let broadcast = matches!(addr, IpAddr::V4(a) if a.is_broadcast());
-        if addr.is_unspecified() || broadcast || addr.is_multicast() || addr.is_loopback() {
-            return Err(self.err(s, field, format!("{addr} is not a unicast address")));
+        match not_unicast(addr) {
+            Some(why) => Err(self.err(s, field, why)),
+            None => Ok(addr),
         }
-        Ok(addr)
     }
 
     /// A frontend must not capture traffic the node needs: loopback, the
     /// node's own addresses, or anything but a unicast address.
     fn frontend_addr(&self, s: &Spanned<String>, field: &str) -> Result<IpAddr, ConfigError> {
         let addr = self.unicast(s, field)?;
-        if self.node.contains(&addr) {
-            return Err(self.err(
-                s,
-                field,
-                format!("{addr} is an address of this node: hairpin would capture the node's own traffic"),
-            ));
+        if let Some(why) = unservable(addr, self.node) {
+            return Err(self.err(s, field, why));
         }
         Ok(addr)
     }
@@ -72,4 +70,40 @@ impl Validator<'_> {
             _ => Err(self.err(p, field, format!("port {} out of range 1..=65535", p.value))),
         }
     }
+}
+
+/// Why `addr` cannot be a frontend on the node whose addresses are `node`,
+/// if it cannot: the same test for a written address and a resolved one.
+pub fn unservable(addr: IpAddr, node: &[IpAddr]) -> Option<String> {
+    not_unicast(addr).or_else(|| {
+        node.contains(&addr).then(|| {
+            format!(
+                "{addr} is an address of this node: hairpin would capture the node's own traffic"
+            )
+        })
+    })
+}
+
+fn not_unicast(addr: IpAddr) -> Option<String> {
+    let broadcast = matches!(addr, IpAddr::V4(a) if a.is_broadcast());
+    (addr.is_unspecified() || broadcast || addr.is_multicast() || addr.is_loopback())
+        .then(|| format!("{addr} is not a unicast address"))
+}
+
+/// Whether `s` is a DNS name a frontend may be written as: labels of
+/// letters, digits and hyphens, not all digits (that would be a mistyped
+/// address).
+fn is_dns_name(s: &str) -> bool {
+    let s = s.strip_suffix('.').unwrap_or(s);
+    let label = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    };
+    s.len() <= 253
+        && s.split('.').all(label)
+        && s.chars().any(|c| c.is_ascii_alphabetic())
+        && !s.contains(':')
 }

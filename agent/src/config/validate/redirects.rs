@@ -6,10 +6,10 @@ use std::{collections::BTreeSet, net::IpAddr};
 use hairpin_common::{IPPROTO_TCP, IPPROTO_UDP};
 use serde_saphyr::Spanned;
 
-use super::Validator;
+use super::{is_dns_name, Validator};
 use crate::config::{
     raw::{RawBackend, RawPort, RawRedirect},
-    Backend, ConfigError, Frontend,
+    Backend, ConfigError, Frontend, NamedFrontend,
 };
 
 const MAX_WEIGHT: u32 = 256;
@@ -19,8 +19,28 @@ const MAX_WEIGHT: u32 = 256;
 struct Seen {
     /// Redirect names, per family: a name may have one of each.
     names: BTreeSet<(String, bool)>,
-    frontends: BTreeSet<(IpAddr, u16, u8)>,
+    /// By address or name, family (a name may have a redirect of each),
+    /// port and protocol.
+    frontends: BTreeSet<(String, bool, u16, u8)>,
 }
+
+/// What a redirect's frontend is written as.
+enum Target {
+    Addr(IpAddr),
+    /// A name, with its family's unspecified address.
+    Name(String, IpAddr),
+}
+
+impl Target {
+    fn addr(&self) -> IpAddr {
+        match self {
+            Target::Addr(a) | Target::Name(_, a) => *a,
+        }
+    }
+}
+
+/// The frontends of a file: written as addresses, written as names.
+type Frontends = (Vec<Frontend>, Vec<NamedFrontend>);
 
 /// One port of a redirect, validated: the frontend's part of it.
 struct Port<'a> {
@@ -35,7 +55,7 @@ impl Validator<'_> {
     pub(super) fn redirects(
         &self,
         raw: &Spanned<Vec<RawRedirect>>,
-    ) -> Result<Vec<Frontend>, ConfigError> {
+    ) -> Result<Frontends, ConfigError> {
         if raw.value.is_empty() {
             return Err(self.err(
                 raw,
@@ -44,11 +64,37 @@ impl Validator<'_> {
             ));
         }
         let mut seen = Seen::default();
-        let mut frontends = Vec::new();
+        let mut out = (Vec::new(), Vec::new());
         for (i, r) in raw.value.iter().enumerate() {
-            self.redirect(r, &format!("redirects[{i}]"), &mut seen, &mut frontends)?;
+            self.redirect(r, &format!("redirects[{i}]"), &mut seen, &mut out)?;
         }
-        Ok(frontends)
+        Ok(out)
+    }
+
+    fn target(&self, r: &RawRedirect, field: &str) -> Result<Target, ConfigError> {
+        let written = &r.frontend.value;
+        if written.parse::<IpAddr>().is_ok() || !is_dns_name(written) {
+            return match self.frontend_addr(&r.frontend, field) {
+                Err(e) if written.parse::<IpAddr>().is_err() => Err(ConfigError {
+                    message: format!("not an IP address or a DNS name: {written:?}"),
+                    ..e
+                }),
+                other => other.map(Target::Addr),
+            };
+        }
+        // The family of the backends (checked one by one later).
+        let v6 = r
+            .backends
+            .first()
+            .and_then(|b| b.ip.value.parse::<IpAddr>().ok())
+            .is_some_and(|a| a.is_ipv6());
+        let any = if v6 {
+            IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
+        } else {
+            IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
+        };
+        let host = written.trim_end_matches('.').to_ascii_lowercase();
+        Ok(Target::Name(host, any))
     }
 
     fn redirect(
@@ -56,9 +102,14 @@ impl Validator<'_> {
         r: &RawRedirect,
         at: &str,
         seen: &mut Seen,
-        out: &mut Vec<Frontend>,
+        out: &mut Frontends,
     ) -> Result<(), ConfigError> {
-        let addr = self.frontend_addr(&r.frontend, &format!("{at}.frontend"))?;
+        let target = self.target(r, &format!("{at}.frontend"))?;
+        let addr = target.addr();
+        let written = match &target {
+            Target::Addr(a) => a.to_string(),
+            Target::Name(host, _) => host.clone(),
+        };
         self.redirect_name(r, at, addr, seen)?;
         for (what, empty) in [
             ("ports", r.ports.is_empty()),
@@ -76,12 +127,15 @@ impl Validator<'_> {
         let mut port_names = BTreeSet::new();
         for (j, p) in r.ports.iter().enumerate() {
             let port = self.redirect_port(p, format!("{at}.ports[{j}]"), &mut port_names)?;
-            if !seen.frontends.insert((addr, port.port, port.proto)) {
+            if !seen
+                .frontends
+                .insert((written.clone(), addr.is_ipv4(), port.port, port.proto))
+            {
                 return Err(self.err(
                     &p.port,
                     format!("{}.port", port.at),
                     format!(
-                        "duplicate frontend {addr}:{}/{}",
+                        "duplicate frontend {written}:{}/{}",
                         port.port,
                         p.protocol.value.to_ascii_uppercase()
                     ),
@@ -92,7 +146,7 @@ impl Validator<'_> {
                 .name
                 .as_ref()
                 .map_or_else(|| port.port.to_string(), |n| n.value.clone());
-            out.push(Frontend {
+            let frontend = Frontend {
                 name: format!(
                     "{}/{port_name}/{}",
                     r.name.value,
@@ -102,7 +156,14 @@ impl Validator<'_> {
                 port: port.port,
                 proto: port.proto,
                 backends,
-            });
+            };
+            match &target {
+                Target::Addr(_) => out.0.push(frontend),
+                Target::Name(host, _) => out.1.push(NamedFrontend {
+                    host: host.clone(),
+                    frontend,
+                }),
+            }
         }
         Ok(())
     }

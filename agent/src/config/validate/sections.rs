@@ -1,14 +1,15 @@
 //! The sections beside the redirects: interfaces, conntrack, metrics and
 //! the socket-level path.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, time::Duration};
 
 use hairpin_common::{CtTimeouts, DEFAULT_CT_ENTRIES, NS_PER_SEC};
 
 use super::Validator;
 use crate::config::{
-    raw::{RawConntrack, RawInterfaces, RawMetrics, RawSocket},
-    ConfigError, Interfaces, SocketLb, SocketScope, DEFAULT_METRICS, DEFAULT_POD_PATTERNS,
+    raw::{RawConntrack, RawDns, RawInterfaces, RawMetrics, RawSocket},
+    ConfigError, DnsSettings, Interfaces, SocketLb, SocketScope, DEFAULT_METRICS,
+    DEFAULT_POD_PATTERNS,
 };
 
 /// The smallest conntrack table: below it, a node's own churn evicts flows.
@@ -135,5 +136,36 @@ impl Validator<'_> {
             scope,
             cgroup: raw.cgroup,
         })
+    }
+
+    pub(super) fn dns(&self, raw: Option<RawDns>) -> Result<DnsSettings, ConfigError> {
+        let mut dns = DnsSettings::default();
+        let Some(raw) = raw else {
+            return Ok(dns);
+        };
+        if let Some(path) = raw.resolv_conf {
+            dns.resolv_conf = path;
+        }
+        let secs = |v: &Option<serde_saphyr::Spanned<u64>>, default: Duration| {
+            v.as_ref().map_or(default, |s| Duration::from_secs(s.value))
+        };
+        dns.min_ttl = secs(&raw.min_ttl, dns.min_ttl);
+        dns.max_ttl = secs(&raw.max_ttl, dns.max_ttl);
+        dns.grace = secs(&raw.grace, dns.grace);
+        if let Some(m) = raw.min_ttl.as_ref().filter(|m| m.value == 0) {
+            return Err(self.err(
+                m,
+                "dns.minTtl",
+                "0 would resolve without pause: at least 1 second".into(),
+            ));
+        }
+        if let Some(m) = raw.max_ttl.as_ref().filter(|_| dns.max_ttl < dns.min_ttl) {
+            return Err(self.err(
+                m,
+                "dns.maxTtl",
+                format!("{} is below minTtl ({} s)", m.value, dns.min_ttl.as_secs()),
+            ));
+        }
+        Ok(dns)
     }
 }

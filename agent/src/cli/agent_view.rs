@@ -1,6 +1,6 @@
-//! What the running agent reports it cannot serve, asked from its listener
-//! (`/degraded`): the pinned maps say what is installed, only the agent
-//! knows what failed.
+//! What only the running agent knows, asked from its listener: what it
+//! cannot serve (`/degraded`) and the names it follows (`/names`). The
+//! pinned maps say what is installed.
 
 use std::{
     io::{Read as _, Write as _},
@@ -10,7 +10,9 @@ use std::{
 
 use anyhow::{bail, Context as _, Result};
 
-use crate::health::Degraded;
+use serde::de::DeserializeOwned;
+
+use crate::{health::Degraded, sources::dns::NameView};
 
 /// The agent is on this node: it answers at once or not at all.
 const TIMEOUT: Duration = Duration::from_secs(2);
@@ -26,11 +28,20 @@ impl AgentArgs {
     /// The agent's degraded items; `None`, with a word on stderr, when it
     /// cannot be asked (stopped, or its listener is off).
     pub fn degraded(&self) -> Option<Vec<Degraded>> {
-        match fetch(self.agent) {
-            Ok(items) => Some(items),
+        self.ask("/degraded", "what is not served")
+    }
+
+    /// The frontends' names, when the agent can be asked.
+    pub fn names(&self) -> Option<Vec<NameView>> {
+        self.ask("/names", "the frontends' names")
+    }
+
+    fn ask<T: DeserializeOwned>(&self, path: &str, what: &str) -> Option<T> {
+        match fetch(self.agent, path) {
+            Ok(v) => Some(v),
             Err(e) => {
                 eprintln!(
-                    "hairpin: what is not served is unknown: the agent at {}: {e:#}",
+                    "hairpin: {what}: unknown: the agent at {}: {e:#}",
                     self.agent
                 );
                 None
@@ -39,17 +50,17 @@ impl AgentArgs {
     }
 }
 
-fn fetch(addr: SocketAddr) -> Result<Vec<Degraded>> {
+fn fetch<T: DeserializeOwned>(addr: SocketAddr, path: &str) -> Result<T> {
     let mut conn = TcpStream::connect_timeout(&addr, TIMEOUT).context("connecting")?;
     conn.set_read_timeout(Some(TIMEOUT))?;
-    conn.write_all(b"GET /degraded HTTP/1.0\r\nHost: hairpin\r\n\r\n")?;
+    write!(conn, "GET {path} HTTP/1.0\r\nHost: hairpin\r\n\r\n")?;
     let mut reply = String::new();
     conn.read_to_string(&mut reply).context("reading")?;
     let (head, body) = reply.split_once("\r\n\r\n").context("not an HTTP reply")?;
     if !head.lines().next().is_some_and(|l| l.contains(" 200 ")) {
         bail!("{}", head.lines().next().unwrap_or_default());
     }
-    serde_json::from_str(body).context("not a list of degraded items")
+    serde_json::from_str(body).with_context(|| format!("not the JSON of {path}"))
 }
 
 /// Prints the items as lines after a table.

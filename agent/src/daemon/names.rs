@@ -1,0 +1,189 @@
+//! Frontends by name: resolutions run as tasks beside the loop (a slow or
+//! absent DNS server never stalls it), their outcomes come back on a
+//! channel, and a change of addresses is applied as a diff.
+
+use std::{path::PathBuf, time::Instant};
+
+use anyhow::{Context as _, Result};
+use hickory_resolver::{
+    config::LookupIpStrategy, name_server::TokioConnectionProvider, TokioResolver,
+};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+use tracing::{info, warn};
+
+use super::{degraded::Item, Agent, TICK};
+use crate::{
+    config::{Config, Frontend},
+    metrics::NameLabel,
+    reconcile,
+    sources::dns::Outcome,
+};
+
+pub type Resolved = (String, Outcome);
+
+pub struct Resolving {
+    tx: UnboundedSender<Resolved>,
+    /// The resolver, and the file it was configured from.
+    resolver: Option<(PathBuf, TokioResolver)>,
+}
+
+impl Resolving {
+    pub fn new() -> (Self, UnboundedReceiver<Resolved>) {
+        let (tx, rx) = unbounded_channel();
+        (Self { tx, resolver: None }, rx)
+    }
+
+    /// The resolver for `resolv_conf`, made anew when the file changes.
+    fn resolver(&mut self, resolv_conf: &PathBuf) -> Result<TokioResolver> {
+        if let Some((path, r)) = &self.resolver {
+            if path == resolv_conf {
+                return Ok(r.clone());
+            }
+        }
+        let text = std::fs::read(resolv_conf)
+            .with_context(|| format!("reading {}", resolv_conf.display()))?;
+        let (config, mut opts) = hickory_resolver::system_conf::parse_resolv_conf(text)
+            .with_context(|| format!("parsing {}", resolv_conf.display()))?;
+        opts.ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
+        // The TTL decides when to ask again; a cache would only repeat it.
+        opts.cache_size = 0;
+        let r = TokioResolver::builder_with_config(config, TokioConnectionProvider::default())
+            .with_options(opts)
+            .build();
+        self.resolver = Some((resolv_conf.clone(), r.clone()));
+        Ok(r)
+    }
+}
+
+async fn lookup(resolver: TokioResolver, host: &str) -> Outcome {
+    // Absolute: the resolver's search domains do not apply to a frontend.
+    match resolver.lookup_ip(format!("{host}.")).await {
+        Ok(found) => Outcome::Addrs(
+            found.iter().collect(),
+            found
+                .valid_until()
+                .saturating_duration_since(Instant::now()),
+        ),
+        Err(e) => Outcome::Failed(e.to_string()),
+    }
+}
+
+impl Agent {
+    /// Starts the resolutions that are due.
+    pub(super) fn resolve_due(&mut self) {
+        let now = Instant::now();
+        for host in self.names.due(now) {
+            self.names.started(&host, now);
+            let tx = self.resolving.tx.clone();
+            match self.resolving.resolver(&self.config.dns.resolv_conf) {
+                Ok(r) => {
+                    tokio::spawn(async move {
+                        let outcome = lookup(r, &host).await;
+                        // Ignored error: the agent is stopping.
+                        let _ = tx.send((host, outcome));
+                    });
+                }
+                Err(e) => {
+                    let _ = tx.send((host, Outcome::Failed(format!("{e:#}"))));
+                }
+            }
+        }
+    }
+
+    pub(super) async fn name_resolved(&mut self, (host, outcome): Resolved) {
+        let result = match &outcome {
+            Outcome::Addrs(..) => "ok",
+            Outcome::Failed(_) => "failed",
+        };
+        self.metrics
+            .resolutions
+            .get_or_create(&NameLabel {
+                name: host.clone(),
+                result,
+            })
+            .inc();
+        if let Outcome::Failed(why) = &outcome {
+            warn!(name = %host, "resolving: {why}; keeping the last known addresses");
+        }
+        if self.names.resolved(&host, outcome, Instant::now()) {
+            info!(name = %host, "addresses changed");
+            self.apply_desired().await;
+        } else {
+            self.report_names();
+        }
+    }
+
+    /// Lets go of addresses past their grace period with no flow left.
+    pub(super) async fn expire_names(&mut self) {
+        let maps = &self.maps;
+        let expired = self.names.expire(Instant::now(), |addr| {
+            // On a read error, keep the address: a flow may live.
+            reconcile::has_flows_to(maps, addr).unwrap_or(true)
+        });
+        if expired {
+            self.apply_desired().await;
+        }
+    }
+
+    /// The frontends of `config` at their written addresses and at the
+    /// addresses their names have.
+    pub(super) fn desired(&self, config: &Config) -> Vec<Frontend> {
+        let (named, _) = self
+            .names
+            .frontends(&config.named, &config.frontends, &self.node);
+        config.frontends.iter().cloned().chain(named).collect()
+    }
+
+    /// Applies the desired frontends after a name changed.
+    async fn apply_desired(&mut self) {
+        let desired = self.desired(&self.config);
+        match reconcile::apply(&mut self.maps, &desired, self.opts.max_frontends) {
+            Ok(applied) => {
+                self.linger(&applied);
+                info!(?applied, "names applied");
+                if let Err(e) = self.metrics.set_names(&self.maps, &desired) {
+                    warn!("frontend names for metrics: {e:#}");
+                }
+                self.set_uplink().await;
+            }
+            Err(e) => warn!("applying names: {e:#}"),
+        }
+        self.report_names();
+    }
+
+    /// Says which names cannot be served (never resolved, or resolved to
+    /// an address that cannot be a frontend), and shows every name.
+    pub(super) fn report_names(&mut self) {
+        let (_, refused) =
+            self.names
+                .frontends(&self.config.named, &self.config.frontends, &self.node);
+        let unresolved = self.names.unresolved();
+        let mut hosts: Vec<String> = self.config.named.iter().map(|n| n.host.clone()).collect();
+        hosts.dedup();
+        for host in hosts {
+            let why = unresolved
+                .iter()
+                .chain(&refused)
+                .filter(|(h, _)| *h == host)
+                .map(|(_, w)| w.as_str())
+                .collect::<Vec<_>>()
+                .join("; ");
+            let item = Item::Name(host);
+            if why.is_empty() {
+                self.retries.served(&item);
+            } else {
+                self.retries.failed(item, &anyhow::anyhow!(why));
+            }
+        }
+        self.health.set_name_views(self.names.views());
+    }
+
+    /// Keeps the backend addresses of flows an apply ended until their
+    /// resets have reached the clients.
+    pub(super) fn linger(&mut self, applied: &reconcile::Applied) {
+        let until =
+            Instant::now() + std::time::Duration::from_nanos(self.opts.timeouts.close) + TICK;
+        self.collector.linger(until, applied.lingering.clone());
+        self.sync_lingering();
+    }
+}

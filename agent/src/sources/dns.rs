@@ -1,0 +1,246 @@
+//! Frontends written as names: the addresses each name resolved to, followed
+//! as they change. An address a name no longer has keeps taking new flows
+//! for a grace period; a name that fails to resolve keeps its last known
+//! addresses. Pure state: the daemon resolves and reports the outcomes.
+
+use std::{
+    collections::BTreeMap,
+    net::IpAddr,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{unservable, DnsSettings, Frontend, NamedFrontend};
+
+/// The first retry of a name that failed; each failure doubles the wait,
+/// up to the settings' `max_ttl`.
+const FIRST_RETRY: Duration = Duration::from_secs(1);
+
+/// What one resolution of a name gave.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Its addresses (both families), valid for the TTL.
+    Addrs(Vec<IpAddr>, Duration),
+    /// NXDOMAIN, SERVFAIL, a timeout: the reason.
+    Failed(String),
+}
+
+#[derive(Debug)]
+struct Host {
+    /// Each address: `None` while the name has it, else until when it is
+    /// kept (the grace period).
+    addrs: BTreeMap<IpAddr, Option<Instant>>,
+    resolved: Option<SystemTime>,
+    next: Instant,
+    next_wall: SystemTime,
+    retry: Duration,
+    error: Option<String>,
+}
+
+impl Host {
+    fn new(now: Instant) -> Self {
+        Self {
+            addrs: BTreeMap::new(),
+            resolved: None,
+            next: now,
+            next_wall: SystemTime::now(),
+            retry: FIRST_RETRY,
+            error: None,
+        }
+    }
+}
+
+/// A name as `hairpin list` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NameView {
+    pub host: String,
+    pub addrs: Vec<IpAddr>,
+    /// Addresses the name no longer has, still taking new flows.
+    pub lingering: Vec<IpAddr>,
+    /// Seconds since the epoch of the last success, if any.
+    pub resolved: Option<u64>,
+    /// Seconds since the epoch of the next resolution.
+    pub next: u64,
+    pub error: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct Names {
+    settings: DnsSettings,
+    hosts: BTreeMap<String, Host>,
+}
+
+fn epoch(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+impl Names {
+    pub fn new(settings: DnsSettings) -> Self {
+        Self {
+            settings,
+            hosts: BTreeMap::new(),
+        }
+    }
+
+    /// Follows the names of `named` (a configuration, applied): new ones
+    /// are due at once, those no longer there are forgotten, and their
+    /// frontends with them.
+    pub fn track(&mut self, named: &[NamedFrontend], settings: &DnsSettings, now: Instant) {
+        self.settings = settings.clone();
+        self.hosts.retain(|h, _| named.iter().any(|n| &n.host == h));
+        for n in named {
+            self.hosts
+                .entry(n.host.clone())
+                .or_insert_with(|| Host::new(now));
+        }
+    }
+
+    /// The names whose resolution is due.
+    pub fn due(&self, now: Instant) -> Vec<String> {
+        self.hosts
+            .iter()
+            .filter(|(_, h)| h.next <= now)
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
+    /// Holds off `host`'s next resolution while one is under way.
+    pub fn started(&mut self, host: &str, now: Instant) {
+        if let Some(h) = self.hosts.get_mut(host) {
+            h.next = now + self.settings.max_ttl;
+        }
+    }
+
+    /// Records an outcome; says whether the addresses changed.
+    pub fn resolved(&mut self, host: &str, outcome: Outcome, now: Instant) -> bool {
+        let s = &self.settings;
+        let Some(h) = self.hosts.get_mut(host) else {
+            return false;
+        };
+        let (wait, changed) = match outcome {
+            // The last known addresses stay: they are likely still right,
+            // and their backends are the same.
+            Outcome::Failed(why) => {
+                h.error = Some(why);
+                let wait = h.retry.min(s.max_ttl);
+                h.retry = (h.retry * 2).min(s.max_ttl);
+                (wait, false)
+            }
+            Outcome::Addrs(addrs, ttl) => {
+                h.error = None;
+                h.retry = FIRST_RETRY;
+                h.resolved = Some(SystemTime::now());
+                let before = current(h);
+                for (addr, until) in h.addrs.iter_mut() {
+                    if !addrs.contains(addr) && until.is_none() {
+                        *until = Some(now + s.grace);
+                    }
+                }
+                for a in &addrs {
+                    h.addrs.insert(*a, None);
+                }
+                (ttl.clamp(s.min_ttl, s.max_ttl), before != current(h))
+            }
+        };
+        h.next = now + wait;
+        h.next_wall = SystemTime::now() + wait;
+        changed
+    }
+
+    /// Lets go of addresses whose grace period is over and through which
+    /// no flow lives (`has_flows`): a frontend removed from the maps would
+    /// strand its flows, which reach the same backends. Says whether any.
+    pub fn expire(&mut self, now: Instant, mut has_flows: impl FnMut(IpAddr) -> bool) -> bool {
+        let mut any = false;
+        for h in self.hosts.values_mut() {
+            h.addrs.retain(|addr, until| {
+                let keep = until.is_none_or(|t| t > now) || has_flows(*addr);
+                any |= !keep;
+                keep
+            });
+        }
+        any
+    }
+
+    /// The frontends of `named` at every address their name has (or has
+    /// had, within the grace period), in the family of their backends, and
+    /// the addresses refused, with why: a node's own address, or one that
+    /// the file already has for the same port.
+    pub fn frontends(
+        &self,
+        named: &[NamedFrontend],
+        written: &[Frontend],
+        node: &[IpAddr],
+    ) -> (Vec<Frontend>, Vec<(String, String)>) {
+        let mut out = Vec::new();
+        let mut refused = Vec::new();
+        for n in named {
+            let Some(h) = self.hosts.get(&n.host) else {
+                continue;
+            };
+            for addr in h.addrs.keys().filter(|a| a.is_ipv4() == n.is_ipv4()) {
+                let fe = n.at(*addr);
+                let taken = written
+                    .iter()
+                    .chain(&out)
+                    .any(|w| w.addr == fe.addr && w.port == fe.port && w.proto == fe.proto);
+                let why = unservable(*addr, node)
+                    .or_else(|| {
+                        fe.backends
+                            .iter()
+                            .any(|b| b.addr == *addr)
+                            .then(|| format!("{addr} is a backend's own address: a loop"))
+                    })
+                    .or_else(|| taken.then(|| format!("{addr}:{} is another frontend's", fe.port)));
+                match why {
+                    Some(why) => refused.push((n.host.clone(), why)),
+                    None => out.push(fe),
+                }
+            }
+        }
+        refused.sort();
+        refused.dedup();
+        (out, refused)
+    }
+
+    pub fn views(&self) -> Vec<NameView> {
+        self.hosts
+            .iter()
+            .map(|(host, h)| NameView {
+                host: host.clone(),
+                addrs: current(h),
+                lingering: h
+                    .addrs
+                    .iter()
+                    .filter(|(_, u)| u.is_some())
+                    .map(|(a, _)| *a)
+                    .collect(),
+                resolved: h.resolved.map(epoch),
+                next: epoch(h.next_wall),
+                error: h.error.clone(),
+            })
+            .collect()
+    }
+
+    /// Names never resolved yet, with why.
+    pub fn unresolved(&self) -> Vec<(String, String)> {
+        self.hosts
+            .iter()
+            .filter(|(_, h)| h.resolved.is_none())
+            .filter_map(|(n, h)| h.error.clone().map(|e| (n.clone(), e)))
+            .collect()
+    }
+}
+
+fn current(h: &Host) -> Vec<IpAddr> {
+    h.addrs
+        .iter()
+        .filter(|(_, u)| u.is_none())
+        .map(|(a, _)| *a)
+        .collect()
+}
+
+#[cfg(test)]
+#[path = "dns_tests.rs"]
+mod tests;

@@ -1,0 +1,204 @@
+//! The names' state: diffs as addresses change, the grace period, failures.
+
+use std::net::IpAddr;
+
+use super::*;
+use crate::config::Config;
+
+const FILE: &str = r#"
+redirects:
+  - name: registry
+    frontend: registry.lab
+    ports: [{ port: 8080, protocol: TCP, targetPort: 80 }]
+    backends: [{ ip: 198.51.100.2 }]
+  - name: registry
+    frontend: registry.lab
+    ports: [{ port: 8080, protocol: TCP, targetPort: 80 }]
+    backends: [{ ip: "2001:db8:0:51::2" }]
+  - name: web
+    frontend: 203.0.113.30
+    ports: [{ port: 8080, protocol: TCP, targetPort: 80 }]
+    backends: [{ ip: 198.51.100.2 }]
+dns: { minTtl: 5, maxTtl: 60, grace: 10 }
+"#;
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn setup() -> (Config, Names, Instant) {
+    let config = Config::parse(std::path::Path::new("t.yaml"), FILE).unwrap();
+    let now = Instant::now();
+    let mut names = Names::new(config.dns.clone());
+    names.track(&config.named, &config.dns, now);
+    (config, names, now)
+}
+
+fn addrs(names: &Names, config: &Config, node: &[IpAddr]) -> Vec<IpAddr> {
+    names
+        .frontends(&config.named, &config.frontends, node)
+        .0
+        .iter()
+        .map(|f| f.addr)
+        .collect()
+}
+
+#[test]
+fn a_name_is_due_at_once_and_again_within_its_ttl_bounds() {
+    let (_, mut names, now) = setup();
+    assert_eq!(names.due(now), ["registry.lab"]);
+    names.started("registry.lab", now);
+    assert!(names.due(now).is_empty(), "not twice at once");
+    let got = Outcome::Addrs(vec![ip("203.0.113.10")], Duration::from_secs(1));
+    assert!(names.resolved("registry.lab", got, now));
+    assert!(
+        names.due(now + Duration::from_secs(4)).is_empty(),
+        "minTtl holds"
+    );
+    assert_eq!(names.due(now + Duration::from_secs(5)), ["registry.lab"]);
+    let got = Outcome::Addrs(vec![ip("203.0.113.10")], Duration::from_secs(3600));
+    assert!(
+        !names.resolved("registry.lab", got, now),
+        "the same addresses"
+    );
+    assert_eq!(
+        names.due(now + Duration::from_secs(60)),
+        ["registry.lab"],
+        "maxTtl holds"
+    );
+}
+
+#[test]
+fn each_address_gets_the_frontends_of_its_family() {
+    let (config, mut names, now) = setup();
+    let got = Outcome::Addrs(
+        vec![ip("203.0.113.10"), ip("2001:db8:0:113::10")],
+        Duration::from_secs(30),
+    );
+    names.resolved("registry.lab", got, now);
+    let (fes, refused) = names.frontends(&config.named, &config.frontends, &[]);
+    assert!(refused.is_empty());
+    let got: Vec<(IpAddr, IpAddr)> = fes.iter().map(|f| (f.addr, f.backends[0].addr)).collect();
+    assert_eq!(
+        got,
+        [
+            (ip("203.0.113.10"), ip("198.51.100.2")),
+            (ip("2001:db8:0:113::10"), ip("2001:db8:0:51::2"))
+        ]
+    );
+}
+
+#[test]
+fn an_address_the_name_no_longer_has_lingers_for_the_grace_period() {
+    let (config, mut names, now) = setup();
+    let ttl = Duration::from_secs(30);
+    names.resolved(
+        "registry.lab",
+        Outcome::Addrs(vec![ip("203.0.113.10")], ttl),
+        now,
+    );
+    let later = now + Duration::from_secs(30);
+    assert!(names.resolved(
+        "registry.lab",
+        Outcome::Addrs(vec![ip("203.0.113.11")], ttl),
+        later
+    ));
+    assert_eq!(
+        addrs(&names, &config, &[]),
+        [ip("203.0.113.10"), ip("203.0.113.11")],
+        "the old address still takes new flows"
+    );
+    assert!(!names.expire(later + Duration::from_secs(9), |_| false));
+    assert!(
+        !names.expire(later + Duration::from_secs(10), |a| a == ip("203.0.113.10")),
+        "kept while flows through it live"
+    );
+    assert_eq!(addrs(&names, &config, &[]).len(), 2);
+    assert!(names.expire(later + Duration::from_secs(10), |_| false));
+    assert_eq!(addrs(&names, &config, &[]), [ip("203.0.113.11")]);
+    let view = &names.views()[0];
+    assert_eq!(view.addrs, [ip("203.0.113.11")]);
+    assert!(view.lingering.is_empty());
+}
+
+#[test]
+fn a_failure_keeps_the_last_known_addresses_and_backs_off() {
+    let (config, mut names, now) = setup();
+    names.resolved(
+        "registry.lab",
+        Outcome::Addrs(vec![ip("203.0.113.10")], Duration::from_secs(5)),
+        now,
+    );
+    let mut at = now + Duration::from_secs(5);
+    let mut waits = Vec::new();
+    for _ in 0..8 {
+        assert!(!names.resolved("registry.lab", Outcome::Failed("SERVFAIL".into()), at));
+        let next = (1..=120)
+            .map(|s| at + Duration::from_secs(s))
+            .find(|t| !names.due(*t).is_empty())
+            .unwrap();
+        waits.push((next - at).as_secs());
+        at = next;
+    }
+    assert_eq!(waits, [1, 2, 4, 8, 16, 32, 60, 60], "doubling up to maxTtl");
+    assert_eq!(addrs(&names, &config, &[]), [ip("203.0.113.10")]);
+    assert_eq!(names.views()[0].error.as_deref(), Some("SERVFAIL"));
+    assert!(
+        names.unresolved().is_empty(),
+        "resolved once: not reported as never resolved"
+    );
+}
+
+#[test]
+fn a_name_never_resolved_is_reported() {
+    let (config, mut names, now) = setup();
+    names.resolved("registry.lab", Outcome::Failed("NXDOMAIN".into()), now);
+    assert!(addrs(&names, &config, &[]).is_empty());
+    assert_eq!(
+        names.unresolved(),
+        [("registry.lab".to_owned(), "NXDOMAIN".to_owned())]
+    );
+}
+
+#[test]
+fn a_name_that_resolves_to_a_node_address_or_loopback_is_refused() {
+    let (config, mut names, now) = setup();
+    names.resolved(
+        "registry.lab",
+        Outcome::Addrs(
+            vec![
+                ip("192.0.2.11"),
+                ip("127.0.0.1"),
+                ip("203.0.113.30"),
+                ip("203.0.113.10"),
+            ],
+            Duration::from_secs(30),
+        ),
+        now,
+    );
+    let (fes, refused) = names.frontends(&config.named, &config.frontends, &[ip("192.0.2.11")]);
+    let got: Vec<IpAddr> = fes.iter().map(|f| f.addr).collect();
+    assert_eq!(got, [ip("203.0.113.10")]);
+    let why: Vec<&str> = refused.iter().map(|(_, w)| w.as_str()).collect();
+    assert_eq!(
+        why,
+        [
+            "127.0.0.1 is not a unicast address",
+            "192.0.2.11 is an address of this node: hairpin would capture the node's own traffic",
+            "203.0.113.30:8080 is another frontend's",
+        ]
+    );
+}
+
+#[test]
+fn a_name_removed_from_the_configuration_is_forgotten() {
+    let (config, mut names, now) = setup();
+    names.resolved(
+        "registry.lab",
+        Outcome::Addrs(vec![ip("203.0.113.10")], Duration::from_secs(30)),
+        now,
+    );
+    names.track(&[], &config.dns, now);
+    assert!(names.views().is_empty());
+    assert!(addrs(&names, &config, &[]).is_empty());
+}

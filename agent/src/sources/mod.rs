@@ -1,0 +1,4 @@
+//! Sources of desired state beside the file's written addresses: each
+//! turns what it follows into frontends for the one reconcile.
+
+pub mod dns;

@@ -48,6 +48,8 @@ P=${LAB_PREFIX:-hp}
 RUN=${LAB_RUN:-/run/hairpin-lab}/$P
 
 WAN_IP=203.0.113.10
+# A second external address with the same forwards (a name may move to it).
+WAN_IP2=203.0.113.11
 EXT_IP=203.0.113.100
 LAN_GW=192.0.2.1
 WAN_IP6=2001:db8:0:113::10
@@ -246,6 +248,7 @@ build_router() {
 	ipn rtr link set lan0 up
 	ipn rtr link add wan0 type veth peer name eth0 netns "$(ns ext)"
 	ipn rtr addr add "$WAN_IP/24" dev wan0
+	ipn rtr addr add "$WAN_IP2/24" dev wan0
 	ipn rtr addr add "$WAN_IP6/64" dev wan0 nodad
 	ipn rtr link set wan0 up
 	sysctl_in rtr net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
@@ -272,13 +275,13 @@ build_router() {
 		table ip router {
 			chain prerouting {
 				type nat hook prerouting priority dstnat; policy accept;
-				iifname "wan0" ip daddr $WAN_IP tcp dport 8080 dnat to $B1_IP:80
-				iifname "wan0" ip daddr $WAN_IP udp dport 5353 dnat to $B1_IP:53
+				iifname "wan0" ip daddr { $WAN_IP, $WAN_IP2 } tcp dport 8080 dnat to $B1_IP:80
+				iifname "wan0" ip daddr { $WAN_IP, $WAN_IP2 } udp dport 5353 dnat to $B1_IP:53
 			}
 			chain input {
 				type filter hook input priority filter; policy accept;
-				iifname "lan0" ip daddr $WAN_IP tcp dport 8080 drop
-				iifname "lan0" ip daddr $WAN_IP udp dport 5353 drop
+				iifname "lan0" ip daddr { $WAN_IP, $WAN_IP2 } tcp dport 8080 drop
+				iifname "lan0" ip daddr { $WAN_IP, $WAN_IP2 } udp dport 5353 drop
 			}
 		}
 		table ip6 router {

@@ -9,7 +9,7 @@ LLVM_MAJOR=22
 PACKAGES=(
 	"llvm-${LLVM_MAJOR}-dev" "libpolly-${LLVM_MAJOR}-dev" zlib1g-dev libzstd-dev
 	iproute2 nftables iptables conntrack tcpdump curl socat nginx-light wrk iperf3 ethtool
-	dnsutils
+	dnsutils dnsmasq-base
 )
 
 log=$(mktemp)

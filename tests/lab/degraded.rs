@@ -52,7 +52,7 @@ fn states(lab: &Lab, node: &str) -> Vec<(String, Option<String>)> {
 }
 
 /// Polls `cond` for up to `secs` seconds.
-fn eventually(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
+pub fn eventually(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();
     while !cond() {
         assert!(

@@ -35,11 +35,23 @@ pub fn download(
     port: u16,
     rate: &str,
 ) -> (Background, std::path::PathBuf) {
+    download_from(lab, ns, FRONTEND, name, port, rate)
+}
+
+/// A rate-limited download through the frontend at `addr`.
+pub fn download_from(
+    lab: &Lab,
+    ns: &str,
+    addr: &str,
+    name: &str,
+    port: u16,
+    rate: &str,
+) -> (Background, std::path::PathBuf) {
     let out = lab.run_dir().join(format!("got-{ns}-{name}"));
     let bg = lab.background_script(
         ns,
         &format!(
-            "curl -s --max-time 60 --limit-rate {rate} -o {} -w '%{{http_code}}' http://{FRONTEND}:{port}/files/{name}; echo \" exit=$?\"",
+            "curl -s --max-time 60 --limit-rate {rate} -o {} -w '%{{http_code}}' http://{addr}:{port}/files/{name}; echo \" exit=$?\"",
             out.display()
         ),
         &format!("curl-{ns}-{name}.txt"),

@@ -393,6 +393,12 @@ impl Background {
         self.child.try_wait().ok().flatten().is_none()
     }
 
+    /// Sends `sig` to the command (started with `exec`, it has the PID).
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: signalling our own child by its PID.
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+
     /// Stops the command (SIGINT, so that tcpdump flushes) and returns its output.
     pub fn finish(mut self) -> String {
         // SAFETY: signalling our own child by its PID.

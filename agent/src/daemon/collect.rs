@@ -45,9 +45,7 @@ impl Collector {
 impl Agent {
     pub(super) fn sync_lingering(&mut self) {
         let lingering = self.collector.lingering();
-        if let Err(e) =
-            reconcile::sync_backend_addrs(&mut self.maps, &self.config.frontends, &lingering)
-        {
+        if let Err(e) = reconcile::sync_backend_addrs(&mut self.maps, &self.applied, &lingering) {
             warn!("backend addresses: {e:#}");
         }
     }

@@ -59,7 +59,7 @@ impl Agent {
     /// route is reported (it stays in the maps: pods and the socket path
     /// need no route to it).
     async fn routed_uplink(&mut self) -> Result<Option<Link>> {
-        let addrs: BTreeSet<IpAddr> = self.config.frontends.iter().map(|f| f.addr).collect();
+        let addrs: BTreeSet<IpAddr> = self.applied.iter().map(|f| f.addr).collect();
         for gone in self.retries.routes() {
             if !addrs.contains(&gone) {
                 self.retries.forget(&Item::Route(gone));

@@ -71,6 +71,8 @@ struct Agent {
     file: ConfigFile,
     /// The configuration the maps hold: the last good one.
     config: Config,
+    /// The frontends the maps hold: the file's, and its names' addresses.
+    applied: Vec<crate::config::Frontend>,
     /// The node's own addresses, as of the last read of the file.
     node: Vec<IpAddr>,
     /// The frontends' names and their addresses.
@@ -123,6 +125,7 @@ impl Agent {
             attached: Attachments::new(mode, &settings.pin_dir),
             settings,
             file,
+            applied: config.frontends.clone(),
             config,
             node,
             names,

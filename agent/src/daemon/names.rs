@@ -105,7 +105,11 @@ impl Agent {
         if let Outcome::Failed(why) = &outcome {
             warn!(name = %host, "resolving: {why}; keeping the last known addresses");
         }
-        if self.names.resolved(&host, outcome, Instant::now()) {
+        let changed = self.names.resolved(&host, outcome, Instant::now());
+        // Shown before the maps change, so that no listing has an address
+        // without its name.
+        self.health.set_name_views(self.names.views());
+        if changed {
             info!(name = %host, "addresses changed");
             self.apply_desired().await;
         } else {
@@ -139,11 +143,12 @@ impl Agent {
         let desired = self.desired(&self.config);
         match reconcile::apply(&mut self.maps, &desired, self.opts.max_frontends) {
             Ok(applied) => {
-                self.linger(&applied);
-                info!(?applied, "names applied");
                 if let Err(e) = self.metrics.set_names(&self.maps, &desired) {
                     warn!("frontend names for metrics: {e:#}");
                 }
+                self.applied = desired;
+                self.linger(&applied);
+                info!(?applied, "names applied");
                 self.set_uplink().await;
             }
             Err(e) => warn!("applying names: {e:#}"),

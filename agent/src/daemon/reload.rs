@@ -100,12 +100,13 @@ impl Agent {
         }
         let socket_changed = config.socket != self.config.socket;
         self.config = config;
+        if let Err(e) = self.metrics.set_names(&self.maps, &desired) {
+            warn!("frontend names for metrics: {e:#}");
+        }
+        self.applied = desired;
         self.linger(&applied);
         if socket_changed {
             self.set_socket_path();
-        }
-        if let Err(e) = self.metrics.set_names(&self.maps, &desired) {
-            warn!("frontend names for metrics: {e:#}");
         }
         self.follow_all();
         self.set_uplink().await;

@@ -4,7 +4,7 @@
 use aya_ebpf::helpers::bpf_ktime_get_coarse_ns;
 use hairpin_common::{
     ct_lifetime, Backend, Counter, CtDir, CtEntry, CtKey, CtOrigin, Frontend, CT_REFRESH_NS,
-    IPPROTO_TCP, SEEN_ACK, SEEN_ENDED, SEEN_FIN, SEEN_RST, SEEN_SYN,
+    IPPROTO_TCP, NS_PER_SEC, SEEN_ACK, SEEN_ENDED, SEEN_FIN, SEEN_RST, SEEN_SYN,
 };
 
 use crate::{
@@ -208,6 +208,11 @@ fn open<F: Family>(
     Some(())
 }
 
+/// How long a translated SYN may wait in the neighbour queue: the kernel
+/// gives up resolving after 3 probes a second apart (`mcast_solicit`,
+/// `retrans_time_ms`), so 5 s leaves room.
+const CT_REQUEUE_NS: u64 = 5 * NS_PER_SEC;
+
 /// Whether a segment opens a connection: SYN without ACK.
 #[inline(always)]
 pub fn bare_syn(proto: u8, tcp_flags: u8) -> bool {
@@ -220,7 +225,9 @@ pub fn bare_syn(proto: u8, tcp_flags: u8) -> bool {
 /// frontend. The earlier flow is over (its client port is taken again), so
 /// both its entries go. Only a flow this hook translates forward counts: a
 /// pod flow's own SYN, translated on the pod's veth, passes the uplink's
-/// egress addressed to the backend too.
+/// egress addressed to the backend too. So does a host flow's own SYN when
+/// `reroute` left it to the neighbour queue: a flow is over only once its
+/// backend answered, or when it is older than any neighbour resolution.
 #[inline(always)]
 pub fn forget_stale<F: Family>(key: &CtKey<F>, hook: Hook) {
     if !crate::nat::is_backend_addr(key.daddr) {
@@ -231,7 +238,8 @@ pub fn forget_stale<F: Family>(key: &CtKey<F>, hook: Hook) {
     let Some(e) = (unsafe { F::ct().get(rev_key) }).copied() else {
         return;
     };
-    if e.dir == CtDir::Reverse as u8 && hook.owns(CtDir::Forward, e.origin) {
+    let over = e.seen != 0 || now().saturating_sub(e.created_ns) > CT_REQUEUE_NS;
+    if over && e.dir == CtDir::Reverse as u8 && hook.owns(CtDir::Forward, e.origin) {
         // Ignored errors: either entry may be gone already (LRU, agent).
         let _ = F::ct().remove(rev_key);
         let _ = F::ct().remove(e.nat.reversed());

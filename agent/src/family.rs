@@ -39,13 +39,13 @@ impl Addr for u32 {
 
     fn from_ip(ip: IpAddr) -> Option<Self> {
         match ip {
-            IpAddr::V4(a) => Some(u32::from_ne_bytes(a.octets())),
+            IpAddr::V4(a) => Some(u32::from_octets(a.octets())),
             IpAddr::V6(_) => None,
         }
     }
 
     fn ip(self) -> IpAddr {
-        IpAddr::V4(Ipv4Addr::from(self.to_ne_bytes()))
+        IpAddr::V4(Ipv4Addr::from(self.octets()))
     }
 }
 
@@ -60,21 +60,13 @@ impl Addr for [u32; 4] {
 
     fn from_ip(ip: IpAddr) -> Option<Self> {
         match ip {
-            IpAddr::V6(a) => {
-                let o = a.octets();
-                let w = |i: usize| u32::from_ne_bytes([o[i], o[i + 1], o[i + 2], o[i + 3]]);
-                Some([w(0), w(4), w(8), w(12)])
-            }
+            IpAddr::V6(a) => Some(<[u32; 4]>::from_octets(a.octets())),
             IpAddr::V4(_) => None,
         }
     }
 
     fn ip(self) -> IpAddr {
-        let mut o = [0u8; 16];
-        for (i, w) in self.iter().enumerate() {
-            o[i * 4..i * 4 + 4].copy_from_slice(&w.to_ne_bytes());
-        }
-        IpAddr::V6(Ipv6Addr::from(o))
+        IpAddr::V6(Ipv6Addr::from(self.octets()))
     }
 }
 

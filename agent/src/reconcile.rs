@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use anyhow::{Context as _, Result};
 use aya::maps::{MapData, PerCpuArray, PerCpuValues};
 use hairpin_common::{
-    Backend, BackendKey, CtDir, CtKey, Frontend, FrontendKey, FrontendStats, IPPROTO_TCP,
+    Backend, BackendKey, CtDir, CtKey, Frontend, FrontendKey, FrontendStats, WireAddr, IPPROTO_TCP,
     SEEN_ENDED, SEEN_RST,
 };
 
@@ -39,7 +39,7 @@ pub struct Lingering {
 
 /// The map form of an IPv4 address.
 pub fn addr_key(addr: std::net::Ipv4Addr) -> u32 {
-    u32::from_ne_bytes(addr.octets())
+    u32::from_octets(addr.octets())
 }
 
 pub fn port_key(port: u16) -> u16 {

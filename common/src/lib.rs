@@ -8,11 +8,13 @@
 //! (`Frontend`, `BackendKey`, counters) serve every family.
 #![no_std]
 
+pub mod addr;
 pub mod conntrack;
 pub mod maps;
 pub mod nat;
 pub mod stats;
 
+pub use addr::WireAddr;
 pub use conntrack::*;
 pub use maps::*;
 pub use nat::*;
@@ -23,20 +25,6 @@ pub const IPPROTO_TCP: u8 = 6;
 pub const IPPROTO_UDP: u8 = 17;
 pub const IPPROTO_ICMP: u8 = 1;
 pub const IPPROTO_ICMPV6: u8 = 58;
-
-/// The address types of the maps: `u32` for IPv4, `[u32; 4]` for IPv6, both
-/// as the bytes on the wire. Sealed: the generic keys and values are laid
-/// out without implicit padding for these two, and only these.
-pub trait WireAddr: Copy + Default + PartialEq + 'static + sealed::Sealed {}
-
-impl WireAddr for u32 {}
-impl WireAddr for [u32; 4] {}
-
-mod sealed {
-    pub trait Sealed {}
-    impl Sealed for u32 {}
-    impl Sealed for [u32; 4] {}
-}
 
 /// Implements `aya::Pod` for a generic type over every `WireAddr`.
 macro_rules! user_pod_generic {

@@ -3,7 +3,7 @@
 
 use aya_ebpf::programs::TcContext;
 use aya_log_ebpf::debug;
-use hairpin_common::CtKey;
+use hairpin_common::{CtKey, WireAddr};
 
 /// The datapath's debug event for a new flow, per family.
 pub trait Loggable: Sized {
@@ -29,13 +29,7 @@ impl Loggable for u32 {
 impl Loggable for [u32; 4] {
     #[inline(never)]
     fn log_new_flow(ctx: &TcContext, key: &CtKey<[u32; 4]>, nat: &CtKey<[u32; 4]>) {
-        let bytes = |a: &[u32; 4]| {
-            let mut b = [0u8; 16];
-            for (i, w) in a.iter().enumerate() {
-                b[i * 4..i * 4 + 4].copy_from_slice(&w.to_ne_bytes());
-            }
-            b
-        };
+        let bytes = |a: &[u32; 4]| a.octets();
         debug!(
             ctx,
             "new flow [{:i}]:{} -> [{:i}]:{} to [{:i}]:{}",

@@ -12,7 +12,6 @@ mod csum;
 mod events;
 mod family;
 mod icmp;
-mod icmp6;
 mod l4;
 mod maps;
 mod nat;

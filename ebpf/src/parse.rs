@@ -2,7 +2,7 @@
 //! not understand is reported as such, so the caller passes it on untouched.
 
 use aya_ebpf::programs::TcContext;
-use hairpin_common::{CtKey, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP};
+use hairpin_common::{CtKey, WireAddr, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP};
 
 pub const ETH_LEN: usize = 14;
 pub const ETH_P_IP: u16 = 0x0800;
@@ -106,8 +106,8 @@ pub fn parse_ipv4(ctx: &TcContext) -> Parsed<u32> {
     let l4_len = tot_len - ihl;
     let pkt = Packet {
         key: CtKey {
-            saddr: u32::from_ne_bytes([ip[12], ip[13], ip[14], ip[15]]),
-            daddr: u32::from_ne_bytes([ip[16], ip[17], ip[18], ip[19]]),
+            saddr: u32::read(&ip, 12),
+            daddr: u32::read(&ip, 16),
             proto,
             ..CtKey::default()
         },
@@ -149,16 +149,10 @@ pub fn parse_ipv6(ctx: &TcContext) -> Parsed<[u32; 4]> {
     if l4_off > end {
         return Parsed::Malformed;
     }
-    let addr = |at: usize| -> [u32; 4] {
-        let w = |i: usize| {
-            u32::from_ne_bytes([ip[at + i], ip[at + i + 1], ip[at + i + 2], ip[at + i + 3]])
-        };
-        [w(0), w(4), w(8), w(12)]
-    };
     let pkt = Packet {
         key: CtKey {
-            saddr: addr(8),
-            daddr: addr(24),
+            saddr: <[u32; 4]>::read(&ip, 8),
+            daddr: <[u32; 4]>::read(&ip, 24),
             proto: next,
             ..CtKey::default()
         },

@@ -1,15 +1,15 @@
 //! ICMPv6 errors about a translated flow (destination unreachable, packet
-//! too big, time exceeded), translated with it as for IPv4. The ICMPv6
+//! too big, time exceeded), translated with the flow as for IPv4. The ICMPv6
 //! checksum covers a pseudo-header and, IPv6 having no header checksum, the
 //! quoted addresses too.
 
 use aya_ebpf::programs::TcContext;
-use hairpin_common::{CtEntryV6, CtKey, IPPROTO_TCP, IPPROTO_UDP};
+use hairpin_common::{CtEntry, CtEntryV6, CtKey, WireAddr, IPPROTO_TCP, IPPROTO_UDP};
 
+use super::quote::{quoted_l4_csum, quoted_ports, IcmpFamily, Quoted};
 use crate::{
     csum::ICMP_CSUM_OFF,
     family::{addr6_diff, Family},
-    icmp::{quoted_l4_csum, quoted_ports, Quoted},
     parse::{bytes_at, Packet, IPV6_LEN},
 };
 
@@ -19,12 +19,6 @@ const ICMPV6_TIME_EXCEED: u8 = 3;
 const ICMPV6_HDR_LEN: usize = 8;
 
 type Addr6 = [u32; 4];
-
-#[inline(always)]
-fn addr_at(b: &[u8; IPV6_LEN], at: usize) -> Addr6 {
-    let w = |i: usize| u32::from_ne_bytes([b[at + i], b[at + i + 1], b[at + i + 2], b[at + i + 3]]);
-    [w(0), w(4), w(8), w(12)]
-}
 
 /// The quoted TCP or UDP packet of an ICMPv6 error, if `pkt` is one: an
 /// IPv6 header directly followed by TCP or UDP (a quote with extension
@@ -52,8 +46,8 @@ pub fn quoted(ctx: &TcContext, pkt: &Packet<Addr6>) -> Option<Quoted<Addr6>> {
         ip_off,
         l4_off,
         key: CtKey {
-            saddr: addr_at(&ip, 8),
-            daddr: addr_at(&ip, 24),
+            saddr: Addr6::read(&ip, 8),
+            daddr: Addr6::read(&ip, 24),
             sport: u16::from_ne_bytes([ports[0], ports[1]]),
             dport: u16::from_ne_bytes([ports[2], ports[3]]),
             proto: ip[6],
@@ -63,7 +57,7 @@ pub fn quoted(ctx: &TcContext, pkt: &Packet<Addr6>) -> Option<Quoted<Addr6>> {
 }
 
 /// Translates an ICMPv6 error with `e`, the entry of the error's direction,
-/// like `icmp::translate`.
+/// like IPv4's `translate`.
 #[inline(always)]
 pub fn translate(
     ctx: &TcContext,
@@ -102,4 +96,20 @@ pub fn translate(
         }
     }
     quoted_ports(ctx, icmp_csum, l4, q, &inner)
+}
+
+impl IcmpFamily for [u32; 4] {
+    #[inline(always)]
+    fn quoted(ctx: &TcContext, pkt: &Packet<Self>) -> Option<Quoted<Self>> {
+        quoted(ctx, pkt)
+    }
+    #[inline(always)]
+    fn translate(
+        ctx: &TcContext,
+        pkt: &Packet<Self>,
+        q: &Quoted<Self>,
+        e: &CtEntry<Self>,
+    ) -> Result<(), i64> {
+        translate(ctx, pkt, q, e)
+    }
 }

@@ -29,14 +29,21 @@ pub enum Counter {
     IcmpTranslated = 2,
     /// A translated packet could not be re-routed and went on unchanged.
     RedirectFailed = 3,
+    /// A packet of a flow (or an ICMP error about one) whose rewrite failed
+    /// part-way: it went on as far as it got, its checksums possibly stale.
+    RewriteFailed = 4,
+    /// A segment of an ended flow that could not be made a reset went on.
+    ResetFailed = 5,
 }
 
 impl Counter {
-    pub const ALL: [Counter; 4] = [
+    pub const ALL: [Counter; 6] = [
         Counter::CtInsertFailed,
         Counter::Unparsable,
         Counter::IcmpTranslated,
         Counter::RedirectFailed,
+        Counter::RewriteFailed,
+        Counter::ResetFailed,
     ];
 
     pub fn name(self) -> &'static str {
@@ -45,6 +52,8 @@ impl Counter {
             Counter::Unparsable => "unparsable",
             Counter::IcmpTranslated => "icmp_translated",
             Counter::RedirectFailed => "redirect_failed",
+            Counter::RewriteFailed => "rewrite_failed",
+            Counter::ResetFailed => "reset_failed",
         }
     }
 }

@@ -166,14 +166,22 @@ fn flow<F: Family + Loggable>(ctx: &TcContext, pkt: &Packet<F>, hook: Hook) -> i
         maps::count(Counter::RedirectFailed);
         return TC_ACT_UNSPEC;
     }
-    if nat::rewrite(ctx, pkt, &e.nat).is_err() {
-        // The helpers fail only on a packet too short for the offsets that
-        // the parser checked, which cannot happen; pass it on regardless.
-        return TC_ACT_UNSPEC;
-    }
-    // A flow the agent ended: each end learns from the other's next
-    // segment, made a reset (its sequence number is the one it expects).
-    if e.seen & SEEN_ENDED != 0 && key.proto == IPPROTO_TCP && l4::make_reset(ctx, pkt).is_err() {
+    // The helpers fail only on a packet too short for the offsets that the
+    // parser checked; such a packet goes on regardless, counted. A flow the
+    // agent ended: each end learns from the other's next segment, made a
+    // reset (its sequence number is the one it expects).
+    let failed = if nat::rewrite(ctx, pkt, &e.nat).is_err() {
+        Some(Counter::RewriteFailed)
+    } else if e.seen & SEEN_ENDED != 0
+        && key.proto == IPPROTO_TCP
+        && l4::make_reset(ctx, pkt).is_err()
+    {
+        Some(Counter::ResetFailed)
+    } else {
+        None
+    };
+    if let Some(c) = failed {
+        maps::count(c);
         return TC_ACT_UNSPEC;
     }
     maps::account(e.frontend_id, ctx.len(), new_flow);
@@ -197,6 +205,7 @@ fn icmp_error<F: IcmpFamily>(ctx: &TcContext, pkt: &Packet<F>, hook: Hook) -> i3
         return TC_ACT_UNSPEC;
     }
     if F::translate(ctx, pkt, &q, &e).is_err() {
+        maps::count(Counter::RewriteFailed);
         return TC_ACT_UNSPEC;
     }
     maps::count(Counter::IcmpTranslated);

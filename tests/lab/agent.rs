@@ -352,6 +352,14 @@ fn list_ct_list_and_metrics_count_the_tests_own_traffic() {
         metrics.contains("hairpin_frontend_flows_total{frontend=\"203.0.113.10:8080/TCP\",name=\"web/8080/TCP\"} 3"),
         "metrics count the flows:\n{metrics}"
     );
+    for untranslated in ["rewrite_failed", "reset_failed", "redirect_failed"] {
+        assert!(
+            metrics.contains(&format!(
+                "hairpin_datapath_events_total{{counter=\"{untranslated}\"}} 0"
+            )),
+            "every way a packet can leave untranslated is counted: {untranslated}\n{metrics}"
+        );
+    }
     let flushed = lab.hairpin(
         "n1",
         &["ct", "flush", "--frontend", "203.0.113.10:8080/TCP"],

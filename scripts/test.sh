@@ -31,3 +31,7 @@ for suite in packet lab; do
 	fi
 	echo "privileged suite $suite: $passed tests passed"
 done
+
+# Every benchmark once, in its quick mode: a benchmark that breaks fails CI.
+echo "== benchmarks (quick)"
+BENCH_QUICK=1 scripts/bench.sh

@@ -129,7 +129,7 @@ pub fn forward<F: Family>(
         }
         let bare_syn = seen & (SEEN_SYN | SEEN_ACK) == SEEN_SYN;
         let expired =
-            now.saturating_sub(e.last_seen_ns) > ct_lifetime(key.proto, e.seen, &timeouts());
+            now.saturating_sub(e.last_seen_ns) >= ct_lifetime(key.proto, e.seen, &timeouts());
         // A bare SYN is a new connection when the tuple's last one got past
         // its handshake, or was ended by the agent.
         let reused = bare_syn && e.seen & (SEEN_ACK | SEEN_ENDED) != 0;

@@ -9,7 +9,10 @@
 //! than an IPv4 header, IPv6 frames shorter than an IPv6 header; see
 //! `kernel_runs`.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::{
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
+    sync::atomic::{AtomicU64, Ordering},
+};
 
 use aya::programs::{TestRun as _, TestRunOptions};
 use etherparse::{
@@ -32,6 +35,10 @@ use crate::{
 
 pub const TC_ACT_UNSPEC: i32 = -1;
 pub const TC_ACT_REDIRECT: i32 = 7;
+
+/// Frames checked against the model by every harness of the run: the
+/// suite's total shows in the last line a harness prints when dropped.
+static FRAMES_CHECKED: AtomicU64 = AtomicU64::new(0);
 
 /// Conntrack lifetimes far beyond a test's run, so that no flow expires
 /// under a test (the model does not know time).
@@ -172,7 +179,7 @@ pub struct Harness {
     dp: Datapath,
     pub maps: Maps,
     pub model: Model,
-    /// Frames run through a program so far.
+    /// Frames run through a program and checked against the model so far.
     pub frames: u64,
 }
 
@@ -226,7 +233,7 @@ impl Harness {
 
     /// Runs `frame` through the program at `hook`: its verdict and the frame
     /// as it left.
-    pub fn run(&mut self, hook: Hook, frame: &[u8]) -> (i32, Vec<u8>) {
+    fn run(&mut self, hook: Hook, frame: &[u8]) -> (i32, Vec<u8>) {
         assert!(
             kernel_runs(frame),
             "BPF_PROG_TEST_RUN refuses this frame: {frame:02x?}"
@@ -240,7 +247,6 @@ impl Harness {
                 ..TestRunOptions::default()
             })
             .unwrap_or_else(|e| panic!("BPF_PROG_TEST_RUN of {}: {e}", hook.program()));
-        self.frames += 1;
         out.truncate(res.data_size_out as usize);
         (res.return_value as i32, out)
     }
@@ -266,6 +272,8 @@ impl Harness {
     /// (read independently with etherparse).
     pub fn step(&mut self, hook: Hook, frame: &[u8]) -> Result<Step, String> {
         let (verdict, out) = self.run(hook, frame);
+        self.frames += 1;
+        FRAMES_CHECKED.fetch_add(1, Ordering::Relaxed);
         let maps = &self.maps;
         let chosen = |key: &Tuple| Some(ct_entry(maps, key)?.nat.dst);
         let expected = self
@@ -402,6 +410,18 @@ impl Harness {
             }
         }
         Ok(())
+    }
+}
+
+/// Reports how many frames the test checked (seen with `--nocapture`).
+impl Drop for Harness {
+    fn drop(&mut self) {
+        let test = std::thread::current().name().unwrap_or("?").to_owned();
+        eprintln!(
+            "frames checked: {} by {test}, {} by the suite so far",
+            self.frames,
+            FRAMES_CHECKED.load(Ordering::Relaxed)
+        );
     }
 }
 

@@ -13,10 +13,11 @@ use hairpin_common::{Counter, CtDir, CtOrigin};
 
 use crate::{
     assert_flow_entries, assert_untouched_everywhere, check_counters, fe,
+    frames::IpHeader as _,
     frames::{
-        self, read, read6, Ext, Frame, Frame6, Icmp, ETH_LEN, ICMPV6_DEST_UNREACH,
-        ICMPV6_PKT_TOOBIG, ICMPV6_PORT_UNREACH, ICMPV6_TIME_EXCEED, IPPROTO_ICMPV6, IPPROTO_TCP,
-        IPPROTO_UDP, L4, NODE_MAC, POD_MAC, PROTOCOLS, TCP_ACK, TCP_FIN, TCP_PSH, TCP_SYN,
+        self, read6, Ext, Frame4, Frame6, Icmp, ETH_LEN, ICMPV6_DEST_UNREACH, ICMPV6_PKT_TOOBIG,
+        ICMPV6_PORT_UNREACH, ICMPV6_TIME_EXCEED, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, L4,
+        NODE_MAC, POD_MAC, PROTOCOLS, TCP_ACK, TCP_FIN, TCP_PSH, TCP_SYN,
     },
     frontend_id,
     harness::{Harness, TC_ACT_REDIRECT, TC_ACT_UNSPEC},
@@ -103,15 +104,6 @@ impl Opened {
     }
 }
 
-/// Sets a UDP frame's checksum to zero ("none").
-fn without_udp_checksum(mut f: Frame6) -> Frame6 {
-    let L4::Udp(u) = &mut f.l4 else {
-        panic!("not UDP")
-    };
-    u.no_checksum = true;
-    f
-}
-
 #[test]
 fn a_pod_flow_goes_to_one_of_the_frontends_backends_and_replies_come_back_from_the_frontend() {
     require_privileged!();
@@ -134,7 +126,7 @@ fn a_pod_flow_goes_to_one_of_the_frontends_backends_and_replies_come_back_from_t
             "{p}: {backend} is not a backend of {fe}"
         );
         assert_eq!(
-            read::macs(&step.out),
+            frames::macs(&step.out),
             (NODE_MAC, POD_MAC),
             "{p}: MACs unchanged"
         );
@@ -199,7 +191,7 @@ fn a_pod_reaching_itself_through_a_frontend_is_turned_around_on_its_own_veth() {
             "{p}: the pod receives its request from the frontend's address"
         );
         assert_eq!(
-            read::macs(&step.out),
+            frames::macs(&step.out),
             (POD_MAC, NODE_MAC),
             "{p}: MACs swapped"
         );
@@ -225,7 +217,7 @@ fn a_pod_reaching_itself_through_a_frontend_is_turned_around_on_its_own_veth() {
             "{p}: the reply comes from the frontend"
         );
         assert_eq!(
-            read::macs(&step.out),
+            frames::macs(&step.out),
             (POD_MAC, NODE_MAC),
             "{p}: MACs swapped"
         );
@@ -290,7 +282,7 @@ fn a_host_flow_is_translated_on_the_uplink_egress_and_its_replies_where_they_ent
             "{p}: from the frontend"
         );
         assert_eq!(
-            read::macs(&step.out),
+            frames::macs(&step.out),
             (UPLINK.1, POD_MAC),
             "{p}: addressed to the uplink's MAC"
         );
@@ -356,7 +348,9 @@ fn a_zero_udp_checksum_stays_zero() {
     require_privileged!();
     let mut h = Harness::new(standard_tables());
     let client = at(POD_CLIENT6, 40003);
-    let f = without_udp_checksum(flow6(IPPROTO_UDP, client, SOLO6, b"no checksum")).bytes();
+    let f = flow6(IPPROTO_UDP, client, SOLO6, b"no checksum")
+        .without_udp_checksum()
+        .bytes();
     let step = h.expect_step(Hook::PodIngress, &f);
     assert_eq!(
         read6::endpoints(&step.out).1,
@@ -369,7 +363,7 @@ fn a_zero_udp_checksum_stays_zero() {
         "the checksum stays zero"
     );
 
-    let r = without_udp_checksum(flow6(IPPROTO_UDP, SOLO6_BACKEND, client, b"none either"));
+    let r = flow6(IPPROTO_UDP, SOLO6_BACKEND, client, b"none either").without_udp_checksum();
     let step = h.expect_step(Hook::PodEgress, &r.bytes());
     assert_eq!(
         read6::endpoints(&step.out).0,
@@ -392,8 +386,8 @@ fn a_udp_checksum_that_computes_to_zero_is_sent_as_all_ones() {
     // Choose the first payload word so that the datagram as the backend
     // receives it sums to 0xffff: its computed checksum is zero.
     let mut payload = vec![0u8; 12];
-    let translated = without_udp_checksum(flow6(IPPROTO_UDP, client, SOLO6_BACKEND, &payload));
-    let bytes = translated.l4.bytes6(&translated.ip);
+    let translated = flow6(IPPROTO_UDP, client, SOLO6_BACKEND, &payload).without_udp_checksum();
+    let bytes = translated.l4.bytes(&translated.ip);
     let pseudo = translated.ip.pseudo_header(IPPROTO_UDP, bytes.len());
     let word = frames::internet_checksum(&[&pseudo, &bytes]);
     payload[..2].copy_from_slice(&word.to_be_bytes());
@@ -1052,7 +1046,7 @@ fn neighbour_discovery_echo_and_other_icmpv6_pass_bit_identical() {
             icmp6_from_backend(1, 4, [0; 4], with_ext),
         ),
         ("an ICMP (for IPv4) error quoting the flow's packet", {
-            let mut f = Frame::icmp(
+            let mut f = Frame4::icmp(
                 Ipv4Addr::new(10, 0, 3, 1),
                 Ipv4Addr::new(10, 0, 9, 7),
                 Icmp {
@@ -1303,7 +1297,7 @@ fn both_families_count_in_their_own_frontends_and_keep_their_own_conntrack() {
         ),
         (
             Hook::PodIngress,
-            Frame::flow(IPPROTO_UDP, client4, crate::SOLO, b"four").bytes(),
+            Frame4::flow(IPPROTO_UDP, client4, crate::SOLO, b"four").bytes(),
             id4,
         ),
         (
@@ -1320,7 +1314,7 @@ fn both_families_count_in_their_own_frontends_and_keep_their_own_conntrack() {
         ),
         (
             Hook::PodEgress,
-            Frame::flow(IPPROTO_UDP, crate::SOLO_BACKEND, client4, b"four back").bytes(),
+            Frame4::flow(IPPROTO_UDP, crate::SOLO_BACKEND, client4, b"four back").bytes(),
             id4,
         ),
     ];

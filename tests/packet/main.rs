@@ -26,7 +26,7 @@ mod properties;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
 use frames::{
-    read, Frame, Icmp, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, L4, NODE_MAC, POD_MAC, PROTOCOLS,
+    read, Frame4, Icmp, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, L4, NODE_MAC, POD_MAC, PROTOCOLS,
     TCP_ACK, TCP_FIN, TCP_PSH, TCP_SYN,
 };
 use hairpin_common::{Counter, CtDir, CtOrigin};
@@ -180,7 +180,7 @@ fn a_pod_flow_goes_to_one_of_the_frontends_backends_and_replies_come_back_from_t
         let p = proto_name(proto);
         let (fe, backends) = multi(proto);
         let client = SocketAddrV4::new(POD_CLIENT, 40001);
-        let fwd = Frame::flow(proto, client, fe, b"hello").bytes();
+        let fwd = Frame4::flow(proto, client, fe, b"hello").bytes();
 
         let step = h.expect_step(Hook::PodIngress, &fwd);
         assert_eq!(
@@ -194,14 +194,14 @@ fn a_pod_flow_goes_to_one_of_the_frontends_backends_and_replies_come_back_from_t
             "{p}: {backend} is not a backend of {fe}"
         );
         assert_eq!(
-            read::macs(&step.out),
+            frames::macs(&step.out),
             (NODE_MAC, POD_MAC),
             "{p}: MACs unchanged"
         );
         let key = Tuple::new(proto, client, fe);
         assert_flow_entries(&h, &key, &Tuple::new(proto, client, backend), CtOrigin::Pod);
 
-        let reply = Frame::flow(proto, backend, client, b"world")
+        let reply = Frame4::flow(proto, backend, client, b"world")
             .with_tcp_flags(TCP_SYN | TCP_ACK)
             .bytes();
         let step = h.expect_step(Hook::PodEgress, &reply);
@@ -241,7 +241,7 @@ fn a_pod_reaching_itself_through_a_frontend_is_turned_around_on_its_own_veth() {
     for proto in PROTOCOLS {
         let p = proto_name(proto);
         let client = SocketAddrV4::new(*SOLO_BACKEND.ip(), 40002);
-        let fwd = Frame::flow(proto, client, SOLO, b"me?").bytes();
+        let fwd = Frame4::flow(proto, client, SOLO, b"me?").bytes();
 
         let step = h.expect_step(Hook::PodIngress, &fwd);
         assert_eq!(
@@ -255,7 +255,7 @@ fn a_pod_reaching_itself_through_a_frontend_is_turned_around_on_its_own_veth() {
             "{p}: the pod receives its request from the frontend's address"
         );
         assert_eq!(
-            read::macs(&step.out),
+            frames::macs(&step.out),
             (POD_MAC, NODE_MAC),
             "{p}: MACs swapped"
         );
@@ -267,7 +267,7 @@ fn a_pod_reaching_itself_through_a_frontend_is_turned_around_on_its_own_veth() {
             CtOrigin::Loop,
         );
 
-        let reply = Frame::flow(proto, SOLO_BACKEND, looped_src, b"you!")
+        let reply = Frame4::flow(proto, SOLO_BACKEND, looped_src, b"you!")
             .with_tcp_flags(TCP_SYN | TCP_ACK)
             .bytes();
         let step = h.expect_step(Hook::PodIngress, &reply);
@@ -281,7 +281,7 @@ fn a_pod_reaching_itself_through_a_frontend_is_turned_around_on_its_own_veth() {
             "{p}: the reply comes from the frontend"
         );
         assert_eq!(
-            read::macs(&step.out),
+            frames::macs(&step.out),
             (POD_MAC, NODE_MAC),
             "{p}: MACs swapped"
         );
@@ -302,7 +302,7 @@ fn a_host_flow_is_translated_on_the_uplink_egress_and_its_replies_where_they_ent
         let p = proto_name(proto);
         let (fe, backends) = multi(proto);
         let client = SocketAddrV4::new(HOST_CLIENT, 50001);
-        let fwd = Frame::flow(proto, client, fe, b"from the host").bytes();
+        let fwd = Frame4::flow(proto, client, fe, b"from the host").bytes();
 
         // The verdict depends on the routes of the test's namespace; the
         // bytes other than the MACs are checked against the model.
@@ -321,7 +321,7 @@ fn a_host_flow_is_translated_on_the_uplink_egress_and_its_replies_where_they_ent
             CtOrigin::Host,
         );
 
-        let reply = Frame::flow(proto, backend, client, b"to the host")
+        let reply = Frame4::flow(proto, backend, client, b"to the host")
             .with_tcp_flags(TCP_SYN | TCP_ACK)
             .bytes();
         let step = h.expect_step(Hook::UplinkIngress, &reply);
@@ -346,7 +346,7 @@ fn a_host_flow_is_translated_on_the_uplink_egress_and_its_replies_where_they_ent
             "{p}: from the frontend"
         );
         assert_eq!(
-            read::macs(&step.out),
+            frames::macs(&step.out),
             (UPLINK.1, POD_MAC),
             "{p}: addressed to the uplink's MAC"
         );
@@ -375,9 +375,9 @@ fn a_host_flows_reply_from_a_pod_passes_untouched_while_the_uplink_is_unknown() 
     for proto in PROTOCOLS {
         let p = proto_name(proto);
         let client = SocketAddrV4::new(HOST_CLIENT, 50002);
-        let fwd = Frame::flow(proto, client, SOLO, b"").bytes();
+        let fwd = Frame4::flow(proto, client, SOLO, b"").bytes();
         h.expect_step(Hook::UplinkEgress, &fwd);
-        let reply = Frame::flow(proto, SOLO_BACKEND, client, b"").bytes();
+        let reply = Frame4::flow(proto, SOLO_BACKEND, client, b"").bytes();
         let failed = h.counter(Counter::RedirectFailed);
         let step = h.expect_step(Hook::PodIngress, &reply);
         assert_eq!(
@@ -408,7 +408,7 @@ fn a_zero_udp_checksum_stays_zero() {
     require_privileged!();
     let mut h = Harness::new(standard_tables());
     let client = SocketAddrV4::new(POD_CLIENT, 40003);
-    let mut f = Frame::flow(IPPROTO_UDP, client, SOLO, b"no checksum");
+    let mut f = Frame4::flow(IPPROTO_UDP, client, SOLO, b"no checksum");
     let L4::Udp(u) = &mut f.l4 else {
         unreachable!()
     };
@@ -425,7 +425,7 @@ fn a_zero_udp_checksum_stays_zero() {
         "the checksum stays absent"
     );
 
-    let mut r = Frame::flow(IPPROTO_UDP, SOLO_BACKEND, client, b"none either");
+    let mut r = Frame4::flow(IPPROTO_UDP, SOLO_BACKEND, client, b"none either");
     let L4::Udp(u) = &mut r.l4 else {
         unreachable!()
     };
@@ -451,7 +451,7 @@ fn a_udp_checksum_that_computes_to_zero_is_sent_as_all_ones() {
     // Choose the first payload word so that the datagram as the backend
     // receives it sums to 0xffff: its computed checksum is zero.
     let mut payload = vec![0u8; 12];
-    let translated = Frame::flow(IPPROTO_UDP, client, SOLO_BACKEND, &payload);
+    let translated = Frame4::flow(IPPROTO_UDP, client, SOLO_BACKEND, &payload);
     let L4::Udp(u) = &translated.l4 else {
         unreachable!()
     };
@@ -465,14 +465,14 @@ fn a_udp_checksum_that_computes_to_zero_is_sent_as_all_ones() {
     pseudo.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
     let word = frames::internet_checksum(&[&pseudo, &bytes]);
     payload[..2].copy_from_slice(&word.to_be_bytes());
-    let check = Frame::flow(IPPROTO_UDP, client, SOLO_BACKEND, &payload).bytes();
+    let check = Frame4::flow(IPPROTO_UDP, client, SOLO_BACKEND, &payload).bytes();
     assert_eq!(
         &read::l4(&check)[6..8],
         &[0xff, 0xff],
         "the crafted datagram's computed checksum is zero"
     );
 
-    let f = Frame::flow(IPPROTO_UDP, client, SOLO, &payload).bytes();
+    let f = Frame4::flow(IPPROTO_UDP, client, SOLO, &payload).bytes();
     assert_ne!(
         &read::l4(&f)[6..8],
         &[0xff, 0xff],
@@ -509,7 +509,7 @@ fn ip_options_are_kept_and_the_ports_behind_them_translated() {
             let p = format!("{} with {name}", proto_name(proto));
             port += 1;
             let client = SocketAddrV4::new(POD_CLIENT, port);
-            let mut f = Frame::flow(proto, client, SOLO, b"options");
+            let mut f = Frame4::flow(proto, client, SOLO, b"options");
             f.ip.options = options.clone();
             let fwd = f.bytes();
             let hlen = read::ihl(&fwd);
@@ -527,7 +527,7 @@ fn ip_options_are_kept_and_the_ports_behind_them_translated() {
                 "{p}: the options are kept"
             );
 
-            let mut r = Frame::flow(proto, SOLO_BACKEND, client, b"back");
+            let mut r = Frame4::flow(proto, SOLO_BACKEND, client, b"back");
             r.ip.options = options.clone();
             let step = h.expect_step(Hook::PodEgress, &r.bytes());
             assert_eq!(
@@ -624,7 +624,7 @@ fn icmp_errors_from_a_backend_reach_the_client_as_from_the_frontend() {
                     let p = format!("{} {opened:?} {error}, {quote} quoted", proto_name(proto));
                     h.clear_flows();
                     let client = opened.client(42000);
-                    let fwd = Frame::flow(proto, client, SOLO, b"are you there?").bytes();
+                    let fwd = Frame4::flow(proto, client, SOLO, b"are you there?").bytes();
                     let sent = h.expect_step(opened.request_hook(), &fwd).out;
                     let (seen_src, backend) = read::endpoints(&sent);
                     assert_eq!(
@@ -632,7 +632,7 @@ fn icmp_errors_from_a_backend_reach_the_client_as_from_the_frontend() {
                         "{p}: the request reached the backend"
                     );
 
-                    let err = Frame::icmp_error(
+                    let err = Frame4::icmp_error(
                         *backend.ip(),
                         *seen_src.ip(),
                         icmp_type,
@@ -696,9 +696,9 @@ fn icmp_errors_from_a_router_keep_the_routers_source() {
         for opened in [Opened::Pod, Opened::HostViaUplink] {
             let p = format!("{} {opened:?}", proto_name(proto));
             let client = opened.client(42100);
-            let fwd = Frame::flow(proto, client, SOLO, b"far away").bytes();
+            let fwd = Frame4::flow(proto, client, SOLO, b"far away").bytes();
             let sent = h.expect_step(opened.request_hook(), &fwd).out;
-            let err = Frame::icmp_error(
+            let err = Frame4::icmp_error(
                 ROUTER,
                 *client.ip(),
                 frames::ICMP_TIME_EXCEEDED,
@@ -735,9 +735,9 @@ fn frames_that_are_not_ipv4_pass_bit_identical() {
     let client = SocketAddrV4::new(POD_CLIENT, 40005);
     h.expect_step(
         Hook::PodIngress,
-        &Frame::flow(IPPROTO_UDP, client, SOLO, b"").bytes(),
+        &Frame4::flow(IPPROTO_UDP, client, SOLO, b"").bytes(),
     );
-    let ip_like = Frame::flow(IPPROTO_UDP, client, SOLO, b"").ip_packet();
+    let ip_like = Frame4::flow(IPPROTO_UDP, client, SOLO, b"").ip_packet();
     let cases = [
         (
             "an ARP request for a frontend",
@@ -774,16 +774,16 @@ fn packets_to_no_frontend_pass_bit_identical() {
     require_privileged!();
     let mut h = Harness::new(standard_tables());
     let client = SocketAddrV4::new(POD_CLIENT, 40006);
-    let to = |proto, dst| Frame::flow(proto, client, dst, b"not for us").bytes();
-    let gre = Frame {
+    let to = |proto, dst| Frame4::flow(proto, client, dst, b"not for us").bytes();
+    let gre = Frame4 {
         l4: L4::Other {
             proto: 47,
             bytes: vec![0, 0, 0x08, 0, 1, 2, 3, 4],
         },
-        ..Frame::flow(IPPROTO_UDP, client, SOLO, b"")
+        ..Frame4::flow(IPPROTO_UDP, client, SOLO, b"")
     }
     .bytes();
-    let echo = Frame::icmp(
+    let echo = Frame4::icmp(
         POD_CLIENT,
         *SOLO.ip(),
         Icmp {
@@ -829,7 +829,7 @@ fn malformed_ipv4_passes_bit_identical_and_is_counted_as_unparsable() {
     let mut h = Harness::new(standard_tables());
     for proto in PROTOCOLS {
         let client = SocketAddrV4::new(POD_CLIENT, 40007);
-        let good = Frame::flow(proto, client, SOLO, b"sixteen bytes!!!");
+        let good = Frame4::flow(proto, client, SOLO, b"sixteen bytes!!!");
         let edit = |f: &dyn Fn(&mut Vec<u8>)| {
             let mut b = good.bytes();
             f(&mut b);
@@ -889,12 +889,12 @@ fn malformed_ipv4_passes_bit_identical_and_is_counted_as_unparsable() {
             );
         }
     }
-    let short_icmp = Frame {
+    let short_icmp = Frame4 {
         l4: L4::Other {
             proto: IPPROTO_ICMP,
             bytes: vec![3, 3, 0, 0],
         },
-        ..Frame::flow(IPPROTO_UDP, SocketAddrV4::new(POD_CLIENT, 1), SOLO, b"")
+        ..Frame4::flow(IPPROTO_UDP, SocketAddrV4::new(POD_CLIENT, 1), SOLO, b"")
     }
     .bytes();
     let before = h.counter(Counter::Unparsable);
@@ -915,18 +915,18 @@ fn icmp_that_is_not_an_error_or_quotes_an_unknown_flow_passes_bit_identical() {
     let sent = h
         .expect_step(
             Hook::PodIngress,
-            &Frame::flow(IPPROTO_UDP, client, SOLO, b"q").bytes(),
+            &Frame4::flow(IPPROTO_UDP, client, SOLO, b"q").bytes(),
         )
         .out;
     let quoted = &sent[frames::ETH_LEN..];
-    let unknown = Frame::flow(
+    let unknown = Frame4::flow(
         IPPROTO_UDP,
         SocketAddrV4::new(POD_CLIENT, 40009),
         SOLO_BACKEND,
         b"q",
     )
     .ip_packet();
-    let icmp_about_flow = Frame::icmp(
+    let icmp_about_flow = Frame4::icmp(
         POD_CLIENT,
         *SOLO_BACKEND.ip(),
         Icmp {
@@ -938,7 +938,7 @@ fn icmp_that_is_not_an_error_or_quotes_an_unknown_flow_passes_bit_identical() {
     )
     .ip_packet();
     let from_backend = |icmp_type: u8, code: u8, quote: &[u8], len: usize| {
-        Frame::icmp_error(
+        Frame4::icmp_error(
             *SOLO_BACKEND.ip(),
             POD_CLIENT,
             icmp_type,
@@ -1009,7 +1009,7 @@ fn a_bare_syn_after_a_completed_handshake_opens_a_new_flow() {
     let client = SocketAddrV4::new(POD_CLIENT, 40010);
     let key = Tuple::new(IPPROTO_TCP, client, WEB);
     let segment = |flags| {
-        Frame::flow(IPPROTO_TCP, client, WEB, b"")
+        Frame4::flow(IPPROTO_TCP, client, WEB, b"")
             .with_tcp_flags(flags)
             .bytes()
     };
@@ -1062,7 +1062,7 @@ fn syn_retransmits_stay_on_their_flow() {
     let mut h = Harness::new(standard_tables());
     let client = SocketAddrV4::new(POD_CLIENT, 40011);
     let key = Tuple::new(IPPROTO_TCP, client, WEB);
-    let syn = Frame::flow(IPPROTO_TCP, client, WEB, b"").bytes();
+    let syn = Frame4::flow(IPPROTO_TCP, client, WEB, b"").bytes();
     let first = h.expect_step(Hook::PodIngress, &syn);
     let entry = h.ct(&key).expect("the flow's forward entry");
     for retransmit in 1..=3 {
@@ -1098,15 +1098,15 @@ fn frontend_counters_count_packets_bytes_and_flows() {
     let frames = [
         (
             Hook::PodIngress,
-            Frame::flow(IPPROTO_UDP, client, SOLO, b"one").bytes(),
+            Frame4::flow(IPPROTO_UDP, client, SOLO, b"one").bytes(),
         ),
         (
             Hook::PodIngress,
-            Frame::flow(IPPROTO_UDP, client, SOLO, b"two, longer").bytes(),
+            Frame4::flow(IPPROTO_UDP, client, SOLO, b"two, longer").bytes(),
         ),
         (
             Hook::PodEgress,
-            Frame::flow(IPPROTO_UDP, SOLO_BACKEND, client, b"reply").bytes(),
+            Frame4::flow(IPPROTO_UDP, SOLO_BACKEND, client, b"reply").bytes(),
         ),
     ];
     let mut bytes = 0;
@@ -1117,7 +1117,7 @@ fn frontend_counters_count_packets_bytes_and_flows() {
     // Not counted: no frontend's packet.
     h.expect_step(
         Hook::PodIngress,
-        &Frame::flow(IPPROTO_UDP, client, EMPTY, b"").bytes(),
+        &Frame4::flow(IPPROTO_UDP, client, EMPTY, b"").bytes(),
     );
     let stats = h.frontend_stats(id);
     assert_eq!(stats.packets, 3, "both directions' packets are counted");

@@ -20,7 +20,7 @@ use proptest::{
 
 use crate::{
     frames::{
-        self, read, Frame, Icmp, ETH_LEN, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IP_DF, IP_MF, L4,
+        self, read, Frame4, Icmp, ETH_LEN, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IP_DF, IP_MF, L4,
     },
     harness::{kernel_runs, Harness, Step, TC_ACT_UNSPEC},
     model::{Action, FrontendCfg, Hook, Origin},
@@ -162,7 +162,7 @@ fn seg() -> impl Strategy<Value = Seg> {
         )
 }
 
-fn apply_ip(f: &mut Frame, ip: &IpParams) {
+fn apply_ip(f: &mut Frame4, ip: &IpParams) {
     f.ip.tos = ip.tos;
     f.ip.ttl = ip.ttl;
     f.ip.id = ip.id;
@@ -172,7 +172,7 @@ fn apply_ip(f: &mut Frame, ip: &IpParams) {
 
 /// A TCP segment or UDP datagram shaped by `seg`.
 fn build(proto: u8, src: SocketAddrV4, dst: SocketAddrV4, seg: &Seg) -> Vec<u8> {
-    let mut f = Frame::flow(proto, src, dst, &seg.payload);
+    let mut f = Frame4::flow(proto, src, dst, &seg.payload);
     apply_ip(&mut f, &seg.ip);
     match &mut f.l4 {
         L4::Tcp(t) => {
@@ -362,7 +362,7 @@ impl FlowCase {
         } else {
             *backend.ip()
         };
-        let mut f = Frame::icmp_error(
+        let mut f = Frame4::icmp_error(
             src,
             *seen_src.ip(),
             icmp_type,
@@ -563,7 +563,7 @@ impl Noise {
                 bytes,
                 ip,
             } => {
-                let mut f = Frame::icmp(
+                let mut f = Frame4::icmp(
                     *src,
                     *dst,
                     Icmp {
@@ -603,7 +603,7 @@ impl Noise {
                     }
                     None => data.clone(),
                 };
-                let mut f = Frame::icmp(
+                let mut f = Frame4::icmp(
                     *src,
                     *dst,
                     Icmp {

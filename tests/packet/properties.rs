@@ -19,12 +19,14 @@ use proptest::{
 };
 
 use crate::{
+    family::{Family, V4},
+    fixtures::standard_tables,
     frames::{
         self, read, Frame4, Icmp, ETH_LEN, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IP_DF, IP_MF, L4,
     },
     harness::{kernel_runs, Harness, Step, TC_ACT_UNSPEC},
     model::{Action, FrontendCfg, Hook, Origin},
-    require_privileged, standard_tables, HOST_CLIENT, ICMP_ERRORS, POD_CLIENT, ROUTER,
+    require_privileged,
 };
 
 /// Runs `cases` cases of `strategy` through `body` on one loaded datapath,
@@ -252,7 +254,7 @@ fn flow_case() -> impl Strategy<Value = FlowCase> {
                 Just(ClientKind::Backend)
             ],
             any::<u32>().prop_map(|x| Ipv4Addr::from(0x0a00_0000 | (x & 0x00ff_ffff))),
-            prop_oneof![Just(HOST_CLIENT), any::<u32>().prop_map(Ipv4Addr::from)],
+            prop_oneof![Just(V4::HOST_CLIENT), any::<u32>().prop_map(Ipv4Addr::from)],
             any::<Index>(),
             any::<u16>(),
             any::<bool>(),
@@ -356,9 +358,9 @@ impl FlowCase {
     /// backend received it (a frame).
     fn error(&self, sent: &[u8]) -> Vec<u8> {
         let (seen_src, backend) = read::endpoints(sent);
-        let (_, icmp_type, code, rest) = *self.error.kind.get(&ICMP_ERRORS);
+        let (_, icmp_type, code, rest) = *self.error.kind.get(V4::ICMP_ERRORS);
         let src = if self.error.from_router {
-            ROUTER
+            V4::ROUTER
         } else {
             *backend.ip()
         };
@@ -440,7 +442,7 @@ fn run_flow(h: &mut Harness, c: &FlowCase) -> Result<FlowRun, String> {
 
 /// Addresses that matter to the tables, and random ones.
 fn addr() -> impl Strategy<Value = Ipv4Addr> {
-    let mut known: Vec<Ipv4Addr> = vec![POD_CLIENT, HOST_CLIENT, ROUTER];
+    let mut known: Vec<Ipv4Addr> = vec![V4::POD_CLIENT, V4::HOST_CLIENT, V4::ROUTER];
     for fe in ipv4_frontends() {
         known.push(*v4(fe.addr).ip());
         known.extend(fe.backends.iter().map(|b| *v4(*b).ip()));
@@ -723,7 +725,7 @@ fn a_client_sees_only_the_frontend_address() {
             if matches!(run.error.expected.action, Action::IcmpError { .. }) {
                 let out = &run.error.out;
                 let want_src = if case.error.from_router {
-                    ROUTER
+                    V4::ROUTER
                 } else {
                     *fe_addr.ip()
                 };

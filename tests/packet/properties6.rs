@@ -13,14 +13,15 @@ use proptest::{
 
 use super::{other_hook, run_property, ClientKind, Target};
 use crate::{
+    family::{Family, V6},
+    fixtures::standard_tables,
     frames::{
         self, read6, Ext, Frame6, Icmp, ETH_LEN, ETH_P_IPV6, IPPROTO_ICMPV6, IPPROTO_TCP,
         IPPROTO_UDP, L4, NEXTHDR_DEST, NEXTHDR_FRAGMENT, NEXTHDR_HOP, NEXTHDR_ROUTING,
     },
     harness::{kernel_runs, verify_checksums, Harness, Step, TC_ACT_UNSPEC},
-    ipv6::{HOST_CLIENT6, ICMP6_ERRORS, POD_CLIENT6, ROUTER6},
     model::{Action, FrontendCfg, Hook, Origin},
-    require_privileged, standard_tables,
+    require_privileged,
 };
 
 // ---------------------------------------------------------------------------
@@ -251,7 +252,10 @@ fn flow_case6() -> impl Strategy<Value = FlowCase6> {
                 Just(ClientKind::Backend)
             ],
             addr_in(0xfd10),
-            prop_oneof![Just(HOST_CLIENT6), any::<u128>().prop_map(Ipv6Addr::from)],
+            prop_oneof![
+                Just(V6::HOST_CLIENT),
+                any::<u128>().prop_map(Ipv6Addr::from)
+            ],
             any::<Index>(),
             any::<u16>(),
             any::<bool>(),
@@ -352,9 +356,9 @@ impl FlowCase6 {
     /// backend received it (a frame).
     fn error(&self, sent: &[u8]) -> Vec<u8> {
         let (seen_src, backend) = read6::endpoints(sent);
-        let (_, icmp_type, code, rest) = *self.error.kind.get(&ICMP6_ERRORS);
+        let (_, icmp_type, code, rest) = *self.error.kind.get(V6::ICMP_ERRORS);
         let src = if self.error.from_router {
-            ROUTER6
+            V6::ROUTER
         } else {
             *backend.ip()
         };
@@ -523,7 +527,7 @@ fn a_client_sees_only_the_frontend_address() {
             if matches!(run.error.expected.action, Action::IcmpError { .. }) {
                 let out = &run.error.out;
                 let want_src = if case.error.from_router {
-                    ROUTER6
+                    V6::ROUTER
                 } else {
                     *fe_addr.ip()
                 };
@@ -559,7 +563,7 @@ fn a_client_sees_only_the_frontend_address() {
 /// Addresses that matter to the tables (the IPv4 ones mapped into IPv6
 /// among them), and random ones.
 fn addr6() -> impl Strategy<Value = Ipv6Addr> {
-    let mut known: Vec<Ipv6Addr> = vec![POD_CLIENT6, HOST_CLIENT6, ROUTER6];
+    let mut known: Vec<Ipv6Addr> = vec![V6::POD_CLIENT, V6::HOST_CLIENT, V6::ROUTER];
     for fe in standard_tables().frontends {
         for a in std::iter::once(fe.addr).chain(fe.backends) {
             known.push(match a.ip() {

@@ -243,12 +243,6 @@ pub fn kernel_runs(frame: &[u8]) -> bool {
     frame.len() >= ETH_LEN + network_header
 }
 
-/// The tuple of an IPv4 TCP or UDP frame.
-pub fn tuple_of_frame_key(frame: &[u8]) -> Tuple {
-    let (src, dst) = crate::frames::read::endpoints(frame);
-    Tuple::new(frame[ETH_LEN + 9], src, dst)
-}
-
 fn hexdump(frame: &[u8]) -> String {
     frame
         .chunks(16)

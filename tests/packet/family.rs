@@ -67,6 +67,9 @@ pub trait Family: 'static {
 
     fn sock(ip: Self::Addr, port: u16) -> Self::Sock;
 
+    /// An address of the family's frontends or backends.
+    fn sock_of(a: SocketAddr) -> Self::Sock;
+
     fn ip(sock: Self::Sock) -> Self::Addr {
         Self::Ip::split(sock).0
     }
@@ -107,6 +110,7 @@ pub fn tuple_of<F: Family>(frame: &[u8]) -> Tuple {
     Tuple::new(F::proto(frame), src, dst)
 }
 
+#[derive(Clone, Copy, Debug)]
 pub struct V4;
 
 const fn sa(a: [u8; 4], port: u16) -> SocketAddrV4 {
@@ -166,6 +170,13 @@ impl Family for V4 {
         SocketAddrV4::new(ip, port)
     }
 
+    fn sock_of(a: SocketAddr) -> SocketAddrV4 {
+        match a {
+            SocketAddr::V4(a) => a,
+            SocketAddr::V6(a) => panic!("{a} among the IPv4 frontends"),
+        }
+    }
+
     fn endpoints(frame: &[u8]) -> (SocketAddrV4, SocketAddrV4) {
         read::endpoints(frame)
     }
@@ -195,6 +206,7 @@ impl Family for V4 {
     }
 }
 
+#[derive(Clone, Copy, Debug)]
 pub struct V6;
 
 const fn sa6(a: [u16; 8], port: u16) -> SocketAddrV6 {
@@ -266,6 +278,13 @@ impl Family for V6 {
 
     fn sock(ip: Ipv6Addr, port: u16) -> SocketAddrV6 {
         SocketAddrV6::new(ip, port, 0, 0)
+    }
+
+    fn sock_of(a: SocketAddr) -> SocketAddrV6 {
+        match a {
+            SocketAddr::V6(a) => a,
+            SocketAddr::V4(a) => panic!("{a} among the IPv6 frontends"),
+        }
     }
 
     fn endpoints(frame: &[u8]) -> (SocketAddrV6, SocketAddrV6) {

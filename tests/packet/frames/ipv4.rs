@@ -154,9 +154,4 @@ pub mod read {
             SocketAddrV4::new(addr(16), port(2)),
         )
     }
-
-    /// The quoted packet of an ICMP error frame.
-    pub fn quote(frame: &[u8]) -> &[u8] {
-        &l4(frame)[8..]
-    }
 }

@@ -3,7 +3,9 @@
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 
-use super::{ethernet, internet_checksum, Frame, Icmp, IpHeader, ETH_LEN, ETH_P_ARP, L4, POD_MAC};
+use super::frame::{
+    ethernet, internet_checksum, Frame, Icmp, IpHeader, ETH_LEN, ETH_P_ARP, L4, POD_MAC,
+};
 
 /// IPv4 flags and fragment offset field: don't fragment, more fragments.
 pub const IP_DF: u16 = 0x4000;

@@ -3,7 +3,7 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV6};
 
-use super::{ethernet, Frame, Icmp, IpHeader, ETH_LEN, ETH_P_IPV6, IPPROTO_UDP, L4};
+use super::frame::{ethernet, Frame, Icmp, IpHeader, ETH_LEN, ETH_P_IPV6, IPPROTO_UDP, L4};
 
 /// IPv6 next-header values of the extension headers (RFC 8200 section 4).
 pub const NEXTHDR_HOP: u8 = 0;

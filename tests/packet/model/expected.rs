@@ -3,7 +3,7 @@
 
 use std::{collections::HashMap, fmt::Write as _};
 
-use super::{Entry, Tuple};
+use super::tables::{Entry, Tuple};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {

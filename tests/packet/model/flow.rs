@@ -3,9 +3,10 @@
 use std::net::SocketAddr;
 
 use super::{
-    owns,
+    expected::{Action, CsumKind, Expected},
     packet::{csum_update, get16, l4_csum_off, put16, tuple_fields, Ip},
-    Action, CsumKind, Dir, Entry, Expected, FrontendCfg, Hook, Model, Origin, Tuple,
+    state::Model,
+    tables::{owns, Dir, Entry, FrontendCfg, Hook, Origin, Tuple},
 };
 use crate::frames::{ETH_LEN, IPPROTO_TCP, IPPROTO_UDP, TCP_ACK, TCP_SYN};
 

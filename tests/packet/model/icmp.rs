@@ -3,11 +3,13 @@
 use std::net::{IpAddr, SocketAddr};
 
 use super::{
+    expected::{Action, CsumKind, Expected},
     packet::{
         addr6_at, addr_at, csum_update, get16, l4_csum_off, message_words, octets, put16,
         tuple_fields, Ip,
     },
-    Action, CsumKind, Expected, Hook, Model, Tuple,
+    state::Model,
+    tables::{Hook, Tuple},
 };
 use crate::frames::{
     ETH_LEN, ICMPV6_DEST_UNREACH, ICMPV6_PKT_TOOBIG, ICMPV6_TIME_EXCEED, ICMP_DEST_UNREACH,

@@ -45,177 +45,19 @@ mod expected;
 mod flow;
 mod icmp;
 mod packet;
+mod state;
+mod tables;
 
-use std::{
-    collections::HashMap,
-    net::{IpAddr, SocketAddr},
-};
+use std::net::SocketAddr;
 
-pub use expected::{Action, Counters, CsumKind, Expected, Verdict};
+pub use expected::{Action, Expected, Verdict};
 use packet::{classify, Class};
+pub use state::Model;
+pub use tables::{FrontendCfg, Hook, Origin, Tables, Tuple};
 
 use crate::frames::{IPPROTO_ICMP, IPPROTO_ICMPV6};
 
-/// Where a program runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Hook {
-    /// What a pod sends (its veth's ingress on the node side).
-    PodIngress,
-    /// What a pod receives.
-    PodEgress,
-    /// What the node sends out of its uplink.
-    UplinkEgress,
-    /// What the node receives on its uplink.
-    UplinkIngress,
-}
-
-impl Hook {
-    pub const ALL: [Hook; 4] = [
-        Hook::PodIngress,
-        Hook::PodEgress,
-        Hook::UplinkEgress,
-        Hook::UplinkIngress,
-    ];
-
-    pub fn program(self) -> &'static str {
-        match self {
-            Hook::PodIngress => hairpin_common::PROG_POD_INGRESS,
-            Hook::PodEgress => hairpin_common::PROG_POD_EGRESS,
-            Hook::UplinkEgress => hairpin_common::PROG_UPLINK_EGRESS,
-            Hook::UplinkIngress => hairpin_common::PROG_UPLINK_INGRESS,
-        }
-    }
-}
-
-/// A packet's addresses, ports and protocol, of either family (IPv6
-/// socket addresses have no flow information or scope).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Tuple {
-    pub src: SocketAddr,
-    pub dst: SocketAddr,
-    pub proto: u8,
-}
-
-impl Tuple {
-    pub fn new(proto: u8, src: impl Into<SocketAddr>, dst: impl Into<SocketAddr>) -> Self {
-        Self {
-            src: src.into(),
-            dst: dst.into(),
-            proto,
-        }
-    }
-
-    pub fn reversed(&self) -> Self {
-        Self {
-            src: self.dst,
-            dst: self.src,
-            proto: self.proto,
-        }
-    }
-}
-
-/// A frontend of either family; its backends are of its family.
-#[derive(Clone, Debug)]
-pub struct FrontendCfg {
-    /// Unique across both families: they share `FRONTEND_STATS`.
-    pub id: u32,
-    pub addr: SocketAddr,
-    pub proto: u8,
-    /// One backend per slot; empty: the frontend translates nothing.
-    pub backends: Vec<SocketAddr>,
-}
-
-#[derive(Clone, Debug, Default)]
-pub struct Tables {
-    /// IPv4 and IPv6 frontends.
-    pub frontends: Vec<FrontendCfg>,
-    /// The uplink's interface index and MAC address, once known.
-    pub uplink: Option<(u32, [u8; 6])>,
-}
-
-impl Tables {
-    fn frontend(&self, t: &Tuple) -> Option<&FrontendCfg> {
-        self.frontends
-            .iter()
-            .find(|f| f.addr == t.dst && f.proto == t.proto && !f.backends.is_empty())
-    }
-
-    pub fn is_frontend_addr(&self, addr: IpAddr) -> bool {
-        self.frontends.iter().any(|f| f.addr.ip() == addr)
-    }
-
-    pub fn is_backend_addr(&self, addr: IpAddr) -> bool {
-        self.frontends
-            .iter()
-            .any(|f| f.backends.iter().any(|b| b.ip() == addr))
-    }
-}
-
-/// Where a flow was opened, which decides where its packets are translated.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Origin {
-    Pod,
-    Host,
-    Loop,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Dir {
-    Forward,
-    Reverse,
-}
-
-/// Whether packets of a flow of `origin` travelling `dir` are translated at
-/// `hook`: a pod's flows where the pod sends (forward) and receives
-/// (replies); a host's flows on the uplink's egress, and their replies
-/// wherever they enter the node (the uplink, or a local backend pod's veth);
-/// a loop's on the pod's own veth both ways.
-pub fn owns(hook: Hook, dir: Dir, origin: Origin) -> bool {
-    match (dir, origin) {
-        (Dir::Forward, Origin::Pod | Origin::Loop) => hook == Hook::PodIngress,
-        (Dir::Forward, Origin::Host) => hook == Hook::UplinkEgress,
-        (Dir::Reverse, Origin::Pod) => hook == Hook::PodEgress,
-        (Dir::Reverse, Origin::Host) => matches!(hook, Hook::UplinkIngress | Hook::PodIngress),
-        (Dir::Reverse, Origin::Loop) => hook == Hook::PodIngress,
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Entry {
-    pub dir: Dir,
-    pub origin: Origin,
-    /// The tuple a matching packet leaves with.
-    pub to: Tuple,
-    pub frontend_id: u32,
-    /// The client's side of the flow sent an ACK (forward entries only).
-    pub ack_seen: bool,
-}
-
-pub struct Model {
-    pub tables: Tables,
-    ct: HashMap<Tuple, Entry>,
-    pub counters: Counters,
-}
-
 impl Model {
-    pub fn new(tables: Tables) -> Self {
-        Self {
-            tables,
-            ct: HashMap::new(),
-            counters: Counters::default(),
-        }
-    }
-
-    /// The conntrack keys the model holds.
-    pub fn keys(&self) -> Vec<Tuple> {
-        self.ct.keys().copied().collect()
-    }
-
-    /// Forgets every flow (the counters stay).
-    pub fn clear_flows(&mut self) {
-        self.ct.clear();
-    }
-
     /// What must come out of `hook` for `frame`. `chosen` tells which
     /// backend the datapath picked for a new flow (the choice is random):
     /// the model checks that it is one of the frontend's.
@@ -243,52 +85,5 @@ impl Model {
             Class::Ip(p) if p.proto == IPPROTO_ICMPV6 => Ok(self.icmp6(hook, frame, &p, untouched)),
             Class::Ip(p) => self.flow(hook, frame, &p, chosen, untouched),
         }
-    }
-
-    /// Whether a packet of `e` translated at `hook` can be sent where it
-    /// must go: a host's reply leaving a pod is handed to the uplink, which
-    /// must be known.
-    fn can_deliver(&mut self, hook: Hook, e: &Entry) -> bool {
-        let to_uplink =
-            hook == Hook::PodIngress && e.dir == Dir::Reverse && e.origin == Origin::Host;
-        if to_uplink && self.tables.uplink.is_none() {
-            self.counters.redirect_failed += 1;
-            return false;
-        }
-        true
-    }
-
-    /// The verdict of a translated packet, and its Ethernet header.
-    fn deliver(&self, hook: Hook, e: &Entry, out: &mut [u8]) -> (Verdict, bool) {
-        match hook {
-            Hook::PodIngress if e.origin == Origin::Loop => {
-                // Back to the pod it came from: the MACs swap.
-                let (dst, src) = (out[..6].to_vec(), out[6..12].to_vec());
-                out[..6].copy_from_slice(&src);
-                out[6..12].copy_from_slice(&dst);
-                (Verdict::Redirect, true)
-            }
-            Hook::PodIngress if e.dir == Dir::Reverse => {
-                // To the uplink's ingress, addressed to the node.
-                let (_, mac) = self.tables.uplink.expect("checked by can_deliver");
-                out[..6].copy_from_slice(&mac);
-                (Verdict::Redirect, true)
-            }
-            // Re-routed by the namespace's routes: MACs and verdict vary.
-            Hook::UplinkEgress => (Verdict::Any, false),
-            _ => (Verdict::Pass, true),
-        }
-    }
-
-    /// The flow entry an ICMP or ICMPv6 error quoting `quoted` belongs to,
-    /// if it is translated at `hook`. The error travels the other way than
-    /// the packet it quotes: it belongs where a packet of the reversed tuple
-    /// would be translated.
-    fn error_entry(&mut self, hook: Hook, quoted: &Tuple) -> Option<Entry> {
-        let entry = *self.ct.get(&quoted.reversed())?;
-        if !owns(hook, entry.dir, entry.origin) || !self.can_deliver(hook, &entry) {
-            return None;
-        }
-        Some(entry)
     }
 }

@@ -3,7 +3,7 @@
 
 use proptest::{prelude::*, sample::Index};
 
-use super::Properties;
+use super::per_family::Properties;
 use crate::{
     fixtures::frontends,
     harness::{Harness, Step},

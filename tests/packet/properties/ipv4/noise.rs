@@ -5,7 +5,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 
 use proptest::{collection::vec, prelude::*, sample::select};
 
-use super::{apply_ip, build, ip_params, seg, IpParams, Seg};
+use super::segments::{apply_ip, build, ip_params, seg, IpParams, Seg};
 use crate::{
     family::{Family, V4},
     fixtures::frontends,

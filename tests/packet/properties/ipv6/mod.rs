@@ -3,135 +3,24 @@
 
 use std::net::{Ipv6Addr, SocketAddrV6};
 
-use proptest::{collection::vec, prelude::*, sample::Index};
+use proptest::prelude::*;
 
-use super::{Properties, Run};
+use super::per_family::{Properties, Run};
 use crate::{
     family::{Family, V6},
-    frames::{self, read6, Ext, Frame6, ETH_LEN, IPPROTO_UDP, L4},
+    frames::{self, read6, Frame6, ETH_LEN, IPPROTO_UDP},
     model::Action,
 };
 
 mod chains;
 mod mutations;
 mod noise;
+mod segments;
 
 use chains::chain;
 use mutations::Mutation;
 use noise::Noise;
-
-#[derive(Clone, Debug)]
-pub struct IpParams {
-    traffic_class: u8,
-    flow_label: u32,
-    hop_limit: u8,
-    ext: Vec<Ext>,
-}
-
-fn ip_params(ext: impl Strategy<Value = Vec<Ext>>) -> impl Strategy<Value = IpParams> {
-    (any::<u8>(), 0u32..0x10_0000, 1..=255u8, ext).prop_map(
-        |(traffic_class, flow_label, hop_limit, ext)| IpParams {
-            traffic_class,
-            flow_label,
-            hop_limit,
-            ext,
-        },
-    )
-}
-
-fn apply_ip(f: &mut Frame6, ip: &IpParams) {
-    f.ip.traffic_class = ip.traffic_class;
-    f.ip.flow_label = ip.flow_label;
-    f.ip.hop_limit = ip.hop_limit;
-    f.ip.ext = ip.ext.clone();
-}
-
-#[derive(Clone, Debug)]
-pub struct Seg {
-    flags: u8,
-    seq: u32,
-    ack: u32,
-    window: u16,
-    /// A zero UDP checksum: not allowed in IPv6, kept zero if it comes.
-    no_udp_checksum: bool,
-    payload: Vec<u8>,
-    ip: IpParams,
-}
-
-fn seg(ext: impl Strategy<Value = Vec<Ext>>) -> impl Strategy<Value = Seg> {
-    (
-        any::<u8>(),
-        any::<u32>(),
-        any::<u32>(),
-        any::<u16>(),
-        prop::bool::weighted(0.05),
-        vec(any::<u8>(), 0..200),
-        ip_params(ext),
-    )
-        .prop_map(
-            |(flags, seq, ack, window, no_udp_checksum, payload, ip)| Seg {
-                flags,
-                seq,
-                ack,
-                window,
-                no_udp_checksum,
-                payload,
-                ip,
-            },
-        )
-}
-
-/// A TCP segment or UDP datagram shaped by `seg`.
-fn build(proto: u8, src: SocketAddrV6, dst: SocketAddrV6, seg: &Seg) -> Vec<u8> {
-    let mut f = Frame6::flow(proto, src, dst, &seg.payload);
-    apply_ip(&mut f, &seg.ip);
-    match &mut f.l4 {
-        L4::Tcp(t) => {
-            t.flags = seg.flags;
-            t.seq = seg.seq;
-            t.ack = seg.ack;
-            t.window = seg.window;
-        }
-        L4::Udp(u) => u.no_checksum = seg.no_udp_checksum,
-        _ => unreachable!("flows are TCP or UDP"),
-    }
-    f.bytes()
-}
-
-#[derive(Clone, Debug)]
-pub struct ErrorCase {
-    /// Index into `V6::ICMP_ERRORS`.
-    kind: Index,
-    /// How much of the packet is quoted; long values quote all of it.
-    quote_len: usize,
-    from_router: bool,
-    /// Quote the request with its extension headers (which the datapath
-    /// does not walk in a quote), rather than without them.
-    quote_ext: bool,
-    ip: IpParams,
-}
-
-fn error_case() -> impl Strategy<Value = ErrorCase> {
-    (
-        any::<Index>(),
-        prop_oneof![Just(48usize), Just(usize::MAX), 40usize..160],
-        prop::bool::weighted(0.2),
-        prop::bool::weighted(0.2),
-        ip_params(chain(4)),
-    )
-        .prop_map(|(kind, quote_len, from_router, quote_ext, ip)| ErrorCase {
-            kind,
-            quote_len,
-            from_router,
-            quote_ext,
-            ip,
-        })
-}
-
-/// An address in `prefix`/16 with random low bits.
-fn addr_in(prefix: u16) -> impl Strategy<Value = Ipv6Addr> {
-    any::<u128>().prop_map(move |x| Ipv6Addr::from(u128::from(prefix) << 112 | x >> 16))
-}
+use segments::{addr_in, apply_ip, build, error_case, seg, ErrorCase, Seg};
 
 /// The packet the error quotes: the request as the backend received it,
 /// with or without its extension headers.

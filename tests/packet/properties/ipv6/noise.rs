@@ -6,9 +6,8 @@ use std::net::{Ipv6Addr, SocketAddrV6};
 use proptest::{collection::vec, prelude::*, sample::select};
 
 use super::{
-    apply_ip, build,
     chains::{any_chain, chain},
-    ip_params, seg, IpParams, Seg,
+    segments::{apply_ip, build, ip_params, seg, IpParams, Seg},
 };
 use crate::{
     family::{Family, V6},

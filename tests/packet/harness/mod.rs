@@ -34,8 +34,9 @@ use crate::{
 pub const TC_ACT_UNSPEC: i32 = -1;
 pub const TC_ACT_REDIRECT: i32 = 7;
 
-/// Frames checked against the model by every harness of the run: the
-/// suite's total shows in the last line a harness prints when dropped.
+/// Frames checked against the model by every harness of the run, so that
+/// a restructured suite can be shown to check no fewer: each harness
+/// prints its own count and this running total when dropped.
 static FRAMES_CHECKED: AtomicU64 = AtomicU64::new(0);
 
 /// Conntrack lifetimes far beyond a test's run, so that no flow expires

@@ -179,6 +179,12 @@ fn open<F: Family>(
         _pad: [0; 3],
     };
     let rev_key = nat.reversed();
+    // A pod whose source port is both the frontend's and the backend's
+    // would get its own request back as the reply: one tuple for both
+    // directions, which no table can tell apart. Left untranslated.
+    if rev_key == *key {
+        return None;
+    }
     // The reverse entry is built in `out`, inserted, then turned into the
     // forward one: a single entry on the stack.
     *out = CtEntry {

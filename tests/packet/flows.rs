@@ -9,13 +9,14 @@ use crate::{
     fixtures::{multi, proto_name, standard_tables, UPLINK},
     frames::{macs, NODE_MAC, POD_MAC, PROTOCOLS, TCP_ACK, TCP_SYN},
     harness::{Harness, TC_ACT_REDIRECT, TC_ACT_UNSPEC},
-    model::{Hook, Tables, Tuple},
+    model::{FrontendCfg, Hook, Tables, Tuple},
     require_privileged,
 };
 
 family_tests!(both: [
     a_pod_flow_goes_to_one_of_the_frontends_backends_and_replies_come_back_from_the_frontend,
     a_pod_reaching_itself_through_a_frontend_is_turned_around_on_its_own_veth,
+    a_pod_reaching_itself_from_the_one_port_of_frontend_and_backend_passes_untouched,
     a_host_flow_is_translated_on_the_uplink_egress_and_its_replies_where_they_enter,
     a_host_flows_reply_from_a_pod_passes_untouched_while_the_uplink_is_unknown,
 ]);
@@ -130,6 +131,44 @@ fn a_pod_reaching_itself_through_a_frontend_is_turned_around_on_its_own_veth<F: 
             step.out == reply,
             "{p}: a looped reply was changed at pod egress"
         );
+    }
+    check_counters(&h);
+}
+
+/// Frontend, backend and source port all alike: the reply would carry the
+/// request's own tuple, so no flow can tell the two directions apart.
+fn a_pod_reaching_itself_from_the_one_port_of_frontend_and_backend_passes_untouched<F: Family>() {
+    require_privileged!();
+    let port = F::port(F::SOLO_BACKEND);
+    let fe = F::sock(F::ip(F::SOLO), port);
+    let frontends = PROTOCOLS
+        .iter()
+        .zip(F::FIRST_ID..)
+        .map(|(&proto, id)| FrontendCfg {
+            id,
+            addr: fe.into(),
+            proto,
+            backends: vec![F::SOLO_BACKEND.into()],
+        })
+        .collect();
+    let mut h = Harness::new(Tables {
+        frontends,
+        uplink: Some(UPLINK),
+    });
+    for proto in PROTOCOLS {
+        let p = proto_name(proto);
+        let fwd = flow::<F>(proto, F::SOLO_BACKEND, fe, b"me?").bytes();
+        let step = h.expect_step(Hook::PodIngress, &fwd);
+        assert_eq!(step.verdict, TC_ACT_UNSPEC, "{p}: left to the stack");
+        assert!(step.out == fwd, "{p}: the packet passes untouched");
+        let key = Tuple::new(proto, F::SOLO_BACKEND, fe);
+        assert!(h.entry(&key).is_none(), "{p}: no flow was opened");
+
+        // Another source port of the same pod is turned around as ever.
+        let client = F::sock(F::ip(F::SOLO_BACKEND), port + 1);
+        let fwd = flow::<F>(proto, client, fe, b"me?").bytes();
+        let step = h.expect_step(Hook::PodIngress, &fwd);
+        assert_eq!(step.verdict, TC_ACT_REDIRECT, "{p}: turned around");
     }
     check_counters(&h);
 }

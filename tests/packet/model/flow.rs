@@ -49,7 +49,11 @@ impl Model {
             };
             if open {
                 if let Some(fe) = self.tables.frontend(&key).cloned() {
-                    let backend = chosen(&key).ok_or_else(|| {
+                    let backend = chosen(&key);
+                    if backend.is_none() && own_reply(hook, &key, &fe) {
+                        return Ok(untouched);
+                    }
+                    let backend = backend.ok_or_else(|| {
                         format!("{key:?} should open a flow of frontend {}, conntrack has no entry for it", fe.id)
                     })?;
                     if !fe.backends.contains(&backend) {
@@ -169,4 +173,12 @@ impl Model {
         self.ct.insert(*key, forward);
         forward
     }
+}
+
+/// Whether `key` could have been given a backend whose reply would carry
+/// `key` itself (a pod reaching itself with its source port on the
+/// frontend's and the backend's port): the datapath leaves such a packet
+/// untranslated.
+fn own_reply(hook: Hook, key: &Tuple, fe: &FrontendCfg) -> bool {
+    hook == Hook::PodIngress && key.src.port() == key.dst.port() && fe.backends.contains(&key.src)
 }

@@ -55,29 +55,44 @@ pub trait Family: Copy + PartialEq + Default + 'static {
     fn fib_addrs(p: &mut FibParams, saddr: Self, daddr: Self);
 }
 
+/// The accessors of a family's maps, in the trait's order.
+macro_rules! family_maps {
+    ($frontend_addrs:ident, $frontends:ident, $backends:ident, $backend_addrs:ident,
+     $ct:ident, $sock_revnat:ident) => {
+        fn frontend_addrs() -> &'static HashMap<Self, u32> {
+            &$frontend_addrs
+        }
+        fn frontends() -> &'static HashMap<FrontendKey<Self>, Frontend> {
+            &$frontends
+        }
+        fn backends() -> &'static HashMap<BackendKey, Backend<Self>> {
+            &$backends
+        }
+        fn backend_addrs() -> &'static HashMap<Self, u32> {
+            &$backend_addrs
+        }
+        fn ct() -> &'static LruHashMap<CtKey<Self>, CtEntry<Self>> {
+            &$ct
+        }
+        fn sock_revnat() -> &'static LruHashMap<SockKey<Self>, SockNat<Self>> {
+            &$sock_revnat
+        }
+    };
+}
+
 impl Family for u32 {
     const SRC_OFF: usize = IP_OFF + 12;
     const DST_OFF: usize = IP_OFF + 16;
     const AF: u8 = 2;
 
-    fn frontend_addrs() -> &'static HashMap<Self, u32> {
-        &FRONTEND_ADDRS_V4
-    }
-    fn frontends() -> &'static HashMap<FrontendKey<Self>, Frontend> {
-        &FRONTENDS_V4
-    }
-    fn backends() -> &'static HashMap<BackendKey, Backend<Self>> {
-        &BACKENDS_V4
-    }
-    fn backend_addrs() -> &'static HashMap<Self, u32> {
-        &BACKEND_ADDRS_V4
-    }
-    fn ct() -> &'static LruHashMap<CtKey<Self>, CtEntry<Self>> {
-        &CT_V4
-    }
-    fn sock_revnat() -> &'static LruHashMap<SockKey<Self>, SockNat<Self>> {
-        &SOCK_REVNAT_V4
-    }
+    family_maps!(
+        FRONTEND_ADDRS_V4,
+        FRONTENDS_V4,
+        BACKENDS_V4,
+        BACKEND_ADDRS_V4,
+        CT_V4,
+        SOCK_REVNAT_V4
+    );
 
     #[inline(always)]
     fn user_addr(sa: &bpf_sock_addr) -> Self {
@@ -121,24 +136,14 @@ impl Family for [u32; 4] {
     const DST_OFF: usize = IP_OFF + 24;
     const AF: u8 = 10;
 
-    fn frontend_addrs() -> &'static HashMap<Self, u32> {
-        &FRONTEND_ADDRS_V6
-    }
-    fn frontends() -> &'static HashMap<FrontendKey<Self>, Frontend> {
-        &FRONTENDS_V6
-    }
-    fn backends() -> &'static HashMap<BackendKey, Backend<Self>> {
-        &BACKENDS_V6
-    }
-    fn backend_addrs() -> &'static HashMap<Self, u32> {
-        &BACKEND_ADDRS_V6
-    }
-    fn ct() -> &'static LruHashMap<CtKey<Self>, CtEntry<Self>> {
-        &CT_V6
-    }
-    fn sock_revnat() -> &'static LruHashMap<SockKey<Self>, SockNat<Self>> {
-        &SOCK_REVNAT_V6
-    }
+    family_maps!(
+        FRONTEND_ADDRS_V6,
+        FRONTENDS_V6,
+        BACKENDS_V6,
+        BACKEND_ADDRS_V6,
+        CT_V6,
+        SOCK_REVNAT_V6
+    );
 
     /// Word by word: the verifier takes `user_ip6` in 4-byte accesses.
     #[inline(always)]

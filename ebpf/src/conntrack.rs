@@ -163,9 +163,15 @@ fn open<F: Family>(
     out: &mut CtEntry<F>,
 ) -> Option<()> {
     let origin = hook.new_origin(key.saddr, be.addr)?;
-    // A pod reaching itself would receive a packet whose source is its own
-    // address, which it drops as a martian: it gets the frontend's instead.
+    // A pod reaching itself gets the frontend's address as its source: its
+    // own would make the packet a martian.
     let client = if origin == CtOrigin::Loop {
+        // With its source port on the frontend's and the backend's port,
+        // its reply would carry the request's own tuple, which no table
+        // can tell apart from it: left untranslated.
+        if key.sport == key.dport && key.sport == be.port {
+            return None;
+        }
         key.daddr
     } else {
         key.saddr
@@ -179,12 +185,6 @@ fn open<F: Family>(
         _pad: [0; 3],
     };
     let rev_key = nat.reversed();
-    // A pod whose source port is both the frontend's and the backend's
-    // would get its own request back as the reply: one tuple for both
-    // directions, which no table can tell apart. Left untranslated.
-    if rev_key == *key {
-        return None;
-    }
     // The reverse entry is built in `out`, inserted, then turned into the
     // forward one: a single entry on the stack.
     *out = CtEntry {

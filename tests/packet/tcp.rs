@@ -3,10 +3,10 @@
 
 use std::marker::PhantomData;
 
-use hairpin_common::CtDir;
+use hairpin_common::{CtDir, CtOrigin};
 
 use crate::{
-    checks::check_counters,
+    checks::{assert_flow_entries, check_counters},
     family::{flow, Family, V4, V6},
     fixtures::{frontend_id, standard_tables},
     frames::{IPPROTO_TCP, TCP_ACK, TCP_FIN, TCP_PSH, TCP_SYN},
@@ -16,6 +16,7 @@ use crate::{
 };
 
 family_tests!(
+    both: [a_host_syn_that_passes_the_uplink_egress_again_keeps_its_flow]
     v4: [
         a_bare_syn_after_a_completed_handshake_opens_a_new_flow,
         syn_retransmits_stay_on_their_flow,
@@ -148,5 +149,38 @@ fn a_bare_syn_after_a_completed_handshake_opens_a_new_flow_and_retransmits_do_no
     let created = conn.created(&h);
     conn.retransmit_syn(&mut h, &first, 2);
     conn.new_flow_after_handshake(&mut h, created);
+    check_counters(&h);
+}
+
+/// A host's SYN, translated and re-routed on the uplink's egress, waits in
+/// the neighbour queue while the backend's address is resolved, then passes
+/// the uplink's egress again addressed to the backend, from the flow's own
+/// port: it is not a new direct connection, and the flow stays.
+fn a_host_syn_that_passes_the_uplink_egress_again_keeps_its_flow<F: Family>() {
+    require_privileged!();
+    let mut h = Harness::new(standard_tables());
+    let client = F::sock(F::HOST_CLIENT, 50002);
+    let syn = flow::<F>(IPPROTO_TCP, client, F::WEB, b"")
+        .with_tcp_flags(TCP_SYN)
+        .bytes();
+    let first = h.expect_step(Hook::UplinkEgress, &syn);
+    let backend = F::endpoints(&first.out).1;
+    let key = Tuple::new(IPPROTO_TCP, client, F::WEB);
+    let to = Tuple::new(IPPROTO_TCP, client, backend);
+    assert_flow_entries(&h, &key, &to, CtOrigin::Host);
+
+    let again = h.expect_step(Hook::UplinkEgress, &first.out);
+    assert!(again.out == first.out, "the queued SYN passes untouched");
+    assert_flow_entries(&h, &key, &to, CtOrigin::Host);
+
+    let reply = flow::<F>(IPPROTO_TCP, backend, client, b"")
+        .with_tcp_flags(TCP_SYN | TCP_ACK)
+        .bytes();
+    let step = h.expect_step(Hook::UplinkIngress, &reply);
+    assert_eq!(
+        F::endpoints(&step.out),
+        (F::WEB, client),
+        "the backend's answer comes from the frontend"
+    );
     check_counters(&h);
 }

@@ -11,7 +11,7 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use crate::sources::dns::NameView;
+use crate::sources::{dns::NameView, kubernetes::desired::Report};
 
 /// How long the loop may go without a turn before the agent counts as hung:
 /// well above its tick and the netlink calls a turn may wait on.
@@ -39,6 +39,23 @@ struct State {
     degraded: BTreeMap<(String, String), Degraded>,
     failures: BTreeMap<String, u64>,
     names: Vec<NameView>,
+    cluster: ClusterView,
+}
+
+/// Kubernetes mode as `hairpin status` and `list` show it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterView {
+    pub enabled: bool,
+    /// Whether the last request to the API server succeeded.
+    pub connected: bool,
+    /// Every kind has been listed since the agent started: until then it
+    /// serves the redirects it last knew.
+    pub synced: bool,
+    /// Seconds since the epoch of the last word from the API server.
+    pub last_sync: Option<u64>,
+    pub error: Option<String>,
+    /// What became of each object on this node.
+    pub reports: Vec<Report>,
 }
 
 /// The shared view; cheap to clone.
@@ -53,6 +70,7 @@ impl Default for Health {
             degraded: BTreeMap::new(),
             failures: BTreeMap::new(),
             names: Vec::new(),
+            cluster: ClusterView::default(),
         })))
     }
 }
@@ -140,6 +158,14 @@ impl Health {
 
     pub fn names(&self) -> Vec<NameView> {
         self.lock().names.clone()
+    }
+
+    pub fn set_cluster(&self, view: ClusterView) {
+        self.lock().cluster = view;
+    }
+
+    pub fn cluster(&self) -> ClusterView {
+        self.lock().cluster.clone()
     }
 
     /// `/healthz`: the status code and body.

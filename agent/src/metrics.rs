@@ -109,6 +109,7 @@ pub fn serve(addr: SocketAddr, pin_dir: &Path, agent: AgentMetrics, health: Heal
                 "/readyz" => with_kind(health.readyz(), TEXT),
                 "/degraded" => json(&health.degraded()),
                 "/names" => json(&health.names()),
+                "/cluster" => json(&health.cluster()),
                 _ => (404, "not found\n".into(), TEXT),
             };
             let resp = tiny_http::Response::from_string(body)

@@ -2,6 +2,7 @@
 
 mod agent_view;
 mod check;
+mod crd;
 mod ct;
 mod detach;
 mod list;
@@ -29,6 +30,7 @@ pub struct Cli {
 enum Command {
     Run(run::Args),
     Check(check::Args),
+    Crd(crd::Args),
     List(list::Args),
     Ct(ct::Args),
     Detach(detach::Args),
@@ -50,6 +52,7 @@ pub fn main(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run::run(args),
         Command::Check(args) => check::check(args),
+        Command::Crd(args) => crd::crd(args),
         Command::List(args) => list::list(args),
         Command::Ct(args) => ct::ct(args),
         Command::Detach(args) => detach::detach(args),

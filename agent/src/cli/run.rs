@@ -22,6 +22,10 @@ pub struct Args {
     /// netlink filters (any kernel; a restart leaves a brief gap).
     #[arg(long, value_enum)]
     attach: Option<Mode>,
+    /// The node's name in the cluster (Kubernetes mode): the DaemonSet sets
+    /// NODE_NAME from the downward API; the host name otherwise.
+    #[arg(long, env = "NODE_NAME")]
+    node_name: Option<String>,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -29,5 +33,6 @@ pub fn run(args: Args) -> Result<()> {
         config: args.config,
         pin_dir: args.pin_dir,
         attach: args.attach,
+        node_name: args.node_name,
     })
 }

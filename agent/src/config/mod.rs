@@ -47,7 +47,31 @@ pub struct Config {
     pub timeouts: CtTimeouts,
     pub metrics: Option<SocketAddr>,
     pub socket: SocketLb,
+    /// Redirects from the cluster too, when set.
+    pub kubernetes: Option<Kubernetes>,
 }
+
+/// Kubernetes mode: the agent also follows `HairpinRedirect` resources,
+/// Service annotations and EndpointSlices. Whoever can create a redirect
+/// can intercept traffic to its address, so the file (the node's operator)
+/// bounds what the cluster may ask.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Kubernetes {
+    /// `None`: the in-cluster configuration (the pod's ServiceAccount).
+    pub kubeconfig: Option<PathBuf>,
+    /// Every frontend from the cluster must fall inside one of these.
+    pub allowed_frontends: Vec<ipnet::IpNet>,
+    /// The namespaces whose Services' annotations are honoured.
+    pub annotation_namespaces: Vec<String>,
+    /// Never frontends: the cluster's own pod and service addresses.
+    pub pod_cidrs: Vec<ipnet::IpNet>,
+    pub service_cidrs: Vec<ipnet::IpNet>,
+    /// Where the last redirects known from the cluster are kept, so that an
+    /// agent started while the API server is away serves them.
+    pub state_file: PathBuf,
+}
+
+pub const DEFAULT_CLUSTER_STATE: &str = "/var/lib/hairpin/cluster-state.json";
 
 /// The socket-level path for processes that never cross a pod's veth.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -83,7 +107,7 @@ pub enum SocketScope {
 pub const DEFAULT_METRICS: &str = "127.0.0.1:9469";
 
 /// One frontend: an address, a port and a protocol, with its backends.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Frontend {
     /// `<redirect>/<port name or number>/<protocol>`, for logs and listings.
     pub name: String,
@@ -142,7 +166,9 @@ impl Default for DnsSettings {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct Backend {
     pub addr: IpAddr,
     pub port: u16,

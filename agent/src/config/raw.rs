@@ -9,7 +9,9 @@ use serde_saphyr::Spanned;
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawConfig {
-    pub redirects: Spanned<Vec<RawRedirect>>,
+    /// Optional where the cluster supplies them (`kubernetes`).
+    #[serde(default)]
+    pub redirects: Option<Spanned<Vec<RawRedirect>>>,
     #[serde(default)]
     pub interfaces: Option<RawInterfaces>,
     #[serde(default)]
@@ -20,6 +22,27 @@ pub struct RawConfig {
     pub socket: Option<RawSocket>,
     #[serde(default)]
     pub dns: Option<RawDns>,
+    #[serde(default)]
+    pub kubernetes: Option<Spanned<RawKubernetes>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawKubernetes {
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    #[serde(default)]
+    pub kubeconfig: Option<PathBuf>,
+    #[serde(default)]
+    pub allowed_frontends: Option<Vec<Spanned<String>>>,
+    #[serde(default)]
+    pub annotation_namespaces: Option<Vec<Spanned<String>>>,
+    #[serde(default)]
+    pub pod_cidrs: Option<Vec<Spanned<String>>>,
+    #[serde(default)]
+    pub service_cidrs: Option<Vec<Spanned<String>>>,
+    #[serde(default)]
+    pub state_file: Option<PathBuf>,
 }
 
 /// Seconds, but for the path.

@@ -31,6 +31,8 @@ pub enum Item {
     /// A frontend's name: never resolved yet, or resolved to an address
     /// that cannot be a frontend. Its own schedule retries it.
     Name(String),
+    /// The API server, in Kubernetes mode: the last known state is served.
+    Kubernetes,
 }
 
 impl Item {
@@ -41,6 +43,7 @@ impl Item {
             Item::Interface(_) => "interface",
             Item::SocketPath => "socket-path",
             Item::Name(_) => "name",
+            Item::Kubernetes => "kubernetes",
         }
     }
 
@@ -50,6 +53,7 @@ impl Item {
             Item::Route(a) => a.to_string(),
             Item::Interface(n) | Item::Name(n) => n.clone(),
             Item::SocketPath => "cgroup".into(),
+            Item::Kubernetes => "api-server".into(),
         }
     }
 }

@@ -3,6 +3,7 @@
 //! configuration when it changes. The command line only turns its arguments
 //! into [`Settings`].
 
+mod cluster;
 mod collect;
 mod degraded;
 mod interfaces;
@@ -31,10 +32,11 @@ use crate::{
     loader::{self, Datapath, LoadOptions, Maps},
     metrics::{self, AgentMetrics},
     pins, reconcile,
-    sources::dns::Names,
+    sources::{dns::Names, kubernetes::watch::Message},
 };
 
 use self::{
+    cluster::Cluster,
     collect::Collector,
     degraded::{Item, Retries},
     names::{Resolved, Resolving},
@@ -48,6 +50,8 @@ pub struct Settings {
     pub pin_dir: PathBuf,
     /// How to attach to interfaces; `None`: the best this kernel has.
     pub attach: Option<Mode>,
+    /// The node's name in the cluster; `None`: the host name.
+    pub node_name: Option<String>,
 }
 
 /// How often the configuration file is checked and conntrack swept.
@@ -71,7 +75,8 @@ struct Agent {
     file: ConfigFile,
     /// The configuration the maps hold: the last good one.
     config: Config,
-    /// The frontends the maps hold: the file's, and its names' addresses.
+    /// The frontends the maps hold: the file's, its names' addresses and
+    /// the cluster's.
     applied: Vec<crate::config::Frontend>,
     /// The node's own addresses, as of the last read of the file.
     node: Vec<IpAddr>,
@@ -79,6 +84,11 @@ struct Agent {
     names: Names,
     resolving: Resolving,
     resolved: Option<tokio::sync::mpsc::UnboundedReceiver<Resolved>>,
+    /// Kubernetes mode, when the file asks for it.
+    cluster: Option<Cluster>,
+    node_name: String,
+    cluster_tx: tokio::sync::mpsc::UnboundedSender<Message>,
+    cluster_rx: Option<tokio::sync::mpsc::UnboundedReceiver<Message>>,
     opts: LoadOptions,
     dp: Datapath,
     maps: Maps,
@@ -103,16 +113,16 @@ impl Agent {
         }
         pins::create_dirs(&settings.pin_dir)?;
         let mut dp = Datapath::load(&opts, Some(&settings.pin_dir))?;
-        let mut maps = dp.take_maps()?;
+        let maps = dp.take_maps()?;
         if opts.log_level != 0 {
             logger::spawn(&mut dp).context("datapath logger")?;
         }
-        let applied = reconcile::apply(&mut maps, &config.frontends, opts.max_frontends)?;
-        info!(config = %settings.config.display(), ?applied, "configuration applied");
+        let node_name = cluster::node_name(settings.node_name.as_deref());
+        cluster::check_node_name(&config, &node_name)?;
+        let (cluster_tx, cluster_rx) = tokio::sync::mpsc::unbounded_channel();
         let mode = Mode::choose(settings.attach);
         info!(?mode, "attach mode");
         let metrics = AgentMetrics::default();
-        metrics.set_names(&maps, &config.frontends)?;
         let mut names = Names::new(config.dns.clone());
         names.track(&config.named, &config.dns, Instant::now());
         let (resolving, resolved) = Resolving::new();
@@ -121,11 +131,11 @@ impl Agent {
             metrics::serve(addr, &settings.pin_dir, metrics.clone(), health.clone())?;
             info!(%addr, "serving metrics");
         }
-        Ok(Self {
+        let mut agent = Self {
             attached: Attachments::new(mode, &settings.pin_dir),
             settings,
             file,
-            applied: config.frontends.clone(),
+            applied: Vec::new(),
             config,
             node,
             names,
@@ -141,13 +151,27 @@ impl Agent {
             retries: Retries::new(health.clone()),
             health,
             collector: Collector::default(),
-        })
+            cluster: None,
+            node_name,
+            cluster_tx,
+            cluster_rx: Some(cluster_rx),
+        };
+        // The cluster's last known frontends are in the first apply, so
+        // that a restart ends none of their flows.
+        agent.configure_cluster().await;
+        let desired = agent.desired(&agent.config);
+        let applied = reconcile::apply(&mut agent.maps, &desired, agent.opts.max_frontends)?;
+        info!(config = %agent.settings.config.display(), ?applied, "configuration applied");
+        agent.metrics.set_names(&agent.maps, &desired)?;
+        agent.applied = desired;
+        Ok(agent)
     }
 
     async fn serve(mut self) -> Result<()> {
         // Subscribe before listing, so that no interface is missed between.
         let mut events = std::pin::pin!(links::events()?);
         let mut resolved = self.resolved.take().expect("served once");
+        let mut cluster = self.cluster_rx.take().expect("served once");
         for link in links::list(&self.handle).await? {
             self.known.insert(link.name.clone(), link);
         }
@@ -179,6 +203,14 @@ impl Agent {
                     }
                 },
                 Some(r) = resolved.recv() => self.name_resolved(r).await,
+                Some(m) = cluster.recv() => {
+                    // A burst of changes (a relist, a rollout) is applied once.
+                    let mut batch = vec![m];
+                    while let Ok(m) = cluster.try_recv() {
+                        batch.push(m);
+                    }
+                    self.cluster_messages(batch).await;
+                }
                 _ = hup.recv() => self.reload("SIGHUP").await,
                 _ = tick.tick() => {
                     self.health.beat();
@@ -208,6 +240,9 @@ impl Agent {
                 Item::SocketPath => self.set_socket_path(),
                 // Names have their own schedule (TTL, backoff).
                 Item::Name(_) => {}
+                // The watches retry on their own; a client never made is
+                // made again.
+                Item::Kubernetes => self.connect_cluster().await,
                 Item::Interface(name) => match self.known.get(&name).cloned() {
                     Some(link) => self.follow(&link),
                     None => self.retries.forget(&Item::Interface(name)),

@@ -111,7 +111,8 @@ impl Agent {
         self.health.set_name_views(self.names.views());
         if changed {
             info!(name = %host, "addresses changed");
-            self.apply_desired().await;
+            self.refresh_cluster();
+            self.apply_desired("name").await;
         } else {
             self.report_names();
         }
@@ -125,21 +126,31 @@ impl Agent {
             reconcile::has_flows_to(maps, addr).unwrap_or(true)
         });
         if expired {
-            self.apply_desired().await;
+            self.refresh_cluster();
+            self.apply_desired("name").await;
         }
     }
 
     /// The frontends of `config` at their written addresses and at the
     /// addresses their names have.
-    pub(super) fn desired(&self, config: &Config) -> Vec<Frontend> {
+    pub(super) fn base(&self, config: &Config) -> Vec<Frontend> {
         let (named, _) = self
             .names
             .frontends(&config.named, &config.frontends, &self.node);
         config.frontends.iter().cloned().chain(named).collect()
     }
 
-    /// Applies the desired frontends after a name changed.
-    async fn apply_desired(&mut self) {
+    /// Every frontend the maps should hold: the file's, its names' and the
+    /// cluster's that these leave free.
+    pub(super) fn desired(&self, config: &Config) -> Vec<Frontend> {
+        let mut all = self.base(config);
+        let cluster = self.cluster_frontends(&all);
+        all.extend(cluster);
+        all
+    }
+
+    /// Applies the desired frontends after a name or the cluster changed.
+    pub(super) async fn apply_desired(&mut self, why: &str) {
         let desired = self.desired(&self.config);
         match reconcile::apply(&mut self.maps, &desired, self.opts.max_frontends) {
             Ok(applied) => {
@@ -148,10 +159,10 @@ impl Agent {
                 }
                 self.applied = desired;
                 self.linger(&applied);
-                info!(?applied, "names applied");
+                info!(why, ?applied, "applied");
                 self.set_uplink().await;
             }
-            Err(e) => warn!("applying names: {e:#}"),
+            Err(e) => warn!(why, "applying: {e:#}"),
         }
         self.report_names();
     }

@@ -81,6 +81,10 @@ impl Agent {
         self.node = node;
         let now = Instant::now();
         self.names.track(&config.named, &config.dns, now);
+        let old = std::mem::replace(&mut self.config, config);
+        self.configure_cluster().await;
+        self.refresh_cluster();
+        let config = std::mem::replace(&mut self.config, old);
         let desired = self.desired(&config);
         let max = self.opts.max_frontends;
         let applied = match reconcile::apply(&mut self.maps, &desired, max) {

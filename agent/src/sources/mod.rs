@@ -2,3 +2,4 @@
 //! turns what it follows into frontends for the one reconcile.
 
 pub mod dns;
+pub mod kubernetes;

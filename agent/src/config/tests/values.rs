@@ -44,6 +44,7 @@ fn a_full_configuration_gives_every_frontend_with_its_backends() {
         config,
         Config {
             named: Vec::new(),
+            kubernetes: None,
             dns: DnsSettings::default(),
             frontends: vec![
                 Frontend {
@@ -104,6 +105,7 @@ fn a_minimal_configuration_takes_the_defaults() {
         config,
         Config {
             named: Vec::new(),
+            kubernetes: None,
             dns: DnsSettings::default(),
             frontends: vec![Frontend {
                 name: "web/http/TCP".into(),

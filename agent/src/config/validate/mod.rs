@@ -2,6 +2,7 @@
 //! cannot be served, at its location. One function per section, and per
 //! level of a redirect (redirect, port, backend).
 
+mod kubernetes;
 mod redirects;
 mod sections;
 
@@ -30,7 +31,20 @@ impl Validator<'_> {
     }
 
     pub fn config(&self, raw: RawConfig) -> Result<Config, ConfigError> {
-        let (frontends, named) = self.redirects(&raw.redirects)?;
+        let kubernetes = self.kubernetes(raw.kubernetes)?;
+        let (frontends, named) = match &raw.redirects {
+            Some(redirects) => self.redirects(redirects, kubernetes.is_some())?,
+            None if kubernetes.is_some() => Default::default(),
+            None => {
+                return Err(ConfigError {
+                    file: self.file.to_owned(),
+                    line: 1,
+                    column: 1,
+                    field: "redirects".into(),
+                    message: "no redirects, and no kubernetes section to bring them".into(),
+                })
+            }
+        };
         Ok(Config {
             frontends,
             named,
@@ -40,6 +54,7 @@ impl Validator<'_> {
             timeouts: self.timeouts(raw.conntrack.as_ref())?,
             metrics: self.metrics(raw.metrics)?,
             socket: self.socket(raw.socket)?,
+            kubernetes,
         })
     }
 

@@ -55,8 +55,9 @@ impl Validator<'_> {
     pub(super) fn redirects(
         &self,
         raw: &Spanned<Vec<RawRedirect>>,
+        from_cluster: bool,
     ) -> Result<Frontends, ConfigError> {
-        if raw.value.is_empty() {
+        if raw.value.is_empty() && !from_cluster {
             return Err(self.err(
                 raw,
                 "redirects",

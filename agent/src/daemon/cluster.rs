@@ -1,0 +1,251 @@
+//! Kubernetes mode in the daemon: the watches run beside the loop and say
+//! when a store changed; the loop then turns the stores into this node's
+//! frontends and applies them, with the file's, as one diff. Until every
+//! kind has been listed once, the frontends last known (the state file)
+//! are served; an API server that goes away changes nothing.
+
+use std::{
+    collections::BTreeSet,
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use anyhow::Result;
+use tokio::sync::mpsc::UnboundedSender;
+use tracing::{info, warn};
+
+use super::{degraded::Item, Agent};
+use crate::{
+    config::{Frontend, Kubernetes},
+    health::ClusterView,
+    sources::kubernetes::{
+        admission::Admission,
+        desired::{desired, Report, State},
+        state,
+        watch::{self, Message, Watches, KINDS},
+    },
+};
+
+pub struct Cluster {
+    settings: Kubernetes,
+    node: String,
+    watches: Option<Watches>,
+    synced: BTreeSet<&'static str>,
+    /// The cluster's frontends: computed from the stores once they are
+    /// synced, else as last saved.
+    frontends: Vec<Frontend>,
+    view: ClusterView,
+}
+
+impl Cluster {
+    fn new(settings: Kubernetes, node: String) -> Self {
+        let frontends = state::load(&settings.state_file).unwrap_or_else(|e| {
+            warn!("{e:#}; starting without the cluster's last redirects");
+            Vec::new()
+        });
+        if !frontends.is_empty() {
+            info!(
+                frontends = frontends.len(),
+                "serving the cluster's last known redirects until the watches have synced"
+            );
+        }
+        Self {
+            settings,
+            node,
+            watches: None,
+            synced: BTreeSet::new(),
+            frontends,
+            view: ClusterView {
+                enabled: true,
+                ..ClusterView::default()
+            },
+        }
+    }
+
+    fn synced(&self) -> bool {
+        self.watches.is_some() && KINDS.iter().all(|k| self.synced.contains(k))
+    }
+
+    /// Recomputes the frontends from the stores, once synced: whether they
+    /// changed.
+    fn refresh(&mut self, base: &[Frontend], node_addrs: &[std::net::IpAddr]) -> bool {
+        let Some(watches) = self.watches.as_ref().filter(|_| self.synced()) else {
+            return false;
+        };
+        let admission = Admission::new(&self.settings, node_addrs);
+        let d = desired(&watches.snapshot(), &self.node, &admission, base);
+        log_reports(&self.view.reports, &d.reports);
+        self.view.reports = d.reports;
+        if d.frontends == self.frontends {
+            return false;
+        }
+        self.frontends = d.frontends;
+        if let Err(e) = state::save(&self.settings.state_file, &self.frontends) {
+            warn!("saving the cluster state: {e:#}");
+        }
+        true
+    }
+}
+
+/// Says each object whose outcome changed, once.
+fn log_reports(old: &[Report], new: &[Report]) {
+    for r in new.iter().filter(|r| !old.contains(r)) {
+        match r.state {
+            State::Applied if r.message.is_empty() => info!(object = %r.source, "applied"),
+            State::Applied => warn!(object = %r.source, "applied in part: {}", r.message),
+            State::Skipped => info!(object = %r.source, "skipped: {}", r.message),
+            State::Refused => warn!(object = %r.source, "refused: {}", r.message),
+        }
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The node's name as the API server knows it: `--node-name` (`NODE_NAME`,
+/// from the downward API in the DaemonSet), else the host name, as the
+/// kubelet's default.
+pub fn node_name(given: Option<&str>) -> String {
+    given.map(str::to_owned).unwrap_or_else(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_default()
+    })
+}
+
+impl Agent {
+    /// Follows the cluster as the configuration says: starts, restarts
+    /// (other settings) or stops the watches.
+    pub(super) async fn configure_cluster(&mut self) {
+        let wanted = self.config.kubernetes.clone();
+        match (&self.cluster, wanted) {
+            (_, None) => {
+                if self.cluster.take().is_some() {
+                    info!("kubernetes mode off");
+                    self.retries.forget(&Item::Kubernetes);
+                    self.health.set_cluster(ClusterView::default());
+                }
+            }
+            (Some(c), Some(k)) if c.settings == k => {}
+            (_, Some(k)) => {
+                self.cluster = Some(Cluster::new(k, self.node_name.clone()));
+                self.connect_cluster().await;
+            }
+        }
+    }
+
+    /// Makes the client and starts the watches; a failure is reported and
+    /// retried.
+    pub(super) async fn connect_cluster(&mut self) {
+        let tx: UnboundedSender<Message> = self.cluster_tx.clone();
+        let Some(c) = self.cluster.as_mut().filter(|c| c.watches.is_none()) else {
+            return;
+        };
+        match watch::client(c.settings.kubeconfig.as_deref()).await {
+            Ok(client) => {
+                c.watches = Some(Watches::start(&client, &c.node, &tx));
+                info!(node = %c.node, "following the cluster");
+            }
+            Err(e) => {
+                c.view.error = Some(format!("{e:#}"));
+                self.retries.failed(Item::Kubernetes, &e);
+            }
+        }
+        self.publish_cluster();
+    }
+
+    /// A batch of the watches' messages: the stores changed, or a request
+    /// failed (the stores keep their contents and the watch retries).
+    pub(super) async fn cluster_messages(&mut self, batch: Vec<Message>) {
+        let Some(c) = self.cluster.as_mut() else {
+            return;
+        };
+        let mut changed = false;
+        let mut failed = None;
+        for m in batch {
+            match m {
+                Message::Changed { kind, synced } => {
+                    if synced {
+                        c.synced.insert(kind);
+                    }
+                    c.view.connected = true;
+                    c.view.error = None;
+                    c.view.last_sync = Some(unix_now());
+                    changed = true;
+                    failed = None;
+                }
+                Message::Failed { kind, error } => {
+                    c.view.connected = false;
+                    failed = Some(format!("{kind}: {error}"));
+                }
+            }
+        }
+        match failed {
+            Some(why) => {
+                c.view.error = Some(why.clone());
+                self.retries.failed(
+                    Item::Kubernetes,
+                    &anyhow::anyhow!("{why}; serving the last known state"),
+                );
+            }
+            None => self.retries.served(&Item::Kubernetes),
+        }
+        if changed && self.refresh_cluster() {
+            self.apply_desired("cluster").await;
+        }
+        self.publish_cluster();
+    }
+
+    /// Recomputes the cluster's frontends against the file's and the
+    /// names': whether they changed.
+    pub(super) fn refresh_cluster(&mut self) -> bool {
+        let base = self.base(&self.config);
+        let node = self.node.clone();
+        let was_synced = self.cluster.as_ref().is_some_and(Cluster::synced);
+        match self.cluster.as_mut() {
+            Some(c) => {
+                let changed = c.refresh(&base, &node);
+                if c.synced() && !was_synced {
+                    info!("the cluster's objects are listed; serving them");
+                }
+                changed
+            }
+            None => false,
+        }
+    }
+
+    /// The cluster's frontends that the file and the names leave free.
+    pub(super) fn cluster_frontends(&self, base: &[Frontend]) -> Vec<Frontend> {
+        let Some(c) = &self.cluster else {
+            return Vec::new();
+        };
+        let taken: BTreeSet<_> = base.iter().map(|f| (f.addr, f.port, f.proto)).collect();
+        let admission = Admission::new(&c.settings, &self.node);
+        c.frontends
+            .iter()
+            .filter(|f| {
+                !taken.contains(&(f.addr, f.port, f.proto)) && admission.admit(f.addr).is_ok()
+            })
+            .cloned()
+            .collect()
+    }
+
+    fn publish_cluster(&self) {
+        if let Some(c) = &self.cluster {
+            let mut view = c.view.clone();
+            view.synced = c.synced();
+            self.health.set_cluster(view);
+        }
+    }
+}
+
+/// Whether the configuration asks for Kubernetes mode on a node whose name
+/// is known.
+pub fn check_node_name(config: &crate::config::Config, node: &str) -> Result<()> {
+    if config.kubernetes.is_some() && node.is_empty() {
+        anyhow::bail!("kubernetes mode needs the node's name: --node-name or NODE_NAME");
+    }
+    Ok(())
+}

@@ -1,0 +1,16 @@
+//! Kubernetes mode: redirects from the cluster (`HairpinRedirect`
+//! resources and annotated Services), with backends that follow their
+//! pods through EndpointSlices. kube-rs's watchers and reflectors hold the
+//! objects; [`desired::desired`] turns them into frontends for the one
+//! reconcile, beside the file's.
+
+pub mod admission;
+pub mod annotation;
+pub mod crd;
+pub mod desired;
+pub mod endpoints;
+pub mod state;
+pub mod watch;
+
+#[cfg(test)]
+mod desired_tests;

@@ -14,6 +14,7 @@ mod support;
 mod agent;
 mod degraded;
 mod ipv6;
+mod kubernetes;
 mod names;
 mod sockets;
 mod transfers;

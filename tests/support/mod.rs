@@ -1,6 +1,7 @@
 //! Support shared by the test suites: privilege checks and RAII guards.
 #![allow(dead_code, reason = "each suite uses its own part of the support")]
 
+pub mod apiserver;
 pub mod lab;
 
 /// Whether privileged tests can run here. Without root they are skipped with

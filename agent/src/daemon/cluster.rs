@@ -177,6 +177,9 @@ impl Agent {
                     failed = None;
                 }
                 Message::Failed { kind, error } => {
+                    // Each is said: a relist after 410 Gone recovers at
+                    // once, and would otherwise leave no trace.
+                    warn!(kind, "watch: {error}");
                     c.view.connected = false;
                     failed = Some(format!("{kind}: {error}"));
                 }

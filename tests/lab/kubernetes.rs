@@ -1,0 +1,151 @@
+//! Kubernetes mode end to end: the agents of both nodes follow an API
+//! server of the test's own (tests/support/apiserver.rs, on the router's
+//! LAN address) and redirect the frontend to wherever the Service's
+//! EndpointSlice says its pod is.
+
+use std::{fs, net::SocketAddr, time::Duration};
+
+use serde_json::{json, Value};
+
+use crate::{
+    degraded::eventually,
+    require_privileged,
+    support::{apiserver::ApiServer, lab::Lab},
+};
+
+const API: &str = "192.0.2.1:6443";
+const URL: &str = "http://203.0.113.10:8080/";
+/// The backend pods: b1 on n1, b2 on n2.
+const B1: (&str, &str) = ("198.51.100.2", "n1");
+const B2: (&str, &str) = ("198.51.100.67", "n2");
+
+fn config(lab: &Lab, api: &ApiServer, node: &str) -> String {
+    let kubeconfig = lab.run_dir().join("kubeconfig");
+    fs::write(&kubeconfig, api.kubeconfig()).expect("kubeconfig");
+    format!(
+        r#"
+interfaces: {{ uplink: auto, pods: ["veth*"] }}
+socket: {{ enabled: false }}
+kubernetes:
+  kubeconfig: {kubeconfig}
+  allowedFrontends: [203.0.113.0/24]
+  stateFile: {state}
+"#,
+        kubeconfig = kubeconfig.display(),
+        state = lab.run_dir().join(format!("{node}-cluster.json")).display()
+    )
+}
+
+fn service() -> Value {
+    json!({"apiVersion": "v1", "kind": "Service",
+           "metadata": {"namespace": "web", "name": "web"},
+           "spec": {"ports": [{"name": "http", "port": 80, "targetPort": 80}]}})
+}
+
+/// The Service's one EndpointSlice, with its pod at `(addr, node)`.
+fn slice((addr, node): (&str, &str)) -> Value {
+    json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+           "metadata": {"namespace": "web", "name": "web-x1",
+                        "labels": {"kubernetes.io/service-name": "web"}},
+           "addressType": "IPv4",
+           "ports": [{"name": "http", "port": 80, "protocol": "TCP"}],
+           "endpoints": [{"addresses": [addr], "nodeName": node,
+                          "conditions": {"ready": true}}]})
+}
+
+fn redirect() -> Value {
+    json!({"apiVersion": "hairpin.dev/v1alpha1", "kind": "HairpinRedirect",
+           "metadata": {"name": "web"},
+           "spec": {"frontend": {"address": "203.0.113.10", "toPorts": [{"port": 8080}]},
+                    "backend": {"service": {"namespace": "web", "name": "web"},
+                                "toPorts": [{"port": "http"}]}}})
+}
+
+/// Clients of both nodes, pods and host processes.
+const CLIENTS: [&str; 4] = ["n1-c1", "n1", "n2-c2", "n2"];
+
+/// Whether every client gets its answer from `who` (a failure is a no).
+fn all_reach(lab: &Lab, who: &str) -> bool {
+    CLIENTS.iter().all(|ns| {
+        let out = lab.sh(ns, &format!("curl -s --max-time 3 {URL}"));
+        String::from_utf8_lossy(&out.stdout).trim() == who
+    })
+}
+
+#[test]
+fn backends_follow_their_pod_and_an_absent_api_server_changes_nothing() {
+    require_privileged!();
+    let lab = Lab::up();
+    let addr: SocketAddr = API.parse().unwrap();
+    let mut api = ApiServer::start(&lab.ns("rtr"), addr);
+    api.apply(service());
+    api.apply(slice(B1));
+    api.apply(redirect());
+    let mut agents: Vec<_> = ["n1", "n2"]
+        .iter()
+        .map(|n| lab.agent_with(n, &config(&lab, &api, n), &["--node-name", n]))
+        .collect();
+    eventually(10, "every client reaches b1 through the frontend", || {
+        all_reach(&lab, "b1")
+    });
+    let list = lab.hairpin("n1", &["list", "--output", "json"]);
+    assert!(list.contains("198.51.100.2:80"), "list: {list}");
+
+    // The pod moves: recreated on n2 with a new address.
+    api.apply(slice(B2));
+    eventually(5, "every client follows the pod to b2", || {
+        all_reach(&lab, "b2")
+    });
+
+    // The API server goes away: nothing changes; a change made meanwhile
+    // is applied once it is back.
+    api.stop();
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        all_reach(&lab, "b2"),
+        "the last state is served without the API server"
+    );
+    api.apply(slice(B1));
+    assert!(
+        all_reach(&lab, "b2"),
+        "nothing changes while the API server is away"
+    );
+    api.restart();
+    eventually(
+        15,
+        "the change waiting is applied after reconnecting",
+        || all_reach(&lab, "b1"),
+    );
+
+    // A compacted history: the watch gets 410 Gone, relists, converges.
+    api.compact();
+    api.drop_connections();
+    api.apply(slice(B2));
+    eventually(15, "after 410 Gone the agent relists and converges", || {
+        all_reach(&lab, "b2")
+    });
+    for a in &agents {
+        assert!(
+            a.log_text().contains("too old resource version"),
+            "the agent was told 410 Gone"
+        );
+    }
+
+    // An agent restarted while the API server is down serves what it last
+    // knew from the cluster.
+    api.stop();
+    for a in &mut agents {
+        a.stop(libc::SIGKILL);
+        a.start();
+    }
+    assert!(
+        all_reach(&lab, "b2"),
+        "the last known redirects after a restart"
+    );
+    api.restart();
+    api.delete("HairpinRedirect", "", "web");
+    eventually(15, "a deleted redirect is removed", || {
+        !lab.hairpin("n1", &["list", "--output", "json"])
+            .contains("203.0.113.10")
+    });
+}

@@ -69,3 +69,22 @@ fn kubernetes_refusals_name_their_line_and_field() {
         "test.yaml:1:1: redirects: no redirects, and no kubernetes section to bring them"
     );
 }
+
+#[test]
+fn the_cluster_manifests_configuration_is_valid() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/kubernetes/hairpin-cluster.yaml"
+    );
+    let manifest = std::fs::read_to_string(path).expect("the manifest");
+    let (_, embedded) = manifest
+        .split_once("hairpin.yaml: |\n")
+        .expect("the ConfigMap");
+    let text: String = embedded
+        .lines()
+        .take_while(|l| l.starts_with("    ") || l.is_empty())
+        .map(|l| format!("{}\n", l.get(4..).unwrap_or_default()))
+        .collect();
+    let config = Config::parse(Path::new("hairpin-cluster.yaml"), &text).unwrap();
+    assert!(config.kubernetes.is_some());
+}

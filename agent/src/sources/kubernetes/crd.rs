@@ -171,4 +171,22 @@ mod tests {
             "deploy/kubernetes/crd.yaml differs from the type: run `hairpin crd > deploy/kubernetes/crd.yaml`"
         );
     }
+
+    #[test]
+    fn the_example_redirect_reads_as_a_hairpin_redirect() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../deploy/kubernetes/example-nginx.yaml"
+        );
+        let text = std::fs::read_to_string(path).expect("the example");
+        let r: super::HairpinRedirect = serde_saphyr::from_str(&text).expect("a HairpinRedirect");
+        assert_eq!(r.spec.frontend.address, "10.10.10.10");
+        let sel = r
+            .spec
+            .backend
+            .local_endpoint_selector
+            .expect("pods by label");
+        assert_eq!(sel.match_labels["run"], "nginx");
+        assert_eq!(r.spec.backend.to_ports[0].port, super::PortRef::Number(80));
+    }
 }

@@ -11,7 +11,10 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use crate::sources::{dns::NameView, kubernetes::desired::Report};
+use crate::{
+    config::Frontend,
+    sources::{dns::NameView, kubernetes::desired::Report},
+};
 
 /// How long the loop may go without a turn before the agent counts as hung:
 /// well above its tick and the netlink calls a turn may wait on.
@@ -40,6 +43,7 @@ struct State {
     failures: BTreeMap<String, u64>,
     names: Vec<NameView>,
     cluster: ClusterView,
+    frontends: Vec<Frontend>,
 }
 
 /// Kubernetes mode as `hairpin status` and `list` show it.
@@ -71,6 +75,7 @@ impl Default for Health {
             failures: BTreeMap::new(),
             names: Vec::new(),
             cluster: ClusterView::default(),
+            frontends: Vec::new(),
         })))
     }
 }
@@ -158,6 +163,16 @@ impl Health {
 
     pub fn names(&self) -> Vec<NameView> {
         self.lock().names.clone()
+    }
+
+    /// The frontends as applied, for `/frontends`: their names say where
+    /// each comes from.
+    pub fn set_frontends(&self, frontends: Vec<Frontend>) {
+        self.lock().frontends = frontends;
+    }
+
+    pub fn frontends(&self) -> Vec<Frontend> {
+        self.lock().frontends.clone()
     }
 
     pub fn set_cluster(&self, view: ClusterView) {

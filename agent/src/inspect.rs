@@ -100,6 +100,9 @@ pub struct FrontendView {
     /// The name it is the address of, when it came from one, with when it
     /// was resolved and will be again.
     pub name: Option<String>,
+    /// Where it comes from, as the agent says: the file and its line, or
+    /// the cluster's object.
+    pub source: Option<String>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -169,6 +172,7 @@ fn family_frontends<A: Addr>(
             stats,
             not_served: None,
             name: None,
+            source: None,
         });
     }
     Ok(())

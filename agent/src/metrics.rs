@@ -19,8 +19,9 @@ use prometheus_client::{
 };
 
 use crate::{
-    health::Health,
+    health::{ClusterView, Health},
     inspect::{self, Pinned},
+    sources::kubernetes::desired::State,
 };
 
 /// The agent's own counters, shared with the scrape thread.
@@ -110,6 +111,7 @@ pub fn serve(addr: SocketAddr, pin_dir: &Path, agent: AgentMetrics, health: Heal
                 "/degraded" => json(&health.degraded()),
                 "/names" => json(&health.names()),
                 "/cluster" => json(&health.cluster()),
+                "/frontends" => json(&health.frontends()),
                 _ => (404, "not found\n".into(), TEXT),
             };
             let resp = tiny_http::Response::from_string(body)
@@ -249,7 +251,58 @@ fn render(pin_dir: &Path, agent: &AgentMetrics, health: &Health) -> Result<Strin
         failures,
     );
 
+    register_cluster(&mut reg, &health.cluster());
+
     let mut text = String::new();
     encode(&mut text, &reg)?;
     Ok(text)
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabel {
+    state: &'static str,
+}
+
+/// Kubernetes mode: whether the API server answers, since when, and what
+/// became of the objects.
+fn register_cluster(reg: &mut Registry, view: &ClusterView) {
+    if !view.enabled {
+        return;
+    }
+    let connected = Gauge::<i64>::default();
+    connected.set(i64::from(view.connected));
+    reg.register(
+        "kubernetes_connected",
+        "Whether the last request to the API server succeeded",
+        connected,
+    );
+    let synced = Gauge::<i64>::default();
+    synced.set(i64::from(view.synced));
+    reg.register(
+        "kubernetes_synced",
+        "Whether every kind was listed since start (else the last known state is served)",
+        synced,
+    );
+    let last = Gauge::<i64>::default();
+    last.set(view.last_sync.map_or(0, |t| t as i64));
+    reg.register(
+        "kubernetes_last_sync_timestamp_seconds",
+        "When the API server last said something",
+        last,
+    );
+    let objects = Family::<StateLabel, Gauge<i64>>::default();
+    for state in [State::Applied, State::Skipped, State::Refused] {
+        let n = view.reports.iter().filter(|r| r.state == state).count();
+        let state = match state {
+            State::Applied => "applied",
+            State::Skipped => "skipped",
+            State::Refused => "refused",
+        };
+        objects.get_or_create(&StateLabel { state }).set(n as i64);
+    }
+    reg.register(
+        "kubernetes_objects",
+        "Redirects and annotated Services on this node, by outcome",
+        objects,
+    );
 }

@@ -61,6 +61,10 @@ fn redirect() -> Value {
                                 "toPorts": [{"port": "http"}]}}})
 }
 
+fn metrics(lab: &Lab) -> String {
+    lab.sh_ok("n1", "curl -s http://127.0.0.1:9469/metrics")
+}
+
 /// Clients of both nodes, pods and host processes.
 const CLIENTS: [&str; 4] = ["n1-c1", "n1", "n2-c2", "n2"];
 
@@ -88,8 +92,15 @@ fn backends_follow_their_pod_and_an_absent_api_server_changes_nothing() {
     eventually(10, "every client reaches b1 through the frontend", || {
         all_reach(&lab, "b1")
     });
-    let list = lab.hairpin("n1", &["list", "--output", "json"]);
-    assert!(list.contains("198.51.100.2:80"), "list: {list}");
+    let list: Vec<Value> =
+        serde_json::from_str(&lab.hairpin("n1", &["list", "--output", "json"])).expect("list");
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(
+        list[0]["source"], "HairpinRedirect/web",
+        "list says where it comes from"
+    );
+    assert_eq!(list[0]["backends"][0][0], "198.51.100.2:80");
+    assert!(metrics(&lab).contains("hairpin_kubernetes_connected 1"));
 
     // The pod moves: recreated on n2 with a new address.
     api.apply(slice(B2));
@@ -104,6 +115,18 @@ fn backends_follow_their_pod_and_an_absent_api_server_changes_nothing() {
     assert!(
         all_reach(&lab, "b2"),
         "the last state is served without the API server"
+    );
+    eventually(10, "the agents say the API server is away", || {
+        metrics(&lab).contains("hairpin_kubernetes_connected 0")
+    });
+    let status = lab.hairpin("n1", &["status"]);
+    assert!(
+        status.contains("kubernetes: not connected, serving the last known state"),
+        "status: {status}"
+    );
+    assert!(
+        status.contains("degraded: kubernetes api-server"),
+        "status: {status}"
     );
     api.apply(slice(B1));
     assert!(

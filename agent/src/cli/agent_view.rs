@@ -12,7 +12,10 @@ use anyhow::{bail, Context as _, Result};
 
 use serde::de::DeserializeOwned;
 
-use crate::{health::Degraded, sources::dns::NameView};
+use crate::{
+    health::{ClusterView, Degraded},
+    sources::dns::NameView,
+};
 
 /// The agent is on this node: it answers at once or not at all.
 const TIMEOUT: Duration = Duration::from_secs(2);
@@ -34,6 +37,16 @@ impl AgentArgs {
     /// The frontends' names, when the agent can be asked.
     pub fn names(&self) -> Option<Vec<NameView>> {
         self.ask("/names", "the frontends' names")
+    }
+
+    /// Kubernetes mode's state, when the agent can be asked.
+    pub fn cluster(&self) -> Option<ClusterView> {
+        self.ask("/cluster", "the cluster")
+    }
+
+    /// What the agent applied, with where each frontend comes from.
+    pub fn frontends(&self) -> Option<Vec<crate::config::Frontend>> {
+        self.ask("/frontends", "where the frontends come from")
     }
 
     fn ask<T: DeserializeOwned>(&self, path: &str, what: &str) -> Option<T> {
@@ -67,5 +80,31 @@ fn fetch<T: DeserializeOwned>(addr: SocketAddr, path: &str) -> Result<T> {
 pub fn print_lines(items: &[Degraded]) {
     for d in items {
         println!("degraded: {} {}: {}", d.kind, d.item, d.reason);
+    }
+}
+
+/// Kubernetes mode in a few lines: the connection, then each object that
+/// is not simply applied.
+pub fn print_cluster(c: &ClusterView) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let last = c.last_sync.map_or("never".into(), |t| {
+        format!("{} s ago", now.saturating_sub(t))
+    });
+    let state = match (c.connected, c.synced) {
+        (true, true) => "connected",
+        (true, false) => "connected, listing",
+        (false, true) => "not connected, serving the last known state",
+        (false, false) => "not connected, serving the state file",
+    };
+    println!("kubernetes: {state}; last word from the API server {last}");
+    if let Some(e) = &c.error {
+        println!("kubernetes: {e}");
+    }
+    for r in &c.reports {
+        if !r.message.is_empty() {
+            println!("kubernetes: {} {:?}: {}", r.source, r.state, r.message);
+        }
     }
 }

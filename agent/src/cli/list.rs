@@ -24,10 +24,13 @@ pub fn list(args: Args) -> Result<()> {
     let pinned = inspect::Pinned::open(&args.pin_dir)?;
     let mut rows = inspect::frontends(&pinned)?;
     let degraded = args.agent.degraded().unwrap_or_default();
-    let names = if rows.is_empty() {
-        Vec::new()
+    let (names, applied) = if rows.is_empty() {
+        (Vec::new(), Vec::new())
     } else {
-        args.agent.names().unwrap_or_default()
+        (
+            args.agent.names().unwrap_or_default(),
+            args.agent.frontends().unwrap_or_default(),
+        )
     };
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -51,6 +54,13 @@ pub fn list(args: Args) -> Result<()> {
                     n.next.saturating_sub(now)
                 )
             });
+        row.source = applied
+            .iter()
+            .find(|f| {
+                let proto = crate::inspect::proto_name(f.proto);
+                row.frontend == format!("{}/{proto}", std::net::SocketAddr::new(f.addr, f.port))
+            })
+            .map(|f| f.source.clone());
         row.not_served = degraded
             .iter()
             .find(|d| d.kind == "route" && d.item == row.addr.to_string())
@@ -63,6 +73,7 @@ pub fn list(args: Args) -> Result<()> {
             "ID",
             "FRONTEND",
             "NAME",
+            "SOURCE",
             "BACKENDS",
             "PATHS",
             "TC PACKETS",
@@ -88,6 +99,7 @@ pub fn list(args: Args) -> Result<()> {
                 f.id.to_string(),
                 f.frontend.clone(),
                 f.name.clone().unwrap_or_default(),
+                f.source.clone().unwrap_or_default(),
                 backends.join(", "),
                 f.paths.join("+"),
                 f.stats.packets.to_string(),

@@ -103,6 +103,9 @@ pub fn status(args: Args) -> Result<()> {
         if let Some(items) = args.agent.degraded() {
             agent_view::print_lines(&items);
         }
+        if let Some(c) = args.agent.cluster().filter(|c| c.enabled) {
+            agent_view::print_cluster(&c);
+        }
     }
     Ok(())
 }

@@ -111,6 +111,9 @@ pub const DEFAULT_METRICS: &str = "127.0.0.1:9469";
 pub struct Frontend {
     /// `<redirect>/<port name or number>/<protocol>`, for logs and listings.
     pub name: String,
+    /// Where it comes from: `<file>:<line>`, or the cluster's object
+    /// (`HairpinRedirect/<name>`, `Service/<namespace>/<name>`).
+    pub source: String,
     pub addr: IpAddr,
     pub port: u16,
     pub proto: u8,

@@ -163,6 +163,7 @@ impl Agent {
         let applied = reconcile::apply(&mut agent.maps, &desired, agent.opts.max_frontends)?;
         info!(config = %agent.settings.config.display(), ?applied, "configuration applied");
         agent.metrics.set_names(&agent.maps, &desired)?;
+        agent.health.set_frontends(desired.clone());
         agent.applied = desired;
         Ok(agent)
     }

@@ -107,6 +107,7 @@ impl Agent {
         if let Err(e) = self.metrics.set_names(&self.maps, &desired) {
             warn!("frontend names for metrics: {e:#}");
         }
+        self.health.set_frontends(desired.clone());
         self.applied = desired;
         self.linger(&applied);
         if socket_changed {

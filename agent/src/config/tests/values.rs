@@ -49,6 +49,7 @@ fn a_full_configuration_gives_every_frontend_with_its_backends() {
             frontends: vec![
                 Frontend {
                     name: "registry/https/TCP".into(),
+                    source: "test.yaml:2".into(),
                     addr: Ipv4Addr::new(203, 0, 113, 10).into(),
                     port: 443,
                     proto: IPPROTO_TCP,
@@ -60,6 +61,7 @@ fn a_full_configuration_gives_every_frontend_with_its_backends() {
                 },
                 Frontend {
                     name: "registry/8443/TCP".into(),
+                    source: "test.yaml:2".into(),
                     addr: Ipv4Addr::new(203, 0, 113, 10).into(),
                     port: 8443,
                     proto: IPPROTO_TCP,
@@ -71,6 +73,7 @@ fn a_full_configuration_gives_every_frontend_with_its_backends() {
                 },
                 Frontend {
                     name: "dns/dns/UDP".into(),
+                    source: "test.yaml:11".into(),
                     addr: Ipv4Addr::new(203, 0, 113, 11).into(),
                     port: 53,
                     proto: IPPROTO_UDP,
@@ -109,6 +112,7 @@ fn a_minimal_configuration_takes_the_defaults() {
             dns: DnsSettings::default(),
             frontends: vec![Frontend {
                 name: "web/http/TCP".into(),
+                source: "test.yaml:2".into(),
                 addr: Ipv4Addr::new(203, 0, 113, 10).into(),
                 port: 8080,
                 proto: IPPROTO_TCP,

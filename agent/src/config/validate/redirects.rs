@@ -153,6 +153,7 @@ impl Validator<'_> {
                     r.name.value,
                     p.protocol.value.to_ascii_uppercase()
                 ),
+                source: format!("{}:{}", self.file.display(), r.name.referenced.line()),
                 addr,
                 port: port.port,
                 proto: port.proto,

@@ -341,6 +341,7 @@ fn redirect(
         };
         let label = fp.name.clone().unwrap_or_else(|| fp.port.to_string());
         claim.frontends.push(Frontend {
+            source: source.to_string(),
             name: format!("{source}/{label}/{}", fp.protocol.name().to_lowercase()),
             addr,
             port: fp.port,
@@ -450,6 +451,7 @@ fn annotated_claim(
             .service_backends((&ns, &source.name), &e.port, proto, want)
             .map_err(&fail)?;
         claim.frontends.push(Frontend {
+            source: source.to_string(),
             name: format!("{source}/{}/{}", e.frontend, proto.name().to_lowercase()),
             addr,
             port: e.frontend.port(),

@@ -170,6 +170,7 @@ fn a_service_redirect_leads_to_the_ready_endpoints_at_their_target_port() {
         d.frontends,
         vec![Frontend {
             name: "HairpinRedirect/web/8080/tcp".into(),
+            source: "HairpinRedirect/web".into(),
             addr: "203.0.113.10".parse().unwrap(),
             port: 8080,
             proto: 6,
@@ -509,6 +510,7 @@ fn the_file_and_then_the_oldest_object_win_a_frontend() {
     w = w.redirect(older);
     w.file.push(Frontend {
         name: "registry/8080/tcp".into(),
+        source: "hairpin.yaml:3".into(),
         addr: "203.0.113.11".parse().unwrap(),
         port: 8080,
         proto: 6,

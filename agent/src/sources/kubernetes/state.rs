@@ -42,6 +42,7 @@ mod tests {
         assert_eq!(load(&path).unwrap(), Vec::new());
         let fe = vec![Frontend {
             name: "HairpinRedirect/web/8080/tcp".into(),
+            source: "HairpinRedirect/web".into(),
             addr: "203.0.113.10".parse().unwrap(),
             port: 8080,
             proto: 6,

@@ -61,6 +61,13 @@ fn redirect() -> Value {
                                 "toPorts": [{"port": "http"}]}}})
 }
 
+/// Whether an Event of redirect `name` has this reason and note.
+fn event_of(api: &ApiServer, name: &str, reason: &str, note: &str) -> bool {
+    api.events()
+        .iter()
+        .any(|e| e["regarding"]["name"] == name && e["reason"] == reason && e["note"] == note)
+}
+
 fn metrics(lab: &Lab) -> String {
     lab.sh_ok("n1", "curl -s http://127.0.0.1:9469/metrics")
 }
@@ -101,6 +108,23 @@ fn backends_follow_their_pod_and_an_absent_api_server_changes_nothing() {
     );
     assert_eq!(list[0]["backends"][0][0], "198.51.100.2:80");
     assert!(metrics(&lab).contains("hairpin_kubernetes_connected 1"));
+    for node in ["n1", "n2"] {
+        let note = format!("node {node}: applied");
+        eventually(5, "each node says the redirect is applied", || {
+            event_of(&api, "web", "Applied", &note)
+        });
+    }
+
+    // A redirect outside allowedFrontends is refused, and each node says why.
+    let mut outside = redirect();
+    outside["metadata"]["name"] = json!("outside");
+    outside["spec"]["frontend"]["address"] = json!("198.51.100.99");
+    api.apply(outside);
+    let note = "node n2: 198.51.100.99 is outside kubernetes.allowedFrontends (203.0.113.0/24)";
+    eventually(5, "the refusal is an Event", || {
+        event_of(&api, "outside", "Refused", note)
+    });
+    api.delete("HairpinRedirect", "", "outside");
 
     // The pod moves: recreated on n2 with a new address.
     api.apply(slice(B2));

@@ -48,6 +48,8 @@ struct Store {
     compacted: u64,
     /// Bumped to end every open connection.
     generation: u64,
+    /// Events created or patched, as sent.
+    events: Vec<Value>,
 }
 
 #[derive(Default)]
@@ -134,6 +136,11 @@ impl ApiServer {
         let rv = st.rv;
         st.log.push((rv, key.0, "DELETED", obj));
         self.shared.changed.notify_all();
+    }
+
+    /// The Events the agents sent.
+    pub fn events(&self) -> Vec<Value> {
+        self.shared.store.lock().unwrap().events.clone()
     }
 
     /// Forgets the change log: a watch resumed from before now gets
@@ -240,10 +247,11 @@ fn serve(shared: &Shared, conn: TcpStream) {
             ("GET", Some(&(_, kind, api_version))) => {
                 respond(&mut conn, 200, &list(shared, kind, api_version, &q))
             }
-            // Events are taken and forgotten.
-            ("POST", _) if path.ends_with("/events") => {
+            // Events are kept for the test to read.
+            ("POST" | "PATCH", _) if path.contains("/events") => {
                 let event = serde_json::from_slice::<Value>(&body).unwrap_or_default();
-                respond(&mut conn, 201, &event)
+                shared.store.lock().unwrap().events.push(event.clone());
+                respond(&mut conn, if method == "POST" { 201 } else { 200 }, &event)
             }
             _ => respond(
                 &mut conn,
@@ -374,13 +382,18 @@ fn watch(shared: &Shared, conn: &mut TcpStream, kind: &str, q: &BTreeMap<String,
             .map(|(_, _, t, o)| json!({"type": t, "object": o}))
             .collect();
         from = st.rv;
-        drop(st);
-        for ev in &events {
-            if !chunk(conn, ev) {
-                return false;
+        if !events.is_empty() {
+            // Sent without the lock; what arrives meanwhile is found by
+            // the next scan, before any wait.
+            drop(st);
+            for ev in &events {
+                if !chunk(conn, ev) {
+                    return false;
+                }
             }
+            st = shared.store.lock().unwrap();
+            continue;
         }
-        st = shared.store.lock().unwrap();
         if st.generation != generation {
             return false;
         }

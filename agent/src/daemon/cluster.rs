@@ -10,6 +10,7 @@ use std::{
 };
 
 use anyhow::Result;
+use kube::runtime::events::Recorder;
 use tokio::sync::mpsc::UnboundedSender;
 use tracing::{info, warn};
 
@@ -20,7 +21,7 @@ use crate::{
     sources::kubernetes::{
         admission::Admission,
         desired::{desired, Report, State},
-        state,
+        events, state,
         watch::{self, Message, Watches, KINDS},
     },
 };
@@ -34,6 +35,8 @@ pub struct Cluster {
     /// synced, else as last saved.
     frontends: Vec<Frontend>,
     view: ClusterView,
+    /// Says each object's outcome on this node as an Event of the object.
+    recorder: Option<Recorder>,
 }
 
 impl Cluster {
@@ -52,6 +55,7 @@ impl Cluster {
             settings,
             node,
             watches: None,
+            recorder: None,
             synced: BTreeSet::new(),
             frontends,
             view: ClusterView {
@@ -73,7 +77,12 @@ impl Cluster {
         };
         let admission = Admission::new(&self.settings, node_addrs);
         let d = desired(&watches.snapshot(), &self.node, &admission, base);
-        log_reports(&self.view.reports, &d.reports);
+        for r in changed(&self.view.reports, &d.reports) {
+            log_report(r);
+            if let Some(rec) = &self.recorder {
+                events::publish(rec, &self.node, r);
+            }
+        }
         self.view.reports = d.reports;
         if d.frontends == self.frontends {
             return false;
@@ -86,15 +95,17 @@ impl Cluster {
     }
 }
 
-/// Says each object whose outcome changed, once.
-fn log_reports(old: &[Report], new: &[Report]) {
-    for r in new.iter().filter(|r| !old.contains(r)) {
-        match r.state {
-            State::Applied if r.message.is_empty() => info!(object = %r.source, "applied"),
-            State::Applied => warn!(object = %r.source, "applied in part: {}", r.message),
-            State::Skipped => info!(object = %r.source, "skipped: {}", r.message),
-            State::Refused => warn!(object = %r.source, "refused: {}", r.message),
-        }
+/// The reports whose outcome changed: each is said once.
+fn changed<'a>(old: &'a [Report], new: &'a [Report]) -> impl Iterator<Item = &'a Report> {
+    new.iter().filter(move |r| !old.contains(r))
+}
+
+fn log_report(r: &Report) {
+    match r.state {
+        State::Applied if r.message.is_empty() => info!(object = %r.source, "applied"),
+        State::Applied => warn!(object = %r.source, "applied in part: {}", r.message),
+        State::Skipped => info!(object = %r.source, "skipped: {}", r.message),
+        State::Refused => warn!(object = %r.source, "refused: {}", r.message),
     }
 }
 
@@ -146,6 +157,7 @@ impl Agent {
         match watch::client(c.settings.kubeconfig.as_deref()).await {
             Ok(client) => {
                 c.watches = Some(Watches::start(&client, &c.node, &tx));
+                c.recorder = Some(events::recorder(client, &c.node));
                 info!(node = %c.node, "following the cluster");
             }
             Err(e) => {

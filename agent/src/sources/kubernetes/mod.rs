@@ -9,6 +9,7 @@ pub mod annotation;
 pub mod crd;
 pub mod desired;
 pub mod endpoints;
+pub mod events;
 pub mod state;
 pub mod watch;
 

@@ -20,6 +20,11 @@ const B1: (&str, &str) = ("198.51.100.2", "n1");
 const B2: (&str, &str) = ("198.51.100.67", "n2");
 
 fn config(lab: &Lab, api: &ApiServer, node: &str) -> String {
+    config_with(lab, api, node, "[]")
+}
+
+/// With the namespaces whose annotations are honoured.
+fn config_with(lab: &Lab, api: &ApiServer, node: &str, namespaces: &str) -> String {
     let kubeconfig = lab.run_dir().join("kubeconfig");
     fs::write(&kubeconfig, api.kubeconfig()).expect("kubeconfig");
     format!(
@@ -29,6 +34,7 @@ socket: {{ enabled: false }}
 kubernetes:
   kubeconfig: {kubeconfig}
   allowedFrontends: [203.0.113.0/24]
+  annotationNamespaces: {namespaces}
   stateFile: {state}
 "#,
         kubeconfig = kubeconfig.display(),
@@ -77,10 +83,23 @@ const CLIENTS: [&str; 4] = ["n1-c1", "n1", "n2-c2", "n2"];
 
 /// Whether every client gets its answer from `who` (a failure is a no).
 fn all_reach(lab: &Lab, who: &str) -> bool {
-    CLIENTS.iter().all(|ns| {
-        let out = lab.sh(ns, &format!("curl -s --max-time 3 {URL}"));
-        String::from_utf8_lossy(&out.stdout).trim() == who
-    })
+    CLIENTS.iter().all(|ns| answer(lab, ns, URL) == who)
+}
+
+/// Who answers `url` from `ns`; empty when nobody does.
+fn answer(lab: &Lab, ns: &str, url: &str) -> String {
+    let out = lab.sh(ns, &format!("curl -s --max-time 2 {url}"));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// A backend pod of this lab, labelled `run: nginx`, ready.
+fn pod(name: &str, (addr, node): (&str, &str)) -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"namespace": "default", "name": name, "labels": {"run": "nginx"}},
+           "spec": {"nodeName": node, "containers": [{"name": "nginx",
+                    "ports": [{"name": "http", "containerPort": 80}]}]},
+           "status": {"phase": "Running", "podIPs": [{"ip": addr}],
+                      "conditions": [{"type": "Ready", "status": "True"}]}})
 }
 
 #[test]
@@ -195,4 +214,59 @@ fn backends_follow_their_pod_and_an_absent_api_server_changes_nothing() {
         !lab.hairpin("n1", &["list", "--output", "json"])
             .contains("203.0.113.10")
     });
+}
+
+#[test]
+fn local_pods_serve_their_own_node_and_an_annotation_comes_and_goes() {
+    require_privileged!();
+    let lab = Lab::up();
+    let mut api = ApiServer::start(&lab.ns("rtr"), API.parse().unwrap());
+    api.apply(pod("b1", B1));
+    api.apply(pod("b2", B2));
+    api.apply(
+        json!({"apiVersion": "hairpin.dev/v1alpha1", "kind": "HairpinRedirect",
+        "metadata": {"name": "nginx"},
+        "spec": {"frontend": {"address": "203.0.113.10", "toPorts": [{"port": 8080}]},
+                 "backend": {"localEndpointSelector": {"namespace": "default",
+                                                       "matchLabels": {"run": "nginx"}},
+                             "toPorts": [{"port": "http"}]}}}),
+    );
+    let _agents: Vec<_> = ["n1", "n2"]
+        .iter()
+        .map(|n| lab.agent_with(n, &config_with(&lab, &api, n, "[web]"), &["--node-name", n]))
+        .collect();
+    eventually(10, "each node's clients reach their own node's pod", || {
+        ["n1-c1", "n1"]
+            .iter()
+            .all(|ns| answer(&lab, ns, URL) == "b1")
+            && ["n2-c2", "n2"]
+                .iter()
+                .all(|ns| answer(&lab, ns, URL) == "b2")
+    });
+
+    // An annotation on a Service redirects another port to its endpoints.
+    let url = "http://203.0.113.10:8081/";
+    assert_eq!(
+        answer(&lab, "n2-c2", url),
+        "",
+        "no NAT loopback before the annotation"
+    );
+    let mut svc = service();
+    api.apply(slice(B1));
+    svc["metadata"]["annotations"] = json!({"hairpin.dev/frontends": "203.0.113.10:8081=http"});
+    api.apply(svc.clone());
+    eventually(5, "every client reaches b1 through the annotation", || {
+        CLIENTS.iter().all(|ns| answer(&lab, ns, url) == "b1")
+    });
+    svc["metadata"]["annotations"] = json!({});
+    api.apply(svc);
+    eventually(5, "the annotation removed, the frontend is gone", || {
+        answer(&lab, "n2-c2", url).is_empty()
+    });
+    assert_eq!(
+        answer(&lab, "n1-c1", URL),
+        "b1",
+        "the other redirect is untouched"
+    );
+    api.stop();
 }

@@ -312,7 +312,7 @@ fn redirect(
     let mut claim = Claim {
         source: source.clone(),
         frontends: Vec::new(),
-        notes: Vec::new(),
+        notes: unserved_options(spec),
     };
     for (i, fp) in spec.frontend.to_ports.iter().enumerate() {
         let bp = pair(&spec.frontend.to_ports, &backend.to_ports, i).map_err(&fail)?;
@@ -350,6 +350,22 @@ fn redirect(
         });
     }
     Ok(claim)
+}
+
+/// The options this agent's datapath does not serve yet: said, never
+/// silently ignored.
+fn unserved_options(spec: &super::crd::HairpinRedirectSpec) -> Vec<String> {
+    let mut notes = Vec::new();
+    if spec.skip_redirect_from_backend {
+        notes.push("skipRedirectFromBackend is not served yet: backends are redirected too".into());
+    }
+    if spec.when_no_backend == Some(super::crd::WhenNoBackend::Reject) {
+        notes.push(
+            "whenNoBackend: reject is not served yet: without a backend, clients pass through"
+                .into(),
+        );
+    }
+    notes
 }
 
 /// The backend port of frontend port `i`: the only one, or the one of the

@@ -541,3 +541,25 @@ fn the_file_and_then_the_oldest_object_win_a_frontend() {
         ]
     );
 }
+
+#[test]
+fn options_the_datapath_does_not_serve_yet_are_said() {
+    let d = web_world()
+        .redirect(redirect(
+            "web",
+            "203.0.113.10",
+            to_service(json!("http")),
+            json!({"skipRedirectFromBackend": true, "whenNoBackend": "reject"}),
+        ))
+        .run();
+    assert_eq!(d.frontends.len(), 1);
+    assert_eq!(
+        report(&d),
+        (
+            State::Applied,
+            "skipRedirectFromBackend is not served yet: backends are redirected too; \
+             whenNoBackend: reject is not served yet: without a backend, clients pass through"
+                .into()
+        )
+    );
+}

@@ -7,6 +7,9 @@
 #      through hairpin, and through hand-written iptables DNAT; interleaved
 #   3. scale: 1 to 100,000 frontends (iptables: DNAT rules)
 #   4. conntrack: CT_V4 at 1,000,000 entries (agent/examples/ct_bench.rs)
+#   5. Kubernetes mode: EndpointSlice update to the maps (p50, p99), memory
+#      with 10,000 Services and 50,000 endpoints against 100 Services
+#      (agent/examples/cluster_bench)
 # Prints one table and writes bench/results/<date>-<commit>.{txt,json}.
 #
 # Usage: scripts/bench.sh            (root; about 9 minutes after the build)
@@ -390,6 +393,17 @@ ct_section() {
 	timeout 300 "$EXAMPLES/ct_bench" --tsv "${CT_ARGS[@]}" >>"$RAW"
 }
 
+# Kubernetes mode: EndpointSlice update to the maps, and memory with a
+# large cluster (agent/examples/cluster_bench), in a namespace of its own.
+cluster_section() {
+	local quick=()
+	((QUICK)) && quick=(--quick)
+	note "kubernetes mode: an API server with 10,000 Services"
+	timeout 300 "$EXAMPLES/cluster_bench" --hairpin "$ROOT/target/release/hairpin" \
+		--tsv "${quick[@]}" >"$TMP/cluster.tsv" 2>"$TMP/cluster.txt" ||
+		die "cluster_bench failed: $(cat "$TMP/cluster.txt")"
+}
+
 e2e_section() {
 	local rep i v c addr port
 	gen_config 1 1 >"$RUN/bench-e2e.yaml"
@@ -628,7 +642,8 @@ RAW=$TMP/raw.tsv
 
 note "building (cargo build --release, the examples included)"
 timeout 900 cargo build --release --quiet -p hairpin --bin hairpin \
-	--example packet_bench --example ct_bench --example fill_frontends ||
+	--example packet_bench --example ct_bench --example fill_frontends \
+	--example cluster_bench ||
 	die "build failed"
 
 # The run proper is bounded: past the deadline, abort (and clean up).
@@ -662,6 +677,7 @@ META=$(
 
 packet_section
 ct_section
+cluster_section
 
 note "lab: LAB_PREFIX=$P scripts/lab.sh up"
 lab_started=1
@@ -681,6 +697,11 @@ fi
 mkdir -p "$OUT"
 base=$OUT/$stamp-$commit
 report "$RAW" "$base.json" | tee "$base.txt"
+{
+	echo
+	echo "Kubernetes mode (agent/examples/cluster_bench)"
+	cat "$TMP/cluster.txt"
+} | tee -a "$base.txt"
 if ((QUICK)); then
 	note "total $(since "$T0") s after the build (smoke run: results not kept)"
 else

@@ -375,10 +375,11 @@ fn watch(shared: &Shared, conn: &mut TcpStream, kind: &str, q: &BTreeMap<String,
         return conn.write_all(b"0\r\n\r\n").is_ok();
     }
     loop {
-        let events: Vec<Value> = st
-            .log
+        // The log is in resourceVersion order: start past `from`.
+        let start = st.log.partition_point(|(rv, ..)| *rv <= from);
+        let events: Vec<Value> = st.log[start..]
             .iter()
-            .filter(|(rv, k, _, o)| *rv > from && k == kind && selected(o, q))
+            .filter(|(_, k, _, o)| k == kind && selected(o, q))
             .map(|(_, _, t, o)| json!({"type": t, "object": o}))
             .collect();
         from = st.rv;

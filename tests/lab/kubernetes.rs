@@ -11,6 +11,7 @@ use crate::{
     degraded::eventually,
     require_privileged,
     support::{apiserver::ApiServer, lab::Lab},
+    transfers::{assert_same, download, finish_download, serve_file, COMPLETE},
 };
 
 const API: &str = "192.0.2.1:6443";
@@ -153,8 +154,16 @@ fn backends_follow_their_pod_and_an_absent_api_server_changes_nothing() {
 
     // The API server goes away: nothing changes; a change made meanwhile
     // is applied once it is back.
+    let data = serve_file(&lab, "n2-b2", "big.bin", 8);
+    let (transfer, got) = download(&lab, "n1-c1", "big.bin", 8080, "2M");
+    std::thread::sleep(Duration::from_secs(1));
     api.stop();
-    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        finish_download(transfer, Duration::from_secs(30)),
+        COMPLETE,
+        "a transfer while the API server goes away"
+    );
+    assert_same(&got, &data, "the transfer while the API server goes away");
     assert!(
         all_reach(&lab, "b2"),
         "the last state is served without the API server"

@@ -129,7 +129,7 @@ fn clients_reach_a_frontend_by_name_and_follow_it_when_its_address_changes() {
         .collect();
     let (dns, hosts) = dns_server(&lab, &records(OLD));
     std::thread::sleep(Duration::from_millis(500));
-    let agent = lab.agent("n1", &config(&lab, "{ enabled: false }"));
+    let mut agent = lab.agent("n1", &config(&lab, "{ enabled: false }"));
     crate::degraded::eventually(10, "the name resolved and applied", || {
         addrs(&lab, "n1") == [OLD6, OLD]
     });
@@ -201,6 +201,20 @@ fn clients_reach_a_frontend_by_name_and_follow_it_when_its_address_changes() {
         metrics.contains(r#"hairpin_dns_resolutions_total{name="registry.lab",result="failed"}"#),
         "failures are counted:\n{metrics}"
     );
+
+    // A restart while DNS is away keeps the name's addresses and the
+    // flows through them.
+    let (transfer, out) = download_from(&lab, "n1-c1", NEW, "big.bin", 8080, "2M");
+    std::thread::sleep(Duration::from_secs(1));
+    agent.stop(libc::SIGKILL);
+    agent.start();
+    assert_eq!(addrs(&lab, "n1"), [OLD6, NEW], "kept across the restart");
+    assert_eq!(
+        finish_download(transfer, Duration::from_secs(30)),
+        COMPLETE,
+        "a transfer through a named frontend across a restart"
+    );
+    assert_same(&out, &data, "the transfer across the restart");
 }
 
 /// Per frontend of node `node`'s `hairpin list`: (TC flows, socket connects).

@@ -159,6 +159,8 @@ impl Agent {
         // The cluster's last known frontends are in the first apply, so
         // that a restart ends none of their flows.
         agent.configure_cluster().await;
+        // So are the addresses the file's names had.
+        agent.adopt_names();
         let desired = agent.desired(&agent.config);
         let applied = reconcile::apply(&mut agent.maps, &desired, agent.opts.max_frontends)?;
         info!(config = %agent.settings.config.display(), ?applied, "configuration applied");

@@ -118,6 +118,50 @@ impl Agent {
         }
     }
 
+    /// The addresses an earlier agent installed for the file's names, found
+    /// in the pinned maps: a frontend at the name's port and protocol, with
+    /// the name's backends, and not one the file writes as an address.
+    pub(super) fn adopt_names(&mut self) {
+        let Ok(pinned) = crate::inspect::Pinned::open(&self.settings.pin_dir) else {
+            return;
+        };
+        let Ok(installed) = crate::inspect::frontends(&pinned) else {
+            return;
+        };
+        let label = |f: &Frontend| {
+            let at = std::net::SocketAddr::new(f.addr, f.port);
+            format!("{at}/{}", crate::inspect::proto_name(f.proto))
+        };
+        let written: Vec<String> = self.config.frontends.iter().map(label).collect();
+        for nf in &self.config.named {
+            let mut backends: Vec<(String, u32)> = nf
+                .frontend
+                .backends
+                .iter()
+                .map(|b| {
+                    (
+                        std::net::SocketAddr::new(b.addr, b.port).to_string(),
+                        b.weight,
+                    )
+                })
+                .collect();
+            backends.sort();
+            for f in &installed {
+                let mut have = f.backends.clone();
+                have.sort();
+                let at = nf.at(f.addr);
+                if f.addr.is_ipv4() == nf.is_ipv4()
+                    && f.frontend == label(&at)
+                    && !written.contains(&f.frontend)
+                    && have == backends
+                {
+                    info!(name = %nf.host, addr = %f.addr, "kept from the earlier agent until the name resolves");
+                    self.names.adopt(&nf.host, f.addr);
+                }
+            }
+        }
+    }
+
     /// Lets go of addresses past their grace period with no flow left.
     pub(super) async fn expire_names(&mut self) {
         let maps = &self.maps;

@@ -96,6 +96,15 @@ impl Names {
         }
     }
 
+    /// Takes `addr` as one of `host`'s addresses until the name resolves:
+    /// what an earlier agent had installed for it, so that a restart ends
+    /// none of its flows, even while DNS is away.
+    pub fn adopt(&mut self, host: &str, addr: IpAddr) {
+        if let Some(h) = self.hosts.get_mut(host) {
+            h.addrs.entry(addr).or_insert(None);
+        }
+    }
+
     /// The names whose resolution is due.
     pub fn due(&self, now: Instant) -> Vec<String> {
         self.hosts

@@ -202,3 +202,21 @@ fn a_name_removed_from_the_configuration_is_forgotten() {
     assert!(names.views().is_empty());
     assert!(addrs(&names, &config, &[]).is_empty());
 }
+
+#[test]
+fn an_adopted_address_serves_until_the_name_resolves_then_lingers_if_gone() {
+    let (config, mut names, now) = setup();
+    names.adopt("registry.lab", ip("203.0.113.10"));
+    names.adopt("unknown.lab", ip("203.0.113.11"));
+    assert_eq!(addrs(&names, &config, &[]), [ip("203.0.113.10")]);
+    assert_eq!(names.due(now), ["registry.lab"], "still resolved at once");
+    let moved = Outcome::Addrs(vec![ip("203.0.113.12")], Duration::from_secs(30));
+    assert!(names.resolved("registry.lab", moved, now));
+    assert_eq!(
+        addrs(&names, &config, &[]),
+        [ip("203.0.113.10"), ip("203.0.113.12")],
+        "the adopted address is in its grace period"
+    );
+    assert!(names.expire(now + Duration::from_secs(11), |_| false));
+    assert_eq!(addrs(&names, &config, &[]), [ip("203.0.113.12")]);
+}

@@ -1,0 +1,258 @@
+//! What the cluster asks of this node: `HairpinRedirect` resources and
+//! annotated Services, with the backends their EndpointSlices or pods give,
+//! turned into frontends for the one reconcile. Each object gets a report:
+//! applied, skipped or refused, and why.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fmt,
+    net::IpAddr,
+    sync::Arc,
+};
+
+use k8s_openapi::api::{
+    core::v1::{Pod, Service},
+    discovery::v1::EndpointSlice,
+};
+use serde::{Deserialize, Serialize};
+
+mod annotated;
+mod redirect;
+
+use super::{
+    admission::Admission,
+    crd::{HairpinRedirect, PortRef, Protocol},
+    endpoints::{self, Want, SERVICE_NAME_LABEL},
+};
+use crate::config::Frontend;
+
+/// The objects the agent follows, as its reflectors hold them.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    pub redirects: Vec<Arc<HairpinRedirect>>,
+    pub services: Vec<Arc<Service>>,
+    pub slices: Vec<Arc<EndpointSlice>>,
+    /// This node's pods.
+    pub pods: Vec<Arc<Pod>>,
+}
+
+/// An object frontends come from.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Source {
+    pub kind: String,
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.namespace {
+            Some(ns) => write!(f, "{}/{ns}/{}", self.kind, self.name),
+            None => write!(f, "{}/{}", self.kind, self.name),
+        }
+    }
+}
+
+/// What became of one object on this node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Report {
+    pub source: Source,
+    pub state: State,
+    /// Why, where it is not simply applied.
+    pub message: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum State {
+    Applied,
+    /// Kubernetes serves the address already on every node.
+    Skipped,
+    Refused,
+}
+
+/// The frontends the cluster asks for, and a report per object.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Desired {
+    pub frontends: Vec<Frontend>,
+    pub reports: Vec<Report>,
+}
+
+/// One object's frontends on their way to the desired state.
+struct Claim {
+    source: Source,
+    frontends: Vec<Frontend>,
+    notes: Vec<String>,
+}
+
+/// The objects of `snap` as this node's desired state: `admission` decides
+/// which frontends the cluster may have, `taken` are the file's (the file
+/// wins a conflict).
+pub fn desired(snap: &Snapshot, node: &str, admission: &Admission, taken: &[Frontend]) -> Desired {
+    let index = Index::new(snap);
+    let mut out = Desired::default();
+    let mut claimed: BTreeMap<(IpAddr, u16, u8), String> = taken
+        .iter()
+        .map(|f| ((f.addr, f.port, f.proto), format!("the file's {}", f.name)))
+        .collect();
+    // The oldest object wins a conflict, whatever order the watch gave.
+    let mut redirects: Vec<_> = snap.redirects.iter().collect();
+    redirects.sort_by_key(|r| {
+        (
+            r.metadata.creation_timestamp.clone(),
+            r.metadata.name.clone(),
+        )
+    });
+    let mut services: Vec<_> = snap.services.iter().collect();
+    services.sort_by_key(|s| {
+        (
+            s.metadata.creation_timestamp.clone(),
+            s.metadata.name.clone(),
+        )
+    });
+    let claims = redirects
+        .into_iter()
+        .map(|r| redirect::claim(r, &index, node, admission))
+        .chain(
+            services
+                .into_iter()
+                .filter_map(|s| annotated::claim(s, &index, node, admission)),
+        );
+    for claim in claims {
+        let claim = match claim {
+            Ok(c) => c,
+            Err(report) => {
+                out.reports.push(report);
+                continue;
+            }
+        };
+        let mut notes = claim.notes;
+        let mut applied = 0;
+        for f in claim.frontends {
+            let key = (f.addr, f.port, f.proto);
+            if let Some(owner) = claimed.get(&key) {
+                notes.push(format!(
+                    "{}:{} is taken by {owner}",
+                    fmt_addr(f.addr),
+                    f.port
+                ));
+                continue;
+            }
+            claimed.insert(key, claim.source.to_string());
+            out.frontends.push(f);
+            applied += 1;
+        }
+        let state = if applied > 0 {
+            State::Applied
+        } else {
+            State::Refused
+        };
+        out.reports.push(Report {
+            source: claim.source,
+            state,
+            message: notes.join("; "),
+        });
+    }
+    out
+}
+
+fn fmt_addr(a: IpAddr) -> String {
+    match a {
+        IpAddr::V4(a) => a.to_string(),
+        IpAddr::V6(a) => format!("[{a}]"),
+    }
+}
+
+/// The snapshot's Services and slices by namespace and name, and the
+/// addresses Kubernetes itself translates on every node.
+struct Index<'a> {
+    services: BTreeMap<(&'a str, &'a str), &'a Arc<Service>>,
+    slices: BTreeMap<(&'a str, &'a str), Vec<&'a Arc<EndpointSlice>>>,
+    served: BTreeSet<IpAddr>,
+    pods: &'a [Arc<Pod>],
+}
+
+impl<'a> Index<'a> {
+    fn new(snap: &'a Snapshot) -> Self {
+        let mut services = BTreeMap::new();
+        let mut served = BTreeSet::new();
+        for svc in &snap.services {
+            let m = &svc.metadata;
+            services.insert(
+                (
+                    m.namespace.as_deref().unwrap_or_default(),
+                    m.name.as_deref().unwrap_or_default(),
+                ),
+                svc,
+            );
+            served.extend(served_by_kubernetes(svc));
+        }
+        let mut slices: BTreeMap<_, Vec<_>> = BTreeMap::new();
+        for slice in &snap.slices {
+            let m = &slice.metadata;
+            let Some(svc) = m.labels.as_ref().and_then(|l| l.get(SERVICE_NAME_LABEL)) else {
+                continue;
+            };
+            slices
+                .entry((m.namespace.as_deref().unwrap_or_default(), svc.as_str()))
+                .or_default()
+                .push(slice);
+        }
+        Self {
+            services,
+            slices,
+            served,
+            pods: &snap.pods,
+        }
+    }
+
+    /// The backends of `svc`'s port `port`, or why there are none.
+    fn service_backends(
+        &self,
+        (ns, name): (&str, &str),
+        port: &PortRef,
+        proto: Protocol,
+        want: Want<'_>,
+    ) -> Result<Vec<crate::config::Backend>, String> {
+        let svc = self
+            .services
+            .get(&(ns, name))
+            .ok_or_else(|| format!("Service {ns}/{name} not found"))?;
+        let sp = endpoints::service_port(svc, port, proto)?;
+        let slices = self.slices.get(&(ns, name)).into_iter().flatten().copied();
+        Ok(endpoints::from_slices(slices, sp, proto, want))
+    }
+}
+
+/// A Service's `externalIPs`, and its load balancer's ingress addresses
+/// whose `ipMode` is `VIP` (or unset): kube-proxy, or the CNI in its
+/// place, translates these on every node already.
+fn served_by_kubernetes(svc: &Service) -> impl Iterator<Item = IpAddr> + '_ {
+    let external = svc
+        .spec
+        .iter()
+        .flat_map(|s| s.external_ips.iter().flatten());
+    let ingress = svc
+        .status
+        .iter()
+        .flat_map(|s| s.load_balancer.iter())
+        .flat_map(|lb| lb.ingress.iter().flatten())
+        .filter(|i| i.ip_mode.as_deref().is_none_or(|m| m == "VIP"))
+        .filter_map(|i| i.ip.as_ref());
+    external.chain(ingress).filter_map(|a| a.parse().ok())
+}
+
+fn proto_number(p: Protocol) -> u8 {
+    match p {
+        Protocol::Tcp => hairpin_common::IPPROTO_TCP,
+        Protocol::Udp => hairpin_common::IPPROTO_UDP,
+    }
+}
+
+fn refused(source: Source, message: String) -> Report {
+    Report {
+        source,
+        state: State::Refused,
+        message,
+    }
+}

@@ -1,0 +1,258 @@
+//! Objects skipped, refused or in conflict, and annotated Services.
+
+use serde_json::json;
+
+use super::*;
+
+#[test]
+fn an_address_kubernetes_serves_is_skipped_unless_forced() {
+    let lb = json!({"spec": {"externalIPs": ["203.0.113.20"]},
+                    "status": {"loadBalancer": {"ingress": [
+                        {"ip": "203.0.113.21"},
+                        {"ip": "203.0.113.22", "ipMode": "Proxy"}]}}});
+    let world = |addr: &str, extra: Value| {
+        World::new()
+            .service(service("web", "web", lb.clone()))
+            .redirect(redirect("web", addr, to_service(json!("http")), extra))
+            .run()
+    };
+    for addr in ["203.0.113.20", "203.0.113.21"] {
+        let d = world(addr, json!({}));
+        assert!(d.frontends.is_empty());
+        assert_eq!(
+            report(&d),
+            (
+                State::Skipped,
+                format!(
+                    "{addr} is a Service's external IP or load balancer VIP, which Kubernetes \
+                     already serves on every node (force: true redirects it anyway)"
+                )
+            )
+        );
+        assert_eq!(world(addr, json!({"force": true})).frontends.len(), 1);
+    }
+    assert_eq!(
+        world("203.0.113.22", json!({})).frontends.len(),
+        1,
+        "ipMode Proxy is not served"
+    );
+}
+
+#[test]
+fn every_refusal_says_why() {
+    let refusal = |addr: &str| {
+        let d = web_world()
+            .redirect(redirect("web", addr, to_service(json!("http")), json!({})))
+            .run();
+        assert!(d.frontends.is_empty());
+        let (state, msg) = report(&d);
+        assert_eq!(state, State::Refused);
+        msg
+    };
+    assert_eq!(
+        refusal("198.51.100.10"),
+        "198.51.100.10 is outside kubernetes.allowedFrontends (203.0.113.0/24, 2001:db8:113::/48)"
+    );
+    assert_eq!(
+        refusal("10.244.3.3"),
+        "10.244.3.3 is inside the cluster's pod CIDR 10.244.0.0/16"
+    );
+    assert_eq!(
+        refusal("10.96.0.10"),
+        "10.96.0.10 is inside the cluster's service CIDR 10.96.0.0/12"
+    );
+    assert_eq!(refusal("127.0.0.1"), "127.0.0.1 is not a unicast address");
+    assert_eq!(
+        refusal("203.0.113.x"),
+        "frontend.address \"203.0.113.x\" is not an IP address"
+    );
+    let mut w = web_world();
+    w.node_addrs.push("203.0.113.5".parse().unwrap());
+    let d = w
+        .redirect(redirect(
+            "web",
+            "203.0.113.5",
+            to_service(json!("http")),
+            json!({}),
+        ))
+        .run();
+    assert_eq!(
+        report(&d).1,
+        "203.0.113.5 is an address of this node: hairpin would capture the node's own traffic"
+    );
+}
+
+#[test]
+fn malformed_redirects_are_refused_with_their_reason() {
+    let refusal = |r: Value| report(&web_world().redirect(r).run());
+    let both = json!({"service": {"namespace": "web", "name": "web"},
+                      "localEndpointSelector": {"namespace": "web", "matchLabels": {}},
+                      "toPorts": [{"port": 80}]});
+    assert_eq!(
+        refusal(redirect("web", "203.0.113.10", both, json!({}))),
+        (
+            State::Refused,
+            "backend needs exactly one of service and localEndpointSelector".into()
+        )
+    );
+    let mut r = redirect("web", "203.0.113.10", to_service(json!("http")), json!({}));
+    r["spec"]["frontend"]["toPorts"] = json!([{"port": 8080}, {"port": 5353, "protocol": "UDP"}]);
+    assert_eq!(
+        refusal(r).1,
+        "frontend port 8080 needs a name: with several ports, each pairs with the backend port of its name"
+    );
+    let missing =
+        json!({"service": {"namespace": "web", "name": "gone"}, "toPorts": [{"port": 80}]});
+    let d = web_world()
+        .redirect(redirect("web", "203.0.113.10", missing, json!({})))
+        .run();
+    assert_eq!(
+        d.frontends[0].backends,
+        [],
+        "no backend: the frontend passes through"
+    );
+    assert_eq!(
+        report(&d),
+        (State::Applied, "Service web/gone not found".into())
+    );
+    let d = web_world()
+        .redirect(redirect(
+            "web",
+            "203.0.113.10",
+            to_service(json!("https")),
+            json!({}),
+        ))
+        .run();
+    assert_eq!(report(&d).1, "Service web has no TCP port named \"https\"");
+}
+
+fn annotated(ns: &str, value: &str) -> Value {
+    let mut svc = service(ns, "web", json!({}));
+    svc["metadata"]["annotations"] = json!({"hairpin.dev/frontends": value});
+    svc
+}
+
+#[test]
+fn an_annotated_service_redirects_to_its_endpoints() {
+    let d = World::new()
+        .service(annotated(
+            "web",
+            "203.0.113.10:8080=http, 203.0.113.10:5353=dns",
+        ))
+        .slice(slice(
+            "web",
+            "web",
+            "IPv4",
+            &[("10.244.1.5", "n1", true, true, false)],
+        ))
+        .run();
+    let got: Vec<_> = d
+        .frontends
+        .iter()
+        .map(|f| (f.name.as_str(), f.port, f.proto, f.backends[0].port))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("Service/web/web/203.0.113.10:8080/tcp", 8080, 6, 8080),
+            ("Service/web/web/203.0.113.10:5353/udp", 5353, 17, 5353),
+        ]
+    );
+    assert_eq!(report(&d), (State::Applied, String::new()));
+}
+
+#[test]
+fn annotations_outside_the_listed_namespaces_and_malformed_ones_are_refused() {
+    let d = World::new()
+        .service(annotated("other", "203.0.113.10:8080=http"))
+        .run();
+    assert_eq!(
+        report(&d),
+        (
+            State::Refused,
+            "hairpin.dev/frontends is not honoured in namespace other: it is not in kubernetes.annotationNamespaces".into()
+        )
+    );
+    let d = World::new()
+        .service(annotated("web", "203.0.113.10=http"))
+        .run();
+    assert_eq!(
+        report(&d).1,
+        "malformed hairpin.dev/frontends: entry 1: \"203.0.113.10\" is not ADDRESS:PORT (IPv6 in brackets: [2001:db8::1]:80)"
+    );
+    assert!(d.frontends.is_empty());
+}
+
+#[test]
+fn the_file_and_then_the_oldest_object_win_a_frontend() {
+    let mut w = web_world()
+        .redirect(redirect(
+            "newer",
+            "203.0.113.10",
+            to_service(json!("http")),
+            json!({}),
+        ))
+        .service(annotated("web", "203.0.113.11:8080=http"));
+    let mut older = redirect(
+        "older",
+        "203.0.113.10",
+        to_service(json!("http")),
+        json!({}),
+    );
+    older["metadata"]["creationTimestamp"] = json!("2025-06-01T00:00:00Z");
+    w = w.redirect(older);
+    w.file.push(Frontend {
+        name: "registry/8080/tcp".into(),
+        source: "hairpin.yaml:3".into(),
+        addr: "203.0.113.11".parse().unwrap(),
+        port: 8080,
+        proto: 6,
+        backends: Vec::new(),
+    });
+    let d = w.run();
+    let names: Vec<_> = d.frontends.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["HairpinRedirect/older/8080/tcp"]);
+    let msgs: Vec<_> = d
+        .reports
+        .iter()
+        .map(|r| (r.source.to_string(), r.state, r.message.as_str()))
+        .collect();
+    assert_eq!(
+        msgs,
+        [
+            ("HairpinRedirect/older".to_string(), State::Applied, ""),
+            (
+                "HairpinRedirect/newer".to_string(),
+                State::Refused,
+                "203.0.113.10:8080 is taken by HairpinRedirect/older"
+            ),
+            (
+                "Service/web/web".to_string(),
+                State::Refused,
+                "203.0.113.11:8080 is taken by the file's registry/8080/tcp"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn options_the_datapath_does_not_serve_yet_are_said() {
+    let d = web_world()
+        .redirect(redirect(
+            "web",
+            "203.0.113.10",
+            to_service(json!("http")),
+            json!({"skipRedirectFromBackend": true, "whenNoBackend": "reject"}),
+        ))
+        .run();
+    assert_eq!(d.frontends.len(), 1);
+    assert_eq!(
+        report(&d),
+        (
+            State::Applied,
+            "skipRedirectFromBackend is not served yet: backends are redirected too; \
+             whenNoBackend: reject is not served yet: without a backend, clients pass through"
+                .into()
+        )
+    );
+}

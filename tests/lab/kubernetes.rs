@@ -79,8 +79,9 @@ fn metrics(lab: &Lab) -> String {
     lab.sh_ok("n1", "curl -s http://127.0.0.1:9469/metrics")
 }
 
-/// Clients of both nodes, pods and host processes.
-const CLIENTS: [&str; 4] = ["n1-c1", "n1", "n2-c2", "n2"];
+/// Clients of both nodes, pods and host processes, and the backend pod b1
+/// itself.
+const CLIENTS: [&str; 5] = ["n1-c1", "n1", "n2-c2", "n2", "n1-b1"];
 
 /// Whether every client gets its answer from `who` (a failure is a no).
 fn all_reach(lab: &Lab, who: &str) -> bool {

@@ -111,7 +111,14 @@ impl<F: Properties> FlowCase<F> {
             ClientKind::Host => self.host,
             ClientKind::Backend => F::ip(F::sock_of(*self.backend.get(&frontend.backends))),
         };
-        let client = F::sock(ip, self.port);
+        // A backend calling from the frontend's port would, if it chose
+        // itself on the same port, get its own request back as the reply:
+        // left untranslated by design (flows.rs has that case).
+        let port = match self.kind {
+            ClientKind::Backend if self.port == F::port(fe_addr) => self.port ^ 1,
+            _ => self.port,
+        };
+        let client = F::sock(ip, port);
         let request_hook = match self.kind {
             ClientKind::Host => Hook::UplinkEgress,
             ClientKind::Pod | ClientKind::Backend => Hook::PodIngress,

@@ -162,7 +162,8 @@ fn apply_family<A: Addr>(
     for (fe, key) in &mine {
         keep.insert((key.addr, key.port, key.proto));
         let new_slots = slots::<A>(fe);
-        let (id, old_slots) = match current.get(&(key.addr, key.port, key.proto)) {
+        let existing = current.get(&(key.addr, key.port, key.proto));
+        let (id, old_slots) = match existing {
             Some((_, f)) => (f.id, f.slots),
             None => {
                 let id = ids.take()?;
@@ -182,7 +183,9 @@ fn apply_family<A: Addr>(
         let old: Vec<Backend<A>> = (0..old_slots)
             .filter_map(|slot| fm.backends.get(&slot_key(slot), 0).ok())
             .collect();
-        if old == new_slots {
+        // A new frontend is written even without backends: it then passes
+        // its packets through, and shows in the listings.
+        if old == new_slots && existing.is_some() {
             continue;
         }
         for (slot, b) in new_slots.iter().enumerate() {

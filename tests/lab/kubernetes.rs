@@ -278,5 +278,34 @@ fn local_pods_serve_their_own_node_and_an_annotation_comes_and_goes() {
         "b1",
         "the other redirect is untouched"
     );
+
+    // Without a backend, clients reach the real address (a server of the
+    // router's own here), as without hairpin; with one, the backend.
+    let _router = lab.background(
+        "rtr",
+        "socat TCP-LISTEN:8082,bind=203.0.113.10,reuseaddr,fork SYSTEM:'echo HTTP/1.0 200 OK; echo; echo router'",
+        "router-8082.txt",
+    );
+    let url = "http://203.0.113.10:8082/";
+    let mut empty = json!({"apiVersion": "hairpin.dev/v1alpha1", "kind": "HairpinRedirect",
+        "metadata": {"name": "empty"},
+        "spec": {"frontend": {"address": "203.0.113.10", "toPorts": [{"port": 8082}]},
+                 "backend": {"localEndpointSelector": {"namespace": "default",
+                                                       "matchLabels": {"run": "none"}},
+                             "toPorts": [{"port": 80}]}}});
+    api.apply(empty.clone());
+    eventually(5, "the frontend without backends is installed", || {
+        lab.hairpin("n1", &["list"]).contains("203.0.113.10:8082")
+    });
+    eventually(5, "passThrough: clients reach the real address", || {
+        ["n1-c1", "n2-c2", "n1"]
+            .iter()
+            .all(|ns| answer(&lab, ns, url) == "router")
+    });
+    empty["spec"]["backend"]["localEndpointSelector"]["matchLabels"] = json!({"run": "nginx"});
+    api.apply(empty);
+    eventually(5, "with backends, the redirect", || {
+        answer(&lab, "n1-c1", url) == "b1" && answer(&lab, "n2-c2", url) == "b2"
+    });
     api.stop();
 }

@@ -84,6 +84,12 @@ pub fn frontend_name<A: Addr>(k: &FrontendKey<A>) -> String {
     format!("{}/{}", endpoint(k.addr, k.port), proto_name(k.proto))
 }
 
+/// The same for a configured frontend.
+pub fn frontend_label(f: &crate::config::Frontend) -> String {
+    let at = std::net::SocketAddr::new(f.addr, f.port);
+    format!("{at}/{}", proto_name(f.proto))
+}
+
 #[derive(Debug, Serialize)]
 pub struct FrontendView {
     pub id: u32,

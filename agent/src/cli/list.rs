@@ -56,10 +56,7 @@ pub fn list(args: Args) -> Result<()> {
             });
         row.source = applied
             .iter()
-            .find(|f| {
-                let proto = crate::inspect::proto_name(f.proto);
-                row.frontend == format!("{}/{proto}", std::net::SocketAddr::new(f.addr, f.port))
-            })
+            .find(|f| row.frontend == crate::inspect::frontend_label(f))
             .map(|f| f.source.clone());
         row.not_served = degraded
             .iter()

@@ -129,8 +129,7 @@ pub fn node_name(given: Option<&str>) -> String {
 impl Agent {
     /// Follows the cluster as the configuration says: starts, restarts
     /// (other settings) or stops the watches.
-    pub(super) async fn configure_cluster(&mut self) {
-        let wanted = self.config.kubernetes.clone();
+    pub(super) async fn configure_cluster(&mut self, wanted: Option<Kubernetes>) {
         match (&self.cluster, wanted) {
             (_, None) => {
                 if self.cluster.take().is_some() {
@@ -207,21 +206,20 @@ impl Agent {
             }
             None => self.retries.served(&Item::Kubernetes),
         }
-        if changed && self.refresh_cluster() {
+        if changed && self.refresh_cluster(&self.base(&self.config)) {
             self.apply_desired("cluster").await;
         }
         self.publish_cluster();
     }
 
-    /// Recomputes the cluster's frontends against the file's and the
-    /// names': whether they changed.
-    pub(super) fn refresh_cluster(&mut self) -> bool {
-        let base = self.base(&self.config);
+    /// Recomputes the cluster's frontends against `base`, the file's and
+    /// the names': whether they changed.
+    pub(super) fn refresh_cluster(&mut self, base: &[Frontend]) -> bool {
         let node = self.node.clone();
         let was_synced = self.cluster.as_ref().is_some_and(Cluster::synced);
         match self.cluster.as_mut() {
             Some(c) => {
-                let changed = c.refresh(&base, &node);
+                let changed = c.refresh(base, &node);
                 if c.synced() && !was_synced {
                     info!("the cluster's objects are listed; serving them");
                 }

@@ -158,15 +158,15 @@ impl Agent {
         };
         // The cluster's last known frontends are in the first apply, so
         // that a restart ends none of their flows.
-        agent.configure_cluster().await;
+        agent
+            .configure_cluster(agent.config.kubernetes.clone())
+            .await;
         // So are the addresses the file's names had.
         agent.adopt_names();
         let desired = agent.desired(&agent.config);
         let applied = reconcile::apply(&mut agent.maps, &desired, agent.opts.max_frontends)?;
         info!(config = %agent.settings.config.display(), ?applied, "configuration applied");
-        agent.metrics.set_names(&agent.maps, &desired)?;
-        agent.health.set_frontends(desired.clone());
-        agent.applied = desired;
+        agent.record_applied(desired)?;
         Ok(agent)
     }
 
@@ -232,6 +232,15 @@ impl Agent {
         }
         info!("stopping; the datapath stays in place (`hairpin detach` removes it)");
         Ok(())
+    }
+
+    /// Records the frontends the maps now hold, for the loop, the listener
+    /// and the metrics' names.
+    fn record_applied(&mut self, desired: Vec<crate::config::Frontend>) -> Result<()> {
+        self.health.set_frontends(desired.clone());
+        let named = self.metrics.set_names(&self.maps, &desired);
+        self.applied = desired;
+        named
     }
 
     /// Tries failed items again.

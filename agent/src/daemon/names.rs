@@ -111,7 +111,7 @@ impl Agent {
         self.health.set_name_views(self.names.views());
         if changed {
             info!(name = %host, "addresses changed");
-            self.refresh_cluster();
+            self.refresh_cluster(&self.base(&self.config));
             self.apply_desired("name").await;
         } else {
             self.report_names();
@@ -128,10 +128,7 @@ impl Agent {
         let Ok(installed) = crate::inspect::frontends(&pinned) else {
             return;
         };
-        let label = |f: &Frontend| {
-            let at = std::net::SocketAddr::new(f.addr, f.port);
-            format!("{at}/{}", crate::inspect::proto_name(f.proto))
-        };
+        let label = crate::inspect::frontend_label;
         let written: Vec<String> = self.config.frontends.iter().map(label).collect();
         for nf in &self.config.named {
             let mut backends: Vec<(String, u32)> = nf
@@ -170,7 +167,7 @@ impl Agent {
             reconcile::has_flows_to(maps, addr).unwrap_or(true)
         });
         if expired {
-            self.refresh_cluster();
+            self.refresh_cluster(&self.base(&self.config));
             self.apply_desired("name").await;
         }
     }
@@ -198,11 +195,9 @@ impl Agent {
         let desired = self.desired(&self.config);
         match reconcile::apply(&mut self.maps, &desired, self.opts.max_frontends) {
             Ok(applied) => {
-                if let Err(e) = self.metrics.set_names(&self.maps, &desired) {
+                if let Err(e) = self.record_applied(desired) {
                     warn!("frontend names for metrics: {e:#}");
                 }
-                self.health.set_frontends(desired.clone());
-                self.applied = desired;
                 self.linger(&applied);
                 info!(why, ?applied, "applied");
                 self.set_uplink().await;

@@ -81,10 +81,8 @@ impl Agent {
         self.node = node;
         let now = Instant::now();
         self.names.track(&config.named, &config.dns, now);
-        let old = std::mem::replace(&mut self.config, config);
-        self.configure_cluster().await;
-        self.refresh_cluster();
-        let config = std::mem::replace(&mut self.config, old);
+        self.configure_cluster(config.kubernetes.clone()).await;
+        self.refresh_cluster(&self.base(&config));
         let desired = self.desired(&config);
         let max = self.opts.max_frontends;
         let applied = match reconcile::apply(&mut self.maps, &desired, max) {
@@ -104,11 +102,9 @@ impl Agent {
         }
         let socket_changed = config.socket != self.config.socket;
         self.config = config;
-        if let Err(e) = self.metrics.set_names(&self.maps, &desired) {
+        if let Err(e) = self.record_applied(desired) {
             warn!("frontend names for metrics: {e:#}");
         }
-        self.health.set_frontends(desired.clone());
-        self.applied = desired;
         self.linger(&applied);
         if socket_changed {
             self.set_socket_path();

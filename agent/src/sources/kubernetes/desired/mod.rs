@@ -131,11 +131,8 @@ pub fn desired(snap: &Snapshot, node: &str, admission: &Admission, taken: &[Fron
         for f in claim.frontends {
             let key = (f.addr, f.port, f.proto);
             if let Some(owner) = claimed.get(&key) {
-                notes.push(format!(
-                    "{}:{} is taken by {owner}",
-                    fmt_addr(f.addr),
-                    f.port
-                ));
+                let at = std::net::SocketAddr::new(f.addr, f.port);
+                notes.push(format!("{at} is taken by {owner}"));
                 continue;
             }
             claimed.insert(key, claim.source.to_string());
@@ -154,13 +151,6 @@ pub fn desired(snap: &Snapshot, node: &str, admission: &Admission, taken: &[Fron
         });
     }
     out
-}
-
-fn fmt_addr(a: IpAddr) -> String {
-    match a {
-        IpAddr::V4(a) => a.to_string(),
-        IpAddr::V6(a) => format!("[{a}]"),
-    }
 }
 
 /// The snapshot's Services and slices by namespace and name, and the

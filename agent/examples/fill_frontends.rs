@@ -92,7 +92,15 @@ fn add(dir: &Path, n: u32) -> Result<()> {
             _pad: 0,
         };
         backends.insert(slot, backend, 0)?;
-        frontends.insert(key, Frontend { id, slots: 1 }, 0)?;
+        frontends.insert(
+            key,
+            Frontend {
+                id,
+                slots: 1,
+                flags: 0,
+            },
+            0,
+        )?;
         let count = match addrs.get(&key.addr, 0) {
             Ok(c) => c,
             Err(MapError::KeyNotFound) => 0,

@@ -13,27 +13,28 @@ use aya::{
     Pod,
 };
 use hairpin_common::{
-    Backend, BackendKey, CtEntry, CtKey, Frontend, FrontendKey, WireAddr, BACKENDS_V4, BACKENDS_V6,
-    BACKEND_ADDRS_V4, BACKEND_ADDRS_V6, CT_V4, CT_V6, FRONTENDS_V4, FRONTENDS_V6,
-    FRONTEND_ADDRS_V4, FRONTEND_ADDRS_V6,
+    Backend, BackendKey, CtEntry, CtKey, Frontend, FrontendKey, MemberKey, WireAddr, BACKENDS_V4,
+    BACKENDS_V6, BACKEND_ADDRS_V4, BACKEND_ADDRS_V6, BACKEND_MEMBERS_V4, BACKEND_MEMBERS_V6, CT_V4,
+    CT_V6, FRONTENDS_V4, FRONTENDS_V6, FRONTEND_ADDRS_V4, FRONTEND_ADDRS_V6,
 };
 
 /// An address as the maps hold it.
 pub trait Addr: WireAddr + Pod + Debug + Eq + Ord + Hash + Send + Sync {
     /// The names of the family's maps: frontends, frontend addresses,
-    /// backends, backend addresses, conntrack.
-    const MAPS: [&'static str; 5];
+    /// backends, backend addresses, backend members, conntrack.
+    const MAPS: [&'static str; 6];
 
     fn from_ip(ip: IpAddr) -> Option<Self>;
     fn ip(self) -> IpAddr;
 }
 
 impl Addr for u32 {
-    const MAPS: [&'static str; 5] = [
+    const MAPS: [&'static str; 6] = [
         FRONTENDS_V4,
         FRONTEND_ADDRS_V4,
         BACKENDS_V4,
         BACKEND_ADDRS_V4,
+        BACKEND_MEMBERS_V4,
         CT_V4,
     ];
 
@@ -50,11 +51,12 @@ impl Addr for u32 {
 }
 
 impl Addr for [u32; 4] {
-    const MAPS: [&'static str; 5] = [
+    const MAPS: [&'static str; 6] = [
         FRONTENDS_V6,
         FRONTEND_ADDRS_V6,
         BACKENDS_V6,
         BACKEND_ADDRS_V6,
+        BACKEND_MEMBERS_V6,
         CT_V6,
     ];
 
@@ -84,5 +86,7 @@ pub struct FamilyMaps<A: Addr> {
     pub frontend_addrs: HashMap<MapData, A, u32>,
     pub backends: HashMap<MapData, BackendKey, Backend<A>>,
     pub backend_addrs: HashMap<MapData, A, u32>,
+    /// Backend addresses of the frontends that skip their backends.
+    pub backend_members: HashMap<MapData, MemberKey<A>, u32>,
     pub conntrack: HashMap<MapData, CtKey<A>, CtEntry<A>>,
 }

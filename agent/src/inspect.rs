@@ -28,7 +28,7 @@ pub struct PinnedFamily<A: Addr> {
 
 impl<A: Addr> PinnedFamily<A> {
     fn open(dir: &Path) -> Result<Self> {
-        let [frontends, _, backends, _, conntrack] = A::MAPS;
+        let [frontends, _, backends, _, _, conntrack] = A::MAPS;
         Ok(Self {
             frontends: open(dir, frontends)?,
             backends: open(dir, backends)?,
@@ -138,7 +138,7 @@ fn family_frontends<A: Addr>(
     for r in fam.frontends.iter() {
         let (k, f) = r.context("reading frontends")?;
         let mut backends: Vec<(String, u32)> = Vec::new();
-        for slot in 0..f.slots {
+        for slot in 0..u32::from(f.slots) {
             let Ok(b) = fam.backends.get(
                 &BackendKey {
                     frontend_id: f.id,

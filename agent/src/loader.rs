@@ -14,9 +14,9 @@ use aya::{
 };
 use hairpin_common::{
     CtEntry, CtKey, CtTimeouts, FrontendStats, NodeConfig, BACKENDS_V4, BACKENDS_V6,
-    BACKEND_ADDRS_V4, BACKEND_ADDRS_V6, CT_V4, CT_V6, DEFAULT_CT_ENTRIES,
-    DEFAULT_MAX_BACKEND_SLOTS, DEFAULT_MAX_FRONTENDS, FRONTENDS_V4, FRONTENDS_V6,
-    FRONTEND_ADDRS_V4, FRONTEND_ADDRS_V6, FRONTEND_STATS, GLOBAL_CT_TIMEOUT_CLOSE,
+    BACKEND_ADDRS_V4, BACKEND_ADDRS_V6, BACKEND_MEMBERS_V4, BACKEND_MEMBERS_V6, CT_V4, CT_V6,
+    DEFAULT_CT_ENTRIES, DEFAULT_MAX_BACKEND_SLOTS, DEFAULT_MAX_FRONTENDS, FRONTENDS_V4,
+    FRONTENDS_V6, FRONTEND_ADDRS_V4, FRONTEND_ADDRS_V6, FRONTEND_STATS, GLOBAL_CT_TIMEOUT_CLOSE,
     GLOBAL_CT_TIMEOUT_SYN, GLOBAL_CT_TIMEOUT_TCP, GLOBAL_CT_TIMEOUT_UDP, GLOBAL_L4_CSUM_IPV6,
     GLOBAL_STATS, NODE, PINNED_MAPS, SOCK_PROGRAMS, TC_PROGRAMS,
 };
@@ -131,11 +131,13 @@ impl Datapath {
             .map_max_entries(FRONTEND_STATS, opts.max_frontends)
             .map_max_entries(BACKENDS_V4, opts.max_backend_slots)
             .map_max_entries(BACKEND_ADDRS_V4, opts.max_backend_slots)
+            .map_max_entries(BACKEND_MEMBERS_V4, opts.max_backend_slots)
             .map_max_entries(CT_V4, opts.ct_entries)
             .map_max_entries(FRONTENDS_V6, opts.max_frontends)
             .map_max_entries(FRONTEND_ADDRS_V6, opts.max_frontends)
             .map_max_entries(BACKENDS_V6, opts.max_backend_slots)
             .map_max_entries(BACKEND_ADDRS_V6, opts.max_backend_slots)
+            .map_max_entries(BACKEND_MEMBERS_V6, opts.max_backend_slots)
             .map_max_entries(CT_V6, opts.ct_entries_v6)
             .override_global(GLOBAL_CT_TIMEOUT_SYN, &opts.timeouts.syn, true)
             .override_global(GLOBAL_CT_TIMEOUT_TCP, &opts.timeouts.tcp, true)
@@ -195,12 +197,14 @@ impl Datapath {
     }
 
     fn family<A: Addr>(&mut self) -> Result<FamilyMaps<A>> {
-        let [frontends, frontend_addrs, backends, backend_addrs, conntrack] = A::MAPS;
+        let [frontends, frontend_addrs, backends, backend_addrs, backend_members, conntrack] =
+            A::MAPS;
         Ok(FamilyMaps {
             frontends: self.map(frontends)?,
             frontend_addrs: self.map(frontend_addrs)?,
             backends: self.map(backends)?,
             backend_addrs: self.map(backend_addrs)?,
+            backend_members: self.map(backend_members)?,
             conntrack: self.map(conntrack)?,
         })
     }

@@ -2,13 +2,19 @@
 //! frontend that did not change keeps its id, its slots and its flows.
 //! Each family has its maps; frontend ids (and so the counters) are shared.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    hash::Hash,
+};
 
 use anyhow::{Context as _, Result};
-use aya::maps::{MapData, PerCpuArray, PerCpuValues};
+use aya::{
+    maps::{MapData, PerCpuArray, PerCpuValues},
+    Pod,
+};
 use hairpin_common::{
-    Backend, BackendKey, CtDir, CtKey, Frontend, FrontendKey, FrontendStats, WireAddr, IPPROTO_TCP,
-    SEEN_ENDED, SEEN_RST,
+    Backend, BackendKey, CtDir, CtKey, Frontend, FrontendKey, FrontendStats, MemberKey, WireAddr,
+    FRONTEND_REFUSE, FRONTEND_SKIP_BACKENDS, IPPROTO_TCP, SEEN_ENDED, SEEN_RST,
 };
 
 use crate::{
@@ -72,6 +78,18 @@ fn slots<A: Addr>(fe: &config::Frontend) -> Vec<Backend<A>> {
         })
         .flatten()
         .collect()
+}
+
+/// The datapath's flags for a frontend's policy.
+fn flags(policy: &config::Policy) -> u16 {
+    let mut flags = 0;
+    if policy.refuse_when_empty {
+        flags |= FRONTEND_REFUSE;
+    }
+    if policy.skip_backends {
+        flags |= FRONTEND_SKIP_BACKENDS;
+    }
+    flags
 }
 
 /// Applies `desired` to the maps. `max_frontends` bounds the ids.
@@ -153,6 +171,7 @@ fn apply_family<A: Addr>(
         .collect::<Result<_, _>>()
         .context("reading frontends")?;
     let mut keep = BTreeSet::new();
+    let mut members = Vec::new();
     let mut ended_backends: Vec<(u32, BTreeSet<(A, u16)>)> = Vec::new();
     let mine: Vec<(&config::Frontend, FrontendKey<A>)> = desired
         .iter()
@@ -162,9 +181,18 @@ fn apply_family<A: Addr>(
     for (fe, key) in &mine {
         keep.insert((key.addr, key.port, key.proto));
         let new_slots = slots::<A>(fe);
+        let slot_count = u16::try_from(new_slots.len()).with_context(|| {
+            format!(
+                "frontend {} has {} backend slots (weights summed): at most {} are served",
+                fe.name,
+                new_slots.len(),
+                u16::MAX
+            )
+        })?;
+        let new_flags = flags(&fe.policy);
         let existing = current.get(&(key.addr, key.port, key.proto));
         let (id, old_slots) = match existing {
-            Some((_, f)) => (f.id, f.slots),
+            Some((_, f)) => (f.id, u32::from(f.slots)),
             None => {
                 let id = ids.take()?;
                 let cpus = aya::util::nr_cpus().map_err(|(_, e)| e)?;
@@ -183,9 +211,15 @@ fn apply_family<A: Addr>(
         let old: Vec<Backend<A>> = (0..old_slots)
             .filter_map(|slot| fm.backends.get(&slot_key(slot), 0).ok())
             .collect();
+        if fe.policy.skip_backends {
+            members.extend(new_slots.iter().map(|b| MemberKey {
+                frontend_id: id,
+                addr: b.addr,
+            }));
+        }
         // A new frontend is written even without backends: it then passes
-        // its packets through, and shows in the listings.
-        if old == new_slots && existing.is_some() {
+        // its packets through (or refuses them), and shows in the listings.
+        if old == new_slots && existing.is_some_and(|(_, f)| f.flags == new_flags) {
             continue;
         }
         for (slot, b) in new_slots.iter().enumerate() {
@@ -195,7 +229,8 @@ fn apply_family<A: Addr>(
             key,
             Frontend {
                 id,
-                slots: new_slots.len() as u32,
+                slots: slot_count,
+                flags: new_flags,
             },
             0,
         )?;
@@ -203,7 +238,7 @@ fn apply_family<A: Addr>(
             // Ignored error: a slot already gone needs no removal.
             let _ = fm.backends.remove(&slot_key(slot));
         }
-        if old_slots == 0 {
+        if existing.is_none() {
             applied.added += 1;
         } else {
             applied.updated += 1;
@@ -224,7 +259,7 @@ fn apply_family<A: Addr>(
             continue;
         }
         fm.frontends.remove(key)?;
-        for slot in 0..f.slots {
+        for slot in 0..u32::from(f.slots) {
             // Ignored error: a slot already gone needs no removal.
             let _ = fm.backends.remove(&BackendKey {
                 frontend_id: f.id,
@@ -237,6 +272,7 @@ fn apply_family<A: Addr>(
     }
 
     sync_addrs(&mut fm.frontend_addrs, mine.iter().map(|(_, k)| k.addr))?;
+    sync_addrs(&mut fm.backend_members, members.into_iter())?;
 
     // Flows of removed frontends and backends end now (see `end_flows`).
     let mut lingering = BTreeSet::new();
@@ -329,18 +365,18 @@ pub fn end_flows<A: Addr>(
 }
 
 /// Makes an address map hold exactly `addrs`, each with its use count.
-fn sync_addrs<A: Addr>(
-    map: &mut aya::maps::HashMap<MapData, A, u32>,
-    addrs: impl Iterator<Item = A>,
+fn sync_addrs<K: Pod + Eq + Hash>(
+    map: &mut aya::maps::HashMap<MapData, K, u32>,
+    addrs: impl Iterator<Item = K>,
 ) -> Result<()> {
-    let mut want: BTreeMap<A, u32> = BTreeMap::new();
+    let mut want: HashMap<K, u32> = HashMap::new();
     for a in addrs {
         *want.entry(a).or_default() += 1;
     }
     for (a, n) in &want {
         map.insert(a, n, 0)?;
     }
-    let stale: Vec<A> = map
+    let stale: Vec<K> = map
         .keys()
         .filter_map(Result::ok)
         .filter(|a| !want.contains_key(a))

@@ -17,12 +17,15 @@ pub const CT_V6: &str = "CT_V6";
 pub const FRONTEND_STATS: &str = "FRONTEND_STATS";
 pub const GLOBAL_STATS: &str = "GLOBAL_STATS";
 pub const NODE: &str = "NODE";
+/// Backend addresses of the frontends whose backends are not redirected.
+pub const BACKEND_MEMBERS_V4: &str = "BACKEND_MEMBERS_V4";
+pub const BACKEND_MEMBERS_V6: &str = "BACKEND_MEMBERS_V6";
 /// Socket-level reverse translation: (socket, backend) → frontend.
 pub const SOCK_REVNAT_V4: &str = "SOCK_REVNAT_V4";
 pub const SOCK_REVNAT_V6: &str = "SOCK_REVNAT_V6";
 
 /// Every map the agent pins, in a stable order.
-pub const PINNED_MAPS: [&str; 15] = [
+pub const PINNED_MAPS: [&str; 17] = [
     FRONTENDS_V4,
     FRONTEND_ADDRS_V4,
     BACKENDS_V4,
@@ -38,6 +41,8 @@ pub const PINNED_MAPS: [&str; 15] = [
     NODE,
     SOCK_REVNAT_V4,
     SOCK_REVNAT_V6,
+    BACKEND_MEMBERS_V4,
+    BACKEND_MEMBERS_V6,
 ];
 
 /// Program on a pod veth's ingress (the pod's egress).

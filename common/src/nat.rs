@@ -24,9 +24,34 @@ pub struct Frontend {
     pub id: u32,
     /// Number of backend slots `0..slots` in `BACKENDS_V{4,6}`; weights are
     /// expressed by giving a backend several slots. Zero: no backend (the
-    /// packet passes untranslated, as if there were no frontend).
-    pub slots: u32,
+    /// packet passes untranslated, as if there were no frontend, unless
+    /// `FRONTEND_REFUSE` is set).
+    pub slots: u16,
+    /// `FRONTEND_*` bits. Where an older datapath had a 32-bit `slots`,
+    /// these were its high, always-zero bits: its pinned values read the same.
+    pub flags: u16,
 }
+
+/// Without backends, new flows are refused: a TCP reset answers a SYN,
+/// an ICMP port unreachable a UDP datagram.
+pub const FRONTEND_REFUSE: u16 = 1;
+/// Packets from the frontend's own backends (by address) pass
+/// untranslated: a backend calling the frontend reaches the real one.
+/// The addresses are in `BACKEND_MEMBERS_V{4,6}`.
+pub const FRONTEND_SKIP_BACKENDS: u16 = 2;
+
+/// Key of `BACKEND_MEMBERS_V{4,6}`: a backend address of a frontend that
+/// has `FRONTEND_SKIP_BACKENDS`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct MemberKey<A> {
+    pub frontend_id: u32,
+    /// As on the wire.
+    pub addr: A,
+}
+
+pub type MemberKeyV4 = MemberKey<u32>;
+pub type MemberKeyV6 = MemberKey<[u32; 4]>;
 
 /// Key of `BACKENDS_V{4,6}`: one slot of one frontend.
 #[repr(C)]
@@ -113,7 +138,10 @@ pub type SockNatV4 = SockNat<u32>;
 pub type SockNatV6 = SockNat<[u32; 4]>;
 
 user_pod!(Frontend, BackendKey, NodeConfig);
-user_pod_generic!(FrontendKey, Backend, SockKey, SockNat);
+user_pod_generic!(FrontendKey, Backend, SockKey, SockNat, MemberKey);
 
 const _: () =
     assert!(core::mem::size_of::<FrontendKeyV6>() == 20 && core::mem::size_of::<BackendV6>() == 20);
+// The frontend value keeps the size older datapaths pinned.
+const _: () = assert!(core::mem::size_of::<Frontend>() == 8);
+const _: () = assert!(core::mem::size_of::<MemberKeyV6>() == 20);

@@ -34,16 +34,24 @@ pub enum Counter {
     RewriteFailed = 4,
     /// A segment of an ended flow that could not be made a reset went on.
     ResetFailed = 5,
+    /// New flows refused at a frontend without backends that asks for it:
+    /// a TCP reset or an ICMP port unreachable went back to the client.
+    Refused = 6,
+    /// Packets from a frontend's own backend, passed untranslated because
+    /// the frontend skips its backends.
+    BackendSkipped = 7,
 }
 
 impl Counter {
-    pub const ALL: [Counter; 6] = [
+    pub const ALL: [Counter; 8] = [
         Counter::CtInsertFailed,
         Counter::Unparsable,
         Counter::IcmpTranslated,
         Counter::RedirectFailed,
         Counter::RewriteFailed,
         Counter::ResetFailed,
+        Counter::Refused,
+        Counter::BackendSkipped,
     ];
 
     pub fn name(self) -> &'static str {
@@ -54,6 +62,8 @@ impl Counter {
             Counter::RedirectFailed => "redirect_failed",
             Counter::RewriteFailed => "rewrite_failed",
             Counter::ResetFailed => "reset_failed",
+            Counter::Refused => "refused",
+            Counter::BackendSkipped => "backend_skipped",
         }
     }
 }

@@ -4,7 +4,8 @@
 use aya_ebpf::helpers::bpf_ktime_get_coarse_ns;
 use hairpin_common::{
     ct_lifetime, Backend, Counter, CtDir, CtEntry, CtKey, CtOrigin, Frontend, CT_REFRESH_NS,
-    IPPROTO_TCP, NS_PER_SEC, SEEN_ACK, SEEN_ENDED, SEEN_FIN, SEEN_RST, SEEN_SYN,
+    FRONTEND_REFUSE, FRONTEND_SKIP_BACKENDS, IPPROTO_TCP, IPPROTO_UDP, NS_PER_SEC, SEEN_ACK,
+    SEEN_ENDED, SEEN_FIN, SEEN_RST, SEEN_SYN,
 };
 
 use crate::{
@@ -105,19 +106,29 @@ fn touch<F>(e: &mut CtEntry<F>, seen: u8, now: u64) {
     }
 }
 
+/// What became of a packet to a frontend.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Forward {
+    /// Its flow's entry, found.
+    Known,
+    /// A new flow, opened.
+    Opened,
+    /// A new flow at a frontend without backends that refuses it.
+    Refuse,
+}
+
 /// The forward entry of a packet to a frontend, opening the flow when it
 /// has none, or when its entry is over: expired, or a new connection (a
 /// bare SYN) on a port whose last connection got past its handshake.
-/// Writes the entry to `out` and says whether it is new. A subprogram,
-/// writing to its caller's entry rather than returning one: both keep the
-/// BPF stack frames small.
+/// Writes the entry to `out`. A subprogram, writing to its caller's entry
+/// rather than returning one: both keep the BPF stack frames small.
 #[inline(never)]
 pub fn forward<F: Family>(
     key: &CtKey<F>,
     tcp_flags: u8,
     hook: Hook,
     out: &mut CtEntry<F>,
-) -> Option<bool> {
+) -> Option<Forward> {
     let now = now();
     let seen = seen_flags(key.proto, tcp_flags);
     if let Some(e) = F::ct().get_ptr_mut(key) {
@@ -136,13 +147,20 @@ pub fn forward<F: Family>(
         if !expired && !reused {
             touch(e, seen, now);
             *out = *e;
-            return Some(false);
+            return Some(Forward::Known);
         }
     }
     let fe = crate::nat::frontend(key)?;
-    let be = crate::nat::choose_backend::<F>(&fe)?;
+    if fe.flags & FRONTEND_SKIP_BACKENDS != 0 && crate::nat::is_member(&fe, key.saddr) {
+        count(Counter::BackendSkipped);
+        return None;
+    }
+    let Some(be) = crate::nat::choose_backend::<F>(&fe) else {
+        let opens = key.proto == IPPROTO_UDP || seen & (SEEN_SYN | SEEN_ACK) == SEEN_SYN;
+        return (fe.flags & FRONTEND_REFUSE != 0 && opens).then_some(Forward::Refuse);
+    };
     open(key, &fe, &be, seen, hook, now, out)?;
-    Some(true)
+    Some(Forward::Opened)
 }
 
 /// Inserts both entries of a new flow: the reverse one first, so that a

@@ -9,14 +9,14 @@ use aya_ebpf::{
     programs::TcContext,
 };
 use hairpin_common::{
-    Backend, BackendKey, CtEntry, CtKey, Frontend, FrontendKey, SockKey, SockNat,
+    Backend, BackendKey, CtEntry, CtKey, Frontend, FrontendKey, MemberKey, SockKey, SockNat,
 };
 
 use crate::{
     maps::{
-        l4_csum_ipv6, BACKENDS_V4, BACKENDS_V6, BACKEND_ADDRS_V4, BACKEND_ADDRS_V6, CT_V4, CT_V6,
-        FRONTENDS_V4, FRONTENDS_V6, FRONTEND_ADDRS_V4, FRONTEND_ADDRS_V6, SOCK_REVNAT_V4,
-        SOCK_REVNAT_V6,
+        l4_csum_ipv6, BACKENDS_V4, BACKENDS_V6, BACKEND_ADDRS_V4, BACKEND_ADDRS_V6,
+        BACKEND_MEMBERS_V4, BACKEND_MEMBERS_V6, CT_V4, CT_V6, FRONTENDS_V4, FRONTENDS_V6,
+        FRONTEND_ADDRS_V4, FRONTEND_ADDRS_V6, SOCK_REVNAT_V4, SOCK_REVNAT_V6,
     },
     parse::{IPV4_CSUM_OFF, IP_OFF},
 };
@@ -33,6 +33,7 @@ pub trait Family: Copy + PartialEq + Default + 'static {
     fn frontends() -> &'static HashMap<FrontendKey<Self>, Frontend>;
     fn backends() -> &'static HashMap<BackendKey, Backend<Self>>;
     fn backend_addrs() -> &'static HashMap<Self, u32>;
+    fn backend_members() -> &'static HashMap<MemberKey<Self>, u32>;
     fn ct() -> &'static LruHashMap<CtKey<Self>, CtEntry<Self>>;
     fn sock_revnat() -> &'static LruHashMap<SockKey<Self>, SockNat<Self>>;
 
@@ -58,7 +59,7 @@ pub trait Family: Copy + PartialEq + Default + 'static {
 /// The accessors of a family's maps, in the trait's order.
 macro_rules! family_maps {
     ($frontend_addrs:ident, $frontends:ident, $backends:ident, $backend_addrs:ident,
-     $ct:ident, $sock_revnat:ident) => {
+     $backend_members:ident, $ct:ident, $sock_revnat:ident) => {
         fn frontend_addrs() -> &'static HashMap<Self, u32> {
             &$frontend_addrs
         }
@@ -70,6 +71,9 @@ macro_rules! family_maps {
         }
         fn backend_addrs() -> &'static HashMap<Self, u32> {
             &$backend_addrs
+        }
+        fn backend_members() -> &'static HashMap<MemberKey<Self>, u32> {
+            &$backend_members
         }
         fn ct() -> &'static LruHashMap<CtKey<Self>, CtEntry<Self>> {
             &$ct
@@ -90,6 +94,7 @@ impl Family for u32 {
         FRONTENDS_V4,
         BACKENDS_V4,
         BACKEND_ADDRS_V4,
+        BACKEND_MEMBERS_V4,
         CT_V4,
         SOCK_REVNAT_V4
     );
@@ -141,6 +146,7 @@ impl Family for [u32; 4] {
         FRONTENDS_V6,
         BACKENDS_V6,
         BACKEND_ADDRS_V6,
+        BACKEND_MEMBERS_V6,
         CT_V6,
         SOCK_REVNAT_V6
     );

@@ -17,6 +17,7 @@ mod maps;
 mod nat;
 mod parse;
 mod redirect;
+mod refuse;
 mod sock;
 
 use aya_ebpf::{
@@ -28,7 +29,7 @@ use hairpin_common::{
     Counter, CtDir, CtEntry, CtOrigin, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, SEEN_ENDED,
 };
 
-use conntrack::Hook;
+use conntrack::{Forward, Hook};
 use events::Loggable;
 use family::Family;
 use icmp::IcmpFamily;
@@ -134,7 +135,11 @@ fn malformed() -> i32 {
 /// A TCP or UDP packet: translated when it belongs to a frontend's flow.
 /// A subprogram of its own, like the ICMP paths, to keep each frame small.
 #[inline(never)]
-fn flow<F: Family + Loggable>(ctx: &TcContext, pkt: &Packet<F>, hook: Hook) -> i32 {
+fn flow<F: Family + Loggable + refuse::Unreachable>(
+    ctx: &TcContext,
+    pkt: &Packet<F>,
+    hook: Hook,
+) -> i32 {
     let key = &pkt.key;
     let forward_here = matches!(hook, Hook::PodIngress | Hook::UplinkEgress);
     // The cheap tests first: most packets are to no frontend and from no
@@ -158,7 +163,8 @@ fn flow<F: Family + Loggable>(ctx: &TcContext, pkt: &Packet<F>, hook: Hook) -> i
     };
     let from_backend = || !to_frontend || (reverse_here && nat::is_backend_addr(key.saddr));
     let new_flow = match new_flow {
-        Some(new) => new,
+        Some(Forward::Refuse) => return refuse::refuse(ctx, pkt, hook),
+        Some(found) => found == Forward::Opened,
         None if from_backend() && conntrack::reverse(key, pkt.tcp_flags, hook, &mut e) => false,
         None => return TC_ACT_UNSPEC,
     };

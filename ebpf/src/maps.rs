@@ -7,9 +7,9 @@ use aya_ebpf::{
 };
 use hairpin_common::{
     BackendKey, BackendV4, BackendV6, CtEntryV4, CtEntryV6, CtKeyV4, CtKeyV6, Frontend,
-    FrontendKeyV4, FrontendKeyV6, FrontendStats, NodeConfig, SockKeyV4, SockKeyV6, SockNatV4,
-    SockNatV6, CT_TIMEOUT_CLOSE_NS, CT_TIMEOUT_SYN_NS, CT_TIMEOUT_TCP_NS, CT_TIMEOUT_UDP_NS,
-    DEFAULT_CT_ENTRIES, DEFAULT_MAX_BACKEND_SLOTS, DEFAULT_MAX_FRONTENDS,
+    FrontendKeyV4, FrontendKeyV6, FrontendStats, MemberKeyV4, MemberKeyV6, NodeConfig, SockKeyV4,
+    SockKeyV6, SockNatV4, SockNatV6, CT_TIMEOUT_CLOSE_NS, CT_TIMEOUT_SYN_NS, CT_TIMEOUT_TCP_NS,
+    CT_TIMEOUT_UDP_NS, DEFAULT_CT_ENTRIES, DEFAULT_MAX_BACKEND_SLOTS, DEFAULT_MAX_FRONTENDS,
     DEFAULT_SOCK_REVNAT_ENTRIES, GLOBAL_COUNTERS,
 };
 
@@ -27,6 +27,10 @@ pub static BACKENDS_V4: HashMap<BackendKey, BackendV4> =
 
 #[map]
 pub static BACKEND_ADDRS_V4: HashMap<u32, u32> =
+    HashMap::with_max_entries(DEFAULT_MAX_BACKEND_SLOTS, 0);
+
+#[map]
+pub static BACKEND_MEMBERS_V4: HashMap<MemberKeyV4, u32> =
     HashMap::with_max_entries(DEFAULT_MAX_BACKEND_SLOTS, 0);
 
 /// LRU: when full, the least recently used flows make room rather than new
@@ -141,6 +145,10 @@ pub static BACKENDS_V6: HashMap<BackendKey, BackendV6> =
 
 #[map]
 pub static BACKEND_ADDRS_V6: HashMap<[u32; 4], u32> =
+    HashMap::with_max_entries(DEFAULT_MAX_BACKEND_SLOTS, 0);
+
+#[map]
+pub static BACKEND_MEMBERS_V6: HashMap<MemberKeyV6, u32> =
     HashMap::with_max_entries(DEFAULT_MAX_BACKEND_SLOTS, 0);
 
 #[map]

@@ -1,7 +1,7 @@
 //! Frontend lookup, backend choice and the rewrite of a packet's tuple.
 
 use aya_ebpf::{helpers::bpf_get_prandom_u32, programs::TcContext};
-use hairpin_common::{Backend, BackendKey, CtKey, Frontend, FrontendKey};
+use hairpin_common::{Backend, BackendKey, CtKey, Frontend, FrontendKey, MemberKey};
 
 use crate::{
     csum::{l4_csum, set_port},
@@ -57,10 +57,21 @@ pub fn backend_at<F: Family>(fe: &Frontend, n: u32) -> Option<Backend<F>> {
     }
     let key = BackendKey {
         frontend_id: fe.id,
-        slot: n % fe.slots,
+        slot: n % u32::from(fe.slots),
     };
     // SAFETY: the value is copied out before any other map operation.
     unsafe { F::backends().get(key).copied() }
+}
+
+/// Whether `addr` is one of the backends of `fe`.
+#[inline(always)]
+pub fn is_member<F: Family>(fe: &Frontend, addr: F) -> bool {
+    let key = MemberKey {
+        frontend_id: fe.id,
+        addr,
+    };
+    // SAFETY: the value is only tested for presence.
+    unsafe { F::backend_members().get(key).is_some() }
 }
 
 /// Rewrites the packet's addresses and ports to `to`, fixing checksums.

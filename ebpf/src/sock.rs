@@ -10,7 +10,9 @@ use aya_ebpf::{
     programs::SockAddrContext,
     EbpfContext as _,
 };
-use hairpin_common::{SockKey, SockNat, SockScope, IPPROTO_TCP, IPPROTO_UDP};
+use hairpin_common::{
+    SockKey, SockNat, SockScope, FRONTEND_SKIP_BACKENDS, IPPROTO_TCP, IPPROTO_UDP,
+};
 
 use crate::{
     family::Family,
@@ -54,7 +56,8 @@ fn in_scope(ctx: &SockAddrContext) -> bool {
 /// `connect` and `sendmsg`: a destination that is a frontend becomes one of
 /// its backends, chosen by the socket (so that an unconnected UDP socket
 /// keeps talking to one backend), and the socket remembers the frontend.
-/// Always allows the call: hairpin translates, it never refuses.
+/// Always allows the call: a frontend that refuses without backends is
+/// refused by TC, with the reset or ICMP error a closed port would send.
 #[inline(always)]
 pub fn to_backend<F: Family>(ctx: &SockAddrContext, call: Call) -> i32 {
     // SAFETY: the context points at the hook's `bpf_sock_addr`.
@@ -71,6 +74,11 @@ pub fn to_backend<F: Family>(ctx: &SockAddrContext, call: Call) -> i32 {
     let Some(fe) = frontend_of(fe_addr, fe_port, proto) else {
         return 1;
     };
+    // Whether the caller is a backend shows only in its packets' source
+    // address, which a socket may not have chosen yet: TC decides.
+    if fe.flags & FRONTEND_SKIP_BACKENDS != 0 {
+        return 1;
+    }
     let cookie = cookie(ctx);
     let Some(be) = backend_at::<F>(&fe, (cookie ^ (cookie >> 32)) as u32) else {
         return 1;

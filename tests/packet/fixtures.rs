@@ -12,12 +12,13 @@ use crate::{
 
 pub const UPLINK: (u32, [u8; 6]) = (2, [0x02, 0xfc, 0x00, 0x00, 0x00, 0x01]);
 
-fn fe<S: Into<SocketAddr> + Copy>(id: u32, addr: S, proto: u8, backends: &[S]) -> FrontendCfg {
+pub fn fe<S: Into<SocketAddr> + Copy>(id: u32, addr: S, proto: u8, backends: &[S]) -> FrontendCfg {
     FrontendCfg {
         id,
         addr: addr.into(),
         proto,
         backends: backends.iter().map(|&b| b.into()).collect(),
+        flags: 0,
     }
 }
 

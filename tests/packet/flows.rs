@@ -149,6 +149,7 @@ fn a_pod_reaching_itself_from_the_one_port_of_frontend_and_backend_passes_untouc
             addr: fe.into(),
             proto,
             backends: vec![F::SOLO_BACKEND.into()],
+            flags: 0,
         })
         .collect();
     let mut h = Harness::new(Tables {

@@ -59,5 +59,6 @@ mod icmp;
 mod icmp_untouched;
 mod malformed;
 mod properties;
+mod refusals;
 mod tcp;
 mod untouched;

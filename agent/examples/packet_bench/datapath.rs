@@ -101,7 +101,11 @@ impl Hairpin {
                     proto: IPPROTO_TCP,
                     _pad: 0,
                 },
-                Frontend { id, slots: 1 },
+                Frontend {
+                    id,
+                    slots: 1,
+                    flags: 0,
+                },
                 0,
             )?;
             let a = addr_key(addr);

@@ -118,6 +118,21 @@ pub struct Frontend {
     pub port: u16,
     pub proto: u8,
     pub backends: Vec<Backend>,
+    #[serde(default)]
+    pub policy: Policy,
+}
+
+/// What a frontend does beyond translating to its backends.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Policy {
+    /// Without backends, new flows are refused (a TCP reset, an ICMP port
+    /// unreachable) rather than passed to the real address.
+    #[serde(default)]
+    pub refuse_when_empty: bool,
+    /// The backends' own packets to the frontend are not translated: they
+    /// reach the real address.
+    #[serde(default)]
+    pub skip_backends: bool,
 }
 
 /// A frontend written as a DNS name: installed at each address the name

@@ -8,7 +8,9 @@ use hairpin::{
     family::{Addr, FamilyMaps},
     loader::Maps,
 };
-use hairpin_common::{Backend, BackendKey, CtEntry, CtKey, Frontend, FrontendKey};
+use hairpin_common::{
+    Backend, BackendKey, CtEntry, CtKey, Frontend, FrontendKey, MemberKey, FRONTEND_SKIP_BACKENDS,
+};
 
 use crate::model::{FrontendCfg, Tuple};
 
@@ -112,7 +114,8 @@ pub(super) fn insert_frontend<A: Wire>(maps: &mut FamilyMaps<A>, fe: &FrontendCf
     };
     let value = Frontend {
         id: fe.id,
-        slots: fe.backends.len() as u32,
+        slots: fe.backends.len() as u16,
+        flags: fe.flags,
     };
     maps.frontends
         .insert(key, value, 0)
@@ -138,5 +141,14 @@ pub(super) fn insert_frontend<A: Wire>(maps: &mut FamilyMaps<A>, fe: &FrontendCf
         maps.backend_addrs
             .insert(backend.addr, users + 1, 0)
             .expect("inserting a backend address");
+        if fe.flags & FRONTEND_SKIP_BACKENDS != 0 {
+            let member = MemberKey {
+                frontend_id: fe.id,
+                addr: backend.addr,
+            };
+            maps.backend_members
+                .insert(member, 1, 0)
+                .expect("inserting a backend member");
+        }
     }
 }

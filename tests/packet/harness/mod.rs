@@ -121,6 +121,12 @@ impl Harness {
         (res.return_value as i32, out)
     }
 
+    /// Runs `frame` at `hook` without the model, for the frontends' flags
+    /// (see `FrontendCfg::flags`): the test checks what came out.
+    pub fn run_unmodelled(&mut self, hook: Hook, frame: &[u8]) -> (i32, Vec<u8>) {
+        self.run(hook, frame)
+    }
+
     /// The entry of an IPv4 tuple in `CT_V4`.
     pub fn ct(&self, t: &Tuple) -> Option<CtEntryV4> {
         self.maps.v4.conntrack.get(&ct_key(t), 0).ok()

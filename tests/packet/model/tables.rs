@@ -70,6 +70,9 @@ pub struct FrontendCfg {
     pub proto: u8,
     /// One backend per slot; empty: the frontend translates nothing.
     pub backends: Vec<SocketAddr>,
+    /// `FRONTEND_*` flags. The model knows none: frames of frontends with
+    /// flags are run with `Harness::run_unmodelled` and checked by their test.
+    pub flags: u16,
 }
 
 #[derive(Clone, Debug, Default)]

@@ -48,6 +48,7 @@ fn a_full_configuration_gives_every_frontend_with_its_backends() {
             dns: DnsSettings::default(),
             frontends: vec![
                 Frontend {
+                    policy: Default::default(),
                     name: "registry/https/TCP".into(),
                     source: "test.yaml:2".into(),
                     addr: Ipv4Addr::new(203, 0, 113, 10).into(),
@@ -60,6 +61,7 @@ fn a_full_configuration_gives_every_frontend_with_its_backends() {
                     ],
                 },
                 Frontend {
+                    policy: Default::default(),
                     name: "registry/8443/TCP".into(),
                     source: "test.yaml:2".into(),
                     addr: Ipv4Addr::new(203, 0, 113, 10).into(),
@@ -72,6 +74,7 @@ fn a_full_configuration_gives_every_frontend_with_its_backends() {
                     ],
                 },
                 Frontend {
+                    policy: Default::default(),
                     name: "dns/dns/UDP".into(),
                     source: "test.yaml:11".into(),
                     addr: Ipv4Addr::new(203, 0, 113, 11).into(),
@@ -111,6 +114,7 @@ fn a_minimal_configuration_takes_the_defaults() {
             kubernetes: None,
             dns: DnsSettings::default(),
             frontends: vec![Frontend {
+                policy: Default::default(),
                 name: "web/http/TCP".into(),
                 source: "test.yaml:2".into(),
                 addr: Ipv4Addr::new(203, 0, 113, 10).into(),

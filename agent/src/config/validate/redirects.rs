@@ -158,6 +158,7 @@ impl Validator<'_> {
                 port: port.port,
                 proto: port.proto,
                 backends,
+                policy: Default::default(),
             };
             match &target {
                 Target::Addr(_) => out.0.push(frontend),

@@ -41,6 +41,7 @@ mod tests {
         let path = dir.join("cluster-state.json");
         assert_eq!(load(&path).unwrap(), Vec::new());
         let fe = vec![Frontend {
+            policy: Default::default(),
             name: "HairpinRedirect/web/8080/tcp".into(),
             source: "HairpinRedirect/web".into(),
             addr: "203.0.113.10".parse().unwrap(),

@@ -92,6 +92,7 @@ fn annotated_claim(
             port: e.frontend.port(),
             proto: proto_number(proto),
             backends,
+            policy: Default::default(),
         });
     }
     if claim.frontends.is_empty() {

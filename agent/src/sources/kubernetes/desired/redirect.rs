@@ -4,13 +4,10 @@ use std::net::IpAddr;
 
 use super::{proto_number, refused, Claim, Index, Report, Source, State};
 use crate::{
-    config::Frontend,
+    config::{Frontend, Policy},
     sources::kubernetes::{
         admission::Admission,
-        crd::{
-            BackendPolicy, BackendPort, FrontendPort, HairpinRedirect, HairpinRedirectSpec,
-            WhenNoBackend,
-        },
+        crd::{BackendPolicy, BackendPort, FrontendPort, HairpinRedirect, WhenNoBackend},
         endpoints::{self, Want},
     },
 };
@@ -72,7 +69,11 @@ pub(super) fn claim(
     let mut claim = Claim {
         source: source.clone(),
         frontends: Vec::new(),
-        notes: unserved_options(spec),
+        notes: Vec::new(),
+    };
+    let frontend_policy = Policy {
+        refuse_when_empty: spec.when_no_backend == Some(WhenNoBackend::Reject),
+        skip_backends: spec.skip_redirect_from_backend,
     };
     for (i, fp) in spec.frontend.to_ports.iter().enumerate() {
         let bp = pair(&spec.frontend.to_ports, &backend.to_ports, i).map_err(&fail)?;
@@ -107,25 +108,10 @@ pub(super) fn claim(
             port: fp.port,
             proto: proto_number(fp.protocol),
             backends,
+            policy: frontend_policy,
         });
     }
     Ok(claim)
-}
-
-/// The options this agent's datapath does not serve yet: said, never
-/// silently ignored.
-fn unserved_options(spec: &HairpinRedirectSpec) -> Vec<String> {
-    let mut notes = Vec::new();
-    if spec.skip_redirect_from_backend {
-        notes.push("skipRedirectFromBackend is not served yet: backends are redirected too".into());
-    }
-    if spec.when_no_backend == Some(WhenNoBackend::Reject) {
-        notes.push(
-            "whenNoBackend: reject is not served yet: without a backend, clients pass through"
-                .into(),
-        );
-    }
-    notes
 }
 
 /// The backend port of frontend port `i`: the only one, or the one of the

@@ -17,6 +17,7 @@ fn a_service_redirect_leads_to_the_ready_endpoints_at_their_target_port() {
     assert_eq!(
         d.frontends,
         vec![Frontend {
+            policy: Default::default(),
             name: "HairpinRedirect/web/8080/tcp".into(),
             source: "HairpinRedirect/web".into(),
             addr: "203.0.113.10".parse().unwrap(),

@@ -2,6 +2,8 @@
 
 use serde_json::json;
 
+use crate::config::Policy;
+
 use super::*;
 
 #[test]
@@ -202,6 +204,7 @@ fn the_file_and_then_the_oldest_object_win_a_frontend() {
     older["metadata"]["creationTimestamp"] = json!("2025-06-01T00:00:00Z");
     w = w.redirect(older);
     w.file.push(Frontend {
+        policy: Default::default(),
         name: "registry/8080/tcp".into(),
         source: "hairpin.yaml:3".into(),
         addr: "203.0.113.11".parse().unwrap(),
@@ -236,7 +239,7 @@ fn the_file_and_then_the_oldest_object_win_a_frontend() {
 }
 
 #[test]
-fn options_the_datapath_does_not_serve_yet_are_said() {
+fn skip_and_reject_are_the_frontends_policy() {
     let d = web_world()
         .redirect(redirect(
             "web",
@@ -244,15 +247,26 @@ fn options_the_datapath_does_not_serve_yet_are_said() {
             to_service(json!("http")),
             json!({"skipRedirectFromBackend": true, "whenNoBackend": "reject"}),
         ))
+        .redirect(redirect(
+            "plain",
+            "203.0.113.12",
+            to_service(json!("http")),
+            json!({"whenNoBackend": "passThrough"}),
+        ))
         .run();
-    assert_eq!(d.frontends.len(), 1);
+    let policy = |addr: &str| {
+        d.frontends
+            .iter()
+            .find(|f| f.addr.to_string() == addr)
+            .map(|f| f.policy)
+            .expect("the redirect's frontend")
+    };
     assert_eq!(
-        report(&d),
-        (
-            State::Applied,
-            "skipRedirectFromBackend is not served yet: backends are redirected too; \
-             whenNoBackend: reject is not served yet: without a backend, clients pass through"
-                .into()
-        )
+        policy("203.0.113.10"),
+        Policy {
+            refuse_when_empty: true,
+            skip_backends: true
+        }
     );
+    assert_eq!(policy("203.0.113.12"), Policy::default());
 }

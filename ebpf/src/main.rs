@@ -157,7 +157,8 @@ fn flow<F: Family + Loggable + refuse::Unreachable>(
     }
     let mut e = CtEntry::default();
     let new_flow = if to_frontend {
-        conntrack::forward(key, pkt.tcp_flags, hook, &mut e)
+        let routed = hook == Hook::UplinkEgress && redirect::ingress_ifindex(ctx) != 0;
+        conntrack::forward(key, pkt.tcp_flags, hook, routed, &mut e)
     } else {
         None
     };

@@ -20,6 +20,14 @@ pub fn ifindex(ctx: &TcContext) -> u32 {
     unsafe { (*ctx.skb.skb).ifindex }
 }
 
+/// The interface a packet was received on; zero for one the node's own
+/// sockets sent.
+#[inline(always)]
+pub fn ingress_ifindex(ctx: &TcContext) -> u32 {
+    // SAFETY: the context points at the program's `__sk_buff`.
+    unsafe { (*ctx.skb.skb).ingress_ifindex }
+}
+
 #[inline(always)]
 fn set_macs(ctx: &TcContext, dst: &[u8; 6], src: &[u8; 6]) -> Result<(), i64> {
     ctx.store(0, dst, 0)?;

@@ -14,11 +14,11 @@ use crate::{
     transfers::{assert_same, download, finish_download, serve_file, COMPLETE},
 };
 
-const API: &str = "192.0.2.1:6443";
+pub const API: &str = "192.0.2.1:6443";
 const URL: &str = "http://203.0.113.10:8080/";
 /// The backend pods: b1 on n1, b2 on n2.
-const B1: (&str, &str) = ("198.51.100.2", "n1");
-const B2: (&str, &str) = ("198.51.100.67", "n2");
+pub const B1: (&str, &str) = ("198.51.100.2", "n1");
+pub const B2: (&str, &str) = ("198.51.100.67", "n2");
 
 fn config(lab: &Lab, api: &ApiServer, node: &str) -> String {
     config_with(lab, api, node, "[]")
@@ -26,12 +26,23 @@ fn config(lab: &Lab, api: &ApiServer, node: &str) -> String {
 
 /// With the namespaces whose annotations are honoured.
 fn config_with(lab: &Lab, api: &ApiServer, node: &str, namespaces: &str) -> String {
+    cluster_config(lab, api, node, namespaces, "{ enabled: false }")
+}
+
+/// With the socket path's settings too.
+pub fn cluster_config(
+    lab: &Lab,
+    api: &ApiServer,
+    node: &str,
+    namespaces: &str,
+    socket: &str,
+) -> String {
     let kubeconfig = lab.run_dir().join("kubeconfig");
     fs::write(&kubeconfig, api.kubeconfig()).expect("kubeconfig");
     format!(
         r#"
 interfaces: {{ uplink: auto, pods: ["veth*"] }}
-socket: {{ enabled: false }}
+socket: {socket}
 kubernetes:
   kubeconfig: {kubeconfig}
   allowedFrontends: [203.0.113.0/24]
@@ -75,7 +86,7 @@ fn event_of(api: &ApiServer, name: &str, reason: &str, note: &str) -> bool {
         .any(|e| e["regarding"]["name"] == name && e["reason"] == reason && e["note"] == note)
 }
 
-fn metrics(lab: &Lab) -> String {
+pub fn metrics(lab: &Lab) -> String {
     lab.sh_ok("n1", "curl -s http://127.0.0.1:9469/metrics")
 }
 
@@ -89,13 +100,13 @@ fn all_reach(lab: &Lab, who: &str) -> bool {
 }
 
 /// Who answers `url` from `ns`; empty when nobody does.
-fn answer(lab: &Lab, ns: &str, url: &str) -> String {
+pub fn answer(lab: &Lab, ns: &str, url: &str) -> String {
     let out = lab.sh(ns, &format!("curl -s --max-time 2 {url}"));
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
 /// A backend pod of this lab, labelled `run: nginx`, ready.
-fn pod(name: &str, (addr, node): (&str, &str)) -> Value {
+pub fn pod(name: &str, (addr, node): (&str, &str)) -> Value {
     json!({"apiVersion": "v1", "kind": "Pod",
            "metadata": {"namespace": "default", "name": name, "labels": {"run": "nginx"}},
            "spec": {"nodeName": node, "containers": [{"name": "nginx",

@@ -16,6 +16,7 @@ mod degraded;
 mod ipv6;
 mod kubernetes;
 mod names;
+mod policies;
 mod sockets;
 mod transfers;
 

@@ -12,6 +12,7 @@
 mod support;
 
 mod agent;
+mod cluster_reload;
 mod degraded;
 mod ipv6;
 mod kubernetes;

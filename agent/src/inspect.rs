@@ -7,8 +7,8 @@ use anyhow::{Context as _, Result};
 use aya::maps::{HashMap, Map, MapData, PerCpuArray};
 use hairpin_common::{
     Backend, BackendKey, Counter, CtDir, CtOrigin, Frontend, FrontendKey, FrontendStats,
-    FRONTEND_STATS, GLOBAL_STATS, IPPROTO_TCP, IPPROTO_UDP, SEEN_ACK, SEEN_ENDED, SEEN_FIN,
-    SEEN_RST,
+    FRONTEND_REFUSE, FRONTEND_SKIP_BACKENDS, FRONTEND_STATS, GLOBAL_STATS, IPPROTO_TCP,
+    IPPROTO_UDP, SEEN_ACK, SEEN_ENDED, SEEN_FIN, SEEN_RST,
 };
 use serde::Serialize;
 
@@ -100,6 +100,9 @@ pub struct FrontendView {
     /// The paths that serve it on this node: `tc`, and `socket` when the
     /// socket-level path is attached.
     pub paths: Vec<&'static str>,
+    /// What it does beyond translating: `refuses-without-backends`,
+    /// `skips-backends`.
+    pub policy: Vec<&'static str>,
     pub stats: Stats,
     /// Why the agent reports it not served on this node, if it does.
     pub not_served: Option<String>,
@@ -169,12 +172,21 @@ fn family_frontends<A: Addr>(
         } else {
             vec!["tc"]
         };
+        let policy = [
+            (FRONTEND_REFUSE, "refuses-without-backends"),
+            (FRONTEND_SKIP_BACKENDS, "skips-backends"),
+        ]
+        .into_iter()
+        .filter(|(bit, _)| f.flags & bit != 0)
+        .map(|(_, name)| name)
+        .collect();
         out.push(FrontendView {
             id: f.id,
             frontend: frontend_name(&k),
             addr: k.addr.ip(),
             backends,
             paths,
+            policy,
             stats,
             not_served: None,
             name: None,

@@ -153,6 +153,22 @@ fn reject_refuses_at_once_and_a_backend_skipped_reaches_the_real_address() {
         );
     }
 
+    let list: Vec<Value> =
+        serde_json::from_str(&lab.hairpin("n1", &["list", "--output", "json"])).expect("list json");
+    let policy = |frontend: &str| {
+        list.iter()
+            .find(|f| f["frontend"] == frontend)
+            .map(|f| f["policy"].clone())
+            .unwrap_or_else(|| panic!("{frontend} in {list:?}"))
+    };
+    assert_eq!(policy("203.0.113.10:8083/TCP"), json!(["skips-backends"]));
+    for proto in ["TCP", "UDP"] {
+        assert_eq!(
+            policy(&format!("203.0.113.10:8084/{proto}")),
+            json!(["refuses-without-backends"])
+        );
+    }
+
     // whenNoBackend: reject refuses TCP and UDP at once.
     for c in &clients {
         assert_eq!(c.tcp(&lab, CLOSED_URL), "refused", "TCP from {}", c.who());

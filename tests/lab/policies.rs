@@ -73,6 +73,15 @@ except socket.timeout:
     print('timeout')
 ";
 
+/// A configuration without its `kubernetes.kubeconfig` line.
+fn without_kubeconfig(config: &str) -> String {
+    config
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("kubeconfig:"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 fn closed(when_no_backend: &str) -> Value {
     json!({"apiVersion": "hairpin.dev/v1alpha1", "kind": "HairpinRedirect",
         "metadata": {"name": "closed"},
@@ -113,6 +122,7 @@ fn reject_refuses_at_once_and_a_backend_skipped_reaches_the_real_address() {
     .enumerate()
     .map(|(i, cmd)| lab.background("rtr", cmd, &format!("router-{i}.txt")))
     .collect();
+    let kubeconfig = lab.run_dir().join("kubeconfig");
     let socket = format!("{{ scope: host, cgroup: {} }}", lab.cgroup("n1").display());
     let _agents = [
         lab.agent_with(
@@ -120,10 +130,22 @@ fn reject_refuses_at_once_and_a_backend_skipped_reaches_the_real_address() {
             &cluster_config(&lab, &api, "n1", "[]", &socket),
             &["--node-name", "n1"],
         ),
+        // n2's kubeconfig comes from its command line.
         lab.agent_with(
             "n2",
-            &cluster_config(&lab, &api, "n2", "[]", "{ enabled: false }"),
-            &["--node-name", "n2"],
+            &without_kubeconfig(&cluster_config(
+                &lab,
+                &api,
+                "n2",
+                "[]",
+                "{ enabled: false }",
+            )),
+            &[
+                "--node-name",
+                "n2",
+                "--kubeconfig",
+                kubeconfig.to_str().unwrap(),
+            ],
         ),
     ];
     let client = |ns: &'static str| Client { ns, cgroup: None };

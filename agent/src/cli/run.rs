@@ -26,6 +26,11 @@ pub struct Args {
     /// NODE_NAME from the downward API; the host name otherwise.
     #[arg(long, env = "NODE_NAME")]
     node_name: Option<String>,
+    /// The kubeconfig for Kubernetes mode (which the file's `kubernetes`
+    /// section turns on), over the file's `kubernetes.kubeconfig`; without
+    /// either, the pod's ServiceAccount (in-cluster configuration).
+    #[arg(long, env = "KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -34,5 +39,6 @@ pub fn run(args: Args) -> Result<()> {
         pin_dir: args.pin_dir,
         attach: args.attach,
         node_name: args.node_name,
+        kubeconfig: args.kubeconfig,
     })
 }

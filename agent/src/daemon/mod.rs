@@ -52,6 +52,8 @@ pub struct Settings {
     pub attach: Option<Mode>,
     /// The node's name in the cluster; `None`: the host name.
     pub node_name: Option<String>,
+    /// Overrides the file's `kubernetes.kubeconfig`.
+    pub kubeconfig: Option<PathBuf>,
 }
 
 /// How often the configuration file is checked and conntrack swept.
@@ -106,7 +108,8 @@ struct Agent {
 
 impl Agent {
     async fn start(settings: Settings, handle: rtnetlink::Handle) -> Result<Self> {
-        let (file, config, node) = ConfigFile::open(&settings.config, &handle).await?;
+        let (file, config, node) =
+            ConfigFile::open(&settings.config, settings.kubeconfig.clone(), &handle).await?;
         let mut opts = LoadOptions::for_config(&config);
         if tracing::enabled!(target: "hairpin", tracing::Level::DEBUG) {
             opts.log_level = loader::LOG_LEVEL_DEBUG;

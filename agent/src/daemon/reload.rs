@@ -29,6 +29,8 @@ fn stamp(path: &Path) -> Stamp {
 pub struct ConfigFile {
     path: PathBuf,
     stamp: Stamp,
+    /// The command line's kubeconfig, which the file's gives way to.
+    kubeconfig: Option<PathBuf>,
 }
 
 impl ConfigFile {
@@ -36,11 +38,13 @@ impl ConfigFile {
     /// with it.
     pub async fn open(
         path: &Path,
+        kubeconfig: Option<PathBuf>,
         handle: &rtnetlink::Handle,
     ) -> Result<(Self, Config, Vec<IpAddr>)> {
         let mut file = Self {
             path: path.to_owned(),
             stamp: None,
+            kubeconfig,
         };
         let (config, node) = file.read(handle).await?;
         Ok((file, config, node))
@@ -53,7 +57,11 @@ impl ConfigFile {
     async fn read(&mut self, handle: &rtnetlink::Handle) -> Result<(Config, Vec<IpAddr>)> {
         self.stamp = stamp(&self.path);
         let node = links::addresses(handle).await?;
-        Ok((Config::load_on_node(&self.path, &node)?, node))
+        let mut config = Config::load_on_node(&self.path, &node)?;
+        if let (Some(k), Some(path)) = (config.kubernetes.as_mut(), &self.kubeconfig) {
+            k.kubeconfig = Some(path.clone());
+        }
+        Ok((config, node))
     }
 }
 

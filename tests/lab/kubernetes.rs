@@ -15,7 +15,7 @@ use crate::{
 };
 
 pub const API: &str = "192.0.2.1:6443";
-const URL: &str = "http://203.0.113.10:8080/";
+pub const URL: &str = "http://203.0.113.10:8080/";
 /// The backend pods: b1 on n1, b2 on n2.
 pub const B1: (&str, &str) = ("198.51.100.2", "n1");
 pub const B2: (&str, &str) = ("198.51.100.67", "n2");
@@ -54,14 +54,14 @@ kubernetes:
     )
 }
 
-fn service() -> Value {
+pub fn service() -> Value {
     json!({"apiVersion": "v1", "kind": "Service",
            "metadata": {"namespace": "web", "name": "web"},
            "spec": {"ports": [{"name": "http", "port": 80, "targetPort": 80}]}})
 }
 
 /// The Service's one EndpointSlice, with its pod at `(addr, node)`.
-fn slice((addr, node): (&str, &str)) -> Value {
+pub fn slice((addr, node): (&str, &str)) -> Value {
     json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
            "metadata": {"namespace": "web", "name": "web-x1",
                         "labels": {"kubernetes.io/service-name": "web"}},
@@ -71,12 +71,21 @@ fn slice((addr, node): (&str, &str)) -> Value {
                           "conditions": {"ready": true}}]})
 }
 
-fn redirect() -> Value {
+pub fn redirect() -> Value {
     json!({"apiVersion": "hairpin.dev/v1alpha1", "kind": "HairpinRedirect",
            "metadata": {"name": "web"},
            "spec": {"frontend": {"address": "203.0.113.10", "toPorts": [{"port": 8080}]},
                     "backend": {"service": {"namespace": "web", "name": "web"},
                                 "toPorts": [{"port": "http"}]}}})
+}
+
+/// A configuration without its `kubernetes.kubeconfig` line.
+pub fn without_kubeconfig(config: &str) -> String {
+    config
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("kubeconfig:"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Whether an Event of redirect `name` has this reason and note.

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use crate::{
     degraded::eventually,
-    kubernetes::{answer, cluster_config, metrics, pod, API, B1, B2},
+    kubernetes::{answer, cluster_config, metrics, pod, without_kubeconfig, API, B1, B2},
     require_privileged,
     support::{apiserver::ApiServer, lab::Lab},
 };
@@ -72,15 +72,6 @@ except ConnectionRefusedError:
 except socket.timeout:
     print('timeout')
 ";
-
-/// A configuration without its `kubernetes.kubeconfig` line.
-fn without_kubeconfig(config: &str) -> String {
-    config
-        .lines()
-        .filter(|l| !l.trim_start().starts_with("kubeconfig:"))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
 
 fn closed(when_no_backend: &str) -> Value {
     json!({"apiVersion": "hairpin.dev/v1alpha1", "kind": "HairpinRedirect",

@@ -6,12 +6,13 @@
 //! No kube-apiserver can be installed where the tests run.
 //!
 //! It listens inside a lab namespace (the socket belongs to the namespace
-//! of the thread that made it), on a lab address only.
+//! of the thread that made it), on a lab address only; over TLS when the
+//! agent finds it as a pod does, through its ServiceAccount (`start_tls`).
 
 use std::{
     collections::BTreeMap,
     fs::File,
-    io::{BufRead as _, BufReader, Read as _, Write as _},
+    io::{BufRead as _, BufReader, Read, Write},
     net::{Shutdown, SocketAddr, TcpListener, TcpStream},
     os::fd::AsRawFd as _,
     sync::{Arc, Condvar, Mutex},
@@ -50,6 +51,8 @@ struct Store {
     generation: u64,
     /// Events created or patched, as sent.
     events: Vec<Value>,
+    /// The `Authorization` header of the last request that had one.
+    authorization: Option<String>,
 }
 
 #[derive(Default)]
@@ -64,6 +67,9 @@ pub struct ApiServer {
     netns: String,
     pub addr: SocketAddr,
     listener: Option<TcpListener>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    /// The certificate authority of its TLS certificate (PEM).
+    pub ca_pem: Option<String>,
 }
 
 impl ApiServer {
@@ -74,6 +80,24 @@ impl ApiServer {
             netns: netns.to_owned(),
             addr,
             listener: None,
+            tls: None,
+            ca_pem: None,
+        };
+        s.listen();
+        s
+    }
+
+    /// Serves HTTPS, with a certificate for `addr`'s IP signed by a
+    /// certificate authority of its own (`ca_pem`).
+    pub fn start_tls(netns: &str, addr: SocketAddr) -> Self {
+        let (config, ca_pem) = tls_config(addr.ip());
+        let mut s = Self {
+            shared: Arc::default(),
+            netns: netns.to_owned(),
+            addr,
+            listener: None,
+            tls: Some(Arc::new(config)),
+            ca_pem: Some(ca_pem),
         };
         s.listen();
         s
@@ -81,6 +105,7 @@ impl ApiServer {
 
     fn listen(&mut self) {
         let (netns, addr, shared) = (self.netns.clone(), self.addr, self.shared.clone());
+        let tls = self.tls.clone();
         let (tx, rx) = std::sync::mpsc::channel();
         thread::spawn(move || {
             let ns = File::open(format!("/run/netns/{netns}")).expect("the lab namespace");
@@ -95,7 +120,16 @@ impl ApiServer {
                 let Ok(conn) = conn else { return };
                 shared.conns.lock().unwrap().push(conn.try_clone().unwrap());
                 let shared = shared.clone();
-                thread::spawn(move || serve(&shared, conn));
+                let tls = tls.clone();
+                thread::spawn(move || match tls {
+                    // A failed handshake ends the connection.
+                    Some(config) => {
+                        if let Ok(tls) = rustls::ServerConnection::new(config) {
+                            serve(&shared, rustls::StreamOwned::new(tls, conn));
+                        }
+                    }
+                    None => serve(&shared, conn),
+                });
             }
         });
         self.listener = Some(rx.recv().expect("the API server listens"));
@@ -136,6 +170,11 @@ impl ApiServer {
         let rv = st.rv;
         st.log.push((rv, key.0, "DELETED", obj));
         self.shared.changed.notify_all();
+    }
+
+    /// The credentials of the last request that had some.
+    pub fn authorization(&self) -> Option<String> {
+        self.shared.store.lock().unwrap().authorization.clone()
     }
 
     /// The Events the agents sent.
@@ -204,10 +243,34 @@ fn key_of(obj: &Value) -> (String, String, String) {
     )
 }
 
+/// A certificate for `ip` and the PEM of the authority that signed it.
+fn tls_config(ip: std::net::IpAddr) -> (rustls::ServerConfig, String) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().expect("a CA key");
+    let mut ca_params = CertificateParams::new(Vec::new()).expect("CA parameters");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).expect("the CA certificate");
+    let key = KeyPair::generate().expect("a server key");
+    let cert = CertificateParams::new(vec![ip.to_string()])
+        .expect("server parameters")
+        .signed_by(&key, &ca, &ca_key)
+        .expect("the server certificate");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .expect("the server's TLS configuration");
+    (config, ca.pem())
+}
+
 /// One connection: HTTP/1.1 requests until it closes.
-fn serve(shared: &Shared, conn: TcpStream) {
-    let mut reader = BufReader::new(conn.try_clone().unwrap());
-    let mut conn = conn;
+fn serve<S: Read + Write>(shared: &Shared, conn: S) {
+    let mut reader = BufReader::new(conn);
     loop {
         let mut line = String::new();
         if reader.read_line(&mut line).unwrap_or(0) == 0 {
@@ -227,6 +290,8 @@ fn serve(shared: &Shared, conn: TcpStream) {
             if let Some((k, v)) = h.split_once(':') {
                 if k.eq_ignore_ascii_case("content-length") {
                     length = v.trim().parse().unwrap_or(0);
+                } else if k.eq_ignore_ascii_case("authorization") {
+                    shared.store.lock().unwrap().authorization = Some(v.trim().to_owned());
                 }
             }
         }
@@ -241,20 +306,21 @@ fn serve(shared: &Shared, conn: TcpStream) {
             .map(|(k, v)| (k.to_owned(), decode(v)))
             .collect();
         let resource = RESOURCES.iter().find(|r| r.0 == path);
+        let conn = reader.get_mut();
         let watching = q.get("watch").is_some_and(|w| w == "true" || w == "1");
         let ok = match (method, resource) {
-            ("GET", Some(&(_, kind, _))) if watching => watch(shared, &mut conn, kind, &q),
+            ("GET", Some(&(_, kind, _))) if watching => watch(shared, conn, kind, &q),
             ("GET", Some(&(_, kind, api_version))) => {
-                respond(&mut conn, 200, &list(shared, kind, api_version, &q))
+                respond(conn, 200, &list(shared, kind, api_version, &q))
             }
             // Events are kept for the test to read.
             ("POST" | "PATCH", _) if path.contains("/events") => {
                 let event = serde_json::from_slice::<Value>(&body).unwrap_or_default();
                 shared.store.lock().unwrap().events.push(event.clone());
-                respond(&mut conn, if method == "POST" { 201 } else { 200 }, &event)
+                respond(conn, if method == "POST" { 201 } else { 200 }, &event)
             }
             _ => respond(
-                &mut conn,
+                conn,
                 404,
                 &status(404, "NotFound", &format!("{method} {path}")),
             ),
@@ -287,13 +353,14 @@ fn status(code: u16, reason: &str, message: &str) -> Value {
            "message": message, "reason": reason, "code": code})
 }
 
-fn respond(conn: &mut TcpStream, code: u16, body: &Value) -> bool {
+fn respond(conn: &mut impl Write, code: u16, body: &Value) -> bool {
     let body = body.to_string();
     write!(
         conn,
         "HTTP/1.1 {code} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     )
+    .and_then(|()| conn.flush())
     .is_ok()
 }
 
@@ -347,7 +414,7 @@ fn list(shared: &Shared, kind: &str, api_version: &str, q: &BTreeMap<String, Str
 
 /// Streams the changes after the request's resourceVersion, chunked, until
 /// its timeout, a dropped connection, or the server's end.
-fn watch(shared: &Shared, conn: &mut TcpStream, kind: &str, q: &BTreeMap<String, String>) -> bool {
+fn watch(shared: &Shared, conn: &mut impl Write, kind: &str, q: &BTreeMap<String, String>) -> bool {
     let mut from: u64 = q
         .get("resourceVersion")
         .and_then(|v| v.parse().ok())
@@ -358,12 +425,18 @@ fn watch(shared: &Shared, conn: &mut TcpStream, kind: &str, q: &BTreeMap<String,
         .map_or(Duration::from_secs(300), Duration::from_secs);
     let head =
         "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
-    if conn.write_all(head.as_bytes()).is_err() {
+    if conn
+        .write_all(head.as_bytes())
+        .and_then(|()| conn.flush())
+        .is_err()
+    {
         return false;
     }
-    let chunk = |conn: &mut TcpStream, v: &Value| {
+    let chunk = |conn: &mut dyn Write, v: &Value| {
         let line = format!("{v}\n");
-        write!(conn, "{:x}\r\n{line}\r\n", line.len()).is_ok()
+        write!(conn, "{:x}\r\n{line}\r\n", line.len())
+            .and_then(|()| conn.flush())
+            .is_ok()
     };
     let end = Instant::now() + timeout;
     let mut st = shared.store.lock().unwrap();
@@ -372,7 +445,10 @@ fn watch(shared: &Shared, conn: &mut TcpStream, kind: &str, q: &BTreeMap<String,
         let gone = status(410, "Expired", &format!("too old resource version: {from}"));
         drop(st);
         let _ = chunk(conn, &json!({"type": "ERROR", "object": gone}));
-        return conn.write_all(b"0\r\n\r\n").is_ok();
+        return conn
+            .write_all(b"0\r\n\r\n")
+            .and_then(|()| conn.flush())
+            .is_ok();
     }
     loop {
         // The log is in resourceVersion order: start past `from`.
@@ -401,7 +477,10 @@ fn watch(shared: &Shared, conn: &mut TcpStream, kind: &str, q: &BTreeMap<String,
         let now = Instant::now();
         if now >= end {
             drop(st);
-            return conn.write_all(b"0\r\n\r\n").is_ok();
+            return conn
+                .write_all(b"0\r\n\r\n")
+                .and_then(|()| conn.flush())
+                .is_ok();
         }
         st = shared.changed.wait_timeout(st, end - now).unwrap().0;
         if st.generation != generation {

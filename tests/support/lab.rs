@@ -13,6 +13,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+use super::serviceaccount::ServiceAccount;
+
 const LAB_SH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/lab.sh");
 const LAB_RUN: &str = "/run/hairpin-lab";
 pub const HAIRPIN: &str = env!("CARGO_BIN_EXE_hairpin");
@@ -172,6 +174,28 @@ impl Lab {
 
     /// Like `agent`, with more arguments for `hairpin run`.
     pub fn agent_with(&self, node: &str, config: &str, extra: &[&str]) -> Agent {
+        self.agent_wrapped(node, config, extra, (Vec::new(), Vec::new()))
+    }
+
+    /// Like `agent_with`, run as the DaemonSet's pod would be: with its
+    /// ServiceAccount.
+    pub fn agent_as_pod(
+        &self,
+        node: &str,
+        config: &str,
+        extra: &[&str],
+        sa: &ServiceAccount,
+    ) -> Agent {
+        self.agent_wrapped(node, config, extra, (sa.wrapper(), sa.env()))
+    }
+
+    fn agent_wrapped(
+        &self,
+        node: &str,
+        config: &str,
+        extra: &[&str],
+        (wrapper, env): (Vec<String>, Vec<(String, String)>),
+    ) -> Agent {
         let cfg = self.run.join(format!("hairpin-{node}.yaml"));
         fs::write(&cfg, config).expect("write agent config");
         let mut agent = Agent {
@@ -181,6 +205,8 @@ impl Lab {
             pin_dir: PathBuf::from(format!("/sys/fs/bpf/{}-{node}", self.prefix)),
             config: cfg,
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            wrapper,
+            env,
         };
         agent.start();
         agent
@@ -290,6 +316,9 @@ pub struct Agent {
     pub pin_dir: PathBuf,
     pub config: PathBuf,
     extra: Vec<String>,
+    /// A command (and its arguments) that runs the agent's command line.
+    wrapper: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 impl Agent {
@@ -304,7 +333,16 @@ impl Agent {
             .expect("agent log");
         // nsenter keeps the machine's /sys (and its bpffs), which
         // `ip netns exec` would remount.
-        let child = Command::new("nsenter")
+        let mut command = match self.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg("nsenter");
+                c
+            }
+            None => Command::new("nsenter"),
+        };
+        let child = command
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .arg(format!("--net={}", self.netns))
             .arg(HAIRPIN)
             .args(["run", "--config"])

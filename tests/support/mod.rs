@@ -3,6 +3,7 @@
 
 pub mod apiserver;
 pub mod lab;
+pub mod serviceaccount;
 
 /// Whether privileged tests can run here. Without root they are skipped with
 /// a message, unless `HAIRPIN_REQUIRE_PRIVILEGED` is set (scripts/test.sh

@@ -10,6 +10,7 @@ PACKAGES=(
 	"llvm-${LLVM_MAJOR}-dev" "libpolly-${LLVM_MAJOR}-dev" zlib1g-dev libzstd-dev
 	iproute2 nftables iptables conntrack tcpdump curl socat nginx-light wrk iperf3 ethtool
 	dnsutils dnsmasq-base
+	buildah containerd runc
 )
 
 log=$(mktemp)
@@ -33,6 +34,12 @@ if ((${#missing[@]})); then
 	step "apt-get update" apt-get update
 	step "apt-get install ${missing[*]}" env DEBIAN_FRONTEND=noninteractive \
 		apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+
+# containerd's package starts its daemon where systemd runs; the image
+# test runs its own, with a root of its own.
+if command -v systemctl >/dev/null && systemctl is-active --quiet containerd 2>/dev/null; then
+	step "stop packaged containerd" systemctl stop containerd
 fi
 
 # nginx-light's package starts a daemon on the root namespace's port 80; the

@@ -2,6 +2,7 @@
 //! maps, attaches the programs to the node's interfaces and follows them.
 
 pub mod attach;
+pub mod caps;
 pub mod cli;
 pub mod config;
 pub mod daemon;

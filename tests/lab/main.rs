@@ -14,6 +14,7 @@ mod support;
 mod agent;
 mod cluster_reload;
 mod degraded;
+mod image;
 mod in_cluster;
 mod ipv6;
 mod kubernetes;

@@ -2,6 +2,7 @@
 #![allow(dead_code, reason = "each suite uses its own part of the support")]
 
 pub mod apiserver;
+pub mod containerd;
 pub mod lab;
 pub mod serviceaccount;
 

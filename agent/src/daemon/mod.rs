@@ -63,6 +63,7 @@ const TICK: Duration = Duration::from_secs(2);
 /// it stops (`hairpin detach` removes it), and the next agent adopts it
 /// without losing a flow.
 pub fn run(settings: Settings) -> Result<()> {
+    crate::caps::check_run()?;
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?

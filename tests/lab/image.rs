@@ -150,6 +150,17 @@ fn wait_exit(child: &mut Child, what: &str) -> i32 {
     }
 }
 
+/// An OCI archive's index: the digests of everything in it.
+fn index(archive: &Path) -> String {
+    let out = std::process::Command::new("tar")
+        .arg("xOf")
+        .arg(archive)
+        .arg("index.json")
+        .output()
+        .expect("tar");
+    String::from_utf8(out.stdout).expect("index.json")
+}
+
 fn build_image(out: &Path) {
     let status = std::process::Command::new(IMAGE_SH)
         .args(["--binary", HAIRPIN])
@@ -170,14 +181,28 @@ fn the_image_serves_every_client_with_three_capabilities_and_a_read_only_root() 
     build_image(&archive);
     let ctrd = Containerd::start(&work.0.join("containerd"));
     let image = ctrd.import(&archive);
+    // The same sources make the same image, byte for byte.
+    let again = work.0.join("again.oci.tar");
+    build_image(&again);
+    assert_eq!(index(&archive), index(&again), "a reproducible image");
     let contract = Contract::from_manifest();
     assert_eq!(
         contract.caps,
         ["CAP_BPF", "CAP_NET_ADMIN", "CAP_PERFMON"],
         "the manifest's capabilities"
     );
-    let node = |name: &'static str| {
-        let config = ConfigMap::new(lab.run_dir().join(format!("cm-{name}")), CONFIG);
+    // n1's host processes of the lab's cgroup take the socket path: its
+    // attach goes through the read-only cgroup mount.
+    let cgroup = lab.cgroup("n1");
+    let n1_config = CONFIG.replace(
+        "socket: { enabled: false }",
+        &format!(
+            "socket: {{ scope: host, cgroup: /host{} }}",
+            cgroup.display()
+        ),
+    );
+    let node = |name: &'static str, config: &str| {
+        let config = ConfigMap::new(lab.run_dir().join(format!("cm-{name}")), config);
         let state = lab.run_dir().join(format!("state-{name}"));
         fs::create_dir_all(&state).unwrap();
         let n = Node {
@@ -195,8 +220,8 @@ fn the_image_serves_every_client_with_three_capabilities_and_a_read_only_root() 
         };
         (n, config)
     };
-    let (n1, mut cm1) = node("n1");
-    let (n2, _cm2) = node("n2");
+    let (n1, mut cm1) = node("n1", &n1_config);
+    let (n2, _cm2) = node("n2", CONFIG);
     let bpffs = || -> Vec<String> {
         let mut names: Vec<String> = fs::read_dir("/sys/fs/bpf")
             .expect("the host's bpffs")
@@ -254,8 +279,25 @@ fn the_image_serves_every_client_with_three_capabilities_and_a_read_only_root() 
         "every client through the containers: {matrix:?}"
     );
 
+    let through_socket = lab.sh_in(
+        &cgroup,
+        "n1",
+        "curl -s --max-time 3 http://203.0.113.10:8080/",
+    );
+    assert_eq!(String::from_utf8_lossy(&through_socket.stdout).trim(), "b1");
+    let list: Vec<serde_json::Value> =
+        serde_json::from_str(&lab.hairpin("n1", &["list", "--output", "json"])).expect("list");
+    let web = list
+        .iter()
+        .find(|f| f["frontend"] == "203.0.113.10:8080/TCP")
+        .expect("the web frontend");
+    assert_eq!(
+        web["stats"]["sock_connects"], 1,
+        "through the socket path: {web}"
+    );
+
     // A ConfigMap update reaches the running container.
-    cm1.update(&CONFIG.replace("port: 8081,", "port: 8082,"));
+    cm1.update(&n1_config.replace("port: 8081,", "port: 8082,"));
     eventually(10, "the updated ConfigMap is applied", || {
         fs::read_to_string(&log1)
             .unwrap_or_default()

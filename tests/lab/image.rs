@@ -185,7 +185,21 @@ fn the_image_serves_every_client_with_three_capabilities_and_a_read_only_root() 
     let again = work.0.join("again.oci.tar");
     build_image(&again);
     assert_eq!(index(&archive), index(&again), "a reproducible image");
-    let contract = Contract::from_manifest();
+    let contract = Contract::from_manifest("hairpin-cluster.yaml");
+    let file_mode = Contract::from_manifest("hairpin.yaml");
+    assert_eq!(
+        (
+            &file_mode.caps,
+            file_mode.read_only_root,
+            file_mode.no_new_privileges
+        ),
+        (
+            &contract.caps,
+            contract.read_only_root,
+            contract.no_new_privileges
+        ),
+        "both DaemonSets run the container alike"
+    );
     assert_eq!(
         contract.caps,
         ["CAP_BPF", "CAP_NET_ADMIN", "CAP_PERFMON"],

@@ -59,12 +59,10 @@ const ALL_CAPS: [&str; 41] = [
     "CAP_CHECKPOINT_RESTORE",
 ];
 
-const MANIFEST: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../deploy/kubernetes/hairpin-cluster.yaml"
-);
+const MANIFESTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/kubernetes");
 
 /// The DaemonSet's container, as the manifest says it runs.
+#[derive(Debug, PartialEq, Eq)]
 pub struct Contract {
     /// Capabilities added, `CAP_` names; every other one is dropped.
     pub caps: Vec<String>,
@@ -77,8 +75,10 @@ pub struct Contract {
 }
 
 impl Contract {
-    pub fn from_manifest() -> Self {
-        let text = fs::read_to_string(MANIFEST).expect("the DaemonSet manifest");
+    /// The contract of the DaemonSet in `deploy/kubernetes/<file>`.
+    pub fn from_manifest(file: &str) -> Self {
+        let text =
+            fs::read_to_string(Path::new(MANIFESTS).join(file)).expect("the DaemonSet manifest");
         let ds = text
             .split("\n---")
             .filter_map(|doc| serde_saphyr::from_str::<Value>(doc).ok())

@@ -8,7 +8,7 @@ use aya::maps::{HashMap, Map, MapData, PerCpuArray};
 use hairpin_common::{
     Backend, BackendKey, Counter, CtDir, CtOrigin, Frontend, FrontendKey, FrontendStats,
     FRONTEND_REFUSE, FRONTEND_SKIP_BACKENDS, FRONTEND_STATS, GLOBAL_STATS, IPPROTO_TCP,
-    IPPROTO_UDP, SEEN_ACK, SEEN_ENDED, SEEN_FIN, SEEN_RST,
+    IPPROTO_UDP, SEEN_ACK, SEEN_ENDED, SEEN_FIN, SEEN_REPLY, SEEN_RST,
 };
 use serde::Serialize;
 
@@ -268,7 +268,7 @@ fn family_flows<A: Addr>(ct: &Conntrack<A>, out: &mut Vec<FlowView>) -> Result<(
         let rev = ct.get(&rev_key, 0).ok();
         let last = rev.map_or(e.last_seen_ns, |r| r.last_seen_ns.max(e.last_seen_ns));
         let seen = rev.map_or(e.seen, |r| r.seen | e.seen);
-        let has_reply = rev.is_some_and(|r| r.last_seen_ns > r.created_ns || r.seen != 0);
+        let has_reply = rev.is_some_and(|r| r.seen & SEEN_REPLY != 0);
         out.push(FlowView {
             proto: proto_name(k.proto),
             client: endpoint(k.saddr, k.sport),

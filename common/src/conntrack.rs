@@ -77,6 +77,10 @@ pub const SEEN_SYN: u8 = 1 << 0;
 pub const SEEN_ACK: u8 = 1 << 1;
 pub const SEEN_FIN: u8 = 1 << 2;
 pub const SEEN_RST: u8 = 1 << 3;
+/// Set on a reverse entry by the first packet that hits it, whatever the
+/// protocol: the flow was answered. Recorded because the coarse clock can
+/// give a quick answer the time of its request.
+pub const SEEN_REPLY: u8 = 1 << 4;
 /// Set by the agent on both entries of a TCP flow it ended (its backend or
 /// frontend removed, or a flush): each end's next segment reaches the other
 /// as a reset, so both learn at once, and a new connection on the tuple
@@ -101,7 +105,8 @@ pub struct CtEntry<A> {
     pub dir: u8,
     /// `CtOrigin` as u8.
     pub origin: u8,
-    /// `SEEN_*` flags of the packets that hit this entry (TCP only).
+    /// `SEEN_*` flags of the packets that hit this entry: TCP flags, and
+    /// `SEEN_REPLY` on a reverse entry.
     pub seen: u8,
     pub _pad: u8,
 }

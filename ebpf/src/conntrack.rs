@@ -5,7 +5,7 @@ use aya_ebpf::helpers::bpf_ktime_get_coarse_ns;
 use hairpin_common::{
     ct_lifetime, Backend, Counter, CtDir, CtEntry, CtKey, CtOrigin, Frontend, CT_REFRESH_NS,
     FRONTEND_REFUSE, FRONTEND_SKIP_BACKENDS, IPPROTO_TCP, IPPROTO_UDP, NS_PER_SEC, SEEN_ACK,
-    SEEN_ENDED, SEEN_FIN, SEEN_RST, SEEN_SYN,
+    SEEN_ENDED, SEEN_FIN, SEEN_REPLY, SEEN_RST, SEEN_SYN,
 };
 
 use crate::{
@@ -289,7 +289,7 @@ pub fn reverse<F: Family>(key: &CtKey<F>, tcp_flags: u8, hook: Hook, out: &mut C
     if e.dir != CtDir::Reverse as u8 || !hook.owns(CtDir::Reverse, e.origin) {
         return false;
     }
-    touch(e, seen_flags(key.proto, tcp_flags), now());
+    touch(e, seen_flags(key.proto, tcp_flags) | SEEN_REPLY, now());
     *out = *e;
     true
 }

@@ -12,6 +12,7 @@
 mod support;
 
 mod agent;
+mod clsact;
 mod cluster_reload;
 mod degraded;
 mod image;

@@ -1,7 +1,7 @@
 //! Flows of pods and of the host, and a pod reaching itself: where each
 //! direction is translated, and to what.
 
-use hairpin_common::{Counter, CtOrigin};
+use hairpin_common::{Counter, CtOrigin, SEEN_REPLY};
 
 use crate::{
     checks::{assert_flow_entries, check_counters},
@@ -54,7 +54,15 @@ fn a_pod_flow_goes_to_one_of_the_frontends_backends_and_replies_come_back_from_t
         let reply = flow::<F>(proto, backend, client, b"world")
             .with_tcp_flags(TCP_SYN | TCP_ACK)
             .bytes();
+        let answered = |h: &Harness| {
+            let rev = h
+                .entry(&Tuple::new(proto, backend, client))
+                .expect("the reverse entry");
+            rev.seen & SEEN_REPLY != 0
+        };
+        assert!(!answered(&h), "{p}: not answered before the reply");
         let step = h.expect_step(Hook::PodEgress, &reply);
+        assert!(answered(&h), "{p}: the reply marks the flow answered");
         assert_eq!(
             step.verdict, TC_ACT_UNSPEC,
             "{p}: a reply goes on to the pod"

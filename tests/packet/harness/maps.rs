@@ -82,6 +82,7 @@ pub struct CtView {
     pub nat: Tuple,
     pub frontend_id: u32,
     pub created_ns: u64,
+    pub seen: u8,
 }
 
 impl<A: Wire> From<CtEntry<A>> for CtView {
@@ -92,6 +93,7 @@ impl<A: Wire> From<CtEntry<A>> for CtView {
             nat: tuple_of(&e.nat),
             frontend_id: e.frontend_id,
             created_ns: e.created_ns,
+            seen: e.seen,
         }
     }
 }

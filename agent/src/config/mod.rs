@@ -237,19 +237,35 @@ impl Config {
         budget.max_events = 2 * MAX_YAML_NODES;
         let mut options = serde_saphyr::Options::default();
         options.budget = Some(budget);
+        // The path of the field the parser stopped at, which its error
+        // lacks (an unknown field's, a wrong type's).
+        let mut field = String::new();
         let raw: raw::RawConfig =
-            serde_saphyr::from_str_with_options(text, options).map_err(|e| {
+            serde_saphyr::with_deserializer_from_str_with_options(text, options, |de| {
+                serde_path_to_error::deserialize(de).map_err(|e| {
+                    field = field_path(&e.path().to_string());
+                    e.into_inner()
+                })
+            })
+            .map_err(|e| {
                 let loc = e.location();
                 ConfigError {
                     file: file.to_owned(),
                     line: loc.map_or(0, |l| l.line()),
                     column: loc.map_or(0, |l| l.column()),
-                    field: String::new(),
+                    field: std::mem::take(&mut field),
                     message: parser_message(&e),
                 }
             })?;
         validate::Validator { file, node }.config(raw)
     }
+}
+
+/// A path as written in the file: without the `value` of the `Spanned`
+/// wrappers that keep locations (no field of the file is named so).
+fn field_path(path: &str) -> String {
+    let p = path.replace(".value[", "[").replace(".value.", ".");
+    p.strip_suffix(".value").unwrap_or(&p).to_owned()
 }
 
 /// The parser's message, without the location its `Display` prefixes (the

@@ -61,7 +61,7 @@ fn kubernetes_refusals_name_their_line_and_field() {
     );
     assert_eq!(
         refusal(&["kubernetes:", "  podCidr: [10.244.0.0/16]"]),
-        "test.yaml:2:3: unknown field `podCidr`, expected one of enabled, kubeconfig, \
+        "test.yaml:2:3: kubernetes.podCidr: unknown field `podCidr`, expected one of enabled, kubeconfig, \
          allowedFrontends, annotationNamespaces, podCidrs, serviceCidrs, stateFile"
     );
     assert_eq!(

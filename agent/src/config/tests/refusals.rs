@@ -13,7 +13,7 @@ fn a_yaml_syntax_error_is_refused_at_its_line_and_column() {
             "    frontend: \"203.0.113.10",
             "    ports: []",
         ]),
-        "test.yaml:3:15: unclosed quote"
+        "test.yaml:3:15: redirects[0]: unclosed quote"
     );
 }
 
@@ -21,8 +21,33 @@ fn a_yaml_syntax_error_is_refused_at_its_line_and_column() {
 fn an_unknown_field_at_the_top_level_is_refused() {
     assert_eq!(
         refusal(&web_and(&["metric: {}"])),
-        "test.yaml:8:1: unknown field `metric`, \
+        "test.yaml:8:1: metric: unknown field `metric`, \
          expected one of redirects, interfaces, conntrack, metrics, socket, dns, kubernetes"
+    );
+}
+
+#[test]
+fn an_unknown_field_in_a_backend_is_refused_with_its_path() {
+    assert_eq!(
+        refusal(&[
+            "redirects:",
+            "  - name: web",
+            "    frontend: 203.0.113.10",
+            "    ports: [{ port: 8080, protocol: TCP }]",
+            "    backends:",
+            "      - { ip: 198.51.100.2, weigth: 2 }",
+        ]),
+        "test.yaml:6:29: redirects[0].backends[0].weigth: unknown field `weigth`, \
+         expected one of ip, port, ports, weight"
+    );
+}
+
+#[test]
+fn a_file_that_cannot_be_read_is_refused_without_a_line() {
+    let path = std::path::Path::new("/nonexistent/hairpin.yaml");
+    assert_eq!(
+        Config::load(path).unwrap_err().to_string(),
+        "/nonexistent/hairpin.yaml: cannot read: No such file or directory (os error 2)"
     );
 }
 
@@ -38,7 +63,7 @@ fn an_unknown_field_in_a_port_is_refused() {
             "    backends:",
             "      - ip: 198.51.100.2",
         ]),
-        "test.yaml:5:38: unknown field `target_port`, \
+        "test.yaml:5:38: redirects[0].ports[0].target_port: unknown field `target_port`, \
          expected one of name, port, protocol, targetPort"
     );
 }
@@ -54,7 +79,7 @@ fn a_redirect_without_a_frontend_is_refused() {
             "    backends:",
             "      - ip: 198.51.100.2",
         ]),
-        "test.yaml:5:5: missing field `frontend`"
+        "test.yaml:5:5: redirects[0]: missing field `frontend`"
     );
 }
 
@@ -62,7 +87,7 @@ fn a_redirect_without_a_frontend_is_refused() {
 fn a_negative_port_is_refused_by_the_parser() {
     assert_eq!(
         refusal_of_redirect("203.0.113.10", "-1", "198.51.100.2"),
-        "test.yaml:5:17: invalid u32"
+        "test.yaml:5:17: redirects[0].ports[0].port: invalid u32"
     );
 }
 

@@ -193,6 +193,11 @@ fn reject_refuses_at_once_and_a_backend_skipped_reaches_the_real_address() {
         .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
         .expect("the refused counter in the metrics");
     assert!(refused >= 6, "n1 counted its refusals: {refused}");
+    let table = lab.hairpin("n1", &["list"]);
+    assert!(
+        table.contains(&format!("refused={refused}")),
+        "list shows the counter: {table}"
+    );
 
     // passThrough instead: the same clients reach the real address.
     api.apply(closed("passThrough"));

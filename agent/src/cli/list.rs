@@ -111,6 +111,13 @@ pub fn list(args: Args) -> Result<()> {
         },
     );
     if matches!(args.output, Format::Table) {
+        // The counters that explain a packet left untranslated or refused
+        // (docs/datapath.md, "Counters"), as the metrics have them.
+        let counters: Vec<String> = inspect::global_counters(&pinned)?
+            .iter()
+            .map(|(c, v)| format!("{}={v}", c.name()))
+            .collect();
+        println!("\ndatapath: {}", counters.join(" "));
         let others: Vec<_> = degraded.into_iter().filter(|d| d.kind != "route").collect();
         agent_view::print_lines(&others);
     }

@@ -10,7 +10,7 @@ PACKAGES=(
 	"llvm-${LLVM_MAJOR}-dev" "libpolly-${LLVM_MAJOR}-dev" zlib1g-dev libzstd-dev
 	iproute2 nftables iptables conntrack tcpdump curl socat nginx-light wrk iperf3 ethtool
 	dnsutils dnsmasq-base
-	buildah containerd runc
+	buildah containerd runc bpftool
 )
 
 log=$(mktemp)

@@ -13,6 +13,7 @@ pub mod inspect;
 pub mod links;
 pub mod loader;
 pub mod metrics;
+pub mod migrate;
 pub mod pins;
 pub mod reconcile;
 pub mod sockets;

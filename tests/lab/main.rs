@@ -23,6 +23,7 @@ mod names;
 mod policies;
 mod sockets;
 mod transfers;
+mod upgrade;
 
 use std::collections::BTreeSet;
 

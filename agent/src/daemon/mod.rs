@@ -92,6 +92,8 @@ struct Agent {
     node_name: String,
     cluster_tx: tokio::sync::mpsc::UnboundedSender<Message>,
     cluster_rx: Option<tokio::sync::mpsc::UnboundedReceiver<Message>>,
+    /// Maps migrated at start, copied once more after the programs moved.
+    migrations: Option<crate::migrate::Migrations>,
     opts: LoadOptions,
     dp: Datapath,
     maps: Maps,
@@ -116,7 +118,9 @@ impl Agent {
             opts.log_level = loader::LOG_LEVEL_DEBUG;
         }
         pins::create_dirs(&settings.pin_dir)?;
+        let migrations = crate::migrate::prepare(&settings.pin_dir, &opts)?;
         let mut dp = Datapath::load(&opts, Some(&settings.pin_dir))?;
+        migrations.copy(&settings.pin_dir, false)?;
         let maps = dp.take_maps()?;
         if opts.log_level != 0 {
             logger::spawn(&mut dp).context("datapath logger")?;
@@ -159,6 +163,7 @@ impl Agent {
             node_name,
             cluster_tx,
             cluster_rx: Some(cluster_rx),
+            migrations: Some(migrations),
         };
         // The cluster's last known frontends are in the first apply, so
         // that a restart ends none of their flows.
@@ -188,6 +193,13 @@ impl Agent {
         self.set_socket_path();
         self.forget_stale_pins();
         self.follow_all();
+        // The programs moved over: what the old ones wrote since the first
+        // copy follows.
+        if let Some(m) = self.migrations.take() {
+            if let Err(e) = m.copy(&self.settings.pin_dir, true) {
+                tracing::warn!("migrating maps: {e:#}");
+            }
+        }
         self.resolve_due();
         self.report_names();
         info!(

@@ -1,0 +1,273 @@
+//! Pinned maps against the ones this binary makes, before it loads. A map
+//! of the same type, key and value sizes and capacity is adopted. One that
+//! differs in capacity only (a resized conntrack table, more counters) is
+//! migrated: a new map is made and pinned, and every entry copied into it,
+//! once at load and once more after the programs moved over, for what the
+//! old programs wrote meanwhile. Any other difference: the map is replaced,
+//! and the log says what is lost. No map whose layout differs is reused.
+
+use std::{fs, mem::size_of, os::fd::AsFd as _, path::Path};
+
+use anyhow::{Context as _, Result};
+use aya::{
+    maps::{Array, HashMap, Map, MapData, MapInfo, MapType, PerCpuArray},
+    Pod,
+};
+use hairpin_common::{
+    BackendKey, BackendV4, BackendV6, CtEntryV4, CtEntryV6, CtKeyV4, CtKeyV6, Frontend,
+    FrontendKeyV4, FrontendKeyV6, FrontendStats, MemberKeyV4, MemberKeyV6, NodeConfig, SockKeyV4,
+    SockKeyV6, SockNatV4, SockNatV6, BACKENDS_V4, BACKENDS_V6, BACKEND_ADDRS_V4, BACKEND_ADDRS_V6,
+    BACKEND_MEMBERS_V4, BACKEND_MEMBERS_V6, CT_V4, CT_V6, DEFAULT_SOCK_REVNAT_ENTRIES,
+    FRONTENDS_V4, FRONTENDS_V6, FRONTEND_ADDRS_V4, FRONTEND_ADDRS_V6, FRONTEND_STATS,
+    GLOBAL_COUNTERS, GLOBAL_STATS, NODE, SOCK_REVNAT_V4, SOCK_REVNAT_V6,
+};
+use tracing::{info, warn};
+
+use crate::{loader::LoadOptions, pins::map_pin};
+
+/// What this binary makes of a map.
+#[derive(Debug, PartialEq)]
+struct Shape {
+    map_type: MapType,
+    key: u32,
+    value: u32,
+    max: u32,
+}
+
+fn shape<K, V>(map_type: MapType, max: u32) -> Shape {
+    Shape {
+        map_type,
+        key: size_of::<K>() as u32,
+        value: size_of::<V>() as u32,
+        max,
+    }
+}
+
+/// Every pinned map's shape for `opts`, with what a replacement loses.
+fn wanted(opts: &LoadOptions) -> [(&'static str, Shape, &'static str); 17] {
+    use MapType::{Array as A, Hash as H, LruHash as L, PerCpuArray as P};
+    let (fe, slots, ct4, ct6) = (
+        opts.max_frontends,
+        opts.max_backend_slots,
+        opts.ct_entries,
+        opts.ct_entries_v6,
+    );
+    let rebuilt = "rebuilt from the configuration";
+    [
+        (
+            FRONTENDS_V4,
+            shape::<FrontendKeyV4, Frontend>(H, fe),
+            rebuilt,
+        ),
+        (FRONTEND_ADDRS_V4, shape::<u32, u32>(H, fe), rebuilt),
+        (
+            BACKENDS_V4,
+            shape::<BackendKey, BackendV4>(H, slots),
+            rebuilt,
+        ),
+        (BACKEND_ADDRS_V4, shape::<u32, u32>(H, slots), rebuilt),
+        (
+            BACKEND_MEMBERS_V4,
+            shape::<MemberKeyV4, u32>(H, slots),
+            rebuilt,
+        ),
+        (
+            CT_V4,
+            shape::<CtKeyV4, CtEntryV4>(L, ct4),
+            "its IPv4 flows are lost",
+        ),
+        (
+            FRONTENDS_V6,
+            shape::<FrontendKeyV6, Frontend>(H, fe),
+            rebuilt,
+        ),
+        (FRONTEND_ADDRS_V6, shape::<[u32; 4], u32>(H, fe), rebuilt),
+        (
+            BACKENDS_V6,
+            shape::<BackendKey, BackendV6>(H, slots),
+            rebuilt,
+        ),
+        (BACKEND_ADDRS_V6, shape::<[u32; 4], u32>(H, slots), rebuilt),
+        (
+            BACKEND_MEMBERS_V6,
+            shape::<MemberKeyV6, u32>(H, slots),
+            rebuilt,
+        ),
+        (
+            CT_V6,
+            shape::<CtKeyV6, CtEntryV6>(L, ct6),
+            "its IPv6 flows are lost",
+        ),
+        (
+            FRONTEND_STATS,
+            shape::<u32, FrontendStats>(P, fe),
+            "frontend counters restart from zero",
+        ),
+        (
+            GLOBAL_STATS,
+            shape::<u32, u64>(P, GLOBAL_COUNTERS),
+            "datapath counters restart from zero",
+        ),
+        (NODE, shape::<u32, NodeConfig>(A, 1), rebuilt),
+        (
+            SOCK_REVNAT_V4,
+            shape::<SockKeyV4, SockNatV4>(L, DEFAULT_SOCK_REVNAT_ENTRIES),
+            "connected sockets report their backend as peer",
+        ),
+        (
+            SOCK_REVNAT_V6,
+            shape::<SockKeyV6, SockNatV6>(L, DEFAULT_SOCK_REVNAT_ENTRIES),
+            "connected sockets report their backend as peer",
+        ),
+    ]
+}
+
+/// The old maps being migrated, still open after their pins went.
+pub struct Migrations(Vec<(&'static str, MapData)>);
+
+/// Decides for every map pinned under `pin_dir`, before the load: the pins
+/// of maps to migrate or replace are removed (the load then pins new ones),
+/// the maps to migrate are kept open.
+pub fn prepare(pin_dir: &Path, opts: &LoadOptions) -> Result<Migrations> {
+    let mut old = Vec::new();
+    for (name, want, loss) in wanted(opts) {
+        let path = map_pin(pin_dir, name);
+        if !path.exists() {
+            continue;
+        }
+        let info =
+            MapInfo::from_pin(&path).with_context(|| format!("reading {}", path.display()))?;
+        let found = Shape {
+            map_type: info.map_type()?,
+            key: info.key_size(),
+            value: info.value_size(),
+            max: info.max_entries(),
+        };
+        if found == want {
+            continue;
+        }
+        let same_layout =
+            (found.map_type, found.key, found.value) == (want.map_type, want.key, want.value);
+        if same_layout {
+            info!(
+                map = name,
+                "pinned with {} entries, {} wanted: migrating its entries", found.max, want.max
+            );
+            old.push((name, MapData::from_pin(&path)?));
+        } else {
+            warn!(
+                map = name,
+                "pinned as {found:?}, this binary makes {want:?}: replaced, {loss}"
+            );
+        }
+        fs::remove_file(&path).with_context(|| format!("unpinning {}", path.display()))?;
+    }
+    Ok(Migrations(old))
+}
+
+impl Migrations {
+    /// Copies the old maps' entries into the new ones pinned under
+    /// `pin_dir`; `again`: only what the new ones lack (after the switch,
+    /// the new programs' entries are the newer).
+    pub fn copy(&self, pin_dir: &Path, again: bool) -> Result<()> {
+        for (name, old) in &self.0 {
+            let new = MapData::from_pin(map_pin(pin_dir, name))?;
+            // Not copied: on the second pass, entries the new map has
+            // already; else entries beyond its capacity.
+            let (copied, not_copied) = copy_map(name, old, new, again)?;
+            info!(map = name, copied, not_copied, again, "entries migrated");
+        }
+        Ok(())
+    }
+}
+
+/// A map by its kind, over its data (the fd is duplicated: the old map
+/// stays open for the second copy).
+fn typed<T: TryFrom<Map, Error = aya::maps::MapError>>(data: &MapData, kind: MapType) -> Result<T> {
+    let fd = data.fd().as_fd().try_clone_to_owned()?;
+    let data = MapData::from_fd(fd)?;
+    let map = match kind {
+        MapType::Hash => Map::HashMap(data),
+        MapType::LruHash => Map::LruHashMap(data),
+        MapType::PerCpuArray => Map::PerCpuArray(data),
+        _ => Map::Array(data),
+    };
+    Ok(T::try_from(map)?)
+}
+
+fn copy_hash<K: Pod, V: Pod>(
+    old: &MapData,
+    new: MapData,
+    kind: MapType,
+    again: bool,
+) -> Result<(usize, usize)> {
+    let old: HashMap<MapData, K, V> = typed(old, kind)?;
+    let mut new: HashMap<MapData, K, V> = typed(&new, kind)?;
+    // BPF_NOEXIST on the second pass.
+    let flags = if again { 1 } else { 0 };
+    let (mut copied, mut left) = (0, 0);
+    for (k, v) in old.iter().filter_map(Result::ok) {
+        match new.insert(k, v, flags) {
+            Ok(()) => copied += 1,
+            Err(_) => left += 1,
+        }
+    }
+    Ok((copied, left))
+}
+
+fn copy_per_cpu<V: Pod>(old: &MapData, new: MapData) -> Result<(usize, usize)> {
+    let old: PerCpuArray<MapData, V> = typed(old, MapType::PerCpuArray)?;
+    let mut new: PerCpuArray<MapData, V> = typed(&new, MapType::PerCpuArray)?;
+    let n = old.len().min(new.len());
+    for i in 0..n {
+        new.set(i, old.get(&i, 0)?, 0)?;
+    }
+    Ok((n as usize, old.len().saturating_sub(n) as usize))
+}
+
+fn copy_map(name: &str, old: &MapData, new: MapData, again: bool) -> Result<(usize, usize)> {
+    use MapType::{Hash as H, LruHash as L};
+    match name {
+        FRONTENDS_V4 => copy_hash::<FrontendKeyV4, Frontend>(old, new, H, again),
+        FRONTEND_ADDRS_V4 | BACKEND_ADDRS_V4 => copy_hash::<u32, u32>(old, new, H, again),
+        BACKENDS_V4 => copy_hash::<BackendKey, BackendV4>(old, new, H, again),
+        BACKEND_MEMBERS_V4 => copy_hash::<MemberKeyV4, u32>(old, new, H, again),
+        CT_V4 => copy_hash::<CtKeyV4, CtEntryV4>(old, new, L, again),
+        FRONTENDS_V6 => copy_hash::<FrontendKeyV6, Frontend>(old, new, H, again),
+        FRONTEND_ADDRS_V6 | BACKEND_ADDRS_V6 => copy_hash::<[u32; 4], u32>(old, new, H, again),
+        BACKENDS_V6 => copy_hash::<BackendKey, BackendV6>(old, new, H, again),
+        BACKEND_MEMBERS_V6 => copy_hash::<MemberKeyV6, u32>(old, new, H, again),
+        CT_V6 => copy_hash::<CtKeyV6, CtEntryV6>(old, new, L, again),
+        SOCK_REVNAT_V4 => copy_hash::<SockKeyV4, SockNatV4>(old, new, L, again),
+        SOCK_REVNAT_V6 => copy_hash::<SockKeyV6, SockNatV6>(old, new, L, again),
+        // Counters are copied once: a second pass would count twice.
+        _ if again => Ok((0, 0)),
+        FRONTEND_STATS => copy_per_cpu::<FrontendStats>(old, new),
+        GLOBAL_STATS => copy_per_cpu::<u64>(old, new),
+        NODE => {
+            let old: Array<MapData, NodeConfig> = typed(old, MapType::Array)?;
+            let mut new: Array<MapData, NodeConfig> = typed(&new, MapType::Array)?;
+            new.set(0, old.get(&0, 0)?, 0)?;
+            Ok((1, 0))
+        }
+        _ => Ok((0, 0)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_pinned_map_has_its_shape() {
+        let names: Vec<&str> = wanted(&LoadOptions::default())
+            .iter()
+            .map(|w| w.0)
+            .collect();
+        let mut pinned = hairpin_common::PINNED_MAPS.to_vec();
+        pinned.sort_unstable();
+        let mut names_sorted = names.clone();
+        names_sorted.sort_unstable();
+        assert_eq!(names_sorted, pinned);
+    }
+}

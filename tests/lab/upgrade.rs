@@ -1,0 +1,92 @@
+//! A new agent over pins an older one left: a map of another capacity is
+//! migrated with its entries (a conntrack table resized keeps its flows),
+//! a map of another layout is replaced and said, and none is reused as it
+//! was.
+
+use std::{fs, process::Command, time::Duration};
+
+use aya::maps::MapInfo;
+
+use crate::{
+    agent::ONE,
+    require_privileged,
+    support::lab::Lab,
+    transfers::{assert_same, download, finish_download, serve_file, COMPLETE},
+};
+
+fn ct_capacity(pin_dir: &std::path::Path) -> u32 {
+    MapInfo::from_pin(pin_dir.join("maps/CT_V4"))
+        .expect("the pinned conntrack")
+        .max_entries()
+}
+
+#[test]
+fn a_resized_conntrack_keeps_its_flows_and_a_map_of_another_layout_is_replaced() {
+    require_privileged!();
+    let lab = Lab::up();
+    let data = serve_file(&lab, "n1-b1", "big.bin", 16);
+    let small = format!("{ONE}conntrack: {{ maxEntries: 1024 }}\n");
+    let mut agent = lab.agent("n1", &small);
+    assert_eq!(ct_capacity(&agent.pin_dir), 1024);
+    let (pod, pod_out) = download(&lab, "n1-c1", "big.bin", 8080, "2M");
+    let (host, host_out) = download(&lab, "n1", "big.bin", 8080, "2M");
+    std::thread::sleep(Duration::from_secs(2));
+
+    // A larger table: migrated, with the running flows.
+    agent.stop(libc::SIGTERM);
+    fs::write(
+        &agent.config,
+        format!("{ONE}conntrack: {{ maxEntries: 65536 }}\n"),
+    )
+    .unwrap();
+    agent.start();
+    assert_eq!(ct_capacity(&agent.pin_dir), 65536, "the table was resized");
+    let log = agent.log_text();
+    assert!(
+        log.contains("pinned with 1024 entries, 65536 wanted: migrating its entries"),
+        "the log says so:\n{log}"
+    );
+    for (bg, out, who) in [(pod, pod_out, "pod"), (host, host_out, "host")] {
+        assert_eq!(
+            finish_download(bg, Duration::from_secs(40)),
+            COMPLETE,
+            "{who} download"
+        );
+        assert_same(&out, &data, &format!("{who} client across the resize"));
+    }
+
+    // An older datapath's counters, six of them (before `refused` and
+    // `backend_skipped`): migrated, their values kept.
+    agent.stop(libc::SIGTERM);
+    let old_map = |name: &str, value: &str, entries: &str| {
+        let pin = agent.pin_dir.join("maps").join(name);
+        fs::remove_file(&pin).unwrap();
+        let made = Command::new("bpftool")
+            .args(["map", "create"])
+            .arg(&pin)
+            .args(["type", "percpu_array", "key", "4", "value", value])
+            .args(["entries", entries, "name", name])
+            .output()
+            .expect("bpftool (scripts/setup.sh installs it)");
+        assert!(made.status.success(), "{made:?}");
+        pin
+    };
+    let stats = old_map("GLOBAL_STATS", "8", "6");
+    // And per-frontend counters of an older layout (three, not five):
+    // replaced.
+    old_map("FRONTEND_STATS", "24", "16384");
+    agent.start();
+    let log = agent.log_text();
+    assert!(
+        log.contains("pinned with 6 entries, 8 wanted: migrating its entries"),
+        "{log}"
+    );
+    assert!(
+        log.contains("replaced, frontend counters restart from zero"),
+        "the log says what is lost:\n{log}"
+    );
+    let stats = MapInfo::from_pin(&stats).expect("the new counters");
+    assert_eq!(stats.max_entries(), 8, "every counter has its slot");
+    let table = lab.hairpin("n1", &["list"]);
+    assert!(table.contains("backend_skipped=0"), "{table}");
+}

@@ -18,7 +18,7 @@ use hairpin_common::{
     DEFAULT_CT_ENTRIES, DEFAULT_MAX_BACKEND_SLOTS, DEFAULT_MAX_FRONTENDS, FRONTENDS_V4,
     FRONTENDS_V6, FRONTEND_ADDRS_V4, FRONTEND_ADDRS_V6, FRONTEND_STATS, GLOBAL_CT_TIMEOUT_CLOSE,
     GLOBAL_CT_TIMEOUT_SYN, GLOBAL_CT_TIMEOUT_TCP, GLOBAL_CT_TIMEOUT_UDP, GLOBAL_L4_CSUM_IPV6,
-    GLOBAL_STATS, NODE, PINNED_MAPS, SOCK_PROGRAMS, TC_PROGRAMS,
+    GLOBAL_STATS, LAYOUT, LAYOUT_VERSION, NODE, PINNED_MAPS, SOCK_PROGRAMS, TC_PROGRAMS,
 };
 
 /// The eBPF object built by `build.rs`.
@@ -156,6 +156,12 @@ impl Datapath {
             loader.map_pin_path(name, path.as_path());
         }
         let mut ebpf = loader.load(OBJECT).context("loading the eBPF object")?;
+        // The next agent reads which layout it finds (`migrate::prepare`).
+        let mut layout: Array<&mut MapData, u32> = Array::try_from(
+            ebpf.map_mut(LAYOUT)
+                .context("map LAYOUT missing from the object")?,
+        )?;
+        layout.set(0, LAYOUT_VERSION, 0)?;
         for name in SOCK_PROGRAMS {
             let prog: &mut aya::programs::CgroupSockAddr = ebpf
                 .program_mut(name)

@@ -19,7 +19,7 @@ use hairpin_common::{
     SockKeyV6, SockNatV4, SockNatV6, BACKENDS_V4, BACKENDS_V6, BACKEND_ADDRS_V4, BACKEND_ADDRS_V6,
     BACKEND_MEMBERS_V4, BACKEND_MEMBERS_V6, CT_V4, CT_V6, DEFAULT_SOCK_REVNAT_ENTRIES,
     FRONTENDS_V4, FRONTENDS_V6, FRONTEND_ADDRS_V4, FRONTEND_ADDRS_V6, FRONTEND_STATS,
-    GLOBAL_COUNTERS, GLOBAL_STATS, NODE, SOCK_REVNAT_V4, SOCK_REVNAT_V6,
+    GLOBAL_COUNTERS, GLOBAL_STATS, LAYOUT, LAYOUT_VERSION, NODE, SOCK_REVNAT_V4, SOCK_REVNAT_V6,
 };
 use tracing::{info, warn};
 
@@ -44,7 +44,7 @@ fn shape<K, V>(map_type: MapType, max: u32) -> Shape {
 }
 
 /// Every pinned map's shape for `opts`, with what a replacement loses.
-fn wanted(opts: &LoadOptions) -> [(&'static str, Shape, &'static str); 17] {
+fn wanted(opts: &LoadOptions) -> [(&'static str, Shape, &'static str); 18] {
     use MapType::{Array as A, Hash as H, LruHash as L, PerCpuArray as P};
     let (fe, slots, ct4, ct6) = (
         opts.max_frontends,
@@ -109,6 +109,7 @@ fn wanted(opts: &LoadOptions) -> [(&'static str, Shape, &'static str); 17] {
             "datapath counters restart from zero",
         ),
         (NODE, shape::<u32, NodeConfig>(A, 1), rebuilt),
+        (LAYOUT, shape::<u32, u32>(A, 1), rebuilt),
         (
             SOCK_REVNAT_V4,
             shape::<SockKeyV4, SockNatV4>(L, DEFAULT_SOCK_REVNAT_ENTRIES),
@@ -129,6 +130,15 @@ pub struct Migrations(Vec<(&'static str, MapData)>);
 /// of maps to migrate or replace are removed (the load then pins new ones),
 /// the maps to migrate are kept open.
 pub fn prepare(pin_dir: &Path, opts: &LoadOptions) -> Result<Migrations> {
+    if let Some(pinned) = pinned_layout(pin_dir)? {
+        anyhow::ensure!(
+            pinned <= LAYOUT_VERSION,
+            "the datapath pinned under {} has layout {pinned}, newer than this binary's \
+             {LAYOUT_VERSION}: it is not adopted, and keeps running as it is; run the newer \
+             hairpin, or remove it with `hairpin detach`",
+            pin_dir.display()
+        );
+    }
     let mut old = Vec::new();
     for (name, want, loss) in wanted(opts) {
         let path = map_pin(pin_dir, name);
@@ -163,6 +173,18 @@ pub fn prepare(pin_dir: &Path, opts: &LoadOptions) -> Result<Migrations> {
         fs::remove_file(&path).with_context(|| format!("unpinning {}", path.display()))?;
     }
     Ok(Migrations(old))
+}
+
+/// The layout version of the datapath pinned under `pin_dir`, if any; a
+/// datapath from before versions were recorded is of version 1.
+pub fn pinned_layout(pin_dir: &Path) -> Result<Option<u32>> {
+    let path = map_pin(pin_dir, LAYOUT);
+    if !path.exists() {
+        let any = map_pin(pin_dir, CT_V4).exists();
+        return Ok(any.then_some(1));
+    }
+    let map: Array<MapData, u32> = typed(&MapData::from_pin(&path)?, MapType::Array)?;
+    Ok(Some(map.get(&0, 0)?))
 }
 
 impl Migrations {
@@ -244,6 +266,7 @@ fn copy_map(name: &str, old: &MapData, new: MapData, again: bool) -> Result<(usi
         _ if again => Ok((0, 0)),
         FRONTEND_STATS => copy_per_cpu::<FrontendStats>(old, new),
         GLOBAL_STATS => copy_per_cpu::<u64>(old, new),
+        LAYOUT => Ok((0, 0)),
         NODE => {
             let old: Array<MapData, NodeConfig> = typed(old, MapType::Array)?;
             let mut new: Array<MapData, NodeConfig> = typed(&new, MapType::Array)?;

@@ -10,12 +10,14 @@
 
 pub mod addr;
 pub mod conntrack;
+pub mod layout;
 pub mod maps;
 pub mod nat;
 pub mod stats;
 
 pub use addr::WireAddr;
 pub use conntrack::*;
+pub use layout::LAYOUT_VERSION;
 pub use maps::*;
 pub use nat::*;
 pub use stats::*;

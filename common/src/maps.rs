@@ -24,8 +24,11 @@ pub const BACKEND_MEMBERS_V6: &str = "BACKEND_MEMBERS_V6";
 pub const SOCK_REVNAT_V4: &str = "SOCK_REVNAT_V4";
 pub const SOCK_REVNAT_V6: &str = "SOCK_REVNAT_V6";
 
+/// The layout version of the pinned datapath (`LAYOUT_VERSION` at index 0).
+pub const LAYOUT: &str = "LAYOUT";
+
 /// Every map the agent pins, in a stable order.
-pub const PINNED_MAPS: [&str; 17] = [
+pub const PINNED_MAPS: [&str; 18] = [
     FRONTENDS_V4,
     FRONTEND_ADDRS_V4,
     BACKENDS_V4,
@@ -43,6 +46,7 @@ pub const PINNED_MAPS: [&str; 17] = [
     SOCK_REVNAT_V6,
     BACKEND_MEMBERS_V4,
     BACKEND_MEMBERS_V6,
+    LAYOUT,
 ];
 
 /// Program on a pod veth's ingress (the pod's egress).

@@ -49,6 +49,11 @@ pub static GLOBAL_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(GLOBAL
 #[map]
 pub static NODE: Array<NodeConfig> = Array::with_max_entries(1, 0);
 
+/// The layout version of this datapath's maps, written by the agent; read
+/// by no program, only by the next agent (see `hairpin_common::layout`).
+#[map]
+pub static LAYOUT: Array<u32> = Array::with_max_entries(1, 0);
+
 // Conntrack lifetimes (ns), set by the agent at load through `EbpfLoader::set_global`.
 #[unsafe(no_mangle)]
 static CT_TIMEOUT_SYN: u64 = CT_TIMEOUT_SYN_NS;

@@ -89,4 +89,39 @@ fn a_resized_conntrack_keeps_its_flows_and_a_map_of_another_layout_is_replaced()
     assert_eq!(stats.max_entries(), 8, "every counter has its slot");
     let table = lab.hairpin("n1", &["list"]);
     assert!(table.contains("backend_skipped=0"), "{table}");
+    let status = lab.hairpin("n1", &["status"]);
+    assert!(
+        status.contains("datapath: layout 2; this binary's: 2"),
+        "{status}"
+    );
+
+    // A datapath newer than this binary: not adopted, left serving.
+    agent.stop(libc::SIGTERM);
+    let layout = agent.pin_dir.join("maps/LAYOUT");
+    let set = Command::new("bpftool")
+        .args(["map", "update", "pinned"])
+        .arg(&layout)
+        .args(["key", "0", "0", "0", "0", "value", "99", "0", "0", "0"])
+        .output()
+        .expect("bpftool");
+    assert!(set.status.success(), "{set:?}");
+    let config = agent.config.display().to_string();
+    let refused = lab.hairpin_output("n1", &["run", "--config", &config]);
+    assert!(!refused.status.success(), "a newer datapath is refused");
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        said.contains("has layout 99, newer than this binary's 2: it is not adopted"),
+        "{said}"
+    );
+    assert_eq!(
+        ct_capacity(&agent.pin_dir),
+        65536,
+        "the pins stay as they were"
+    );
+    assert_eq!(
+        lab.sh_ok("n1-c1", "curl -s --max-time 3 http://203.0.113.10:8080/")
+            .trim(),
+        "b1",
+        "the datapath serves on"
+    );
 }

@@ -100,6 +100,16 @@ pub fn status(args: Args) -> Result<()> {
         },
     );
     if matches!(args.output, Format::Table) {
+        // Which datapath is pinned, against what this binary makes.
+        match crate::migrate::pinned_layout(&args.pin_dir) {
+            Ok(Some(v)) => println!(
+                "\ndatapath: layout {v}; this binary's: {} (hairpin {})",
+                hairpin_common::LAYOUT_VERSION,
+                env!("CARGO_PKG_VERSION")
+            ),
+            Ok(None) => println!("\ndatapath: none pinned under {}", args.pin_dir.display()),
+            Err(e) => println!("\ndatapath: unreadable: {e:#}"),
+        }
         if let Some(items) = args.agent.degraded() {
             agent_view::print_lines(&items);
         }

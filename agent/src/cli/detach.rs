@@ -1,7 +1,6 @@
 use std::{fs, path::PathBuf};
 
 use anyhow::{Context as _, Result};
-use hairpin_common::PINNED_MAPS;
 
 use crate::{attach, pins, sockets};
 
@@ -38,13 +37,16 @@ pub fn detach(args: Args) -> Result<()> {
         println!("detached {}", pin.display());
         removed += 1;
     }
-    for map in PINNED_MAPS {
-        let pin = pins::map_pin(&args.pin_dir, map);
-        if pin.exists() {
-            fs::remove_file(&pin).with_context(|| format!("removing {}", pin.display()))?;
-            println!("removed {}", pin.display());
-            removed += 1;
-        }
+    // Every map pinned there, whichever version of hairpin pinned it.
+    let maps_dir = args.pin_dir.join(pins::MAPS_DIR);
+    let mut maps: Vec<_> = fs::read_dir(&maps_dir)
+        .map(|d| d.filter_map(|e| Some(e.ok()?.path())).collect())
+        .unwrap_or_default();
+    maps.sort();
+    for pin in maps {
+        fs::remove_file(&pin).with_context(|| format!("removing {}", pin.display()))?;
+        println!("removed {}", pin.display());
+        removed += 1;
     }
     for prog in hairpin_common::TC_PROGRAMS {
         // Ignored error: see below.

@@ -33,6 +33,12 @@ fn a_resized_conntrack_keeps_its_flows_and_a_map_of_another_layout_is_replaced()
     std::thread::sleep(Duration::from_secs(2));
 
     // A larger table: migrated, with the running flows.
+    let flows = |lab: &Lab| -> Vec<serde_json::Value> {
+        serde_json::from_str(&lab.hairpin("n1", &["ct", "list", "--output", "json"]))
+            .expect("ct list json")
+    };
+    let before = flows(&lab);
+    assert_eq!(before.len(), 2, "the two transfers: {before:?}");
     agent.stop(libc::SIGTERM);
     fs::write(
         &agent.config,
@@ -41,6 +47,13 @@ fn a_resized_conntrack_keeps_its_flows_and_a_map_of_another_layout_is_replaced()
     .unwrap();
     agent.start();
     assert_eq!(ct_capacity(&agent.pin_dir), 65536, "the table was resized");
+    let key = |f: &serde_json::Value| (f["client"].clone(), f["backend"].clone());
+    let after = flows(&lab);
+    assert_eq!(
+        after.iter().map(key).collect::<Vec<_>>(),
+        before.iter().map(key).collect::<Vec<_>>(),
+        "the same flows, on the same backends"
+    );
     let log = agent.log_text();
     assert!(
         log.contains("pinned with 1024 entries, 65536 wanted: migrating its entries"),

@@ -287,6 +287,15 @@ fn the_image_serves_every_client_with_three_capabilities_and_a_read_only_root() 
         assert_eq!(field("NoNewPrivs:"), "1", "no privilege escalation");
     }
 
+    // The kubelet's probes, as the manifest has them, in the node's network
+    // namespace.
+    for url in &contract.probes {
+        let out = lab.sh(
+            "n1",
+            &format!("curl -s -o /dev/null -w '%{{http_code}}' {url}"),
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "200", "probe {url}");
+    }
     let matrix = lab.probe();
     assert!(
         matrix.values().all(|r| r == "ok"),

@@ -72,6 +72,8 @@ pub struct Contract {
     /// (volume's host path or configMap name, mount path, read-only).
     pub mounts: Vec<(String, String, bool)>,
     pub args: Vec<String>,
+    /// The liveness and readiness probes: `http://host:port/path`.
+    pub probes: Vec<String>,
 }
 
 impl Contract {
@@ -130,6 +132,18 @@ impl Contract {
             no_new_privileges: sc["allowPrivilegeEscalation"] == false,
             mounts,
             args: strs(&c["args"]),
+            probes: ["livenessProbe", "readinessProbe"]
+                .iter()
+                .map(|p| {
+                    let get = &c[p]["httpGet"];
+                    format!(
+                        "http://{}:{}{}",
+                        get["host"].as_str().expect("the probe's host"),
+                        get["port"],
+                        get["path"].as_str().expect("the probe's path")
+                    )
+                })
+                .collect(),
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod family;
+pub mod flows;
 pub mod gc;
 pub mod health;
 pub mod inspect;

@@ -4,7 +4,7 @@ use anyhow::Result;
 use clap::Subcommand;
 
 use super::output::{print, Format};
-use crate::{inspect, pins, reconcile};
+use crate::{flows, inspect, pins};
 
 /// Conntrack: list or flush flows, from the pinned maps.
 #[derive(clap::Args)]
@@ -74,9 +74,9 @@ pub fn ct(args: Args) -> Result<()> {
             },
         ),
         Command::Flush(_) => {
-            let ended = reconcile::end_flows(&mut pinned.v4.conntrack, |f| {
+            let ended = flows::end_flows(&mut pinned.v4.conntrack, |f| {
                 id.is_none_or(|id| f.frontend_id == id)
-            })? + reconcile::end_flows(&mut pinned.v6.conntrack, |f| {
+            })? + flows::end_flows(&mut pinned.v6.conntrack, |f| {
                 id.is_none_or(|id| f.frontend_id == id)
             })?;
             println!("flushed {ended} flows");

@@ -164,7 +164,7 @@ impl Agent {
         let maps = &self.maps;
         let expired = self.names.expire(Instant::now(), |addr| {
             // On a read error, keep the address: a flow may live.
-            reconcile::has_flows_to(maps, addr).unwrap_or(true)
+            crate::flows::has_flows_to(maps, addr).unwrap_or(true)
         });
         if expired {
             self.refresh_cluster(&self.base(&self.config));

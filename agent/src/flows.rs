@@ -1,0 +1,78 @@
+//! Flows in conntrack as the agent acts on them: ending those of removed
+//! frontends and backends (or a flush), and finding those to an address.
+
+use anyhow::{Context as _, Result};
+use hairpin_common::{CtDir, CtKey, IPPROTO_TCP, SEEN_ENDED, SEEN_RST};
+
+use crate::{
+    family::Addr,
+    loader::{Conntrack, Maps},
+};
+
+/// A flow as `end_flows` shows it to its predicate.
+pub struct FlowView<A> {
+    pub frontend_id: u32,
+    /// The backend's side of the flow: its address and port as source.
+    pub backend: CtKey<A>,
+}
+
+/// Ends every flow for which `ended` holds; returns how many. A TCP flow's
+/// entries stay for the close timeout, marked ended: the datapath turns the
+/// next segment of either end into a reset for the other. A UDP flow's
+/// entries go: its next datagram opens a new flow.
+pub fn end_flows<A: Addr>(
+    ct: &mut Conntrack<A>,
+    mut ended: impl FnMut(&FlowView<A>) -> bool,
+) -> Result<usize> {
+    let mut doomed = Vec::new();
+    for r in ct.iter() {
+        let (k, e) = r.context("reading conntrack")?;
+        // The reverse entry's key is the backend → client tuple.
+        let backend = if e.dir == CtDir::Reverse as u8 {
+            k
+        } else {
+            e.nat.reversed()
+        };
+        if ended(&FlowView {
+            frontend_id: e.frontend_id,
+            backend,
+        }) {
+            doomed.push((k, e));
+        }
+    }
+    let now = crate::gc::monotonic_ns();
+    let mut flows = 0;
+    for (k, mut e) in doomed {
+        if e.dir == CtDir::Forward as u8 {
+            flows += 1;
+        }
+        // Ignored errors: the LRU may have evicted the entry meanwhile.
+        if k.proto == IPPROTO_TCP {
+            e.seen |= SEEN_ENDED | SEEN_RST;
+            e.last_seen_ns = now;
+            let _ = ct.insert(k, e, 0);
+        } else {
+            let _ = ct.remove(&k);
+        }
+    }
+    Ok(flows)
+}
+
+/// Whether any flow was opened to `addr` (a frontend's address) and is
+/// still in conntrack.
+pub fn has_flows_to(maps: &Maps, addr: std::net::IpAddr) -> Result<bool> {
+    fn family<A: Addr>(ct: &Conntrack<A>, addr: A) -> Result<bool> {
+        for r in ct.iter() {
+            let (k, e) = r.context("reading conntrack")?;
+            if e.dir == CtDir::Forward as u8 && k.daddr == addr {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+    match (u32::from_ip(addr), <[u32; 4]>::from_ip(addr)) {
+        (Some(a), _) => family(&maps.v4.conntrack, a),
+        (_, Some(a)) => family(&maps.v6.conntrack, a),
+        _ => Ok(false),
+    }
+}

@@ -35,6 +35,15 @@ pub struct AgentMetrics {
     pub resolutions: Family<NameLabel, Counter>,
     /// Frontend id → name, as last applied.
     pub names: Arc<Mutex<BTreeMap<u32, String>>>,
+    /// The pinned maps this agent did not adopt as they were, by outcome.
+    pub maps_at_start: Family<MapLabel, Gauge>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MapLabel {
+    pub map: &'static str,
+    /// `migrated` or `replaced`.
+    pub outcome: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -218,6 +227,11 @@ fn render(pin_dir: &Path, agent: &AgentMetrics, health: &Health) -> Result<Strin
         "conntrack_gc_sweeps",
         "Conntrack sweeps",
         agent.gc_sweeps.clone(),
+    );
+    reg.register(
+        "maps_at_start",
+        "Pinned maps this agent found of another shape: migrated (entries kept) or replaced (docs/datapath.md, Upgrades)",
+        agent.maps_at_start.clone(),
     );
     reg.register(
         "config_reloads",

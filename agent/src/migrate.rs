@@ -123,8 +123,12 @@ fn wanted(opts: &LoadOptions) -> [(&'static str, Shape, &'static str); 18] {
     ]
 }
 
-/// The old maps being migrated, still open after their pins went.
-pub struct Migrations(Vec<(&'static str, MapData)>);
+/// The old maps being migrated, still open after their pins went, and
+/// what became of every map not adopted: (map, `migrated` or `replaced`).
+pub struct Migrations(
+    Vec<(&'static str, MapData)>,
+    pub Vec<(&'static str, &'static str)>,
+);
 
 /// Decides for every map pinned under `pin_dir`, before the load: the pins
 /// of maps to migrate or replace are removed (the load then pins new ones),
@@ -140,6 +144,7 @@ pub fn prepare(pin_dir: &Path, opts: &LoadOptions) -> Result<Migrations> {
         );
     }
     let mut old = Vec::new();
+    let mut outcomes = Vec::new();
     for (name, want, loss) in wanted(opts) {
         let path = map_pin(pin_dir, name);
         if !path.exists() {
@@ -164,7 +169,9 @@ pub fn prepare(pin_dir: &Path, opts: &LoadOptions) -> Result<Migrations> {
                 "pinned with {} entries, {} wanted: migrating its entries", found.max, want.max
             );
             old.push((name, MapData::from_pin(&path)?));
+            outcomes.push((name, "migrated"));
         } else {
+            outcomes.push((name, "replaced"));
             warn!(
                 map = name,
                 "pinned as {found:?}, this binary makes {want:?}: replaced, {loss}"
@@ -172,7 +179,7 @@ pub fn prepare(pin_dir: &Path, opts: &LoadOptions) -> Result<Migrations> {
         }
         fs::remove_file(&path).with_context(|| format!("unpinning {}", path.display()))?;
     }
-    Ok(Migrations(old))
+    Ok(Migrations(old, outcomes))
 }
 
 /// The layout version of the datapath pinned under `pin_dir`, if any; a

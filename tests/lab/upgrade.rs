@@ -102,6 +102,15 @@ fn a_resized_conntrack_keeps_its_flows_and_a_map_of_another_layout_is_replaced()
     assert_eq!(stats.max_entries(), 8, "every counter has its slot");
     let table = lab.hairpin("n1", &["list"]);
     assert!(table.contains("backend_skipped=0"), "{table}");
+    let metrics = lab.sh_ok("n1", "curl -s http://127.0.0.1:9469/metrics");
+    for (map, outcome) in [("GLOBAL_STATS", "migrated"), ("FRONTEND_STATS", "replaced")] {
+        assert!(
+            metrics.contains(&format!(
+                "hairpin_maps_at_start{{map=\"{map}\",outcome=\"{outcome}\"}} 1"
+            )),
+            "{map} {outcome} in the metrics:\n{metrics}"
+        );
+    }
     let status = lab.hairpin("n1", &["status"]);
     assert!(
         status.contains("datapath: layout 2; this binary's: 2"),

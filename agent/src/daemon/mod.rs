@@ -131,6 +131,12 @@ impl Agent {
         let mode = Mode::choose(settings.attach);
         info!(?mode, "attach mode");
         let metrics = AgentMetrics::default();
+        for &(map, outcome) in &migrations.1 {
+            metrics
+                .maps_at_start
+                .get_or_create(&crate::metrics::MapLabel { map, outcome })
+                .set(1);
+        }
         let mut names = Names::new(config.dns.clone());
         names.track(&config.named, &config.dns, Instant::now());
         let (resolving, resolved) = Resolving::new();

@@ -48,9 +48,14 @@ fn effective() -> Result<u64> {
     u64::from_str_radix(hex.trim(), 16).context("CapEff in /proc/self/status")
 }
 
+/// The capabilities `run` needs that this process lacks.
+pub fn missing_now() -> Result<Vec<String>> {
+    Ok(missing(effective()?))
+}
+
 /// Fails, naming them, when capabilities `run` needs are missing.
 pub fn check_run() -> Result<()> {
-    let missing = missing(effective()?);
+    let missing = missing_now()?;
     if !missing.is_empty() {
         bail!(
             "missing capabilities: {}; grant them (see deploy/kubernetes/hairpin-cluster.yaml), \

@@ -6,6 +6,7 @@ pub mod caps;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod doctor;
 pub mod family;
 pub mod flows;
 pub mod gc;

@@ -15,6 +15,7 @@ mod agent;
 mod clsact;
 mod cluster_reload;
 mod degraded;
+mod doctor;
 mod image;
 mod in_cluster;
 mod ipv6;

@@ -5,6 +5,7 @@ mod check;
 mod crd;
 mod ct;
 mod detach;
+mod doctor;
 mod list;
 mod output;
 mod run;
@@ -34,6 +35,7 @@ enum Command {
     List(list::Args),
     Ct(ct::Args),
     Detach(detach::Args),
+    Doctor(doctor::Args),
     Status(status::Args),
 }
 
@@ -56,6 +58,7 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::List(args) => list::list(args),
         Command::Ct(args) => ct::ct(args),
         Command::Detach(args) => detach::detach(args),
+        Command::Doctor(args) => doctor::doctor(args),
         Command::Status(args) => status::status(args),
     };
     match result {

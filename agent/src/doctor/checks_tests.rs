@@ -1,0 +1,124 @@
+//! Each check's verdict from recorded inputs.
+
+use super::*;
+use crate::doctor::Verdict;
+
+fn verdicts(checks: &[Check]) -> Vec<(&'static str, Verdict)> {
+    checks.iter().map(|c| (c.check, c.verdict)).collect()
+}
+
+#[test]
+fn the_kernel_decides_tcx_and_ipv6_checksums() {
+    assert_eq!(
+        verdicts(&kernel((6, 18))),
+        [("kernel", Verdict::Ok), ("ipv6 checksums", Verdict::Ok)]
+    );
+    assert_eq!(
+        verdicts(&kernel((6, 1))),
+        [("kernel", Verdict::Warn), ("ipv6 checksums", Verdict::Warn)]
+    );
+    assert_eq!(kernel((5, 4))[0].verdict, Verdict::Fail);
+}
+
+#[test]
+fn a_pin_directory_off_bpffs_fails() {
+    assert_eq!(
+        pin_dir("/sys/fs/bpf/hairpin", Some(BPF_FS_MAGIC)).verdict,
+        Verdict::Ok
+    );
+    let tmpfs = pin_dir("/run/x", Some(0x0102_1994));
+    assert_eq!(tmpfs.verdict, Verdict::Fail);
+    assert_eq!(
+        tmpfs.evidence,
+        "/run/x is on a filesystem of type 0x1021994, not bpffs"
+    );
+}
+
+#[test]
+fn pod_interfaces_that_no_pattern_matches_are_named() {
+    let ifs: Vec<String> = ["lo", "eth0", "vethb1", "cali12", "cali34"]
+        .map(String::from)
+        .to_vec();
+    let pats = |p: &[&str]| -> Vec<glob::Pattern> {
+        p.iter().map(|p| glob::Pattern::new(p).unwrap()).collect()
+    };
+    assert_eq!(
+        pod_patterns(&ifs, &pats(&["veth*", "cali*"])).verdict,
+        Verdict::Ok
+    );
+    let c = pod_patterns(&ifs, &pats(&["cali*"]));
+    assert_eq!(c.verdict, Verdict::Warn);
+    assert_eq!(c.evidence, "vethb1 match no pattern of [\"cali*\"]");
+    assert_eq!(cni(&ifs).evidence, "Calico, a veth-based CNI");
+}
+
+#[test]
+fn a_rule_that_translates_a_frontend_is_found_and_a_longer_address_is_not() {
+    let fe: Vec<IpAddr> = vec!["203.0.113.10".parse().unwrap()];
+    let rules = "-A PREROUTING -d 203.0.113.100/32 -p tcp -j DNAT --to-destination 10.0.0.1\n\
+                 -A OUTPUT -d 203.0.113.1/32 -j ACCEPT\n";
+    assert_eq!(netfilter(&fe, rules).verdict, Verdict::Ok);
+    let rules = "-A PREROUTING -d 203.0.113.10/32 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 198.51.100.2:80\n";
+    let c = netfilter(&fe, rules);
+    assert_eq!(c.verdict, Verdict::Warn);
+    assert!(
+        c.evidence.contains("--dport 8080 -j DNAT"),
+        "{}",
+        c.evidence
+    );
+    let nft = "ip daddr 203.0.113.10 tcp dport 8080 dnat to 198.51.100.2:80";
+    assert_eq!(netfilter(&fe, nft).verdict, Verdict::Warn);
+}
+
+#[test]
+fn missing_programs_fail_and_a_program_ahead_of_hairpins_is_named() {
+    let hook = |i: &str, progs: &[&str], wanted| Hook {
+        interface: i.into(),
+        hook: "ingress",
+        programs: progs.iter().map(|p| p.to_string()).collect(),
+        wanted,
+    };
+    let is_hairpin = |p: &str| p.starts_with("pod_") || p.starts_with("uplink_");
+    let ok = programs(
+        &[hook("vethb1", &["pod_ingress", "cil_from"], true)],
+        is_hairpin,
+    );
+    assert_eq!(verdicts(&ok), [("programs", Verdict::Ok)]);
+    let bad = programs(
+        &[
+            hook("vethb1", &[], true),
+            hook("vethc1", &["cil_from", "pod_ingress"], true),
+        ],
+        is_hairpin,
+    );
+    assert_eq!(
+        verdicts(&bad),
+        [
+            ("programs", Verdict::Fail),
+            ("program order", Verdict::Warn)
+        ]
+    );
+    assert_eq!(bad[0].evidence, "not attached on vethb1 ingress");
+    assert_eq!(
+        bad[1].evidence,
+        "cil_from run before hairpin's on vethc1 ingress"
+    );
+}
+
+#[test]
+fn the_layout_and_the_counters() {
+    assert_eq!(layout(Some(2), 2).verdict, Verdict::Ok);
+    assert_eq!(layout(Some(1), 2).verdict, Verdict::Warn);
+    assert_eq!(layout(Some(3), 2).verdict, Verdict::Fail);
+    assert_eq!(layout(None, 2).verdict, Verdict::Warn);
+    assert_eq!(
+        counters(&[("refused", 3), ("unparsable", 9)]).verdict,
+        Verdict::Ok
+    );
+    let c = counters(&[("ct_insert_failed", 2)]);
+    assert_eq!(
+        (c.verdict, c.evidence.as_str()),
+        (Verdict::Warn, "ct_insert_failed=2")
+    );
+    assert_eq!(capabilities(&["CAP_BPF (x)".into()]).verdict, Verdict::Fail);
+}

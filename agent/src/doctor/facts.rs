@@ -1,0 +1,93 @@
+//! The node as the checks see it, read without changing anything.
+
+use std::{
+    ffi::CString,
+    os::unix::ffi::OsStrExt as _,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use aya::programs::{SchedClassifier, TcAttachType};
+
+use super::checks::Hook;
+use crate::{inspect, links, migrate};
+
+/// The running kernel's major and minor version (`uname -r`).
+pub fn kernel() -> (u32, u32) {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut parts = release
+        .trim()
+        .split(['.', '-'])
+        .map(|p| p.parse().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+}
+
+/// The filesystem type of `dir`, or of its nearest existing parent (where
+/// the agent would create it).
+pub fn fs_magic(dir: &Path) -> Option<i64> {
+    let mut at: PathBuf = dir.to_owned();
+    while !at.exists() {
+        at = at.parent()?.to_owned();
+    }
+    let path = CString::new(at.as_os_str().as_bytes()).ok()?;
+    // SAFETY: a valid path and a zeroed, writable `statfs`.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    (unsafe { libc::statfs(path.as_ptr(), &mut st) } == 0).then_some(st.f_type as i64)
+}
+
+/// The node's interfaces, by name.
+pub fn interfaces() -> Vec<String> {
+    links::list_now()
+        .map(|l| l.into_iter().map(|l| l.name).collect())
+        .unwrap_or_default()
+}
+
+/// The NAT rules of iptables and nftables, as their tools print them.
+pub fn netfilter_rules() -> String {
+    [
+        ("iptables-save", &["-t", "nat"][..]),
+        ("ip6tables-save", &["-t", "nat"][..]),
+        ("nft", &["list", "ruleset"][..]),
+    ]
+    .iter()
+    .filter_map(|(tool, args)| Command::new(tool).args(*args).output().ok())
+    .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+    .collect::<Vec<_>>()
+    .join("\n")
+}
+
+/// The TCX programs on both hooks of every interface; `wanted` where a pod
+/// pattern matches the interface.
+pub fn hooks(interfaces: &[String], pods: &[glob::Pattern]) -> Vec<Hook> {
+    let mut out = Vec::new();
+    for name in interfaces {
+        for (hook, dir) in [
+            ("ingress", TcAttachType::Ingress),
+            ("egress", TcAttachType::Egress),
+        ] {
+            let Ok((_, progs)) = SchedClassifier::query_tcx(name, dir) else {
+                continue;
+            };
+            out.push(Hook {
+                interface: name.clone(),
+                hook,
+                programs: progs
+                    .iter()
+                    .map(|p| p.name_as_str().unwrap_or("?").to_owned())
+                    .collect(),
+                wanted: pods.iter().any(|p| p.matches(name)),
+            });
+        }
+    }
+    out
+}
+
+/// The pinned datapath's layout and counters, if one is pinned.
+pub fn datapath(pin_dir: &Path) -> (Option<u32>, Vec<(&'static str, u64)>) {
+    let layout = migrate::pinned_layout(pin_dir).ok().flatten();
+    let counters = inspect::Pinned::open(pin_dir)
+        .and_then(|p| inspect::global_counters(&p))
+        .map(|c| c.into_iter().map(|(c, v)| (c.name(), v)).collect())
+        .unwrap_or_default();
+    (layout, counters)
+}

@@ -1,0 +1,73 @@
+//! `hairpin doctor`: what is wrong on a node, as a checklist of verdicts
+//! with their evidence and what to do. Each check is a pure function of
+//! facts read from the node (`facts`), so that every verdict can be tested
+//! from recorded inputs; reading the facts changes nothing.
+
+pub mod checks;
+pub mod facts;
+
+use serde::Serialize;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Ok,
+    Warn,
+    Fail,
+}
+
+impl Verdict {
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Ok => "ok",
+            Verdict::Warn => "warn",
+            Verdict::Fail => "fail",
+        }
+    }
+}
+
+/// One line of the checklist.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Check {
+    pub check: &'static str,
+    pub verdict: Verdict,
+    /// What was seen.
+    pub evidence: String,
+    /// What to do, when not ok.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub advice: String,
+}
+
+impl Check {
+    pub fn ok(check: &'static str, evidence: impl Into<String>) -> Self {
+        Self {
+            check,
+            verdict: Verdict::Ok,
+            evidence: evidence.into(),
+            advice: String::new(),
+        }
+    }
+
+    pub fn warn(
+        check: &'static str,
+        evidence: impl Into<String>,
+        advice: impl Into<String>,
+    ) -> Self {
+        Self {
+            verdict: Verdict::Warn,
+            advice: advice.into(),
+            ..Self::ok(check, evidence)
+        }
+    }
+
+    pub fn fail(
+        check: &'static str,
+        evidence: impl Into<String>,
+        advice: impl Into<String>,
+    ) -> Self {
+        Self {
+            verdict: Verdict::Fail,
+            ..Self::warn(check, evidence, advice)
+        }
+    }
+}

@@ -28,6 +28,10 @@ pub struct AgentArgs {
 }
 
 impl AgentArgs {
+    pub fn addr(&self) -> SocketAddr {
+        self.agent
+    }
+
     /// The agent's degraded items; `None`, with a word on stderr, when it
     /// cannot be asked (stopped, or its listener is off).
     pub fn degraded(&self) -> Option<Vec<Degraded>> {

@@ -2,7 +2,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use super::output::Format;
+use super::{agent_view::AgentArgs, output::Format};
 use crate::{
     caps,
     config::{Config, DEFAULT_POD_PATTERNS},
@@ -20,6 +20,8 @@ pub struct Args {
     config: Option<PathBuf>,
     #[arg(long, default_value = pins::DEFAULT_PIN_DIR)]
     pin_dir: PathBuf,
+    #[command(flatten)]
+    agent: AgentArgs,
     #[arg(long, value_enum, default_value_t)]
     output: Format,
 }
@@ -57,7 +59,23 @@ pub fn doctor(args: Args) -> Result<()> {
             is_hairpin,
         ));
         report.push(checks::counters(&counters));
+        if let Some((entries, capacity)) = facts::conntrack(&args.pin_dir) {
+            report.push(checks::conntrack(entries, capacity));
+        }
+        let socket = config.as_ref().is_none_or(|c| c.socket.enabled);
+        report.push(checks::socket_path(
+            socket,
+            facts::socket_hooks(&args.pin_dir),
+        ));
     }
+    let degraded: Option<Vec<(String, String, String)>> = args
+        .agent
+        .degraded()
+        .map(|d| d.into_iter().map(|d| (d.kind, d.item, d.reason)).collect());
+    report.extend(checks::agent(
+        &args.agent.addr().to_string(),
+        degraded.as_deref(),
+    ));
 
     match args.output {
         Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),

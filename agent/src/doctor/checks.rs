@@ -251,6 +251,59 @@ pub fn counters(counters: &[(&'static str, u64)]) -> Check {
     }
 }
 
+/// The agent, as its listener answers: `None` when it does not; else what
+/// it reports it cannot serve, as (kind, item, reason).
+pub fn agent(at: &str, degraded: Option<&[(String, String, String)]>) -> Vec<Check> {
+    let Some(degraded) = degraded else {
+        return vec![Check::warn(
+            "agent",
+            format!("not answering at {at}"),
+            "start it, or pass --agent with its metrics.address",
+        )];
+    };
+    let mut out = vec![Check::ok("agent", format!("running, answering at {at}"))];
+    out.extend(degraded.iter().map(|(kind, item, reason)| {
+        Check::warn(
+            "not served",
+            format!("{kind} {item}: {reason}"),
+            "the agent retries; the reason says what it waits for",
+        )
+    }));
+    out
+}
+
+/// Conntrack's fill level: past 90 % new flows start to push out others.
+pub fn conntrack(entries: usize, capacity: u64) -> Check {
+    let pct = if capacity == 0 {
+        0
+    } else {
+        entries as u64 * 100 / capacity
+    };
+    let evidence = format!("{entries} entries of {capacity} ({pct} %)");
+    if pct >= 90 {
+        Check::warn(
+            "conntrack",
+            evidence,
+            "raise conntrack.maxEntries (the next start migrates the table)",
+        )
+    } else {
+        Check::ok("conntrack", evidence)
+    }
+}
+
+/// The socket path: attached where the configuration asks for it.
+pub fn socket_path(enabled: bool, pinned_hooks: usize) -> Check {
+    match (enabled, pinned_hooks) {
+        (false, _) => Check::ok("socket path", "off in the configuration"),
+        (true, 0) => Check::warn(
+            "socket path",
+            "not attached",
+            "its cgroup may be missing (the agent says so under `not served`)",
+        ),
+        (true, n) => Check::ok("socket path", format!("{n} cgroup hooks attached")),
+    }
+}
+
 #[cfg(test)]
 #[path = "checks_tests.rs"]
 mod tests;

@@ -122,3 +122,28 @@ fn the_layout_and_the_counters() {
     );
     assert_eq!(capabilities(&["CAP_BPF (x)".into()]).verdict, Verdict::Fail);
 }
+
+#[test]
+fn the_agent_its_degraded_items_the_table_and_the_socket_path() {
+    assert_eq!(agent("127.0.0.1:9469", None)[0].verdict, Verdict::Warn);
+    let items = [(
+        "route".to_string(),
+        "203.0.113.10".to_string(),
+        "no route".to_string(),
+    )];
+    let c = agent("127.0.0.1:9469", Some(&items));
+    assert_eq!(
+        verdicts(&c),
+        [("agent", Verdict::Ok), ("not served", Verdict::Warn)]
+    );
+    assert_eq!(c[1].evidence, "route 203.0.113.10: no route");
+    assert_eq!(conntrack(10, 1024).verdict, Verdict::Ok);
+    let full = conntrack(950, 1024);
+    assert_eq!(
+        (full.verdict, full.evidence.as_str()),
+        (Verdict::Warn, "950 entries of 1024 (92 %)")
+    );
+    assert_eq!(socket_path(true, 0).verdict, Verdict::Warn);
+    assert_eq!(socket_path(true, 8).verdict, Verdict::Ok);
+    assert_eq!(socket_path(false, 0).verdict, Verdict::Ok);
+}

@@ -82,6 +82,26 @@ pub fn hooks(interfaces: &[String], pods: &[glob::Pattern]) -> Vec<Hook> {
     out
 }
 
+/// Conntrack's entries and capacity, both families.
+pub fn conntrack(pin_dir: &Path) -> Option<(usize, u64)> {
+    let pinned = inspect::Pinned::open(pin_dir).ok()?;
+    let entries = inspect::conntrack_len(&pinned).ok()?;
+    let capacity = [hairpin_common::CT_V4, hairpin_common::CT_V6]
+        .iter()
+        .filter_map(|m| aya::maps::MapInfo::from_pin(crate::pins::map_pin(pin_dir, m)).ok())
+        .map(|i| u64::from(i.max_entries()))
+        .sum();
+    Some((entries, capacity))
+}
+
+/// How many socket-path hooks are pinned under `pin_dir`.
+pub fn socket_hooks(pin_dir: &Path) -> usize {
+    hairpin_common::SOCK_PROGRAMS
+        .iter()
+        .filter(|p| crate::pins::cgroup_link_pin(pin_dir, p).exists())
+        .count()
+}
+
 /// The pinned datapath's layout and counters, if one is pinned.
 pub fn datapath(pin_dir: &Path) -> (Option<u32>, Vec<(&'static str, u64)>) {
     let layout = migrate::pinned_layout(pin_dir).ok().flatten();

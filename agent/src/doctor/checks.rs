@@ -274,11 +274,7 @@ pub fn agent(at: &str, degraded: Option<&[(String, String, String)]>) -> Vec<Che
 
 /// Conntrack's fill level: past 90 % new flows start to push out others.
 pub fn conntrack(entries: usize, capacity: u64) -> Check {
-    let pct = if capacity == 0 {
-        0
-    } else {
-        entries as u64 * 100 / capacity
-    };
+    let pct = (entries as u64 * 100).checked_div(capacity).unwrap_or(0);
     let evidence = format!("{entries} entries of {capacity} ({pct} %)");
     if pct >= 90 {
         Check::warn(

@@ -1,6 +1,7 @@
-//! `hairpin doctor` on a lab node: all well with the agent running, and
-//! the faults it must name: a pod interface no pattern matches, a
-//! hand-written DNAT rule for a frontend, a pin directory off bpffs.
+//! `hairpin doctor` on a lab node: the missing NAT loopback before hairpin,
+//! all well with the agent running, and the faults it must name: a pod
+//! interface no pattern matches, a hand-written DNAT rule for a frontend, a
+//! pin directory off bpffs.
 
 use std::{fs, process::Command};
 
@@ -48,6 +49,20 @@ fn check<'a>(checks: &'a [Value], name: &str) -> (&'a str, &'a str) {
 fn doctor_finds_the_node_well_then_names_each_fault() {
     require_privileged!();
     let lab = Lab::up();
+    // Before hairpin: the doctor finds the problem.
+    let plain = lab.run_dir().join("one.yaml");
+    fs::write(&plain, ONE).unwrap();
+    let plain = plain.display().to_string();
+    let none = format!("/sys/fs/bpf/{}-none", lab.prefix);
+    let (checks, passed) = doctor(&lab, "n1", &["--config", &plain, "--pin-dir", &none]);
+    assert!(!passed, "the missing NAT loopback fails the doctor");
+    let (verdict, evidence) = check(&checks, "nat loopback");
+    assert_eq!(verdict, "fail");
+    assert!(
+        evidence.contains("198.51.100.2:80 answer directly: the router does no NAT loopback"),
+        "{evidence}"
+    );
+
     let agent = lab.agent("n1", ONE);
     let config = agent.config.display().to_string();
     let pins = agent.pin_dir.display().to_string();

@@ -68,6 +68,31 @@ pub fn doctor(args: Args) -> Result<()> {
             facts::socket_hooks(&args.pin_dir),
         ));
     }
+    // The problem itself: each TCP frontend, and its backends directly.
+    let served = layout.is_some()
+        && report
+            .iter()
+            .any(|c| c.check == "programs" && c.verdict == Verdict::Ok);
+    for fe in config.iter().flat_map(|c| &c.frontends) {
+        if fe.proto != hairpin_common::IPPROTO_TCP {
+            continue;
+        }
+        let addr = std::net::SocketAddr::new(fe.addr, fe.port);
+        let backends: Vec<(String, Result<(), String>)> = fe
+            .backends
+            .iter()
+            .map(|b| {
+                let at = std::net::SocketAddr::new(b.addr, b.port);
+                (at.to_string(), facts::connect(at))
+            })
+            .collect();
+        report.push(checks::loopback(
+            &addr.to_string(),
+            served,
+            &facts::connect(addr),
+            &backends,
+        ));
+    }
     let degraded: Option<Vec<(String, String, String)>> = args
         .agent
         .degraded()

@@ -147,3 +147,42 @@ fn the_agent_its_degraded_items_the_table_and_the_socket_path() {
     assert_eq!(socket_path(true, 8).verdict, Verdict::Ok);
     assert_eq!(socket_path(false, 0).verdict, Verdict::Ok);
 }
+
+#[test]
+fn the_probe_tells_a_missing_nat_loopback_from_a_dead_backend() {
+    let b = |r: Result<(), String>| vec![("198.51.100.2:80".to_string(), r)];
+    let refused = Err("connection refused".to_string());
+    let needed = loopback("203.0.113.10:8080", false, &refused, &b(Ok(())));
+    assert_eq!(needed.verdict, Verdict::Fail);
+    assert_eq!(
+        needed.evidence,
+        "203.0.113.10:8080: connection refused, while 198.51.100.2:80 answer directly: \
+         the router does no NAT loopback"
+    );
+    assert_eq!(
+        needed.advice,
+        "hairpin is needed: start it with this configuration"
+    );
+    let dead = loopback("203.0.113.10:8080", false, &refused, &b(refused.clone()));
+    assert!(
+        dead.evidence.contains("no backend answers either"),
+        "{}",
+        dead.evidence
+    );
+    assert_eq!(
+        loopback("f", true, &Ok(()), &b(Ok(()))).verdict,
+        Verdict::Ok
+    );
+    let works = loopback("f", false, &Ok(()), &b(Ok(())));
+    assert_eq!(
+        (works.verdict, works.evidence.as_str()),
+        (
+            Verdict::Ok,
+            "f works without hairpin: this node needs none for it"
+        )
+    );
+    assert_eq!(
+        loopback("f", true, &refused, &b(Ok(()))).verdict,
+        Verdict::Fail
+    );
+}

@@ -35,6 +35,18 @@ pub fn fs_magic(dir: &Path) -> Option<i64> {
     (unsafe { libc::statfs(path.as_ptr(), &mut st) } == 0).then_some(st.f_type as i64)
 }
 
+/// A TCP connection to `addr`, opened and closed at once.
+pub fn connect(addr: std::net::SocketAddr) -> Result<(), String> {
+    std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(2))
+        .map(drop)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => {
+                "no answer in 2 s".into()
+            }
+            _ => e.to_string(),
+        })
+}
+
 /// The node's interfaces, by name.
 pub fn interfaces() -> Vec<String> {
     links::list_now()

@@ -296,11 +296,17 @@ fn the_image_serves_every_client_with_three_capabilities_and_a_read_only_root() 
         );
         assert_eq!(String::from_utf8_lossy(&out.stdout), "200", "probe {url}");
     }
-    let matrix = lab.probe();
-    assert!(
-        matrix.values().all(|r| r == "ok"),
-        "every client through the containers: {matrix:?}"
-    );
+    // The probe sends one datagram per UDP pair; on a loaded machine one
+    // went unanswered once (every TCP pair passing): the matrix is asked
+    // again, for a while, until every client passes.
+    eventually(10, "every client through the containers", || {
+        let matrix = lab.probe();
+        let all = matrix.values().all(|r| r == "ok");
+        if !all {
+            eprintln!("probe: {matrix:?}");
+        }
+        all
+    });
 
     let through_socket = lab.sh_in(
         &cgroup,

@@ -66,8 +66,10 @@ const CLIENTS: [(&str, &str); 5] = [
     ("n1-b1", "the backend pod itself"),
 ];
 
+/// A request's answer; 5 s allows for SYN retransmits on a loaded machine
+/// (CI runs the lab tests two at a time on two cores).
 fn curl(lab: &Lab, ns: &str, url: &str) -> String {
-    lab.sh_ok(ns, &format!("curl -s --max-time 3 {url}"))
+    lab.sh_ok(ns, &format!("curl -s --max-time 5 {url}"))
         .trim()
         .to_owned()
 }

@@ -240,7 +240,9 @@ impl Containerd {
         cmd.arg("--address")
             .arg(self.dir.join("containerd.sock"))
             .args(["run", "--rm", "--snapshotter", "native", "--runc-root"])
-            .arg(self.dir.join("runc"));
+            .arg(self.dir.join("runc"))
+            .arg("--cgroup")
+            .arg(format!("/{}/{}", self.cgroup_parent(), run.id));
         // ctr adds before it drops, and knows no "ALL": every capability
         // but those granted is dropped by name.
         for cap in run.caps {
@@ -283,6 +285,34 @@ impl Containerd {
             let f: Vec<&str> = l.split_whitespace().collect();
             (f.first() == Some(&id)).then(|| f.get(1)?.parse().ok())?
         })
+    }
+
+    /// The cgroup (in every hierarchy) that holds the containers: named for
+    /// this daemon's directory, so that tests never share one, and removed
+    /// on drop (runc's default, `/default`, would stay behind).
+    fn cgroup_parent(&self) -> String {
+        self.dir.parent().and_then(|p| p.file_name()).map_or_else(
+            || "hairpin-test".into(),
+            |n| n.to_string_lossy().into_owned(),
+        )
+    }
+
+    /// Removes the containers' cgroups, theirs first, from every cgroup
+    /// hierarchy mounted.
+    fn remove_cgroups(&self) {
+        let mounts = fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+        let roots = mounts.lines().filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() > 2 && (f[2] == "cgroup" || f[2] == "cgroup2")).then(|| PathBuf::from(f[1]))
+        });
+        for root in roots {
+            let parent = root.join(self.cgroup_parent());
+            for id in self.containers.borrow().iter() {
+                // Ignored errors: a hierarchy without it has nothing to remove.
+                let _ = fs::remove_dir(parent.join(id));
+            }
+            let _ = fs::remove_dir(&parent);
+        }
     }
 
     /// Whether container `id`'s task still runs.
@@ -331,6 +361,8 @@ impl Drop for Containerd {
         for id in listed("container").iter().filter(|c| ours.contains(c)) {
             let _ = self.ctr(&["container", "delete", id]);
         }
+        drop(ours);
+        self.remove_cgroups();
         // SAFETY: a signal to the daemon this guard started.
         unsafe { libc::kill(self.daemon.id() as i32, libc::SIGTERM) };
         let _ = self.daemon.wait();

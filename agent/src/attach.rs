@@ -232,3 +232,38 @@ pub fn remove_filters(ifname: &str, dir: TcAttachType, name: &str) -> Result<boo
         Err(e) => Err(e).with_context(|| format!("removing {name} from {ifname}")),
     }
 }
+
+/// The TCX programs on each hook of interface `name`, first to run first,
+/// by name; hooks that cannot be read (no TCX there) are left out.
+/// Reading another program's name by its id needs CAP_SYS_ADMIN: a refusal
+/// is an error, since an empty list would be a lie.
+pub fn tcx_programs(name: &str) -> Result<Vec<(&'static str, Vec<String>)>> {
+    let mut out = Vec::new();
+    for (hook, dir) in [
+        ("ingress", TcAttachType::Ingress),
+        ("egress", TcAttachType::Egress),
+    ] {
+        match SchedClassifier::query_tcx(name, dir) {
+            Ok((_, progs)) => out.push((
+                hook,
+                progs
+                    .iter()
+                    .map(|p| p.name_as_str().unwrap_or("?").to_owned())
+                    .collect(),
+            )),
+            Err(e) if denied(&e) => {
+                anyhow::bail!("reading the programs on {name}: {e} (it needs CAP_SYS_ADMIN)")
+            }
+            Err(_) => {}
+        }
+    }
+    Ok(out)
+}
+
+/// Whether an error comes down to a permission refused.
+fn denied(e: &(dyn std::error::Error + 'static)) -> bool {
+    std::iter::successors(Some(e), |e| e.source()).any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::PermissionDenied)
+    })
+}

@@ -15,10 +15,11 @@ use aya::{
 use hairpin_common::{
     CtEntry, CtKey, CtTimeouts, FrontendStats, NodeConfig, BACKENDS_V4, BACKENDS_V6,
     BACKEND_ADDRS_V4, BACKEND_ADDRS_V6, BACKEND_MEMBERS_V4, BACKEND_MEMBERS_V6, CT_V4, CT_V6,
-    DEFAULT_CT_ENTRIES, DEFAULT_MAX_BACKEND_SLOTS, DEFAULT_MAX_FRONTENDS, FRONTENDS_V4,
-    FRONTENDS_V6, FRONTEND_ADDRS_V4, FRONTEND_ADDRS_V6, FRONTEND_STATS, GLOBAL_CT_TIMEOUT_CLOSE,
-    GLOBAL_CT_TIMEOUT_SYN, GLOBAL_CT_TIMEOUT_TCP, GLOBAL_CT_TIMEOUT_UDP, GLOBAL_L4_CSUM_IPV6,
-    GLOBAL_STATS, LAYOUT, LAYOUT_VERSION, NODE, PINNED_MAPS, SOCK_PROGRAMS, TC_PROGRAMS,
+    DEFAULT_CT_ENTRIES, DEFAULT_MAX_BACKEND_SLOTS, DEFAULT_MAX_FRONTENDS,
+    DEFAULT_SOCK_REVNAT_ENTRIES, FRONTENDS_V4, FRONTENDS_V6, FRONTEND_ADDRS_V4, FRONTEND_ADDRS_V6,
+    FRONTEND_STATS, GLOBAL_COUNTERS, GLOBAL_CT_TIMEOUT_CLOSE, GLOBAL_CT_TIMEOUT_SYN,
+    GLOBAL_CT_TIMEOUT_TCP, GLOBAL_CT_TIMEOUT_UDP, GLOBAL_L4_CSUM_IPV6, GLOBAL_STATS, LAYOUT,
+    LAYOUT_VERSION, NODE, PINNED_MAPS, SOCK_PROGRAMS, SOCK_REVNAT_V4, SOCK_REVNAT_V6, TC_PROGRAMS,
 };
 
 /// The eBPF object built by `build.rs`.
@@ -81,6 +82,22 @@ impl Default for LoadOptions {
 }
 
 impl LoadOptions {
+    /// The capacity of map `name`: sized here, or the object's own.
+    pub fn max_entries(&self, name: &str) -> u32 {
+        match name {
+            FRONTENDS_V4 | FRONTEND_ADDRS_V4 | FRONTENDS_V6 | FRONTEND_ADDRS_V6
+            | FRONTEND_STATS => self.max_frontends,
+            BACKENDS_V4 | BACKEND_ADDRS_V4 | BACKEND_MEMBERS_V4 | BACKENDS_V6
+            | BACKEND_ADDRS_V6 | BACKEND_MEMBERS_V6 => self.max_backend_slots,
+            CT_V4 => self.ct_entries,
+            CT_V6 => self.ct_entries_v6,
+            GLOBAL_STATS => GLOBAL_COUNTERS,
+            SOCK_REVNAT_V4 | SOCK_REVNAT_V6 => DEFAULT_SOCK_REVNAT_ENTRIES,
+            // NODE, LAYOUT: one entry.
+            _ => 1,
+        }
+    }
+
     /// Sizes for `config`, with room to grow: the maps are sized at load,
     /// and a reload that outgrows them is refused until the next start.
     pub fn for_config(config: &crate::config::Config) -> Self {
@@ -125,20 +142,10 @@ impl Datapath {
     pub fn load(opts: &LoadOptions, pin_dir: Option<&Path>) -> Result<Self> {
         let csum_ipv6 = l4_csum_ipv6();
         let mut loader = EbpfLoader::new();
+        for name in PINNED_MAPS {
+            loader.map_max_entries(name, opts.max_entries(name));
+        }
         loader
-            .map_max_entries(FRONTENDS_V4, opts.max_frontends)
-            .map_max_entries(FRONTEND_ADDRS_V4, opts.max_frontends)
-            .map_max_entries(FRONTEND_STATS, opts.max_frontends)
-            .map_max_entries(BACKENDS_V4, opts.max_backend_slots)
-            .map_max_entries(BACKEND_ADDRS_V4, opts.max_backend_slots)
-            .map_max_entries(BACKEND_MEMBERS_V4, opts.max_backend_slots)
-            .map_max_entries(CT_V4, opts.ct_entries)
-            .map_max_entries(FRONTENDS_V6, opts.max_frontends)
-            .map_max_entries(FRONTEND_ADDRS_V6, opts.max_frontends)
-            .map_max_entries(BACKENDS_V6, opts.max_backend_slots)
-            .map_max_entries(BACKEND_ADDRS_V6, opts.max_backend_slots)
-            .map_max_entries(BACKEND_MEMBERS_V6, opts.max_backend_slots)
-            .map_max_entries(CT_V6, opts.ct_entries_v6)
             .override_global(GLOBAL_CT_TIMEOUT_SYN, &opts.timeouts.syn, true)
             .override_global(GLOBAL_CT_TIMEOUT_TCP, &opts.timeouts.tcp, true)
             .override_global(GLOBAL_CT_TIMEOUT_CLOSE, &opts.timeouts.close, true)

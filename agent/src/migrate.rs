@@ -17,9 +17,9 @@ use hairpin_common::{
     BackendKey, BackendV4, BackendV6, CtEntryV4, CtEntryV6, CtKeyV4, CtKeyV6, Frontend,
     FrontendKeyV4, FrontendKeyV6, FrontendStats, MemberKeyV4, MemberKeyV6, NodeConfig, SockKeyV4,
     SockKeyV6, SockNatV4, SockNatV6, BACKENDS_V4, BACKENDS_V6, BACKEND_ADDRS_V4, BACKEND_ADDRS_V6,
-    BACKEND_MEMBERS_V4, BACKEND_MEMBERS_V6, CT_V4, CT_V6, DEFAULT_SOCK_REVNAT_ENTRIES,
-    FRONTENDS_V4, FRONTENDS_V6, FRONTEND_ADDRS_V4, FRONTEND_ADDRS_V6, FRONTEND_STATS,
-    GLOBAL_COUNTERS, GLOBAL_STATS, LAYOUT, LAYOUT_VERSION, NODE, SOCK_REVNAT_V4, SOCK_REVNAT_V6,
+    BACKEND_MEMBERS_V4, BACKEND_MEMBERS_V6, CT_V4, CT_V6, FRONTENDS_V4, FRONTENDS_V6,
+    FRONTEND_ADDRS_V4, FRONTEND_ADDRS_V6, FRONTEND_STATS, GLOBAL_STATS, LAYOUT, LAYOUT_VERSION,
+    NODE, SOCK_REVNAT_V4, SOCK_REVNAT_V6,
 };
 use tracing::{info, warn};
 
@@ -34,93 +34,68 @@ struct Shape {
     max: u32,
 }
 
-fn shape<K, V>(map_type: MapType, max: u32) -> Shape {
+/// A map's shape but its capacity, which `LoadOptions` says.
+fn shape<K, V>(map_type: MapType) -> Shape {
     Shape {
         map_type,
         key: size_of::<K>() as u32,
         value: size_of::<V>() as u32,
-        max,
+        max: 0,
     }
 }
 
 /// Every pinned map's shape for `opts`, with what a replacement loses.
 fn wanted(opts: &LoadOptions) -> [(&'static str, Shape, &'static str); 18] {
     use MapType::{Array as A, Hash as H, LruHash as L, PerCpuArray as P};
-    let (fe, slots, ct4, ct6) = (
-        opts.max_frontends,
-        opts.max_backend_slots,
-        opts.ct_entries,
-        opts.ct_entries_v6,
-    );
     let rebuilt = "rebuilt from the configuration";
     [
-        (
-            FRONTENDS_V4,
-            shape::<FrontendKeyV4, Frontend>(H, fe),
-            rebuilt,
-        ),
-        (FRONTEND_ADDRS_V4, shape::<u32, u32>(H, fe), rebuilt),
-        (
-            BACKENDS_V4,
-            shape::<BackendKey, BackendV4>(H, slots),
-            rebuilt,
-        ),
-        (BACKEND_ADDRS_V4, shape::<u32, u32>(H, slots), rebuilt),
-        (
-            BACKEND_MEMBERS_V4,
-            shape::<MemberKeyV4, u32>(H, slots),
-            rebuilt,
-        ),
+        (FRONTENDS_V4, shape::<FrontendKeyV4, Frontend>(H), rebuilt),
+        (FRONTEND_ADDRS_V4, shape::<u32, u32>(H), rebuilt),
+        (BACKENDS_V4, shape::<BackendKey, BackendV4>(H), rebuilt),
+        (BACKEND_ADDRS_V4, shape::<u32, u32>(H), rebuilt),
+        (BACKEND_MEMBERS_V4, shape::<MemberKeyV4, u32>(H), rebuilt),
         (
             CT_V4,
-            shape::<CtKeyV4, CtEntryV4>(L, ct4),
+            shape::<CtKeyV4, CtEntryV4>(L),
             "its IPv4 flows are lost",
         ),
-        (
-            FRONTENDS_V6,
-            shape::<FrontendKeyV6, Frontend>(H, fe),
-            rebuilt,
-        ),
-        (FRONTEND_ADDRS_V6, shape::<[u32; 4], u32>(H, fe), rebuilt),
-        (
-            BACKENDS_V6,
-            shape::<BackendKey, BackendV6>(H, slots),
-            rebuilt,
-        ),
-        (BACKEND_ADDRS_V6, shape::<[u32; 4], u32>(H, slots), rebuilt),
-        (
-            BACKEND_MEMBERS_V6,
-            shape::<MemberKeyV6, u32>(H, slots),
-            rebuilt,
-        ),
+        (FRONTENDS_V6, shape::<FrontendKeyV6, Frontend>(H), rebuilt),
+        (FRONTEND_ADDRS_V6, shape::<[u32; 4], u32>(H), rebuilt),
+        (BACKENDS_V6, shape::<BackendKey, BackendV6>(H), rebuilt),
+        (BACKEND_ADDRS_V6, shape::<[u32; 4], u32>(H), rebuilt),
+        (BACKEND_MEMBERS_V6, shape::<MemberKeyV6, u32>(H), rebuilt),
         (
             CT_V6,
-            shape::<CtKeyV6, CtEntryV6>(L, ct6),
+            shape::<CtKeyV6, CtEntryV6>(L),
             "its IPv6 flows are lost",
         ),
         (
             FRONTEND_STATS,
-            shape::<u32, FrontendStats>(P, fe),
+            shape::<u32, FrontendStats>(P),
             "frontend counters restart from zero",
         ),
         (
             GLOBAL_STATS,
-            shape::<u32, u64>(P, GLOBAL_COUNTERS),
+            shape::<u32, u64>(P),
             "datapath counters restart from zero",
         ),
-        (NODE, shape::<u32, NodeConfig>(A, 1), rebuilt),
-        (LAYOUT, shape::<u32, u32>(A, 1), rebuilt),
+        (NODE, shape::<u32, NodeConfig>(A), rebuilt),
+        (LAYOUT, shape::<u32, u32>(A), rebuilt),
         (
             SOCK_REVNAT_V4,
-            shape::<SockKeyV4, SockNatV4>(L, DEFAULT_SOCK_REVNAT_ENTRIES),
+            shape::<SockKeyV4, SockNatV4>(L),
             "connected sockets report their backend as peer",
         ),
         (
             SOCK_REVNAT_V6,
-            shape::<SockKeyV6, SockNatV6>(L, DEFAULT_SOCK_REVNAT_ENTRIES),
+            shape::<SockKeyV6, SockNatV6>(L),
             "connected sockets report their backend as peer",
         ),
     ]
+    .map(|(name, shape, loss)| {
+        let max = opts.max_entries(name);
+        (name, Shape { max, ..shape }, loss)
+    })
 }
 
 /// The old maps being migrated, still open after their pins went, and

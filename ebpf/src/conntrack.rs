@@ -1,7 +1,7 @@
 //! Conntrack: which hook owns which packets, the lookup of a flow's entry in
 //! either direction, and the creation of both entries of a new flow.
 
-use aya_ebpf::helpers::bpf_ktime_get_coarse_ns;
+use aya_ebpf::{helpers::bpf_ktime_get_coarse_ns, programs::TcContext};
 use hairpin_common::{
     ct_lifetime, Backend, Counter, CtDir, CtEntry, CtKey, CtOrigin, Frontend, CT_REFRESH_NS,
     FRONTEND_REFUSE, FRONTEND_SKIP_BACKENDS, IPPROTO_TCP, IPPROTO_UDP, NS_PER_SEC, SEEN_ACK,
@@ -120,16 +120,14 @@ pub enum Forward {
 /// The forward entry of a packet to a frontend, opening the flow when it
 /// has none, or when its entry is over: expired, or a new connection (a
 /// bare SYN) on a port whose last connection got past its handshake.
-/// Writes the entry to `out`. `routed`: the packet came in on another of
-/// the node's interfaces (a pod's), rather than from the node's own
-/// sockets. A subprogram, writing to its caller's entry rather than
-/// returning one: both keep the BPF stack frames small.
+/// Writes the entry to `out`. A subprogram, writing to its caller's entry
+/// rather than returning one: both keep the BPF stack frames small.
 #[inline(never)]
 pub fn forward<F: Family>(
+    ctx: &TcContext,
     key: &CtKey<F>,
     tcp_flags: u8,
     hook: Hook,
-    routed: bool,
     out: &mut CtEntry<F>,
 ) -> Option<Forward> {
     let now = now();
@@ -155,9 +153,11 @@ pub fn forward<F: Family>(
     }
     let fe = crate::nat::frontend(key)?;
     // A pod the pod hook skipped reaches the uplink from the node's address
-    // when the node masquerades it: routed packets are not the node's own.
+    // when the node masquerades it: a packet routed here from another
+    // interface is not the node's own.
     if fe.flags & FRONTEND_SKIP_BACKENDS != 0
-        && ((hook == Hook::UplinkEgress && routed) || crate::nat::is_member(&fe, key.saddr))
+        && ((hook == Hook::UplinkEgress && crate::redirect::ingress_ifindex(ctx) != 0)
+            || crate::nat::is_member(&fe, key.saddr))
     {
         count(Counter::BackendSkipped);
         return None;

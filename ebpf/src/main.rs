@@ -157,8 +157,7 @@ fn flow<F: Family + Loggable + refuse::Unreachable>(
     }
     let mut e = CtEntry::default();
     let new_flow = if to_frontend {
-        let routed = hook == Hook::UplinkEgress && redirect::ingress_ifindex(ctx) != 0;
-        conntrack::forward(key, pkt.tcp_flags, hook, routed, &mut e)
+        conntrack::forward(ctx, key, pkt.tcp_flags, hook, &mut e)
     } else {
         None
     };

@@ -88,6 +88,17 @@ pub fn without_kubeconfig(config: &str) -> String {
         .join("\n")
 }
 
+/// A redirect of 203.0.113.10:`port` to the pods labelled `run: <run>` on
+/// each node, at their `backend_port`.
+pub fn local_redirect(name: &str, port: u16, run: &str, backend_port: Value) -> Value {
+    json!({"apiVersion": "hairpin.dev/v1alpha1", "kind": "HairpinRedirect",
+           "metadata": {"name": name},
+           "spec": {"frontend": {"address": "203.0.113.10", "toPorts": [{"port": port}]},
+                    "backend": {"localEndpointSelector": {"namespace": "default",
+                                                          "matchLabels": {"run": run}},
+                                "toPorts": [{"port": backend_port}]}}})
+}
+
 /// Whether an Event of redirect `name` has this reason and note.
 fn event_of(api: &ApiServer, name: &str, reason: &str, note: &str) -> bool {
     api.events()
@@ -253,14 +264,7 @@ fn local_pods_serve_their_own_node_and_an_annotation_comes_and_goes() {
     let mut api = ApiServer::start(&lab.ns("rtr"), API.parse().unwrap());
     api.apply(pod("b1", B1));
     api.apply(pod("b2", B2));
-    api.apply(
-        json!({"apiVersion": "hairpin.dev/v1alpha1", "kind": "HairpinRedirect",
-        "metadata": {"name": "nginx"},
-        "spec": {"frontend": {"address": "203.0.113.10", "toPorts": [{"port": 8080}]},
-                 "backend": {"localEndpointSelector": {"namespace": "default",
-                                                       "matchLabels": {"run": "nginx"}},
-                             "toPorts": [{"port": "http"}]}}}),
-    );
+    api.apply(local_redirect("nginx", 8080, "nginx", json!("http")));
     let _agents: Vec<_> = ["n1", "n2"]
         .iter()
         .map(|n| lab.agent_with(n, &config_with(&lab, &api, n, "[web]"), &["--node-name", n]))
@@ -307,12 +311,7 @@ fn local_pods_serve_their_own_node_and_an_annotation_comes_and_goes() {
         "router-8082.txt",
     );
     let url = "http://203.0.113.10:8082/";
-    let mut empty = json!({"apiVersion": "hairpin.dev/v1alpha1", "kind": "HairpinRedirect",
-        "metadata": {"name": "empty"},
-        "spec": {"frontend": {"address": "203.0.113.10", "toPorts": [{"port": 8082}]},
-                 "backend": {"localEndpointSelector": {"namespace": "default",
-                                                       "matchLabels": {"run": "none"}},
-                             "toPorts": [{"port": 80}]}}});
+    let mut empty = local_redirect("empty", 8082, "none", json!(80));
     api.apply(empty.clone());
     eventually(5, "the frontend without backends is installed", || {
         lab.hairpin("n1", &["list"]).contains("203.0.113.10:8082")

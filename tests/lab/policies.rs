@@ -11,7 +11,9 @@ use serde_json::{json, Value};
 
 use crate::{
     degraded::eventually,
-    kubernetes::{answer, cluster_config, metrics, pod, without_kubeconfig, API, B1, B2},
+    kubernetes::{
+        answer, cluster_config, local_redirect, metrics, pod, without_kubeconfig, API, B1, B2,
+    },
     require_privileged,
     support::{apiserver::ApiServer, lab::Lab},
 };
@@ -93,15 +95,9 @@ fn reject_refuses_at_once_and_a_backend_skipped_reaches_the_real_address() {
     let mut api = ApiServer::start(&lab.ns("rtr"), API.parse().unwrap());
     api.apply(pod("b1", B1));
     api.apply(pod("b2", B2));
-    api.apply(
-        json!({"apiVersion": "hairpin.dev/v1alpha1", "kind": "HairpinRedirect",
-        "metadata": {"name": "skip"},
-        "spec": {"frontend": {"address": "203.0.113.10", "toPorts": [{"port": 8083}]},
-                 "backend": {"localEndpointSelector": {"namespace": "default",
-                                                       "matchLabels": {"run": "nginx"}},
-                             "toPorts": [{"port": "http"}]},
-                 "skipRedirectFromBackend": true}}),
-    );
+    let mut skip = local_redirect("skip", 8083, "nginx", json!("http"));
+    skip["spec"]["skipRedirectFromBackend"] = json!(true);
+    api.apply(skip);
     api.apply(closed("reject"));
     // The real address serves every port the test uses.
     let _router: Vec<_> = [

@@ -1,14 +1,13 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use aya::programs::{SchedClassifier, TcAttachType};
 use serde::Serialize;
 
 use super::{
     agent_view::{self, AgentArgs},
     output::{print, Format},
 };
-use crate::{links, pins};
+use crate::{attach, links, pins};
 
 /// Where hairpin is attached: the TCX programs on every interface's hooks,
 /// in order, and the links hairpin pinned; then what the agent reports it
@@ -34,14 +33,6 @@ struct Hook {
     pinned: bool,
 }
 
-/// Whether an error comes down to a permission refused.
-fn denied(e: &(dyn std::error::Error + 'static)) -> bool {
-    std::iter::successors(Some(e), |e| e.source()).any(|e| {
-        e.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::PermissionDenied)
-    })
-}
-
 pub fn status(args: Args) -> Result<()> {
     let all = links::list_now()?;
     let pinned: Vec<String> = pins::pinned_links(&args.pin_dir)
@@ -50,27 +41,7 @@ pub fn status(args: Args) -> Result<()> {
         .collect();
     let mut rows = Vec::new();
     for link in &all {
-        for (hook, dir) in [
-            ("ingress", TcAttachType::Ingress),
-            ("egress", TcAttachType::Egress),
-        ] {
-            let progs = match SchedClassifier::query_tcx(&link.name, dir) {
-                Ok((_, progs)) => progs,
-                // Reading another program's name by its id needs
-                // CAP_SYS_ADMIN: an empty table would be a lie.
-                Err(e) if denied(&e) => {
-                    anyhow::bail!(
-                        "reading the programs on {}: {e} (status needs CAP_SYS_ADMIN)",
-                        link.name
-                    )
-                }
-                // Interfaces that cannot carry TCX (or a kernel without it) list nothing.
-                Err(_) => continue,
-            };
-            let names: Vec<String> = progs
-                .iter()
-                .map(|p| p.name_as_str().unwrap_or("?").to_owned())
-                .collect();
+        for (hook, names) in attach::tcx_programs(&link.name)? {
             if names.is_empty() {
                 continue;
             }

@@ -7,10 +7,8 @@ use std::{
     process::Command,
 };
 
-use aya::programs::{SchedClassifier, TcAttachType};
-
 use super::checks::Hook;
-use crate::{inspect, links, migrate};
+use crate::{attach, inspect, links, migrate};
 
 /// The running kernel's major and minor version (`uname -r`).
 pub fn kernel() -> (u32, u32) {
@@ -69,29 +67,24 @@ pub fn netfilter_rules() -> String {
 }
 
 /// The TCX programs on both hooks of every interface; `wanted` where a pod
-/// pattern matches the interface.
+/// pattern matches the interface. An interface whose programs cannot be
+/// read is left out.
 pub fn hooks(interfaces: &[String], pods: &[glob::Pattern]) -> Vec<Hook> {
-    let mut out = Vec::new();
-    for name in interfaces {
-        for (hook, dir) in [
-            ("ingress", TcAttachType::Ingress),
-            ("egress", TcAttachType::Egress),
-        ] {
-            let Ok((_, progs)) = SchedClassifier::query_tcx(name, dir) else {
-                continue;
-            };
-            out.push(Hook {
-                interface: name.clone(),
-                hook,
-                programs: progs
-                    .iter()
-                    .map(|p| p.name_as_str().unwrap_or("?").to_owned())
-                    .collect(),
-                wanted: pods.iter().any(|p| p.matches(name)),
-            });
-        }
-    }
-    out
+    interfaces
+        .iter()
+        .flat_map(|name| {
+            let wanted = pods.iter().any(|p| p.matches(name));
+            attach::tcx_programs(name)
+                .unwrap_or_default()
+                .into_iter()
+                .map(move |(hook, programs)| Hook {
+                    interface: name.clone(),
+                    hook,
+                    programs,
+                    wanted,
+                })
+        })
+        .collect()
 }
 
 /// Conntrack's entries and capacity, both families.

@@ -56,7 +56,7 @@ pub fn from_syn<F: Family>(ctx: &TcContext, pkt: &Packet<F>) -> Result<(), Built
         ctx.store(l4 + 18, &0u16, 0)?;
         ctx.l4_csum_replace(csum, u64::from(urgent), 0, 2)?;
     }
-    let options = (hdr_len - 20) & 0x3c;
+    let options = hdr_len.saturating_sub(20) & 0x3c;
     if options != 0 && options <= MAX_OPTIONS {
         no_ops(ctx, l4 + 20, options, csum)?;
     }

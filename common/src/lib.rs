@@ -28,6 +28,12 @@ pub const IPPROTO_UDP: u8 = 17;
 pub const IPPROTO_ICMP: u8 = 1;
 pub const IPPROTO_ICMPV6: u8 = 58;
 
+/// The socket mark of `hairpin doctor`'s probes: the datapath opens no flow
+/// for a packet or a socket that carries it, so that a probe sees the node's
+/// network as it is without hairpin while hairpin runs. Bits that kube-proxy
+/// (0xc000), Calico (0xf0000 by default) and Cilium (0xff00) leave alone.
+pub const PROBE_MARK: u32 = 0x4850_0000;
+
 /// Implements `aya::Pod` for a generic type over every `WireAddr`.
 macro_rules! user_pod_generic {
     ($($t:ident),* $(,)?) => {

@@ -2,7 +2,7 @@
 //! frontends and backends (or a flush), and finding those to an address.
 
 use anyhow::{Context as _, Result};
-use hairpin_common::{CtDir, CtKey, IPPROTO_TCP, SEEN_ENDED, SEEN_RST};
+use hairpin_common::{CtDir, CtKey, EndReason, Event, IPPROTO_TCP, SEEN_ENDED, SEEN_RST};
 
 use crate::{
     family::Addr,
@@ -16,14 +16,16 @@ pub struct FlowView<A> {
     pub backend: CtKey<A>,
 }
 
-/// Ends every flow for which `ended` holds; returns how many. A TCP flow's
+/// Ends every flow for which `ended` holds; returns their events (one per
+/// flow, for the monitors), which say how many. A TCP flow's
 /// entries stay for the close timeout, marked ended: the datapath turns the
 /// next segment of either end into a reset for the other. A UDP flow's
 /// entries go: its next datagram opens a new flow.
 pub fn end_flows<A: Addr>(
     ct: &mut Conntrack<A>,
+    reason: EndReason,
     mut ended: impl FnMut(&FlowView<A>) -> bool,
-) -> Result<usize> {
+) -> Result<Vec<Event>> {
     let mut doomed = Vec::new();
     for r in ct.iter() {
         let (k, e) = r.context("reading conntrack")?;
@@ -41,11 +43,9 @@ pub fn end_flows<A: Addr>(
         }
     }
     let now = crate::gc::monotonic_ns();
-    let mut flows = 0;
+    let mut flows = Vec::new();
     for (k, mut e) in doomed {
-        if e.dir == CtDir::Forward as u8 {
-            flows += 1;
-        }
+        flows.extend(crate::monitor::event::ended(&k, &e, reason));
         // Ignored errors: the LRU may have evicted the entry meanwhile.
         if k.proto == IPPROTO_TCP {
             e.seen |= SEEN_ENDED | SEEN_RST;

@@ -3,7 +3,10 @@
 //! entries together, judged on the most recent packet either way.
 
 use anyhow::{Context as _, Result};
-use hairpin_common::{ct_lifetime, CtDir, CtEntry, CtKey, CtTimeouts};
+use hairpin_common::{
+    ct_lifetime, CtDir, CtEntry, CtKey, CtTimeouts, EndReason, Event, SEEN_ENDED, SEEN_FIN,
+    SEEN_RST,
+};
 
 use crate::{family::Addr, loader::Conntrack};
 
@@ -12,15 +15,20 @@ use crate::{family::Addr, loader::Conntrack};
 pub struct Sweep {
     pub entries: usize,
     pub removed: usize,
+    /// Flows that expired, for the monitors; those that closed or that the
+    /// agent ended were told of when it happened.
+    pub expired: Vec<Event>,
 }
 
 impl std::ops::Add for Sweep {
     type Output = Sweep;
 
-    fn add(self, o: Sweep) -> Sweep {
+    fn add(mut self, o: Sweep) -> Sweep {
+        self.expired.extend(o.expired);
         Sweep {
             entries: self.entries + o.entries,
             removed: self.removed + o.removed,
+            expired: self.expired,
         }
     }
 }
@@ -153,6 +161,12 @@ fn judge<A: Addr>(
         }
         let rev = ct.get(&partner(&e), 0).ok();
         if expired(&e, rev.as_ref(), t, now_ns) {
+            let seen = e.seen | rev.map_or(0, |r| r.seen);
+            if seen & (SEEN_FIN | SEEN_RST | SEEN_ENDED) == 0 {
+                sweep
+                    .expired
+                    .extend(crate::monitor::event::ended(&k, &e, EndReason::Expired));
+            }
             doomed.insert(k);
             if rev.is_some() {
                 doomed.insert(partner(&e));

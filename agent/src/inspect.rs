@@ -95,6 +95,7 @@ pub struct FrontendView {
     pub id: u32,
     pub frontend: String,
     pub addr: std::net::IpAddr,
+    pub port: u16,
     /// Backends with their slot counts (weights).
     pub backends: Vec<(String, u32)>,
     /// The paths that serve it on this node: `tc`, and `socket` when the
@@ -184,6 +185,7 @@ fn family_frontends<A: Addr>(
             id: f.id,
             frontend: frontend_name(&k),
             addr: k.addr.ip(),
+            port: u16::from_be(k.port),
             backends,
             paths,
             policy,

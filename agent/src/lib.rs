@@ -16,6 +16,7 @@ pub mod links;
 pub mod loader;
 pub mod metrics;
 pub mod migrate;
+pub mod monitor;
 pub mod pins;
 pub mod reconcile;
 pub mod sockets;

@@ -8,18 +8,18 @@ use crate::family::{Addr, FamilyMaps};
 
 use anyhow::{Context as _, Result};
 use aya::{
-    maps::{Array, HashMap, MapData, PerCpuArray},
+    maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
     programs::SchedClassifier,
     Ebpf, EbpfLoader,
 };
 use hairpin_common::{
-    CtEntry, CtKey, CtTimeouts, FrontendStats, NodeConfig, BACKENDS_V4, BACKENDS_V6,
+    CtEntry, CtKey, CtTimeouts, FrontendStats, MonitorConfig, NodeConfig, BACKENDS_V4, BACKENDS_V6,
     BACKEND_ADDRS_V4, BACKEND_ADDRS_V6, BACKEND_MEMBERS_V4, BACKEND_MEMBERS_V6, CT_V4, CT_V6,
     DEFAULT_CT_ENTRIES, DEFAULT_MAX_BACKEND_SLOTS, DEFAULT_MAX_FRONTENDS,
-    DEFAULT_SOCK_REVNAT_ENTRIES, FRONTENDS_V4, FRONTENDS_V6, FRONTEND_ADDRS_V4, FRONTEND_ADDRS_V6,
+    DEFAULT_SOCK_REVNAT_ENTRIES, EVENTS, FRONTENDS_V4, FRONTENDS_V6, FRONTEND_ADDRS_V4, FRONTEND_ADDRS_V6,
     FRONTEND_STATS, GLOBAL_COUNTERS, GLOBAL_CT_TIMEOUT_CLOSE, GLOBAL_CT_TIMEOUT_SYN,
     GLOBAL_CT_TIMEOUT_TCP, GLOBAL_CT_TIMEOUT_UDP, GLOBAL_L4_CSUM_IPV6, GLOBAL_STATS, LAYOUT,
-    LAYOUT_VERSION, NODE, PINNED_MAPS, SOCK_PROGRAMS, SOCK_REVNAT_V4, SOCK_REVNAT_V6, TC_PROGRAMS,
+    LAYOUT_VERSION, MONITOR, NODE, PINNED_MAPS, SOCK_PROGRAMS, SOCK_REVNAT_V4, SOCK_REVNAT_V6, TC_PROGRAMS,
 };
 
 /// The eBPF object built by `build.rs`.
@@ -220,6 +220,11 @@ impl Datapath {
             backend_members: self.map(backend_members)?,
             conntrack: self.map(conntrack)?,
         })
+    }
+
+    /// The monitor's ring buffer and filter (see `monitor`).
+    pub fn take_monitor(&mut self) -> Result<(RingBuf<MapData>, Array<MapData, MonitorConfig>)> {
+        Ok((self.map(EVENTS)?, self.map(MONITOR)?))
     }
 
     /// Takes the maps out of the object: each can be taken once.

@@ -2,7 +2,8 @@
 //! counters, read from the pinned maps at each scrape so that they stay
 //! right across agent restarts, and the agent's own: reloads, attach
 //! errors, conntrack GC, degraded items), and its health for the platform's
-//! probes (`/healthz`, `/readyz`) and for `hairpin list` (`/degraded`).
+//! probes (`/healthz`, `/readyz`) and for `hairpin list` (`/degraded`),
+//! and the monitors' events (`/events`, see `monitor::stream`).
 
 use std::{
     collections::BTreeMap,
@@ -21,6 +22,7 @@ use prometheus_client::{
 use crate::{
     health::{ClusterView, Health},
     inspect::{self, Pinned},
+    monitor::{stream, Hub},
     sources::kubernetes::desired::State,
 };
 
@@ -103,13 +105,31 @@ impl AgentMetrics {
 }
 
 /// Serves the listener on `addr` from a thread of its own.
-pub fn serve(addr: SocketAddr, pin_dir: &Path, agent: AgentMetrics, health: Health) -> Result<()> {
+pub fn serve(
+    addr: SocketAddr,
+    pin_dir: &Path,
+    agent: AgentMetrics,
+    health: Health,
+    hub: Hub,
+) -> Result<()> {
     let server = tiny_http::Server::http(addr)
         .map_err(|e| anyhow::anyhow!("{e}"))
         .with_context(|| format!("serving metrics on {addr}"))?;
     let pin_dir = pin_dir.to_owned();
     std::thread::spawn(move || {
         for req in server.incoming_requests() {
+            let path = req.url().split('?').next().unwrap_or_default();
+            match (req.method(), path) {
+                (tiny_http::Method::Get, "/events") => {
+                    stream::events(req, hub.clone());
+                    continue;
+                }
+                (tiny_http::Method::Post, "/flush") => {
+                    stream::flush_request(req, &pin_dir, &hub);
+                    continue;
+                }
+                _ => {}
+            }
             let (code, body, kind) = match req.url() {
                 "/metrics" => match render(&pin_dir, &agent, &health) {
                     Ok(text) => (200, text, OPENMETRICS),

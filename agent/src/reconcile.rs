@@ -29,11 +29,22 @@ pub struct Applied {
     pub added: usize,
     pub updated: usize,
     pub removed: usize,
-    pub flows_ended: usize,
+    /// The flows ended, as events for the monitors.
+    pub ended: EndedFlows,
     /// Addresses of backends that are gone with flows just ended: they stay
     /// among the backend addresses a while (see `sync_backend_addrs`), so
     /// that the datapath still meets those flows' reverse entries.
     pub lingering: Lingering,
+}
+
+/// Events of ended flows; the log shows how many.
+#[derive(Default, PartialEq, Eq)]
+pub struct EndedFlows(pub Vec<hairpin_common::Event>);
+
+impl std::fmt::Debug for EndedFlows {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0.len())
+    }
 }
 
 /// Backend addresses kept for ended flows, per family.
@@ -276,7 +287,8 @@ fn apply_family<A: Addr>(
 
     // Flows of removed frontends and backends end now (see `end_flows`).
     let mut lingering = BTreeSet::new();
-    applied.flows_ended += crate::flows::end_flows(&mut fm.conntrack, |e| {
+    let reason = hairpin_common::EndReason::Removed;
+    let ended = crate::flows::end_flows(&mut fm.conntrack, reason, |e| {
         let end = removed_ids.contains(&e.frontend_id)
             || ended_backends.iter().any(|(id, gone)| {
                 *id == e.frontend_id && gone.contains(&(e.backend.saddr, e.backend.sport))
@@ -286,6 +298,7 @@ fn apply_family<A: Addr>(
         }
         end
     })?;
+    applied.ended.0.extend(ended);
     Ok(lingering)
 }
 

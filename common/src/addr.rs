@@ -12,10 +12,20 @@ pub trait WireAddr: Copy + Default + PartialEq + 'static + sealed::Sealed {
     fn octets(self) -> Self::Octets;
     /// The address at `at` in the header bytes `b`.
     fn read<const N: usize>(b: &[u8; N], at: usize) -> Self;
+    /// 4 or 6.
+    const FAMILY: u8;
+    /// The address in the four words of an `Event` (IPv4 in the first).
+    fn wide(self) -> [u32; 4];
 }
 
 impl WireAddr for u32 {
     type Octets = [u8; 4];
+    const FAMILY: u8 = 4;
+
+    #[inline(always)]
+    fn wide(self) -> [u32; 4] {
+        [self, 0, 0, 0]
+    }
 
     #[inline(always)]
     fn from_octets(o: [u8; 4]) -> Self {
@@ -33,6 +43,12 @@ impl WireAddr for u32 {
 
 impl WireAddr for [u32; 4] {
     type Octets = [u8; 16];
+    const FAMILY: u8 = 6;
+
+    #[inline(always)]
+    fn wide(self) -> [u32; 4] {
+        self
+    }
 
     #[inline(always)]
     fn from_octets(o: [u8; 16]) -> Self {

@@ -4,7 +4,7 @@
 //! the test below fails until it is bumped and the new fingerprint recorded.
 
 /// Bumped by any change to the size or the field offsets of a shared type.
-pub const LAYOUT_VERSION: u32 = 2;
+pub const LAYOUT_VERSION: u32 = 3;
 
 #[cfg(test)]
 mod tests {
@@ -80,6 +80,30 @@ mod tests {
                 sock_connects,
                 sock_datagrams
             }),
+            ty!(Event {
+                ts_ns,
+                client,
+                frontend,
+                backend,
+                frontend_id,
+                ifindex,
+                pid,
+                client_port,
+                frontend_port,
+                backend_port,
+                kind,
+                hook,
+                detail,
+                proto,
+                family
+            }),
+            ty!(MonitorConfig {
+                kinds,
+                filters,
+                frontend_id,
+                client_family,
+                client
+            }),
             format!("counters={}", GLOBAL_COUNTERS),
         ]
         .concat()
@@ -93,7 +117,7 @@ mod tests {
         });
         assert_eq!(
             (LAYOUT_VERSION, fingerprint),
-            (2, 4_964_001_235_678_114_118),
+            (3, 7_884_536_175_198_297_982),
             "the shared types changed ({}): bump LAYOUT_VERSION and record both here",
             layout()
         );

@@ -10,6 +10,7 @@
 
 pub mod addr;
 pub mod conntrack;
+pub mod events;
 pub mod layout;
 pub mod maps;
 pub mod nat;
@@ -17,6 +18,7 @@ pub mod stats;
 
 pub use addr::WireAddr;
 pub use conntrack::*;
+pub use events::*;
 pub use layout::LAYOUT_VERSION;
 pub use maps::*;
 pub use nat::*;

@@ -27,6 +27,11 @@ pub const SOCK_REVNAT_V6: &str = "SOCK_REVNAT_V6";
 /// The layout version of the pinned datapath (`LAYOUT_VERSION` at index 0).
 pub const LAYOUT: &str = "LAYOUT";
 
+/// The monitor's ring buffer and filter: the agent's own, never pinned, so
+/// that each agent starts with no listener and an empty ring.
+pub const EVENTS: &str = "EVENTS";
+pub const MONITOR: &str = "MONITOR";
+
 /// Every map the agent pins, in a stable order.
 pub const PINNED_MAPS: [&str; 18] = [
     FRONTENDS_V4,

@@ -40,10 +40,13 @@ pub enum Counter {
     /// Packets from a frontend's own backend, passed untranslated because
     /// the frontend skips its backends.
     BackendSkipped = 7,
+    /// Monitor events dropped because the ring buffer was full: the agent
+    /// fell behind reading it.
+    EventsLost = 8,
 }
 
 impl Counter {
-    pub const ALL: [Counter; 8] = [
+    pub const ALL: [Counter; 9] = [
         Counter::CtInsertFailed,
         Counter::Unparsable,
         Counter::IcmpTranslated,
@@ -52,6 +55,7 @@ impl Counter {
         Counter::ResetFailed,
         Counter::Refused,
         Counter::BackendSkipped,
+        Counter::EventsLost,
     ];
 
     pub fn name(self) -> &'static str {
@@ -64,6 +68,7 @@ impl Counter {
             Counter::ResetFailed => "reset_failed",
             Counter::Refused => "refused",
             Counter::BackendSkipped => "backend_skipped",
+            Counter::EventsLost => "events_lost",
         }
     }
 }

@@ -5,26 +5,27 @@ use aya_ebpf::{helpers::bpf_ktime_get_coarse_ns, programs::TcContext};
 use hairpin_common::{
     ct_lifetime, Backend, Counter, CtDir, CtEntry, CtKey, CtOrigin, Frontend, CT_REFRESH_NS,
     FRONTEND_REFUSE, FRONTEND_SKIP_BACKENDS, IPPROTO_TCP, IPPROTO_UDP, NS_PER_SEC, SEEN_ACK,
-    SEEN_ENDED, SEEN_FIN, SEEN_REPLY, SEEN_RST, SEEN_SYN,
+    EventKind, PROBE_MARK, SEEN_ENDED, SEEN_FIN, SEEN_REPLY, SEEN_RST, SEEN_SYN,
 };
 
 use crate::{
     family::Family,
-    maps::{count, timeouts},
+    maps::timeouts,
     parse::{TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN},
 };
 
-/// Where a program is attached.
+/// Where a program is attached; as u8, an event's `hook`.
+#[repr(u8)]
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Hook {
     /// A pod veth's ingress on the node side: what the pod sends.
-    PodIngress,
+    PodIngress = 0,
     /// A pod veth's egress on the node side: what the pod receives.
-    PodEgress,
+    PodEgress = 1,
     /// The uplink's egress, after the node's netfilter.
-    UplinkEgress,
+    UplinkEgress = 2,
     /// The uplink's ingress, before the node's netfilter.
-    UplinkIngress,
+    UplinkIngress = 3,
 }
 
 impl Hook {
@@ -93,6 +94,12 @@ fn now() -> u64 {
     unsafe { bpf_ktime_get_coarse_ns() }
 }
 
+/// Whether `seen` brings an entry its first FIN or RST.
+#[inline(always)]
+fn closes<F>(e: &CtEntry<F>, seen: u8) -> bool {
+    seen & (SEEN_FIN | SEEN_RST) != 0 && e.seen & (SEEN_FIN | SEEN_RST) == 0
+}
+
 /// Records a packet on its entry. Flags are written only when they add
 /// something and the time at most once per `CT_REFRESH_NS`, so that an
 /// established flow on several CPUs does not bounce the entry's cache line.
@@ -111,16 +118,23 @@ fn touch<F>(e: &mut CtEntry<F>, seen: u8, now: u64) {
 pub enum Forward {
     /// Its flow's entry, found.
     Known,
+    /// Its flow's entry, found, and this packet its first FIN or RST.
+    Closing,
     /// A new flow, opened.
     Opened,
     /// A new flow at a frontend without backends that refuses it.
     Refuse,
+    /// A new flow from one of the frontend's backends, which it skips.
+    Skipped,
+    /// A new flow whose entries conntrack refused.
+    InsertFailed,
 }
 
 /// The forward entry of a packet to a frontend, opening the flow when it
 /// has none, or when its entry is over: expired, or a new connection (a
 /// bare SYN) on a port whose last connection got past its handshake.
-/// Writes the entry to `out`. A subprogram, writing to its caller's entry
+/// Writes the entry to `out` (for a flow not opened, its frontend's id
+/// only), except for the doctor's probes, which open no flow. A subprogram, writing to its caller's entry
 /// rather than returning one: both keep the BPF stack frames small.
 #[inline(never)]
 pub fn forward<F: Family>(
@@ -146,12 +160,21 @@ pub fn forward<F: Family>(
         // its handshake, or was ended by the agent.
         let reused = bare_syn && e.seen & (SEEN_ACK | SEEN_ENDED) != 0;
         if !expired && !reused {
+            let closing = closes(e, seen);
             touch(e, seen, now);
             *out = *e;
-            return Some(Forward::Known);
+            return Some(if closing {
+                Forward::Closing
+            } else {
+                Forward::Known
+            });
         }
     }
+    if hook == Hook::UplinkEgress && crate::redirect::mark(ctx) == PROBE_MARK {
+        return None;
+    }
     let fe = crate::nat::frontend(key)?;
+    out.frontend_id = fe.id;
     // A pod the pod hook skipped reaches the uplink from the node's address
     // when the node masquerades it: a packet routed here from another
     // interface is not the node's own.
@@ -159,15 +182,26 @@ pub fn forward<F: Family>(
         && ((hook == Hook::UplinkEgress && crate::redirect::ingress_ifindex(ctx) != 0)
             || crate::nat::is_member(&fe, key.saddr))
     {
-        count(Counter::BackendSkipped);
-        return None;
+        return Some(Forward::Skipped);
     }
     let Some(be) = crate::nat::choose_backend::<F>(&fe) else {
         let opens = key.proto == IPPROTO_UDP || seen & (SEEN_SYN | SEEN_ACK) == SEEN_SYN;
         return (fe.flags & FRONTEND_REFUSE != 0 && opens).then_some(Forward::Refuse);
     };
-    open(key, &fe, &be, seen, hook, now, out)?;
-    Some(Forward::Opened)
+    match open(key, &fe, &be, seen, hook, now, out) {
+        Opening::Opened => Some(Forward::Opened),
+        Opening::Failed => Some(Forward::InsertFailed),
+        Opening::Untranslatable => None,
+    }
+}
+
+/// What became of a new flow.
+enum Opening {
+    Opened,
+    /// Conntrack refused an entry.
+    Failed,
+    /// A tuple hairpin cannot translate (see `open`).
+    Untranslatable,
 }
 
 /// Inserts both entries of a new flow: the reverse one first, so that a
@@ -186,8 +220,10 @@ fn open<F: Family>(
     hook: Hook,
     now: u64,
     out: &mut CtEntry<F>,
-) -> Option<()> {
-    let origin = hook.new_origin(key.saddr, be.addr)?;
+) -> Opening {
+    let Some(origin) = hook.new_origin(key.saddr, be.addr) else {
+        return Opening::Untranslatable;
+    };
     // A pod reaching itself gets the frontend's address as its source: its
     // own would make the packet a martian.
     let client = if origin == CtOrigin::Loop {
@@ -195,7 +231,7 @@ fn open<F: Family>(
         // its reply would carry the request's own tuple, which no table
         // can tell apart from it: left untranslated.
         if key.sport == key.dport && key.sport == be.port {
-            return None;
+            return Opening::Untranslatable;
         }
         key.daddr
     } else {
@@ -223,8 +259,7 @@ fn open<F: Family>(
         _pad: 0,
     };
     if F::ct().insert(&rev_key, &*out, 0).is_err() {
-        count(Counter::CtInsertFailed);
-        return None;
+        return Opening::Failed;
     }
     out.nat = nat;
     out.dir = CtDir::Forward as u8;
@@ -233,10 +268,9 @@ fn open<F: Family>(
         // Ignored error: the entry was just inserted; if the LRU already
         // evicted it, there is nothing left to roll back.
         let _ = F::ct().remove(&rev_key);
-        count(Counter::CtInsertFailed);
-        return None;
+        return Opening::Failed;
     }
-    Some(())
+    Opening::Opened
 }
 
 /// How long a translated SYN may wait in the neighbour queue: the kernel
@@ -277,35 +311,64 @@ pub fn forget_stale<F: Family>(key: &CtKey<F>, hook: Hook) {
     }
 }
 
-/// The reverse entry of a packet from a backend, if this hook owns it.
-/// The caller has checked that the source is a backend.
+/// The reverse entry of a packet from a backend, if this hook owns it:
+/// `Known`, or `Closing` for its first FIN or RST this way. The caller has
+/// checked that the source is a backend.
 #[inline(never)]
-pub fn reverse<F: Family>(key: &CtKey<F>, tcp_flags: u8, hook: Hook, out: &mut CtEntry<F>) -> bool {
-    let Some(e) = F::ct().get_ptr_mut(key) else {
-        return false;
-    };
+pub fn reverse<F: Family>(
+    key: &CtKey<F>,
+    tcp_flags: u8,
+    hook: Hook,
+    out: &mut CtEntry<F>,
+) -> Option<Forward> {
+    let e = F::ct().get_ptr_mut(key)?;
     // SAFETY: as in `forward`.
     let e = unsafe { &mut *e };
     if e.dir != CtDir::Reverse as u8 || !hook.owns(CtDir::Reverse, e.origin) {
-        return false;
+        return None;
     }
-    touch(e, seen_flags(key.proto, tcp_flags) | SEEN_REPLY, now());
+    let seen = seen_flags(key.proto, tcp_flags);
+    let closing = closes(e, seen);
+    touch(e, seen | SEEN_REPLY, now());
     *out = *e;
-    true
+    Some(if closing {
+        Forward::Closing
+    } else {
+        Forward::Known
+    })
+}
+
+/// Whether the other entry of `e`'s flow has not seen a FIN or RST: the
+/// flow's first one is reported once, whichever way it went.
+#[inline(always)]
+pub fn partner_open<F: Family>(e: &CtEntry<F>) -> bool {
+    // SAFETY: the value is read at once.
+    unsafe { F::ct().get(e.nat.reversed()) }.is_none_or(|p| p.seen & (SEEN_FIN | SEEN_RST) == 0)
 }
 
 /// The entry of a packet quoted by an ICMP error travelling the other way,
 /// if this hook owns packets of that entry's direction: for an error sent
 /// toward the client the quoted packet went to the backend, and the reverse
 /// entry applies; for an error sent toward the backend, the forward one.
+/// Reported to a monitor from here, where the tuple and the entry are still
+/// in memory: the error's path has the deepest stack.
 #[inline(always)]
-pub fn quoted<F: Family>(key: &CtKey<F>, hook: Hook) -> Option<CtEntry<F>> {
-    // SAFETY: the value is copied out at once.
-    let e = unsafe { F::ct().get(key) }.copied()?;
+pub fn quoted<F: Family>(ctx: &TcContext, key: &CtKey<F>, hook: Hook) -> Option<CtEntry<F>> {
+    // SAFETY: the value is read at once.
+    let e = unsafe { F::ct().get(key) }?;
     let dir = if e.dir == CtDir::Forward as u8 {
         CtDir::Forward
     } else {
         CtDir::Reverse
     };
-    hook.owns(dir, e.origin).then_some(e)
+    if !hook.owns(dir, e.origin) {
+        return None;
+    }
+    let (kind, detail) = if crate::needs_uplink(hook, e) && !crate::redirect::uplink_known() {
+        (EventKind::Untranslated, Counter::RedirectFailed as u8)
+    } else {
+        (EventKind::Icmp, 0)
+    };
+    crate::monitor::note(ctx, kind, hook, detail, key, Some(e), e.frontend_id);
+    Some(*e)
 }

@@ -22,7 +22,7 @@ use crate::{
 };
 
 /// An address family: `u32` is IPv4, `[u32; 4]` IPv6, both as on the wire.
-pub trait Family: Copy + PartialEq + Default + 'static {
+pub trait Family: hairpin_common::WireAddr {
     /// Offsets of the source and destination addresses in the frame.
     const SRC_OFF: usize;
     const DST_OFF: usize;

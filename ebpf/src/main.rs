@@ -14,6 +14,7 @@ mod family;
 mod icmp;
 mod l4;
 mod maps;
+mod monitor;
 mod nat;
 mod parse;
 mod redirect;
@@ -26,14 +27,16 @@ use aya_ebpf::{
     programs::{SockAddrContext, TcContext},
 };
 use hairpin_common::{
-    Counter, CtDir, CtEntry, CtOrigin, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, SEEN_ENDED,
+    Counter, CtDir, CtEntry, CtKey, CtOrigin, EndReason, EventKind, IPPROTO_ICMP, IPPROTO_ICMPV6,
+    IPPROTO_TCP, SEEN_ENDED,
 };
 
 use conntrack::{Forward, Hook};
 use events::Loggable;
 use family::Family;
 use icmp::IcmpFamily;
-use parse::{Packet, Parsed, ETH_P_IP, ETH_P_IPV6};
+use monitor::note;
+use parse::{Packet, Parsed, ETH_P_IP, ETH_P_IPV6, TCP_RST};
 
 #[classifier]
 pub fn pod_ingress(ctx: TcContext) -> i32 {
@@ -111,7 +114,7 @@ fn ipv4(ctx: &TcContext, hook: Hook) -> i32 {
     match &parse::parse_ipv4(ctx) {
         Parsed::Packet(pkt) if pkt.key.proto == IPPROTO_ICMP => icmp_error(ctx, pkt, hook),
         Parsed::Packet(pkt) => flow(ctx, pkt, hook),
-        Parsed::Malformed => malformed(),
+        Parsed::Malformed => malformed::<u32>(ctx, hook),
         Parsed::Other => TC_ACT_UNSPEC,
     }
 }
@@ -121,14 +124,29 @@ fn ipv6(ctx: &TcContext, hook: Hook) -> i32 {
     match &parse::parse_ipv6(ctx) {
         Parsed::Packet(pkt) if pkt.key.proto == IPPROTO_ICMPV6 => icmp_error(ctx, pkt, hook),
         Parsed::Packet(pkt) => flow(ctx, pkt, hook),
-        Parsed::Malformed => malformed(),
+        Parsed::Malformed => malformed::<[u32; 4]>(ctx, hook),
         Parsed::Other => TC_ACT_UNSPEC,
     }
 }
 
 #[inline(always)]
-fn malformed() -> i32 {
+fn malformed<F: Family>(ctx: &TcContext, hook: Hook) -> i32 {
     maps::count(Counter::Unparsable);
+    note::<F>(ctx, EventKind::Malformed, hook, 0, &CtKey::default(), None, 0);
+    TC_ACT_UNSPEC
+}
+
+/// Counts a packet of a frontend's flow left untranslated, and reports it.
+#[inline(always)]
+fn untranslated<F: Family>(
+    ctx: &TcContext,
+    hook: Hook,
+    c: Counter,
+    key: &CtKey<F>,
+    e: &CtEntry<F>,
+) -> i32 {
+    maps::count(c);
+    note(ctx, EventKind::Untranslated, hook, c as u8, key, Some(e), e.frontend_id);
     TC_ACT_UNSPEC
 }
 
@@ -162,15 +180,44 @@ fn flow<F: Family + Loggable + refuse::Unreachable>(
         None
     };
     let from_backend = || !to_frontend || (reverse_here && nat::is_backend_addr(key.saddr));
-    let new_flow = match new_flow {
-        Some(Forward::Refuse) => return refuse::refuse(ctx, pkt, hook),
-        Some(found) => found == Forward::Opened,
-        None if from_backend() && conntrack::reverse(key, pkt.tcp_flags, hook, &mut e) => false,
+    let found = match new_flow {
+        None if from_backend() => conntrack::reverse(key, pkt.tcp_flags, hook, &mut e),
+        found => found,
+    };
+    let fe = e.frontend_id;
+    let new_flow = match found {
+        Some(Forward::Known) => false,
+        Some(Forward::Opened) => true,
+        Some(Forward::Closing) => {
+            if monitor::wanted(EventKind::Ended).is_some() && conntrack::partner_open(&e) {
+                let how = if pkt.tcp_flags & TCP_RST != 0 {
+                    EndReason::Rst
+                } else {
+                    EndReason::Fin
+                };
+                note(ctx, EventKind::Ended, hook, how as u8, key, Some(&e), fe);
+            }
+            false
+        }
+        Some(Forward::Refuse) => {
+            note(ctx, EventKind::Refused, hook, 0, key, None, fe);
+            return refuse::refuse(ctx, pkt, hook);
+        }
+        Some(Forward::Skipped) => {
+            maps::count(Counter::BackendSkipped);
+            note(ctx, EventKind::Skipped, hook, 0, key, None, fe);
+            return TC_ACT_UNSPEC;
+        }
+        Some(Forward::InsertFailed) => {
+            let c = Counter::CtInsertFailed;
+            maps::count(c);
+            note(ctx, EventKind::Untranslated, hook, c as u8, key, None, fe);
+            return TC_ACT_UNSPEC;
+        }
         None => return TC_ACT_UNSPEC,
     };
     if needs_uplink(hook, &e) && !redirect::uplink_known() {
-        maps::count(Counter::RedirectFailed);
-        return TC_ACT_UNSPEC;
+        return untranslated(ctx, hook, Counter::RedirectFailed, key, &e);
     }
     // The helpers fail only on a packet too short for the offsets that the
     // parser checked; such a packet goes on regardless, counted. A flow the
@@ -187,12 +234,12 @@ fn flow<F: Family + Loggable + refuse::Unreachable>(
         None
     };
     if let Some(c) = failed {
-        maps::count(c);
-        return TC_ACT_UNSPEC;
+        return untranslated(ctx, hook, c, key, &e);
     }
     maps::account(e.frontend_id, ctx.len(), new_flow);
     if new_flow {
         F::log_new_flow(ctx, key, &e.nat);
+        note(ctx, EventKind::Opened, hook, e.origin, key, Some(&e), fe);
     }
     deliver(ctx, hook, &e)
 }
@@ -203,7 +250,7 @@ fn icmp_error<F: IcmpFamily>(ctx: &TcContext, pkt: &Packet<F>, hook: Hook) -> i3
     let Some(q) = F::quoted(ctx, pkt) else {
         return TC_ACT_UNSPEC;
     };
-    let Some(e) = conntrack::quoted(&q.error_key(), hook) else {
+    let Some(e) = conntrack::quoted(ctx, &q.error_key(), hook) else {
         return TC_ACT_UNSPEC;
     };
     if needs_uplink(hook, &e) && !redirect::uplink_known() {
@@ -220,7 +267,7 @@ fn icmp_error<F: IcmpFamily>(ctx: &TcContext, pkt: &Packet<F>, hook: Hook) -> i3
 
 /// Whether a packet of `e` translated at `hook` is handed to the uplink.
 #[inline(always)]
-fn needs_uplink<F>(hook: Hook, e: &CtEntry<F>) -> bool {
+pub fn needs_uplink<F>(hook: Hook, e: &CtEntry<F>) -> bool {
     hook == Hook::PodIngress && e.dir == CtDir::Reverse as u8 && e.origin == CtOrigin::Host as u8
 }
 

@@ -3,14 +3,14 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, HashMap, LruHashMap, PerCpuArray},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
 use hairpin_common::{
     BackendKey, BackendV4, BackendV6, CtEntryV4, CtEntryV6, CtKeyV4, CtKeyV6, Frontend,
-    FrontendKeyV4, FrontendKeyV6, FrontendStats, MemberKeyV4, MemberKeyV6, NodeConfig, SockKeyV4,
+    FrontendKeyV4, FrontendKeyV6, FrontendStats, MemberKeyV4, MemberKeyV6, MonitorConfig, NodeConfig, SockKeyV4,
     SockKeyV6, SockNatV4, SockNatV6, CT_TIMEOUT_CLOSE_NS, CT_TIMEOUT_SYN_NS, CT_TIMEOUT_TCP_NS,
     CT_TIMEOUT_UDP_NS, DEFAULT_CT_ENTRIES, DEFAULT_MAX_BACKEND_SLOTS, DEFAULT_MAX_FRONTENDS,
-    DEFAULT_SOCK_REVNAT_ENTRIES, GLOBAL_COUNTERS,
+    DEFAULT_SOCK_REVNAT_ENTRIES, EVENTS_BYTES, GLOBAL_COUNTERS,
 };
 
 #[map]
@@ -53,6 +53,14 @@ pub static NODE: Array<NodeConfig> = Array::with_max_entries(1, 0);
 /// by no program, only by the next agent (see `hairpin_common::layout`).
 #[map]
 pub static LAYOUT: Array<u32> = Array::with_max_entries(1, 0);
+
+/// Monitor events, read by the agent (see `monitor`).
+#[map]
+pub static EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_BYTES, 0);
+
+/// Which events the agent's monitors want; all zero when none listens.
+#[map]
+pub static MONITOR: Array<MonitorConfig> = Array::with_max_entries(1, 0);
 
 // Conntrack lifetimes (ns), set by the agent at load through `EbpfLoader::set_global`.
 #[unsafe(no_mangle)]

@@ -28,6 +28,13 @@ pub fn ingress_ifindex(ctx: &TcContext) -> u32 {
     unsafe { (*ctx.skb.skb).ingress_ifindex }
 }
 
+/// The packet's mark: a local socket's `SO_MARK` on the uplink's egress.
+#[inline(always)]
+pub fn mark(ctx: &TcContext) -> u32 {
+    // SAFETY: the context points at the program's `__sk_buff`.
+    unsafe { (*ctx.skb.skb).mark }
+}
+
 #[inline(always)]
 fn set_macs(ctx: &TcContext, dst: &[u8; 6], src: &[u8; 6]) -> Result<(), i64> {
     ctx.store(0, dst, 0)?;

@@ -6,17 +6,20 @@
 //! translated twice.
 
 use aya_ebpf::{
-    helpers::{bpf_get_netns_cookie, bpf_get_socket_cookie},
+    bindings::bpf_sock_addr,
+    helpers::{bpf_get_current_pid_tgid, bpf_get_netns_cookie, bpf_get_socket_cookie},
     programs::SockAddrContext,
     EbpfContext as _,
 };
 use hairpin_common::{
-    SockKey, SockNat, SockScope, FRONTEND_SKIP_BACKENDS, IPPROTO_TCP, IPPROTO_UDP,
+    CtEntry, CtKey, EventKind, SockKey, SockNat, SockScope, EVENT_HOOK_SOCKET,
+    FRONTEND_SKIP_BACKENDS, IPPROTO_TCP, IPPROTO_UDP, PROBE_MARK,
 };
 
 use crate::{
     family::Family,
     maps::{account_sock, NODE},
+    monitor,
     nat::{backend_at, frontend_of, is_frontend_addr},
 };
 
@@ -75,8 +78,9 @@ pub fn to_backend<F: Family>(ctx: &SockAddrContext, call: Call) -> i32 {
         return 1;
     };
     // Whether the caller is a backend shows only in its packets' source
-    // address, which a socket may not have chosen yet: TC decides.
-    if fe.flags & FRONTEND_SKIP_BACKENDS != 0 {
+    // address, which a socket may not have chosen yet: TC decides. So it
+    // does for the doctor's probes, which TC leaves alone too.
+    if fe.flags & FRONTEND_SKIP_BACKENDS != 0 || probe(sa) {
         return 1;
     }
     let cookie = cookie(ctx);
@@ -102,7 +106,46 @@ pub fn to_backend<F: Family>(ctx: &SockAddrContext, call: Call) -> i32 {
     F::set_user_addr(sa, be.addr);
     sa.user_port = u32::from(be.port);
     account_sock(fe.id, call == Call::Connect);
+    let kind = match call {
+        Call::Connect => EventKind::Connect,
+        Call::Datagram => EventKind::Datagram,
+    };
+    if let Some(m) = monitor::wanted(kind) {
+        report::<F>(m, kind, fe.id, (fe_addr, fe_port), (be.addr, be.port), proto);
+    }
     1
+}
+
+/// Whether the socket carries the doctor's mark.
+#[inline(always)]
+fn probe(sa: &bpf_sock_addr) -> bool {
+    // SAFETY: `sk` of a sock_addr context is the calling socket, never null.
+    unsafe { (*sa.__bindgen_anon_1.sk).mark == PROBE_MARK }
+}
+
+/// Reports a translated call: its frontend, backend and process (the
+/// client's address is not chosen yet at `connect`).
+#[inline(always)]
+fn report<F: Family>(
+    m: &hairpin_common::MonitorConfig,
+    kind: EventKind,
+    frontend_id: u32,
+    frontend: (F, u16),
+    backend: (F, u16),
+    proto: u8,
+) {
+    let key = CtKey {
+        daddr: frontend.0,
+        dport: frontend.1,
+        proto,
+        ..CtKey::default()
+    };
+    let mut e = CtEntry::default();
+    e.nat.daddr = backend.0;
+    e.nat.dport = backend.1;
+    let pid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    let cause = monitor::Cause::new(kind, EVENT_HOOK_SOCKET, 0);
+    monitor::report(m, cause, &key, Some(&e), monitor::tag(frontend_id, pid));
 }
 
 /// `recvmsg` and `getpeername`: a backend's address, seen by a socket that

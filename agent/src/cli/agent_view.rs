@@ -53,6 +53,52 @@ impl AgentArgs {
         self.ask("/frontends", "where the frontends come from")
     }
 
+    /// Ends flows through the agent (see `monitor::stream::flush`): how
+    /// many, or `None` when no agent answers.
+    pub fn flush(&self, frontend_id: Option<u32>) -> Option<usize> {
+        let path = frontend_id.map_or("/flush".into(), |id| format!("/flush?frontend={id}"));
+        let reply = || -> Result<usize> {
+            let mut conn = TcpStream::connect_timeout(&self.agent, TIMEOUT)?;
+            conn.set_read_timeout(Some(Duration::from_secs(30)))?;
+            write!(conn, "POST {path} HTTP/1.0\r\nHost: hairpin\r\n\r\n")?;
+            let mut reply = String::new();
+            conn.read_to_string(&mut reply)?;
+            let (head, body) = reply.split_once("\r\n\r\n").context("not an HTTP reply")?;
+            if !head.lines().next().is_some_and(|l| l.contains(" 200 ")) {
+                bail!("{}", body.trim());
+            }
+            Ok(body.trim().parse()?)
+        };
+        reply()
+            .inspect_err(|e| eprintln!("hairpin: flushing through the agent at {}: {e:#}", self.agent))
+            .ok()
+    }
+
+    /// The agent's event stream for `query`, past its header.
+    pub fn events(&self, query: &str) -> Result<std::io::BufReader<TcpStream>> {
+        use std::io::BufRead as _;
+        let mut conn = TcpStream::connect_timeout(&self.agent, TIMEOUT).with_context(|| {
+            format!(
+                "the agent's listener at {} does not answer: monitor needs the running agent",
+                self.agent
+            )
+        })?;
+        write!(conn, "GET /events?{query} HTTP/1.1\r\nHost: hairpin\r\n\r\n")?;
+        let mut r = std::io::BufReader::new(conn);
+        let mut status = String::new();
+        r.read_line(&mut status)?;
+        let mut line = String::new();
+        while r.read_line(&mut line)? > 2 {
+            line.clear();
+        }
+        if !status.contains(" 200 ") {
+            let mut body = String::new();
+            r.read_to_string(&mut body)?;
+            bail!("the agent refused: {}", body.trim());
+        }
+        Ok(r)
+    }
+
     fn ask<T: DeserializeOwned>(&self, path: &str, what: &str) -> Option<T> {
         match fetch(self.agent, path) {
             Ok(v) => Some(v),

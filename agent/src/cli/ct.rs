@@ -3,8 +3,11 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Subcommand;
 
-use super::output::{print, Format};
-use crate::{flows, inspect, pins};
+use super::{
+    agent_view::AgentArgs,
+    output::{print, Format},
+};
+use crate::{inspect, pins};
 
 /// Conntrack: list or flush flows, from the pinned maps.
 #[derive(clap::Args)]
@@ -30,11 +33,13 @@ struct Filter {
     pin_dir: PathBuf,
     #[arg(long, value_enum, default_value_t)]
     output: Format,
+    #[command(flatten)]
+    agent: AgentArgs,
 }
 
 pub fn ct(args: Args) -> Result<()> {
     let (Command::List(filter) | Command::Flush(filter)) = &args.command;
-    let mut pinned = inspect::Pinned::open(&filter.pin_dir)?;
+    let pinned = inspect::Pinned::open(&filter.pin_dir)?;
     let id = filter
         .frontend
         .as_deref()
@@ -74,11 +79,13 @@ pub fn ct(args: Args) -> Result<()> {
             },
         ),
         Command::Flush(_) => {
-            let ended = flows::end_flows(&mut pinned.v4.conntrack, |f| {
-                id.is_none_or(|id| f.frontend_id == id)
-            })? + flows::end_flows(&mut pinned.v6.conntrack, |f| {
-                id.is_none_or(|id| f.frontend_id == id)
-            })?;
+            // Through the agent, so that its monitors hear of it; alone
+            // when no agent answers.
+            drop(pinned);
+            let ended = match filter.agent.flush(id) {
+                Some(n) => n,
+                None => crate::monitor::stream::flush(&filter.pin_dir, id)?.len(),
+            };
             println!("flushed {ended} flows");
         }
     }

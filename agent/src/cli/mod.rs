@@ -7,6 +7,7 @@ mod ct;
 mod detach;
 mod doctor;
 mod list;
+mod monitor;
 mod output;
 mod run;
 mod status;
@@ -36,6 +37,7 @@ enum Command {
     Ct(ct::Args),
     Detach(detach::Args),
     Doctor(doctor::Args),
+    Monitor(monitor::Args),
     Status(status::Args),
 }
 
@@ -59,6 +61,7 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Ct(args) => ct::ct(args),
         Command::Detach(args) => detach::detach(args),
         Command::Doctor(args) => doctor::doctor(args),
+        Command::Monitor(args) => monitor::monitor(args),
         Command::Status(args) => status::status(args),
     };
     match result {

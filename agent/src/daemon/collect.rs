@@ -67,6 +67,7 @@ impl Agent {
             });
         match swept {
             Ok(s) if s.removed > 0 => {
+                self.monitor.publish(&s.expired);
                 self.metrics.gc_removed.inc_by(s.removed as u64);
                 info!(entries = s.entries, removed = s.removed, "conntrack sweep");
             }

@@ -6,6 +6,7 @@
 mod cluster;
 mod collect;
 mod degraded;
+mod events;
 mod interfaces;
 mod logger;
 mod names;
@@ -107,6 +108,8 @@ struct Agent {
     /// What this node could not serve, retried.
     retries: Retries,
     collector: Collector,
+    /// The monitors listening to the datapath's events.
+    monitor: crate::monitor::Hub,
 }
 
 impl Agent {
@@ -122,6 +125,7 @@ impl Agent {
         let mut dp = Datapath::load(&opts, Some(&settings.pin_dir))?;
         migrations.copy(&settings.pin_dir, false)?;
         let maps = dp.take_maps()?;
+        let monitor = events::spawn(&mut dp, &settings.pin_dir).context("monitor events")?;
         if opts.log_level != 0 {
             logger::spawn(&mut dp).context("datapath logger")?;
         }
@@ -142,7 +146,8 @@ impl Agent {
         let (resolving, resolved) = Resolving::new();
         let health = Health::default();
         if let Some(addr) = config.metrics {
-            metrics::serve(addr, &settings.pin_dir, metrics.clone(), health.clone())?;
+            let (m, h) = (metrics.clone(), health.clone());
+            metrics::serve(addr, &settings.pin_dir, m, h, monitor.clone())?;
             info!(%addr, "serving metrics");
         }
         let mut agent = Self {
@@ -165,6 +170,7 @@ impl Agent {
             retries: Retries::new(health.clone()),
             health,
             collector: Collector::default(),
+            monitor,
             cluster: None,
             node_name,
             cluster_tx,

@@ -198,7 +198,7 @@ impl Agent {
                 if let Err(e) = self.record_applied(desired) {
                     warn!("frontend names for metrics: {e:#}");
                 }
-                self.linger(&applied);
+                self.flows_ended(&applied);
                 info!(why, ?applied, "applied");
                 self.set_uplink().await;
             }
@@ -234,9 +234,10 @@ impl Agent {
         self.health.set_name_views(self.names.views());
     }
 
-    /// Keeps the backend addresses of flows an apply ended until their
-    /// resets have reached the clients.
-    pub(super) fn linger(&mut self, applied: &reconcile::Applied) {
+    /// Tells the monitors of the flows an apply ended, and keeps their
+    /// backends' addresses until their resets have reached the clients.
+    pub(super) fn flows_ended(&mut self, applied: &reconcile::Applied) {
+        self.monitor.publish(&applied.ended.0);
         let until =
             Instant::now() + std::time::Duration::from_nanos(self.opts.timeouts.close) + TICK;
         self.collector.linger(until, applied.lingering.clone());

@@ -113,7 +113,7 @@ impl Agent {
         if let Err(e) = self.record_applied(desired) {
             warn!("frontend names for metrics: {e:#}");
         }
-        self.linger(&applied);
+        self.flows_ended(&applied);
         if socket_changed {
             self.set_socket_path();
         }

@@ -93,9 +93,15 @@ pub enum EndReason {
 
 impl EndReason {
     pub fn from_u8(v: u8) -> Option<Self> {
-        [Self::Fin, Self::Rst, Self::Expired, Self::Removed, Self::Flushed]
-            .get(usize::from(v))
-            .copied()
+        [
+            Self::Fin,
+            Self::Rst,
+            Self::Expired,
+            Self::Removed,
+            Self::Flushed,
+        ]
+        .get(usize::from(v))
+        .copied()
     }
 
     pub fn name(self) -> &'static str {
@@ -173,6 +179,5 @@ user_pod!(Event, MonitorConfig);
 /// the agent's reads.
 pub const EVENTS_BYTES: u32 = 1 << 19;
 
-const _: () = assert!(
-    core::mem::size_of::<Event>() == 80 && core::mem::size_of::<MonitorConfig>() == 32
-);
+const _: () =
+    assert!(core::mem::size_of::<Event>() == 80 && core::mem::size_of::<MonitorConfig>() == 32);

@@ -3,9 +3,9 @@
 
 use aya_ebpf::{helpers::bpf_ktime_get_coarse_ns, programs::TcContext};
 use hairpin_common::{
-    ct_lifetime, Backend, Counter, CtDir, CtEntry, CtKey, CtOrigin, Frontend, CT_REFRESH_NS,
-    FRONTEND_REFUSE, FRONTEND_SKIP_BACKENDS, IPPROTO_TCP, IPPROTO_UDP, NS_PER_SEC, SEEN_ACK,
-    EventKind, PROBE_MARK, SEEN_ENDED, SEEN_FIN, SEEN_REPLY, SEEN_RST, SEEN_SYN,
+    ct_lifetime, Backend, CtDir, CtEntry, CtKey, CtOrigin, Frontend, CT_REFRESH_NS,
+    FRONTEND_REFUSE, FRONTEND_SKIP_BACKENDS, IPPROTO_TCP, IPPROTO_UDP, NS_PER_SEC, PROBE_MARK,
+    SEEN_ACK, SEEN_ENDED, SEEN_FIN, SEEN_REPLY, SEEN_RST, SEEN_SYN,
 };
 
 use crate::{
@@ -26,6 +26,12 @@ pub enum Hook {
     UplinkEgress = 2,
     /// The uplink's ingress, before the node's netfilter.
     UplinkIngress = 3,
+}
+
+impl From<Hook> for u8 {
+    fn from(h: Hook) -> u8 {
+        h as u8
+    }
 }
 
 impl Hook {
@@ -339,8 +345,9 @@ pub fn reverse<F: Family>(
 }
 
 /// Whether the other entry of `e`'s flow has not seen a FIN or RST: the
-/// flow's first one is reported once, whichever way it went.
-#[inline(always)]
+/// flow's first one is reported once, whichever way it went. A frame of
+/// its own for the partner's key.
+#[inline(never)]
 pub fn partner_open<F: Family>(e: &CtEntry<F>) -> bool {
     // SAFETY: the value is read at once.
     unsafe { F::ct().get(e.nat.reversed()) }.is_none_or(|p| p.seen & (SEEN_FIN | SEEN_RST) == 0)
@@ -350,25 +357,14 @@ pub fn partner_open<F: Family>(e: &CtEntry<F>) -> bool {
 /// if this hook owns packets of that entry's direction: for an error sent
 /// toward the client the quoted packet went to the backend, and the reverse
 /// entry applies; for an error sent toward the backend, the forward one.
-/// Reported to a monitor from here, where the tuple and the entry are still
-/// in memory: the error's path has the deepest stack.
 #[inline(always)]
-pub fn quoted<F: Family>(ctx: &TcContext, key: &CtKey<F>, hook: Hook) -> Option<CtEntry<F>> {
-    // SAFETY: the value is read at once.
-    let e = unsafe { F::ct().get(key) }?;
+pub fn quoted<F: Family>(key: &CtKey<F>, hook: Hook) -> Option<CtEntry<F>> {
+    // SAFETY: the value is copied out at once.
+    let e = unsafe { F::ct().get(key) }.copied()?;
     let dir = if e.dir == CtDir::Forward as u8 {
         CtDir::Forward
     } else {
         CtDir::Reverse
     };
-    if !hook.owns(dir, e.origin) {
-        return None;
-    }
-    let (kind, detail) = if crate::needs_uplink(hook, e) && !crate::redirect::uplink_known() {
-        (EventKind::Untranslated, Counter::RedirectFailed as u8)
-    } else {
-        (EventKind::Icmp, 0)
-    };
-    crate::monitor::note(ctx, kind, hook, detail, key, Some(e), e.frontend_id);
-    Some(*e)
+    hook.owns(dir, e.origin).then_some(e)
 }

@@ -35,7 +35,7 @@ use conntrack::{Forward, Hook};
 use events::Loggable;
 use family::Family;
 use icmp::IcmpFamily;
-use monitor::note;
+use monitor::{note, tell, Cause};
 use parse::{Packet, Parsed, ETH_P_IP, ETH_P_IPV6, TCP_RST};
 
 #[classifier]
@@ -113,7 +113,10 @@ fn process(ctx: &TcContext, hook: Hook) -> i32 {
 fn ipv4(ctx: &TcContext, hook: Hook) -> i32 {
     match &parse::parse_ipv4(ctx) {
         Parsed::Packet(pkt) if pkt.key.proto == IPPROTO_ICMP => icmp_error(ctx, pkt, hook),
-        Parsed::Packet(pkt) => flow(ctx, pkt, hook),
+        Parsed::Packet(pkt) => match flow(ctx, pkt, hook) {
+            REFUSE => refuse::refuse(ctx, pkt, hook),
+            verdict => verdict,
+        },
         Parsed::Malformed => malformed::<u32>(ctx, hook),
         Parsed::Other => TC_ACT_UNSPEC,
     }
@@ -123,16 +126,34 @@ fn ipv4(ctx: &TcContext, hook: Hook) -> i32 {
 fn ipv6(ctx: &TcContext, hook: Hook) -> i32 {
     match &parse::parse_ipv6(ctx) {
         Parsed::Packet(pkt) if pkt.key.proto == IPPROTO_ICMPV6 => icmp_error(ctx, pkt, hook),
-        Parsed::Packet(pkt) => flow(ctx, pkt, hook),
+        Parsed::Packet(pkt) => match flow(ctx, pkt, hook) {
+            REFUSE => refuse::refuse(ctx, pkt, hook),
+            verdict => verdict,
+        },
         Parsed::Malformed => malformed::<[u32; 4]>(ctx, hook),
         Parsed::Other => TC_ACT_UNSPEC,
     }
 }
 
-#[inline(always)]
+/// `flow`'s answer for a new flow to refuse: no TC action has this value.
+/// The refusal is built from the caller, so that its frames do not stack
+/// on `flow`'s.
+const REFUSE: i32 = i32::MIN;
+
+/// A subprogram: the key of its event must not take room in the caller's
+/// frame, which the error path's frames share.
+#[inline(never)]
 fn malformed<F: Family>(ctx: &TcContext, hook: Hook) -> i32 {
     maps::count(Counter::Unparsable);
-    note::<F>(ctx, EventKind::Malformed, hook, 0, &CtKey::default(), None, 0);
+    note::<F>(
+        ctx,
+        EventKind::Malformed,
+        hook,
+        0,
+        &CtKey::default(),
+        None,
+        0,
+    );
     TC_ACT_UNSPEC
 }
 
@@ -146,7 +167,12 @@ fn untranslated<F: Family>(
     e: &CtEntry<F>,
 ) -> i32 {
     maps::count(c);
-    note(ctx, EventKind::Untranslated, hook, c as u8, key, Some(e), e.frontend_id);
+    tell(
+        ctx,
+        Cause::new(EventKind::Untranslated, hook, c as u8),
+        key,
+        e,
+    );
     TC_ACT_UNSPEC
 }
 
@@ -184,34 +210,44 @@ fn flow<F: Family + Loggable + refuse::Unreachable>(
         None if from_backend() => conntrack::reverse(key, pkt.tcp_flags, hook, &mut e),
         found => found,
     };
-    let fe = e.frontend_id;
+    // Reported through `tell`, a subprogram: built here, the events would
+    // take room in this frame, which the refusals' path shares.
     let new_flow = match found {
         Some(Forward::Known) => false,
         Some(Forward::Opened) => true,
         Some(Forward::Closing) => {
-            if monitor::wanted(EventKind::Ended).is_some() && conntrack::partner_open(&e) {
-                let how = if pkt.tcp_flags & TCP_RST != 0 {
-                    EndReason::Rst
-                } else {
-                    EndReason::Fin
-                };
-                note(ctx, EventKind::Ended, hook, how as u8, key, Some(&e), fe);
-            }
+            let how = if pkt.tcp_flags & TCP_RST != 0 {
+                EndReason::Rst
+            } else {
+                EndReason::Fin
+            };
+            tell(ctx, Cause::new(EventKind::Ended, hook, how as u8), key, &e);
             false
         }
         Some(Forward::Refuse) => {
-            note(ctx, EventKind::Refused, hook, 0, key, None, fe);
-            return refuse::refuse(ctx, pkt, hook);
+            tell(
+                ctx,
+                Cause::new(EventKind::Refused, hook, 0).alone(),
+                key,
+                &e,
+            );
+            return REFUSE;
         }
         Some(Forward::Skipped) => {
             maps::count(Counter::BackendSkipped);
-            note(ctx, EventKind::Skipped, hook, 0, key, None, fe);
+            tell(
+                ctx,
+                Cause::new(EventKind::Skipped, hook, 0).alone(),
+                key,
+                &e,
+            );
             return TC_ACT_UNSPEC;
         }
         Some(Forward::InsertFailed) => {
             let c = Counter::CtInsertFailed;
             maps::count(c);
-            note(ctx, EventKind::Untranslated, hook, c as u8, key, None, fe);
+            let cause = Cause::new(EventKind::Untranslated, hook, c as u8).alone();
+            tell(ctx, cause, key, &e);
             return TC_ACT_UNSPEC;
         }
         None => return TC_ACT_UNSPEC,
@@ -239,7 +275,7 @@ fn flow<F: Family + Loggable + refuse::Unreachable>(
     maps::account(e.frontend_id, ctx.len(), new_flow);
     if new_flow {
         F::log_new_flow(ctx, key, &e.nat);
-        note(ctx, EventKind::Opened, hook, e.origin, key, Some(&e), fe);
+        tell(ctx, Cause::new(EventKind::Opened, hook, e.origin), key, &e);
     }
     deliver(ctx, hook, &e)
 }
@@ -250,7 +286,7 @@ fn icmp_error<F: IcmpFamily>(ctx: &TcContext, pkt: &Packet<F>, hook: Hook) -> i3
     let Some(q) = F::quoted(ctx, pkt) else {
         return TC_ACT_UNSPEC;
     };
-    let Some(e) = conntrack::quoted(ctx, &q.error_key(), hook) else {
+    let Some(e) = conntrack::quoted(&q.error_key(), hook) else {
         return TC_ACT_UNSPEC;
     };
     if needs_uplink(hook, &e) && !redirect::uplink_known() {
@@ -262,12 +298,15 @@ fn icmp_error<F: IcmpFamily>(ctx: &TcContext, pkt: &Packet<F>, hook: Hook) -> i3
         return TC_ACT_UNSPEC;
     }
     maps::count(Counter::IcmpTranslated);
+    if let Some(m) = monitor::wanted(EventKind::Icmp) {
+        monitor::report_entry(m, hook, &e, redirect::ifindex(ctx));
+    }
     deliver(ctx, hook, &e)
 }
 
 /// Whether a packet of `e` translated at `hook` is handed to the uplink.
 #[inline(always)]
-pub fn needs_uplink<F>(hook: Hook, e: &CtEntry<F>) -> bool {
+fn needs_uplink<F>(hook: Hook, e: &CtEntry<F>) -> bool {
     hook == Hook::PodIngress && e.dir == CtDir::Reverse as u8 && e.origin == CtOrigin::Host as u8
 }
 

@@ -7,10 +7,10 @@ use aya_ebpf::{
 };
 use hairpin_common::{
     BackendKey, BackendV4, BackendV6, CtEntryV4, CtEntryV6, CtKeyV4, CtKeyV6, Frontend,
-    FrontendKeyV4, FrontendKeyV6, FrontendStats, MemberKeyV4, MemberKeyV6, MonitorConfig, NodeConfig, SockKeyV4,
-    SockKeyV6, SockNatV4, SockNatV6, CT_TIMEOUT_CLOSE_NS, CT_TIMEOUT_SYN_NS, CT_TIMEOUT_TCP_NS,
-    CT_TIMEOUT_UDP_NS, DEFAULT_CT_ENTRIES, DEFAULT_MAX_BACKEND_SLOTS, DEFAULT_MAX_FRONTENDS,
-    DEFAULT_SOCK_REVNAT_ENTRIES, EVENTS_BYTES, GLOBAL_COUNTERS,
+    FrontendKeyV4, FrontendKeyV6, FrontendStats, MemberKeyV4, MemberKeyV6, MonitorConfig,
+    NodeConfig, SockKeyV4, SockKeyV6, SockNatV4, SockNatV6, CT_TIMEOUT_CLOSE_NS, CT_TIMEOUT_SYN_NS,
+    CT_TIMEOUT_TCP_NS, CT_TIMEOUT_UDP_NS, DEFAULT_CT_ENTRIES, DEFAULT_MAX_BACKEND_SLOTS,
+    DEFAULT_MAX_FRONTENDS, DEFAULT_SOCK_REVNAT_ENTRIES, EVENTS_BYTES, GLOBAL_COUNTERS,
 };
 
 #[map]

@@ -2,13 +2,14 @@
 //! `wanted` first: with no monitor listening that is one array read, and
 //! the event is never built.
 
-use aya_ebpf::helpers::bpf_ktime_get_coarse_ns;
+use aya_ebpf::{helpers::bpf_ktime_get_coarse_ns, programs::TcContext};
 use hairpin_common::{
     Counter, CtDir, CtEntry, CtKey, Event, EventKind, MonitorConfig, EVENT_HOOK_SOCKET,
     MONITOR_CLIENT, MONITOR_FRONTEND,
 };
 
 use crate::{
+    conntrack::Hook,
     family::Family,
     maps::{count, EVENTS, MONITOR},
 };
@@ -24,11 +25,40 @@ pub fn wanted(kind: EventKind) -> Option<&'static MonitorConfig> {
 #[derive(Clone, Copy)]
 pub struct Cause(u32);
 
+/// `Cause`: the entry given with the event is not the flow's (a flow not
+/// opened): only its frontend id is.
+const ALONE: u32 = 1 << 24;
+
 impl Cause {
     #[inline(always)]
-    pub fn new(kind: EventKind, hook: u8, detail: u8) -> Self {
-        Self(kind as u32 | u32::from(hook) << 8 | u32::from(detail) << 16)
+    pub fn new(kind: EventKind, hook: impl Into<u8>, detail: u8) -> Self {
+        Self(kind as u32 | u32::from(hook.into()) << 8 | u32::from(detail) << 16)
     }
+
+    /// The same for a packet whose flow was not opened.
+    #[inline(always)]
+    pub fn alone(self) -> Self {
+        Self(self.0 | ALONE)
+    }
+}
+
+/// Reports a packet of tuple `key` at a TC hook with its flow's entry `e`
+/// (see `Cause::alone`), when a monitor wants it; the first FIN or RST of a
+/// flow only when its other direction has seen neither.
+#[inline(never)]
+pub fn tell<F: Family>(ctx: &TcContext, cause: Cause, key: &CtKey<F>, e: &CtEntry<F>) {
+    let Some(m) = MONITOR
+        .get(0)
+        .filter(|m| m.kinds & (1 << (cause.0 & 0xff)) != 0)
+    else {
+        return;
+    };
+    if cause.0 & 0xff == EventKind::Ended as u32 && !crate::conntrack::partner_open(e) {
+        return;
+    }
+    let entry = (cause.0 & ALONE == 0).then_some(e);
+    let tag = tag(e.frontend_id, crate::redirect::ifindex(ctx));
+    report(m, cause, key, entry, tag);
 }
 
 /// Reports a packet of tuple `key`: with its flow's entry `e` when it has
@@ -62,29 +92,88 @@ pub fn report<F: Family>(
         return;
     };
     let (frontend, frontend_port, backend, backend_port) = match e {
-        Some(e) if e.dir == CtDir::Reverse as u8 => (e.nat.saddr, e.nat.sport, key.saddr, key.sport),
+        Some(e) if e.dir == CtDir::Reverse as u8 => {
+            (e.nat.saddr, e.nat.sport, key.saddr, key.sport)
+        }
         Some(e) => (key.daddr, key.dport, e.nat.daddr, e.nat.dport),
         None => (key.daddr, key.dport, F::default(), 0),
     };
-    slot.write(Event {
-        // SAFETY: helper without arguments.
-        ts_ns: unsafe { bpf_ktime_get_coarse_ns() },
-        client: client.wide(),
-        frontend: frontend.wide(),
-        backend: backend.wide(),
-        frontend_id,
-        ifindex: if hook == EVENT_HOOK_SOCKET { 0 } else { (tag >> 32) as u32 },
-        pid: if hook == EVENT_HOOK_SOCKET { (tag >> 32) as u32 } else { 0 },
-        client_port,
-        frontend_port,
-        backend_port,
-        kind: cause.0 as u8,
-        hook,
-        detail: (cause.0 >> 16) as u8,
-        proto: key.proto,
-        family: F::FAMILY,
-        _pad: 0,
-    });
+    // Field by field into the ring's memory: an `Event` built on the stack
+    // would cost its callers' paths 80 bytes of their 512.
+    let p = slot.as_mut_ptr();
+    // SAFETY: `p` points at the reserved, writable `Event`.
+    unsafe {
+        (*p).ts_ns = bpf_ktime_get_coarse_ns();
+        (*p).client = client.wide();
+        (*p).frontend = frontend.wide();
+        (*p).backend = backend.wide();
+        (*p).frontend_id = frontend_id;
+        let (ifindex, pid) = if hook == EVENT_HOOK_SOCKET {
+            (0, (tag >> 32) as u32)
+        } else {
+            ((tag >> 32) as u32, 0)
+        };
+        (*p).ifindex = ifindex;
+        (*p).pid = pid;
+        (*p).client_port = client_port;
+        (*p).frontend_port = frontend_port;
+        (*p).backend_port = backend_port;
+        (*p).kind = cause.0 as u8;
+        (*p).hook = hook;
+        (*p).detail = (cause.0 >> 16) as u8;
+        (*p).proto = key.proto;
+        (*p).family = F::FAMILY;
+        (*p)._pad = 0;
+    }
+    slot.submit(0);
+}
+
+/// Reports an ICMP error translated with `e`'s flow, from the entry alone
+/// and inline: the error's path has the deepest stack. The flow's
+/// frontend is known by its id only (the agent fills it in), and a client
+/// reaching itself shows as the frontend.
+#[inline(always)]
+pub fn report_entry<F: Family>(m: &MonitorConfig, hook: Hook, e: &CtEntry<F>, ifindex: u32) {
+    let (client, client_port, frontend, frontend_port, backend, backend_port) =
+        if e.dir == CtDir::Reverse as u8 {
+            let n = &e.nat;
+            (n.daddr, n.dport, n.saddr, n.sport, F::default(), 0)
+        } else {
+            let n = &e.nat;
+            (n.saddr, n.sport, F::default(), 0, n.daddr, n.dport)
+        };
+    if m.filters & MONITOR_FRONTEND != 0 && m.frontend_id != e.frontend_id {
+        return;
+    }
+    if m.filters & MONITOR_CLIENT != 0
+        && (m.client_family != u32::from(F::FAMILY) || m.client != client.wide())
+    {
+        return;
+    }
+    let Some(mut slot) = EVENTS.reserve::<Event>(0) else {
+        count(Counter::EventsLost);
+        return;
+    };
+    let p = slot.as_mut_ptr();
+    // SAFETY: `p` points at the reserved, writable `Event`.
+    unsafe {
+        (*p).ts_ns = bpf_ktime_get_coarse_ns();
+        (*p).client = client.wide();
+        (*p).frontend = frontend.wide();
+        (*p).backend = backend.wide();
+        (*p).frontend_id = e.frontend_id;
+        (*p).ifindex = ifindex;
+        (*p).pid = 0;
+        (*p).client_port = client_port;
+        (*p).frontend_port = frontend_port;
+        (*p).backend_port = backend_port;
+        (*p).kind = EventKind::Icmp as u8;
+        (*p).hook = hook as u8;
+        (*p).detail = 0;
+        (*p).proto = e.nat.proto;
+        (*p).family = F::FAMILY;
+        (*p)._pad = 0;
+    }
     slot.submit(0);
 }
 
@@ -97,7 +186,7 @@ pub fn tag(frontend_id: u32, ifindex: u32) -> u64 {
 /// Reports a packet seen at a TC hook, when a monitor wants its kind.
 #[inline(always)]
 pub fn note<F: Family>(
-    ctx: &aya_ebpf::programs::TcContext,
+    ctx: &TcContext,
     kind: EventKind,
     hook: crate::conntrack::Hook,
     detail: u8,
@@ -107,6 +196,6 @@ pub fn note<F: Family>(
 ) {
     if let Some(m) = wanted(kind) {
         let tag = tag(frontend_id, crate::redirect::ifindex(ctx));
-        report(m, Cause::new(kind, hook as u8, detail), key, e, tag);
+        report(m, Cause::new(kind, hook, detail), key, e, tag);
     }
 }

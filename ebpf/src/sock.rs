@@ -111,7 +111,14 @@ pub fn to_backend<F: Family>(ctx: &SockAddrContext, call: Call) -> i32 {
         Call::Datagram => EventKind::Datagram,
     };
     if let Some(m) = monitor::wanted(kind) {
-        report::<F>(m, kind, fe.id, (fe_addr, fe_port), (be.addr, be.port), proto);
+        report::<F>(
+            m,
+            kind,
+            fe.id,
+            (fe_addr, fe_port),
+            (be.addr, be.port),
+            proto,
+        );
     }
     1
 }

@@ -113,7 +113,10 @@ fn a_resized_conntrack_keeps_its_flows_and_a_map_of_another_layout_is_replaced()
     }
     let status = lab.hairpin("n1", &["status"]);
     assert!(
-        status.contains("datapath: layout 2; this binary's: 2"),
+        status.contains(&format!(
+            "datapath: layout {v}; this binary's: {v}",
+            v = hairpin_common::LAYOUT_VERSION
+        )),
         "{status}"
     );
 
@@ -132,7 +135,10 @@ fn a_resized_conntrack_keeps_its_flows_and_a_map_of_another_layout_is_replaced()
     assert!(!refused.status.success(), "a newer datapath is refused");
     let said = String::from_utf8_lossy(&refused.stderr);
     assert!(
-        said.contains("has layout 99, newer than this binary's 2: it is not adopted"),
+        said.contains(&format!(
+            "has layout 99, newer than this binary's {}: it is not adopted",
+            hairpin_common::LAYOUT_VERSION
+        )),
         "{said}"
     );
     assert_eq!(

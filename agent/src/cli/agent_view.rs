@@ -70,7 +70,12 @@ impl AgentArgs {
             Ok(body.trim().parse()?)
         };
         reply()
-            .inspect_err(|e| eprintln!("hairpin: flushing through the agent at {}: {e:#}", self.agent))
+            .inspect_err(|e| {
+                eprintln!(
+                    "hairpin: flushing through the agent at {}: {e:#}",
+                    self.agent
+                )
+            })
             .ok()
     }
 
@@ -83,7 +88,10 @@ impl AgentArgs {
                 self.agent
             )
         })?;
-        write!(conn, "GET /events?{query} HTTP/1.1\r\nHost: hairpin\r\n\r\n")?;
+        write!(
+            conn,
+            "GET /events?{query} HTTP/1.1\r\nHost: hairpin\r\n\r\n"
+        )?;
         let mut r = std::io::BufReader::new(conn);
         let mut status = String::new();
         r.read_line(&mut status)?;

@@ -241,7 +241,10 @@ mod tests {
         assert_eq!(shown.frontend, Some("203.0.113.10:8080".parse().unwrap()));
         assert_eq!(shown.backend, Some("198.51.100.2:80".parse().unwrap()));
         e.dir = CtDir::Reverse as u8;
-        assert!(ended(&key(), &e, EndReason::Expired).is_none(), "one per flow");
+        assert!(
+            ended(&key(), &e, EndReason::Expired).is_none(),
+            "one per flow"
+        );
     }
 
     #[test]

@@ -152,7 +152,10 @@ pub fn kernel(filters: &[&Filter], ids: impl Fn(&FrontendMatch) -> Vec<u32>) -> 
     let Some(first) = filters.first() else {
         return m;
     };
-    if let Some(c) = first.client.filter(|c| filters.iter().all(|f| f.client == Some(*c))) {
+    if let Some(c) = first
+        .client
+        .filter(|c| filters.iter().all(|f| f.client == Some(*c)))
+    {
         m.filters |= MONITOR_CLIENT;
         (m.client_family, m.client) = match c {
             IpAddr::V4(a) => (4, u32::from_octets(a.octets()).wide()),
@@ -199,7 +202,10 @@ mod tests {
         assert_eq!(Filter::from_query(&f.query()).unwrap(), f);
         assert_eq!(Filter::from_query("").unwrap(), Filter::default());
         let e = Filter::from_query("types=opened,bogus").unwrap_err();
-        assert!(e.to_string().contains("unknown event type \"bogus\""), "{e}");
+        assert!(
+            e.to_string().contains("unknown event type \"bogus\""),
+            "{e}"
+        );
         assert!(Filter::from_query("client=nope").is_err());
         assert!(Filter::from_query("color=red").is_err());
     }
@@ -220,7 +226,10 @@ mod tests {
             ..f.clone()
         };
         assert!(!port.matches(&shown("opened", "192.0.2.5:1000", "203.0.113.10:8080")));
-        assert!(f.matches(&Shown::lost(3)), "a monitor always hears of its losses");
+        assert!(
+            f.matches(&Shown::lost(3)),
+            "a monitor always hears of its losses"
+        );
     }
 
     #[test]

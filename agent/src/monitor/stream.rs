@@ -2,12 +2,7 @@
 //! until the monitor goes away; `POST /flush?frontend=ID` ends flows as
 //! `hairpin ct flush` would, so that monitors hear of it.
 
-use std::{
-    io::Write as _,
-    path::Path,
-    sync::mpsc::RecvTimeoutError,
-    time::Duration,
-};
+use std::{io::Write as _, path::Path, sync::mpsc::RecvTimeoutError, time::Duration};
 
 use anyhow::Result;
 use hairpin_common::{EndReason, Event};
@@ -36,7 +31,10 @@ pub fn events(req: tiny_http::Request, hub: Hub) {
         let mut w = req.into_writer();
         let head = "HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\n\
                     Cache-Control: no-cache\r\nConnection: close\r\n\r\n";
-        if w.write_all(head.as_bytes()).and_then(|()| w.flush()).is_err() {
+        if w.write_all(head.as_bytes())
+            .and_then(|()| w.flush())
+            .is_err()
+        {
             return;
         }
         loop {
@@ -53,7 +51,10 @@ pub fn events(req: tiny_http::Request, hub: Hub) {
                 Err(RecvTimeoutError::Timeout) => out.push('\n'),
                 Err(RecvTimeoutError::Disconnected) => return,
             }
-            if w.write_all(out.as_bytes()).and_then(|()| w.flush()).is_err() {
+            if w.write_all(out.as_bytes())
+                .and_then(|()| w.flush())
+                .is_err()
+            {
                 return;
             }
         }

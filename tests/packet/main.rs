@@ -53,6 +53,7 @@ mod model;
 mod checksums;
 mod collector;
 mod counters;
+mod events;
 mod flows;
 mod headers;
 mod icmp;

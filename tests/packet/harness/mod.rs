@@ -11,6 +11,7 @@
 
 mod checksums;
 mod counters;
+mod events;
 mod maps;
 
 use std::{
@@ -18,9 +19,14 @@ use std::{
     sync::atomic::{AtomicU64, Ordering},
 };
 
-use aya::programs::{TestRun as _, TestRunOptions};
+use aya::{
+    maps::{Array, MapData, RingBuf},
+    programs::{TestRun as _, TestRunOptions},
+};
 use hairpin::loader::{Datapath, LoadOptions, Maps};
-use hairpin_common::{CtDir, CtEntryV4, CtEntryV6, CtOrigin, CtTimeouts, NodeConfig};
+use hairpin_common::{
+    CtDir, CtEntryV4, CtEntryV6, CtOrigin, CtTimeouts, MonitorConfig, NodeConfig,
+};
 
 pub use checksums::verify_checksums;
 pub use maps::CtView;
@@ -48,6 +54,9 @@ const DAY_NS: u64 = 24 * 3600 * 1_000_000_000;
 pub struct Harness {
     dp: Datapath,
     pub maps: Maps,
+    /// The monitor's ring buffer and filter (see `events`).
+    events: RingBuf<MapData>,
+    monitor: Array<MapData, MonitorConfig>,
     pub model: Model,
     /// Frames run through a program and checked against the model so far.
     pub frames: u64,
@@ -66,6 +75,7 @@ impl Harness {
         };
         let mut dp = Datapath::load(&opts, None).expect("loading the datapath");
         let mut maps = dp.take_maps().expect("taking the datapath's maps");
+        let (events, monitor) = dp.take_monitor().expect("taking the monitor's maps");
         let mut ids: Vec<u32> = tables.frontends.iter().map(|f| f.id).collect();
         ids.sort_unstable();
         ids.dedup();
@@ -96,6 +106,8 @@ impl Harness {
         Self {
             dp,
             maps,
+            events,
+            monitor,
             model: Model::new(tables),
             frames: 0,
         }

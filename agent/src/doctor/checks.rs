@@ -300,57 +300,6 @@ pub fn socket_path(enabled: bool, pinned_hooks: usize) -> Check {
     }
 }
 
-/// The problem itself, for one TCP frontend: whether a connection to it
-/// (`front`) and to each backend directly (`backends`) succeeds, with
-/// hairpin's datapath in place (`served`) or not.
-pub fn loopback(
-    frontend: &str,
-    served: bool,
-    front: &Result<(), String>,
-    backends: &[(String, Result<(), String>)],
-) -> Check {
-    let answering: Vec<&str> = backends
-        .iter()
-        .filter(|(_, r)| r.is_ok())
-        .map(|(b, _)| b.as_str())
-        .collect();
-    let silent: Vec<String> = backends
-        .iter()
-        .filter_map(|(b, r)| r.as_ref().err().map(|e| format!("{b}: {e}")))
-        .collect();
-    match (front, served) {
-        (Ok(()), true) => Check::ok(
-            "nat loopback",
-            format!("{frontend} reaches a backend through hairpin"),
-        ),
-        (Ok(()), false) => Check::ok(
-            "nat loopback",
-            format!("{frontend} works without hairpin: this node needs none for it"),
-        ),
-        (Err(e), false) if !answering.is_empty() => Check::fail(
-            "nat loopback",
-            format!(
-                "{frontend}: {e}, while {} answer directly: the router does no NAT loopback",
-                answering.join(", ")
-            ),
-            "hairpin is needed: start it with this configuration",
-        ),
-        (Err(e), _) if answering.is_empty() && !backends.is_empty() => Check::fail(
-            "nat loopback",
-            format!(
-                "{frontend}: {e}; no backend answers either ({})",
-                silent.join("; ")
-            ),
-            "start the backends, or check the redirect's backends and ports",
-        ),
-        (Err(e), _) => Check::fail(
-            "nat loopback",
-            format!("{frontend}: {e}"),
-            "hairpin serves it but the connection fails: see `hairpin ct list` and the counters",
-        ),
-    }
-}
-
 #[cfg(test)]
 #[path = "checks_tests.rs"]
 mod tests;

@@ -7,8 +7,8 @@ use std::{
     process::Command,
 };
 
-use super::checks::Hook;
-use crate::{attach, inspect, links, migrate};
+pub use super::checks::Hook;
+use crate::{attach, inspect, migrate};
 
 /// The running kernel's major and minor version (`uname -r`).
 pub fn kernel() -> (u32, u32) {
@@ -27,29 +27,36 @@ pub fn fs_magic(dir: &Path) -> Option<i64> {
     while !at.exists() {
         at = at.parent()?.to_owned();
     }
-    let path = CString::new(at.as_os_str().as_bytes()).ok()?;
+    statfs(&at)
+}
+
+/// The filesystem type of `path` itself; `None` when it does not exist.
+pub fn statfs(path: &Path) -> Option<i64> {
+    let path = CString::new(path.as_os_str().as_bytes()).ok()?;
     // SAFETY: a valid path and a zeroed, writable `statfs`.
     let mut st: libc::statfs = unsafe { std::mem::zeroed() };
     (unsafe { libc::statfs(path.as_ptr(), &mut st) } == 0).then_some(st.f_type as i64)
 }
 
-/// A TCP connection to `addr`, opened and closed at once.
-pub fn connect(addr: std::net::SocketAddr) -> Result<(), String> {
-    std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(2))
-        .map(drop)
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => {
-                "no answer in 2 s".into()
-            }
-            _ => e.to_string(),
-        })
+/// Whether the kernel exposes its BTF.
+pub fn btf() -> bool {
+    Path::new("/sys/kernel/btf/vmlinux").exists()
 }
 
-/// The node's interfaces, by name.
-pub fn interfaces() -> Vec<String> {
-    links::list_now()
-        .map(|l| l.into_iter().map(|l| l.name).collect())
-        .unwrap_or_default()
+/// This process's mount table, as /proc/self/mountinfo prints it.
+pub fn mountinfo() -> String {
+    std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default()
+}
+
+/// `RLIMIT_MEMLOCK`'s soft limit in bytes; `None`: unlimited (or unread).
+pub fn memlock() -> Option<u64> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: a valid resource and a writable rlimit.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) };
+    (rc == 0 && lim.rlim_cur != libc::RLIM_INFINITY).then_some(lim.rlim_cur)
 }
 
 /// The NAT rules of iptables and nftables, as their tools print them.

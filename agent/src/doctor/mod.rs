@@ -4,7 +4,12 @@
 //! from recorded inputs; reading the facts changes nothing.
 
 pub mod checks;
+pub mod checks_network;
+pub mod checks_probe;
+pub mod checks_system;
 pub mod facts;
+pub mod facts_network;
+pub mod probe;
 
 use serde::Serialize;
 

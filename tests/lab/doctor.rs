@@ -60,8 +60,24 @@ fn doctor_finds_the_node_well_then_names_each_fault() {
     fs::write(&plain, ONE).unwrap();
     let plain = plain.display().to_string();
     let none = format!("/sys/fs/bpf/{}-none", lab.prefix);
+    // Counts the probe's SYNs that carry PROBE_MARK, which the datapath
+    // honours: without hairpin there is one probe, the marked one.
+    lab.sh_ok(
+        "n1",
+        &format!(
+            "iptables -t mangle -A OUTPUT -d 203.0.113.10/32 -p tcp --dport 8080 --syn \
+             -m mark --mark {:#x} -j ACCEPT",
+            hairpin_common::PROBE_MARK
+        ),
+    );
     let (checks, passed) = doctor(&lab, "n1", &["--config", &plain, "--pin-dir", &none]);
     assert!(!passed, "the missing NAT loopback fails the doctor");
+    let marked = lab.sh_ok(
+        "n1",
+        "iptables -t mangle -L OUTPUT -nvx | awk '/mark match/ {print $1}'",
+    );
+    assert_ne!(marked.trim(), "0", "the probe's SYNs carry PROBE_MARK");
+    assert!(!marked.trim().is_empty(), "the mangle rule is listed");
     let (verdict, evidence) = check(&checks, "nat loopback");
     assert_eq!(verdict, "fail");
     assert!(

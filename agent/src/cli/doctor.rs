@@ -161,9 +161,12 @@ fn network(
     let rp = |name: &str| {
         checks_network::effective_rp_filter(all, facts_network::rp_filter(name).unwrap_or(0))
     };
-    let uplink = configured
-        .filter(|u| interfaces.iter().any(|i| i == u))
-        .or_else(|| checks_network::auto_uplink(&net.routes));
+    // A configured uplink that does not exist has no filter to read (the
+    // uplink check fails it); `auto`'s is the routes' choice.
+    let uplink = match configured {
+        Some(u) => interfaces.iter().any(|i| i == u).then_some(u),
+        None => checks_network::auto_uplink(&net.routes),
+    };
     let pod_values: Vec<(String, u8)> = interfaces
         .iter()
         .filter(|i| pods.iter().any(|p| p.matches(i)))

@@ -119,8 +119,10 @@ pub fn rp_filter(uplink: Option<(&str, u8)>, pods: &[(String, u8)], routes: &[Ro
         parts.join("; ")
     };
     let elsewhere: Vec<String> = match uplink {
+        // IPv6 has no reverse-path filter of this kind.
         Some((name, 1)) => routes
             .iter()
+            .filter(|r| r.frontend.is_ipv4())
             .filter_map(|r| match &r.oif {
                 Ok((_, oif)) if oif != name => Some(format!("{} via {oif}", r.frontend)),
                 _ => None,

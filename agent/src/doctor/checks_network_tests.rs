@@ -104,6 +104,12 @@ fn strict_filtering_on_the_uplink_warns_only_for_frontends_routed_elsewhere() {
         c.evidence
     );
     assert!(c.advice.contains("net.ipv4.conf.eth0.rp_filter=2"), "{c:?}");
+    let v6 = [route("2001:db8::7", Some((3, "eth1")))];
+    assert_eq!(
+        rp_filter(Some(("eth0", 1)), &pods, &v6).verdict,
+        Verdict::Ok,
+        "IPv4's filter only"
+    );
     // Loose filtering accepts them.
     assert_eq!(
         rp_filter(Some(("eth0", 2)), &pods, &away).verdict,

@@ -108,6 +108,8 @@ impl Foreign {
                 Ok(bpf)
             })();
             match attached {
+                // Ignored errors: the test's side is gone only when it
+                // panicked, and then the program goes with this thread.
                 Ok(bpf) => {
                     let _ = ready_tx.send(Ok(()));
                     // Held until the guard drops; dropping it detaches.

@@ -131,7 +131,7 @@ pub fn serve(
                 _ => {}
             }
             let (code, body, kind) = match req.url() {
-                "/metrics" => match render(&pin_dir, &agent, &health) {
+                "/metrics" => match render(&pin_dir, &agent, &health, &hub) {
                     Ok(text) => (200, text, OPENMETRICS),
                     Err(e) => (500, format!("{e:#}\n"), TEXT),
                 },
@@ -169,7 +169,7 @@ fn with_kind((code, body): (u16, String), kind: &'static str) -> (u16, String, &
     (code, body, kind)
 }
 
-fn render(pin_dir: &Path, agent: &AgentMetrics, health: &Health) -> Result<String> {
+fn render(pin_dir: &Path, agent: &AgentMetrics, health: &Health, hub: &Hub) -> Result<String> {
     let pinned = Pinned::open(pin_dir)?;
     let mut reg = Registry::with_prefix("hairpin");
     let packets = Family::<FrontendLabel, Counter>::default();
@@ -286,6 +286,19 @@ fn render(pin_dir: &Path, agent: &AgentMetrics, health: &Health) -> Result<Strin
     );
 
     register_cluster(&mut reg, &health.cluster());
+
+    let (listening, lost) = hub.stats();
+    let monitors = Gauge::<i64>::default();
+    monitors.set(listening as i64);
+    reg.register("monitors", "hairpin monitors listening now", monitors);
+    let missed = Counter::<u64>::default();
+    missed.inc_by(lost);
+    reg.register(
+        "monitor_events_lost",
+        "Events a monitor missed because it read too slowly (the datapath's own losses are \
+         hairpin_datapath_events{counter=\"events_lost\"})",
+        missed,
+    );
 
     let mut text = String::new();
     encode(&mut text, &reg)?;

@@ -20,6 +20,7 @@ mod image;
 mod in_cluster;
 mod ipv6;
 mod kubernetes;
+mod monitor;
 mod names;
 mod policies;
 mod sockets;

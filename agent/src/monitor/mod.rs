@@ -41,6 +41,8 @@ struct State {
     /// The datapath's `MONITOR`; `None` where there is no datapath (tests).
     config: Option<Array<MapData, MonitorConfig>>,
     resolve: Resolve,
+    /// Events monitors missed, since the agent started.
+    lost: u64,
 }
 
 /// The monitors, shared by the listener (which adds them), the event
@@ -83,6 +85,7 @@ impl Hub {
             next_id: 0,
             config,
             resolve,
+            lost: 0,
         };
         // An agent starts with no monitor, whatever an earlier one left.
         state.write_config();
@@ -112,9 +115,15 @@ impl Hub {
         }
     }
 
-    /// Whether anyone listens (an agent-made event is only built then).
+    /// Whether anyone listens.
     pub fn listening(&self) -> bool {
         !self.lock().monitors.is_empty()
+    }
+
+    /// The monitors listening, and the events they missed since start.
+    pub fn stats(&self) -> (usize, u64) {
+        let s = self.lock();
+        (s.monitors.len(), s.lost)
     }
 
     /// Hands `events` to every monitor that wants them. A monitor that is
@@ -124,6 +133,7 @@ impl Hub {
         if s.monitors.is_empty() {
             return;
         }
+        let mut lost = 0;
         for shown in events.iter().filter_map(Shown::decode) {
             for m in &mut s.monitors {
                 if !m.filter.matches(&shown) {
@@ -134,12 +144,16 @@ impl Hub {
                 }
                 match m.tx.try_send(shown.clone()) {
                     Ok(()) => {}
-                    Err(TrySendError::Full(_)) => m.lost += 1,
+                    Err(TrySendError::Full(_)) => {
+                        m.lost += 1;
+                        lost += 1;
+                    }
                     // Gone: its subscription's drop removes it.
                     Err(TrySendError::Disconnected(_)) => {}
                 }
             }
         }
+        s.lost += lost;
     }
 }
 
@@ -187,6 +201,7 @@ mod tests {
         hub.publish(&[opened([192, 0, 2, 5])]);
         let next: Vec<Shown> = sub.rx.try_iter().collect();
         assert_eq!(next[0].count, Some(10), "{next:?}");
+        assert_eq!(hub.stats(), (1, 10));
         assert_eq!(next.len(), 2, "then the event itself");
     }
 }

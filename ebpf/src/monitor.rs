@@ -2,7 +2,11 @@
 //! `wanted` first: with no monitor listening that is one array read, and
 //! the event is never built.
 
-use aya_ebpf::{helpers::bpf_ktime_get_coarse_ns, programs::TcContext};
+use aya_ebpf::{
+    bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
+    helpers::bpf_ktime_get_coarse_ns,
+    programs::TcContext,
+};
 use hairpin_common::{
     Counter, CtDir, CtEntry, CtKey, Event, EventKind, MonitorConfig, EVENT_HOOK_SOCKET,
     MONITOR_CLIENT, MONITOR_FRONTEND,
@@ -125,7 +129,22 @@ pub fn report<F: Family>(
         (*p).family = F::FAMILY;
         (*p)._pad = 0;
     }
-    slot.submit(0);
+    slot.submit(wakeup());
+}
+
+/// Unread bytes past which a report wakes the reader: waking it for every
+/// event would cost each new flow several times its translation. The
+/// agent also reads on a timer (see `daemon::events`).
+const WAKEUP_BYTES: u64 = 64 * 1024;
+
+/// The submit flags: wake the reader only when much is waiting.
+#[inline(always)]
+fn wakeup() -> u64 {
+    if EVENTS.query(u64::from(BPF_RB_AVAIL_DATA)) >= WAKEUP_BYTES {
+        u64::from(BPF_RB_FORCE_WAKEUP)
+    } else {
+        u64::from(BPF_RB_NO_WAKEUP)
+    }
 }
 
 /// Reports an ICMP error translated with `e`'s flow, from the entry alone
@@ -174,7 +193,7 @@ pub fn report_entry<F: Family>(m: &MonitorConfig, hook: Hook, e: &CtEntry<F>, if
         (*p).family = F::FAMILY;
         (*p)._pad = 0;
     }
-    slot.submit(0);
+    slot.submit(wakeup());
 }
 
 /// The tag of `report`.

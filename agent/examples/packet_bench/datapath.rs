@@ -180,3 +180,57 @@ pub fn distinct_flows(empty: &OwnedFd, hp: &mut Hairpin, n: usize) -> Result<(Ve
     );
     Ok((e_med, h_med))
 }
+
+/// A monitor listening to a datapath: its events read as they come by a
+/// thread of their own, as the agent reads them.
+pub struct Listening {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    reader: Option<std::thread::JoinHandle<u64>>,
+}
+
+impl Hairpin {
+    /// Makes the datapath report every flow it opens, to a reader.
+    pub fn listen(&mut self) -> Result<Listening> {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let (mut ring, mut config) = self.dp.take_monitor()?;
+        config.set(
+            0,
+            hairpin_common::MonitorConfig {
+                kinds: hairpin_common::DEFAULT_EVENT_KINDS,
+                ..Default::default()
+            },
+            0,
+        )?;
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let done = stop.clone();
+        let reader = std::thread::spawn(move || {
+            use std::os::fd::AsRawFd as _;
+            let mut read = 0;
+            while !done.load(Ordering::Relaxed) {
+                let mut pfd = libc::pollfd {
+                    fd: ring.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                // SAFETY: one valid pollfd.
+                unsafe { libc::poll(&mut pfd, 1, 10) };
+                while ring.next().is_some() {
+                    read += 1;
+                }
+            }
+            read
+        });
+        Ok(Listening {
+            stop,
+            reader: Some(reader),
+        })
+    }
+}
+
+impl Listening {
+    /// Stops the reader: how many events it read.
+    pub fn stop(mut self) -> u64 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.reader.take().map_or(0, |r| r.join().unwrap_or(0))
+    }
+}

@@ -17,6 +17,9 @@
 //! - first packet: the SYN lifetime is 0, so each run finds the flow's
 //!   entry expired and opens a new flow, and a mirror frontend (backend
 //!   address → frontend address) sends the translated packet back;
+//! - first packet, a monitor reading: the same, every new flow reported
+//!   through the ring buffer to a reader thread (what is not read in time
+//!   is counted lost: the cost is the report either way);
 //! - first packet, distinct flows: one run per call over 100,000 new tuples,
 //!   against the empty program measured the same way (the per-call timer
 //!   overhead is in both).
@@ -149,12 +152,15 @@ fn main() -> Result<()> {
         LoadOptions {
             max_frontends: cap.max(open_opts.max_frontends),
             max_backend_slots: cap.max(open_opts.max_backend_slots),
-            ..open_opts
+            ..open_opts.clone()
         },
         &pair,
     )?;
     big_hp.add_frontends(2, o.scale_frontends.saturating_sub(2))?;
-    let mut hps = [main_hp, open_hp, big_hp];
+    // 3: first packets again, with a monitor listening.
+    let mut watched_hp = Hairpin::load(open_opts.clone(), &pair)?;
+    let listening = watched_hp.listen()?;
+    let mut hps = [main_hp, open_hp, big_hp, watched_hp];
 
     let case = |name, label: &str, hp, prog, frame: &Vec<u8>, expect| Case {
         name,
@@ -216,6 +222,14 @@ fn main() -> Result<()> {
             NewFlow,
         ),
         case(
+            "first_monitored",
+            "  the same, a monitor reading its events",
+            Some(3),
+            PROG_POD_INGRESS,
+            &syn,
+            NewFlow,
+        ),
+        case(
             "established",
             "hairpin, established flow",
             Some(0),
@@ -249,6 +263,12 @@ fn main() -> Result<()> {
             c.samples.push(ns);
         }
     }
+
+    let events = listening.stop();
+    ensure!(
+        o.only.as_deref().is_some_and(|c| c != "first_monitored") || events > 0,
+        "first_monitored: the monitor read no event"
+    );
 
     // First packets of distinct flows, one run per call.
     let (single_empty, single_first) = match o.only.as_deref() {

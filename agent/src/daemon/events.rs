@@ -12,6 +12,10 @@ use crate::{inspect, loader::Datapath, monitor::Hub};
 /// Events read per wake-up at most, so that a flood cannot starve the loop.
 const BATCH: usize = 1024;
 
+/// The datapath wakes the reader only once much is waiting: the rest is
+/// read this often.
+const POLL: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// The hub for this datapath's monitors, its reader polled from a task.
 pub fn spawn(dp: &mut Datapath, pin_dir: &Path) -> Result<Hub> {
     let (ring, config) = dp.take_monitor()?;
@@ -38,22 +42,20 @@ pub fn spawn(dp: &mut Datapath, pin_dir: &Path) -> Result<Hub> {
     let publish = hub.clone();
     tokio::spawn(async move {
         let mut batch = Vec::with_capacity(BATCH);
+        let mut tick = tokio::time::interval(POLL);
         loop {
-            let Ok(mut guard) = fd.readable_mut().await else {
-                return;
-            };
-            let ring: &mut RingBuf<MapData> = guard.get_inner_mut();
-            while batch.len() < BATCH {
-                let Some(item) = ring.next() else {
-                    break;
-                };
-                if item.len() >= size_of::<Event>() {
-                    // SAFETY: the datapath writes whole `Event`s; read unaligned.
-                    batch.push(unsafe { item.as_ptr().cast::<Event>().read_unaligned() });
+            tokio::select! {
+                ready = fd.readable_mut() => {
+                    let Ok(mut guard) = ready else {
+                        return;
+                    };
+                    if read(guard.get_inner_mut(), &mut batch) < BATCH {
+                        guard.clear_ready();
+                    }
                 }
-            }
-            if batch.len() < BATCH {
-                guard.clear_ready();
+                _ = tick.tick() => {
+                    read(fd.get_mut(), &mut batch);
+                }
             }
             publish.publish(&batch);
             batch.clear();
@@ -61,4 +63,18 @@ pub fn spawn(dp: &mut Datapath, pin_dir: &Path) -> Result<Hub> {
         }
     });
     Ok(hub)
+}
+
+/// Reads up to `BATCH` events into `batch`: how many.
+fn read(ring: &mut RingBuf<MapData>, batch: &mut Vec<Event>) -> usize {
+    while batch.len() < BATCH {
+        let Some(item) = ring.next() else {
+            break;
+        };
+        if item.len() >= size_of::<Event>() {
+            // SAFETY: the datapath writes whole `Event`s; read unaligned.
+            batch.push(unsafe { item.as_ptr().cast::<Event>().read_unaligned() });
+        }
+    }
+    batch.len()
 }

@@ -92,4 +92,15 @@ sed 's/^/  /' $RUN/c1.cap
 echo "in pod b1 (the backend sees the client's real address, on port 80):"
 sed 's/^/  /' $RUN/b1.cap
 
+say "hairpin monitor on node n1: a pod's flow, a host process's on TC, one on the socket path"
+nsenter --net="/run/netns/$LAB_PREFIX-n1" "$HAIRPIN" monitor --count 5 >"$RUN/monitor.txt" 2>&1 &
+mon=$!
+sleep 1
+ip netns exec "$LAB_PREFIX-n1-c1" curl -s --max-time 3 http://203.0.113.10:8080/ >/dev/null
+ip netns exec "$LAB_PREFIX-n1" curl -s --max-time 3 http://203.0.113.10:8080/ >/dev/null
+sh -c 'echo $$ >"$1/cgroup.procs" && exec ip netns exec "$2" curl -s --max-time 3 http://203.0.113.10:8080/' \
+	_ "${CGROUPS[0]}" "$LAB_PREFIX-n1" >/dev/null
+timeout 5 tail --pid="$mon" -f /dev/null || kill "$mon" 2>/dev/null || true
+sed 's/^/  /' "$RUN/monitor.txt"
+
 say "tearing down"

@@ -5,6 +5,9 @@
 //! once at load and once more after the programs moved over, for what the
 //! old programs wrote meanwhile. Any other difference: the map is replaced,
 //! and the log says what is lost. No map whose layout differs is reused.
+//! The old pins are set aside (`NAME_OLD`: bpffs takes no dot in a name)
+//! until the new datapath is in place: a start that fails puts them back,
+//! and the old datapath keeps serving with every entry, for the next start.
 
 use std::{fs, mem::size_of, os::fd::AsFd as _, path::Path};
 
@@ -105,6 +108,18 @@ pub struct Migrations(
     pub Vec<(&'static str, &'static str)>,
 );
 
+/// Moves a map's pin from `from` to `to`.
+fn repin(from: &Path, to: &Path) -> Result<()> {
+    MapData::from_pin(from)?.pin(to)?;
+    fs::remove_file(from)?;
+    Ok(())
+}
+
+/// Where the pin of a map being migrated or replaced waits meanwhile.
+fn aside(pin_dir: &Path, name: &str) -> std::path::PathBuf {
+    map_pin(pin_dir, &format!("{name}_OLD"))
+}
+
 /// Decides for every map pinned under `pin_dir`, before the load: the pins
 /// of maps to migrate or replace are removed (the load then pins new ones),
 /// the maps to migrate are kept open.
@@ -122,6 +137,11 @@ pub fn prepare(pin_dir: &Path, opts: &LoadOptions) -> Result<Migrations> {
     let mut outcomes = Vec::new();
     for (name, want, loss) in wanted(opts) {
         let path = map_pin(pin_dir, name);
+        // Left by a start that did not finish: the map pinned now is the
+        // one its programs use.
+        if aside(pin_dir, name).exists() {
+            fs::remove_file(aside(pin_dir, name))?;
+        }
         if !path.exists() {
             continue;
         }
@@ -152,7 +172,9 @@ pub fn prepare(pin_dir: &Path, opts: &LoadOptions) -> Result<Migrations> {
                 "pinned as {found:?}, this binary makes {want:?}: replaced, {loss}"
             );
         }
-        fs::remove_file(&path).with_context(|| format!("unpinning {}", path.display()))?;
+        // bpffs renames nothing: the map is pinned again, then unpinned.
+        repin(&path, &aside(pin_dir, name))
+            .with_context(|| format!("setting {} aside", path.display()))?;
     }
     Ok(Migrations(old, outcomes))
 }
@@ -170,6 +192,28 @@ pub fn pinned_layout(pin_dir: &Path) -> Result<Option<u32>> {
 }
 
 impl Migrations {
+    /// After a failed load: the old pins back in place of any new ones.
+    pub fn restore(&self, pin_dir: &Path) {
+        for &(name, _) in &self.1 {
+            let path = map_pin(pin_dir, name);
+            // Ignored error: the load may not have got as far as this map.
+            let _ = fs::remove_file(&path);
+            match repin(&aside(pin_dir, name), &path) {
+                Ok(()) => info!(map = name, "kept as it was pinned"),
+                Err(e) => warn!(map = name, "putting its old pin back: {e}"),
+            }
+        }
+    }
+
+    /// Once the new programs are in place: the old pins go.
+    pub fn finish(&self, pin_dir: &Path) {
+        for &(name, _) in &self.1 {
+            if let Err(e) = fs::remove_file(aside(pin_dir, name)) {
+                warn!(map = name, "removing its old pin: {e}");
+            }
+        }
+    }
+
     /// Copies the old maps' entries into the new ones pinned under
     /// `pin_dir`; `again`: only what the new ones lack (after the switch,
     /// the new programs' entries are the newer).

@@ -91,7 +91,10 @@ fn a_resized_conntrack_keeps_its_flows_and_a_map_of_another_layout_is_replaced()
     agent.start();
     let log = agent.log_text();
     assert!(
-        log.contains("pinned with 6 entries, 8 wanted: migrating its entries"),
+        log.contains(&format!(
+            "pinned with 6 entries, {} wanted: migrating its entries",
+            hairpin_common::GLOBAL_COUNTERS
+        )),
         "{log}"
     );
     assert!(
@@ -99,7 +102,11 @@ fn a_resized_conntrack_keeps_its_flows_and_a_map_of_another_layout_is_replaced()
         "the log says what is lost:\n{log}"
     );
     let stats = MapInfo::from_pin(&stats).expect("the new counters");
-    assert_eq!(stats.max_entries(), 8, "every counter has its slot");
+    assert_eq!(
+        stats.max_entries(),
+        hairpin_common::GLOBAL_COUNTERS,
+        "every counter has its slot"
+    );
     let table = lab.hairpin("n1", &["list"]);
     assert!(table.contains("backend_skipped=0"), "{table}");
     let metrics = lab.sh_ok("n1", "curl -s http://127.0.0.1:9469/metrics");
@@ -152,4 +159,59 @@ fn a_resized_conntrack_keeps_its_flows_and_a_map_of_another_layout_is_replaced()
         "b1",
         "the datapath serves on"
     );
+}
+
+#[test]
+fn a_start_whose_load_fails_leaves_the_datapath_and_its_flows_as_they_were() {
+    require_privileged!();
+    let lab = Lab::up();
+    let data = serve_file(&lab, "n1-b1", "big.bin", 12);
+    let small = format!("{ONE}conntrack: {{ maxEntries: 1024 }}\n");
+    let mut agent = lab.agent("n1", &small);
+    let (pod, pod_out) = download(&lab, "n1-c1", "big.bin", 8080, "2M");
+    let (host, host_out) = download(&lab, "n1", "big.bin", 8080, "2M");
+    std::thread::sleep(Duration::from_secs(2));
+    agent.stop(libc::SIGTERM);
+
+    // A table larger than the kernel makes: the migration's new map cannot
+    // be created, after the old pins were set aside.
+    let huge = lab.run_dir().join("huge.yaml");
+    fs::write(
+        &huge,
+        format!("{ONE}conntrack: {{ maxEntries: 4000000000 }}\n"),
+    )
+    .unwrap();
+    let failed = lab.hairpin_output("n1", &["run", "--config", &huge.display().to_string()]);
+    assert!(!failed.status.success(), "the load fails");
+    let said = String::from_utf8_lossy(&failed.stderr);
+    assert!(said.contains("kept as it was pinned"), "{said}");
+    assert_eq!(
+        ct_capacity(&agent.pin_dir),
+        1024,
+        "the old table is pinned again"
+    );
+    let flows: Vec<serde_json::Value> =
+        serde_json::from_str(&lab.hairpin("n1", &["ct", "list", "--output", "json"])).unwrap();
+    assert_eq!(flows.len(), 2, "with the transfers' flows: {flows:?}");
+    let aside = fs::read_dir(agent.pin_dir.join("maps"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().ends_with("_OLD"))
+        .count();
+    assert_eq!(aside, 0, "nothing left aside");
+
+    // The next start adopts it, the transfers never noticed.
+    agent.start();
+    for (bg, out, who) in [(pod, pod_out, "pod"), (host, host_out, "host")] {
+        assert_eq!(
+            finish_download(bg, Duration::from_secs(40)),
+            COMPLETE,
+            "{who} download"
+        );
+        assert_same(
+            &out,
+            &data,
+            &format!("{who} client across the failed start"),
+        );
+    }
 }

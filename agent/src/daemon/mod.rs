@@ -113,7 +113,23 @@ struct Agent {
 }
 
 impl Agent {
+    /// Loads the datapath and applies the configuration; when that fails,
+    /// pins set aside for a migration are put back (see `migrate`).
     async fn start(settings: Settings, handle: rtnetlink::Handle) -> Result<Self> {
+        let pin_dir = settings.pin_dir.clone();
+        let mut migrations = None;
+        let started = Self::load(settings, handle, &mut migrations).await;
+        if let (Err(_), Some(m)) = (&started, &migrations) {
+            m.restore(&pin_dir);
+        }
+        started
+    }
+
+    async fn load(
+        settings: Settings,
+        handle: rtnetlink::Handle,
+        pending: &mut Option<crate::migrate::Migrations>,
+    ) -> Result<Self> {
         let (file, config, node) =
             ConfigFile::open(&settings.config, settings.kubeconfig.clone(), &handle).await?;
         let mut opts = LoadOptions::for_config(&config);
@@ -121,7 +137,7 @@ impl Agent {
             opts.log_level = loader::LOG_LEVEL_DEBUG;
         }
         pins::create_dirs(&settings.pin_dir)?;
-        let migrations = crate::migrate::prepare(&settings.pin_dir, &opts)?;
+        let migrations = pending.insert(crate::migrate::prepare(&settings.pin_dir, &opts)?);
         let mut dp = Datapath::load(&opts, Some(&settings.pin_dir))?;
         migrations.copy(&settings.pin_dir, false)?;
         let maps = dp.take_maps()?;
@@ -175,7 +191,7 @@ impl Agent {
             node_name,
             cluster_tx,
             cluster_rx: Some(cluster_rx),
-            migrations: Some(migrations),
+            migrations: None,
         };
         // The cluster's last known frontends are in the first apply, so
         // that a restart ends none of their flows.
@@ -188,6 +204,7 @@ impl Agent {
         let applied = reconcile::apply(&mut agent.maps, &desired, agent.opts.max_frontends)?;
         info!(config = %agent.settings.config.display(), ?applied, "configuration applied");
         agent.record_applied(desired)?;
+        agent.migrations = pending.take();
         Ok(agent)
     }
 
@@ -211,6 +228,7 @@ impl Agent {
             if let Err(e) = m.copy(&self.settings.pin_dir, true) {
                 tracing::warn!("migrating maps: {e:#}");
             }
+            m.finish(&self.settings.pin_dir);
         }
         self.resolve_due();
         self.report_names();

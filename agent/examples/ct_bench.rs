@@ -177,7 +177,7 @@ fn main() -> Result<()> {
     let all_memlock: u64 = all.values().map(|(m, _)| m).sum();
 
     // Fill: established flows, both entries, as the datapath writes them.
-    let now = gc::monotonic_ns();
+    let now = hairpin::clock::monotonic_ns();
     let t = Instant::now();
     fill(ct, o.flows, now)?;
     let fill_s = t.elapsed().as_secs_f64();
@@ -190,13 +190,14 @@ fn main() -> Result<()> {
 
     // A full sweep with nothing expired: the collector's reading cost.
     let t = Instant::now();
-    let s = gc::sweep(ct, &timeouts, gc::monotonic_ns(), usize::MAX)?;
+    let s = gc::sweep(ct, &timeouts, hairpin::clock::monotonic_ns(), usize::MAX)?;
     let sweep_live_s = t.elapsed().as_secs_f64();
     ensure!(s.entries == entries && s.removed == 0, "live sweep: {s:?}");
 
     // One tick of the agent's collector.
     let t = Instant::now();
-    let s = gc::Sweeper::default().step(ct, &timeouts, gc::monotonic_ns(), TICK_BUDGET)?;
+    let s =
+        gc::Sweeper::default().step(ct, &timeouts, hairpin::clock::monotonic_ns(), TICK_BUDGET)?;
     let tick_s = t.elapsed().as_secs_f64();
     ensure!(s.entries == TICK_BUDGET.min(entries), "tick: {s:?}");
 

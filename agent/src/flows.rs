@@ -1,8 +1,12 @@
 //! Flows in conntrack as the agent acts on them: ending those of removed
-//! frontends and backends (or a flush), and finding those to an address.
+//! frontends and backends (or a flush), and finding those to an address;
+//! the monitor event of a flow the agent ends.
 
 use anyhow::{Context as _, Result};
-use hairpin_common::{CtDir, CtKey, EndReason, Event, IPPROTO_TCP, SEEN_ENDED, SEEN_RST};
+use hairpin_common::{
+    CtDir, CtEntry, CtKey, EndReason, Event, EventKind, WireAddr, EVENT_HOOK_AGENT, IPPROTO_TCP,
+    SEEN_ENDED, SEEN_RST,
+};
 
 use crate::{
     family::Addr,
@@ -42,10 +46,10 @@ pub fn end_flows<A: Addr>(
             doomed.push((k, e));
         }
     }
-    let now = crate::gc::monotonic_ns();
+    let now = crate::clock::monotonic_ns();
     let mut flows = Vec::new();
     for (k, mut e) in doomed {
-        flows.extend(crate::monitor::event::ended(&k, &e, reason));
+        flows.extend(ended_event(&k, &e, reason));
         // Ignored errors: the LRU may have evicted the entry meanwhile.
         if k.proto == IPPROTO_TCP {
             e.seen |= SEEN_ENDED | SEEN_RST;
@@ -75,4 +79,24 @@ pub fn has_flows_to(maps: &Maps, addr: std::net::IpAddr) -> Result<bool> {
         (_, Some(a)) => family(&maps.v6.conntrack, a),
         _ => Ok(false),
     }
+}
+
+/// The event of a flow the agent ends, from its forward entry.
+pub fn ended_event<A: WireAddr>(k: &CtKey<A>, e: &CtEntry<A>, reason: EndReason) -> Option<Event> {
+    (e.dir == CtDir::Forward as u8).then(|| Event {
+        ts_ns: crate::clock::monotonic_ns(),
+        client: k.saddr.wide(),
+        frontend: k.daddr.wide(),
+        backend: e.nat.daddr.wide(),
+        frontend_id: e.frontend_id,
+        client_port: k.sport,
+        frontend_port: k.dport,
+        backend_port: e.nat.dport,
+        kind: EventKind::Ended as u8,
+        hook: EVENT_HOOK_AGENT,
+        detail: reason as u8,
+        proto: k.proto,
+        family: A::FAMILY,
+        ..Event::default()
+    })
 }

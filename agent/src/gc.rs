@@ -165,7 +165,7 @@ fn judge<A: Addr>(
             if seen & (SEEN_FIN | SEEN_RST | SEEN_ENDED) == 0 {
                 sweep
                     .expired
-                    .extend(crate::monitor::event::ended(&k, &e, EndReason::Expired));
+                    .extend(crate::flows::ended_event(&k, &e, EndReason::Expired));
             }
             doomed.insert(k);
             if rev.is_some() {
@@ -189,16 +189,4 @@ fn expired<A>(e: &CtEntry<A>, other: Option<&CtEntry<A>>, t: &CtTimeouts, now_ns
         None => (e.last_seen_ns, e.seen),
     };
     now_ns.saturating_sub(last) > ct_lifetime(e.nat.proto, seen, t)
-}
-
-/// CLOCK_MONOTONIC_COARSE in nanoseconds, the clock of the datapath's
-/// `bpf_ktime_get_coarse_ns`.
-pub fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid timespec to write into.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }

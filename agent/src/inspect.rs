@@ -260,7 +260,7 @@ pub fn flows(p: &Pinned) -> Result<Vec<FlowView>> {
 }
 
 fn family_flows<A: Addr>(ct: &Conntrack<A>, out: &mut Vec<FlowView>) -> Result<()> {
-    let now = gc::monotonic_ns();
+    let now = crate::clock::monotonic_ns();
     for r in ct.iter() {
         let (k, e) = r.context("reading conntrack")?;
         if e.dir != CtDir::Forward as u8 {

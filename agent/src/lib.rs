@@ -4,6 +4,7 @@
 pub mod attach;
 pub mod caps;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod doctor;

@@ -2,7 +2,8 @@
 //! the whole table, flows judged with both their entries.
 
 use hairpin::{
-    gc::{monotonic_ns, Sweeper},
+    clock::monotonic_ns,
+    gc::Sweeper,
     loader::{Datapath, LoadOptions},
 };
 use hairpin_common::{

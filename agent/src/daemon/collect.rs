@@ -55,7 +55,7 @@ impl Agent {
             self.sync_lingering();
         }
         self.metrics.gc_sweeps.inc();
-        let (now, t) = (gc::monotonic_ns(), &self.opts.timeouts);
+        let (now, t) = (crate::clock::monotonic_ns(), &self.opts.timeouts);
         let c = &mut self.collector;
         let swept = c
             .sweep_v4

@@ -4,8 +4,8 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use hairpin_common::{
-    Counter, CtDir, CtEntry, CtKey, CtOrigin, EndReason, Event, EventKind, WireAddr,
-    EVENT_HOOK_AGENT, EVENT_HOOK_SOCKET, IPPROTO_TCP, IPPROTO_UDP,
+    Counter, CtOrigin, EndReason, Event, EventKind, WireAddr, EVENT_HOOK_AGENT, EVENT_HOOK_SOCKET,
+    IPPROTO_TCP, IPPROTO_UDP,
 };
 use serde::{Deserialize, Serialize};
 
@@ -51,7 +51,7 @@ fn wall_time(mono_ns: u64) -> f64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()
         .as_secs_f64();
-    let ago = crate::gc::monotonic_ns().saturating_sub(mono_ns);
+    let ago = crate::clock::monotonic_ns().saturating_sub(mono_ns);
     now - ago as f64 / 1e9
 }
 
@@ -140,7 +140,7 @@ impl Shown {
     /// The line saying that `count` events were missed.
     pub fn lost(count: u64) -> Self {
         Self {
-            time: wall_time(crate::gc::monotonic_ns()),
+            time: wall_time(crate::clock::monotonic_ns()),
             kind: "lost".into(),
             hook: String::new(),
             path: String::new(),
@@ -192,29 +192,12 @@ impl Shown {
     }
 }
 
-/// The event of a flow the agent ends, from its forward entry.
-pub fn ended<A: WireAddr>(k: &CtKey<A>, e: &CtEntry<A>, reason: EndReason) -> Option<Event> {
-    (e.dir == CtDir::Forward as u8).then(|| Event {
-        ts_ns: crate::gc::monotonic_ns(),
-        client: k.saddr.wide(),
-        frontend: k.daddr.wide(),
-        backend: e.nat.daddr.wide(),
-        frontend_id: e.frontend_id,
-        client_port: k.sport,
-        frontend_port: k.dport,
-        backend_port: e.nat.dport,
-        kind: EventKind::Ended as u8,
-        hook: EVENT_HOOK_AGENT,
-        detail: reason as u8,
-        proto: k.proto,
-        family: A::FAMILY,
-        ..Event::default()
-    })
-}
-
 #[cfg(test)]
 mod tests {
+    use hairpin_common::{CtDir, CtEntry, CtKey};
+
     use super::*;
+    use crate::flows::ended_event as ended;
 
     fn key() -> CtKey<u32> {
         CtKey {

@@ -5,7 +5,7 @@
 use anyhow::{Context as _, Result};
 use hairpin_common::{
     CtDir, CtEntry, CtKey, EndReason, Event, EventKind, WireAddr, EVENT_HOOK_AGENT, IPPROTO_TCP,
-    SEEN_ENDED, SEEN_RST,
+    SEEN_ENDED, SEEN_FIN, SEEN_RST,
 };
 
 use crate::{
@@ -20,8 +20,29 @@ pub struct FlowView<A> {
     pub backend: CtKey<A>,
 }
 
-/// Ends every flow for which `ended` holds; returns their events (one per
-/// flow, for the monitors), which say how many. A TCP flow's
+/// Flows ended: how many, and the events of those that were still open
+/// (one per flow, for the monitors: a closing one was told of at its FIN
+/// or RST). The log shows the count.
+#[derive(Default, PartialEq, Eq)]
+pub struct Ended {
+    pub flows: usize,
+    pub events: Vec<Event>,
+}
+
+impl std::fmt::Debug for Ended {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.flows)
+    }
+}
+
+impl Ended {
+    pub fn add(&mut self, other: Ended) {
+        self.flows += other.flows;
+        self.events.extend(other.events);
+    }
+}
+
+/// Ends every flow for which `ended` holds. A TCP flow's
 /// entries stay for the close timeout, marked ended: the datapath turns the
 /// next segment of either end into a reset for the other. A UDP flow's
 /// entries go: its next datagram opens a new flow.
@@ -29,7 +50,7 @@ pub fn end_flows<A: Addr>(
     ct: &mut Conntrack<A>,
     reason: EndReason,
     mut ended: impl FnMut(&FlowView<A>) -> bool,
-) -> Result<Vec<Event>> {
+) -> Result<Ended> {
     let mut doomed = Vec::new();
     for r in ct.iter() {
         let (k, e) = r.context("reading conntrack")?;
@@ -47,9 +68,17 @@ pub fn end_flows<A: Addr>(
         }
     }
     let now = crate::clock::monotonic_ns();
-    let mut flows = Vec::new();
+    let seen: std::collections::HashMap<CtKey<A>, u8> =
+        doomed.iter().map(|(k, e)| (*k, e.seen)).collect();
+    let mut out = Ended::default();
     for (k, mut e) in doomed {
-        flows.extend(ended_event(&k, &e, reason));
+        if e.dir == CtDir::Forward as u8 {
+            out.flows += 1;
+        }
+        let both = e.seen | seen.get(&e.nat.reversed()).copied().unwrap_or(0);
+        if both & (SEEN_FIN | SEEN_RST | SEEN_ENDED) == 0 {
+            out.events.extend(ended_event(&k, &e, reason));
+        }
         // Ignored errors: the LRU may have evicted the entry meanwhile.
         if k.proto == IPPROTO_TCP {
             e.seen |= SEEN_ENDED | SEEN_RST;
@@ -59,7 +88,7 @@ pub fn end_flows<A: Addr>(
             let _ = ct.remove(&k);
         }
     }
-    Ok(flows)
+    Ok(out)
 }
 
 /// Whether any flow was opened to `addr` (a frontend's address) and is

@@ -29,22 +29,12 @@ pub struct Applied {
     pub added: usize,
     pub updated: usize,
     pub removed: usize,
-    /// The flows ended, as events for the monitors.
-    pub ended: EndedFlows,
+    /// The flows ended, with their events for the monitors.
+    pub ended: crate::flows::Ended,
     /// Addresses of backends that are gone with flows just ended: they stay
     /// among the backend addresses a while (see `sync_backend_addrs`), so
     /// that the datapath still meets those flows' reverse entries.
     pub lingering: Lingering,
-}
-
-/// Events of ended flows; the log shows how many.
-#[derive(Default, PartialEq, Eq)]
-pub struct EndedFlows(pub Vec<hairpin_common::Event>);
-
-impl std::fmt::Debug for EndedFlows {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0.len())
-    }
 }
 
 /// Backend addresses kept for ended flows, per family.
@@ -298,7 +288,7 @@ fn apply_family<A: Addr>(
         }
         end
     })?;
-    applied.ended.0.extend(ended);
+    applied.ended.add(ended);
     Ok(lingering)
 }
 

@@ -209,6 +209,24 @@ fn monitor_shows_the_tests_flows_with_their_hook_and_backend_and_filters_them() 
         !got.is_empty() && got.iter().all(|e| e["frontend"] == "203.0.113.10:5353"),
         "{got:#?}"
     );
+    // A flush, through the agent: the UDP flow (still in conntrack) ends.
+    let flushed = lab.hairpin("n1", &["ct", "flush"]);
+    assert!(flushed.contains("flushed"), "{flushed}");
+    let e = wait_for(&lab, "all.jsonl", "the flush", |e| e["reason"] == "flushed");
+    sleep(Duration::from_millis(300));
+    let flushed_ends = events(&lab, "all.jsonl")
+        .iter()
+        .filter(|e| e["reason"] == "flushed")
+        .count();
+    assert_eq!(
+        flushed_ends, 1,
+        "the closed TCP flows were told of at their FIN"
+    );
+    assert_eq!(
+        (&e["type"], &e["proto"], &e["backend"]),
+        (&"ended".into(), &"udp".into(), &"198.51.100.2:53".into()),
+        "{e}"
+    );
     // The table, for people.
     let line = table.finish();
     assert!(

@@ -7,7 +7,8 @@ use hairpin::{
     loader::{Datapath, LoadOptions},
 };
 use hairpin_common::{
-    CtDir, CtEntryV4, CtKeyV4, CtOrigin, CtTimeouts, IPPROTO_TCP, IPPROTO_UDP, NS_PER_SEC, SEEN_ACK,
+    CtDir, CtEntryV4, CtKeyV4, CtOrigin, CtTimeouts, EndReason, EventKind, IPPROTO_TCP,
+    IPPROTO_UDP, NS_PER_SEC, SEEN_ACK,
 };
 
 use crate::require_privileged;
@@ -78,7 +79,7 @@ fn the_collector_covers_a_large_table_in_bounded_steps() {
     let budget = 1000;
     let total = 2 * usize::from(expired + alive) + 2;
     let mut sweeper = Sweeper::default();
-    let (mut steps, mut removed) = (0, 0);
+    let (mut steps, mut removed, mut told) = (0, 0, Vec::new());
     // One pass over the table, and one step more for the wrap.
     while removed < 2 * usize::from(expired) && steps < total / budget + 2 {
         let s = sweeper
@@ -90,8 +91,16 @@ fn the_collector_covers_a_large_table_in_bounded_steps() {
             s.entries
         );
         removed += s.removed;
+        told.extend(s.expired);
         steps += 1;
     }
+    // Each expired flow is told to the monitors once, from its client.
+    let mut ports: Vec<u16> = told.iter().map(|e| u16::from_be(e.client_port)).collect();
+    ports.sort_unstable();
+    assert_eq!(ports, (10_000..10_000 + expired).collect::<Vec<_>>());
+    assert!(told.iter().all(|e| e.kind == EventKind::Ended as u8
+        && e.detail == EndReason::Expired as u8
+        && e.backend_port == 80u16.to_be()));
     assert_eq!(
         removed,
         2 * usize::from(expired),

@@ -237,7 +237,7 @@ impl Agent {
     /// Tells the monitors of the flows an apply ended, and keeps their
     /// backends' addresses until their resets have reached the clients.
     pub(super) fn flows_ended(&mut self, applied: &reconcile::Applied) {
-        self.monitor.publish(&applied.ended.0);
+        self.monitor.publish(&applied.ended.events);
         let until =
             Instant::now() + std::time::Duration::from_nanos(self.opts.timeouts.close) + TICK;
         self.collector.linger(until, applied.lingering.clone());

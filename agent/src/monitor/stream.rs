@@ -5,7 +5,7 @@
 use std::{io::Write as _, path::Path, sync::mpsc::RecvTimeoutError, time::Duration};
 
 use anyhow::Result;
-use hairpin_common::{EndReason, Event};
+use hairpin_common::EndReason;
 
 use super::{filter::Filter, Hub};
 use crate::{flows, inspect};
@@ -62,13 +62,13 @@ pub fn events(req: tiny_http::Request, hub: Hub) {
 }
 
 /// Ends the flows of frontend `id` (every flow without one) in the maps
-/// pinned under `pin_dir`; returns their events.
-pub fn flush(pin_dir: &Path, id: Option<u32>) -> Result<Vec<Event>> {
+/// pinned under `pin_dir`.
+pub fn flush(pin_dir: &Path, id: Option<u32>) -> Result<flows::Ended> {
     let mut pinned = inspect::Pinned::open(pin_dir)?;
     let ours = |f: &flows::FlowView<_>| id.is_none_or(|id| f.frontend_id == id);
     let mut ended = flows::end_flows(&mut pinned.v4.conntrack, EndReason::Flushed, ours)?;
     let ours = |f: &flows::FlowView<_>| id.is_none_or(|id| f.frontend_id == id);
-    ended.extend(flows::end_flows(
+    ended.add(flows::end_flows(
         &mut pinned.v6.conntrack,
         EndReason::Flushed,
         ours,
@@ -86,8 +86,8 @@ pub fn flush_request(req: tiny_http::Request, pin_dir: &Path, hub: &Hub) {
         Err(e) => (400, format!("frontend id: {e}\n")),
         Ok(id) => match flush(pin_dir, id) {
             Ok(ended) => {
-                hub.publish(&ended);
-                (200, format!("{}\n", ended.len()))
+                hub.publish(&ended.events);
+                (200, format!("{}\n", ended.flows))
             }
             Err(e) => (500, format!("{e:#}\n")),
         },

@@ -20,5 +20,6 @@ pub mod migrate;
 pub mod monitor;
 pub mod pins;
 pub mod reconcile;
+pub mod relief;
 pub mod sockets;
 pub mod sources;

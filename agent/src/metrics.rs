@@ -33,6 +33,7 @@ pub struct AgentMetrics {
     pub attach_errors: Counter,
     pub gc_removed: Counter,
     pub gc_sweeps: Counter,
+    pub ct_relieved: Counter,
     /// Resolutions of frontends' names, by name and result.
     pub resolutions: Family<NameLabel, Counter>,
     /// Frontend id → name, as last applied.
@@ -242,6 +243,11 @@ fn render(pin_dir: &Path, agent: &AgentMetrics, health: &Health, hub: &Hub) -> R
         "conntrack_gc_removed",
         "Expired conntrack entries removed",
         agent.gc_removed.clone(),
+    );
+    reg.register(
+        "conntrack_relieved_flows",
+        "Flows not established ended to make room in a full conntrack table",
+        agent.ct_relieved.clone(),
     );
     reg.register(
         "conntrack_gc_sweeps",

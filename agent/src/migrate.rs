@@ -59,7 +59,7 @@ fn wanted(opts: &LoadOptions) -> [(&'static str, Shape, &'static str); 18] {
         (BACKEND_MEMBERS_V4, shape::<MemberKeyV4, u32>(H), rebuilt),
         (
             CT_V4,
-            shape::<CtKeyV4, CtEntryV4>(L),
+            shape::<CtKeyV4, CtEntryV4>(H),
             "its IPv4 flows are lost",
         ),
         (FRONTENDS_V6, shape::<FrontendKeyV6, Frontend>(H), rebuilt),
@@ -69,7 +69,7 @@ fn wanted(opts: &LoadOptions) -> [(&'static str, Shape, &'static str); 18] {
         (BACKEND_MEMBERS_V6, shape::<MemberKeyV6, u32>(H), rebuilt),
         (
             CT_V6,
-            shape::<CtKeyV6, CtEntryV6>(L),
+            shape::<CtKeyV6, CtEntryV6>(H),
             "its IPv6 flows are lost",
         ),
         (
@@ -107,6 +107,17 @@ pub struct Migrations(
     Vec<(&'static str, MapData)>,
     pub Vec<(&'static str, &'static str)>,
 );
+
+/// Whether `found`'s entries can be copied into a map of shape `want`: the
+/// same key and value, in a map of the same kind or in a hash for an LRU
+/// hash (conntrack before it stopped evicting).
+fn convertible(found: &Shape, want: &Shape) -> bool {
+    let kinds = matches!(
+        (found.map_type, want.map_type),
+        (MapType::LruHash, MapType::Hash)
+    ) || found.map_type == want.map_type;
+    kinds && (found.key, found.value) == (want.key, want.value)
+}
 
 /// Moves a map's pin from `from` to `to`.
 fn repin(from: &Path, to: &Path) -> Result<()> {
@@ -156,13 +167,22 @@ pub fn prepare(pin_dir: &Path, opts: &LoadOptions) -> Result<Migrations> {
         if found == want {
             continue;
         }
-        let same_layout =
-            (found.map_type, found.key, found.value) == (want.map_type, want.key, want.value);
-        if same_layout {
-            info!(
-                map = name,
-                "pinned with {} entries, {} wanted: migrating its entries", found.max, want.max
-            );
+        if convertible(&found, &want) {
+            if found.map_type == want.map_type {
+                info!(
+                    map = name,
+                    "pinned with {} entries, {} wanted: migrating its entries", found.max, want.max
+                );
+            } else {
+                info!(
+                    map = name,
+                    "pinned as {:?} of {} entries, {:?} of {} wanted: migrating its entries",
+                    found.map_type,
+                    found.max,
+                    want.map_type,
+                    want.max
+                );
+            }
             old.push((name, MapData::from_pin(&path)?));
             outcomes.push((name, "migrated"));
         } else {
@@ -187,7 +207,7 @@ pub fn pinned_layout(pin_dir: &Path) -> Result<Option<u32>> {
         let any = map_pin(pin_dir, CT_V4).exists();
         return Ok(any.then_some(1));
     }
-    let map: Array<MapData, u32> = typed(&MapData::from_pin(&path)?, MapType::Array)?;
+    let map: Array<MapData, u32> = typed(&MapData::from_pin(&path)?)?;
     Ok(Some(map.get(&0, 0)?))
 }
 
@@ -229,12 +249,12 @@ impl Migrations {
     }
 }
 
-/// A map by its kind, over its data (the fd is duplicated: the old map
-/// stays open for the second copy).
-fn typed<T: TryFrom<Map, Error = aya::maps::MapError>>(data: &MapData, kind: MapType) -> Result<T> {
+/// A map by the kind the kernel reports, over its data (the fd is
+/// duplicated: the old map stays open for the second copy).
+fn typed<T: TryFrom<Map, Error = aya::maps::MapError>>(data: &MapData) -> Result<T> {
     let fd = data.fd().as_fd().try_clone_to_owned()?;
     let data = MapData::from_fd(fd)?;
-    let map = match kind {
+    let map = match data.info()?.map_type()? {
         MapType::Hash => Map::HashMap(data),
         MapType::LruHash => Map::LruHashMap(data),
         MapType::PerCpuArray => Map::PerCpuArray(data),
@@ -243,14 +263,9 @@ fn typed<T: TryFrom<Map, Error = aya::maps::MapError>>(data: &MapData, kind: Map
     Ok(T::try_from(map)?)
 }
 
-fn copy_hash<K: Pod, V: Pod>(
-    old: &MapData,
-    new: MapData,
-    kind: MapType,
-    again: bool,
-) -> Result<(usize, usize)> {
-    let old: HashMap<MapData, K, V> = typed(old, kind)?;
-    let mut new: HashMap<MapData, K, V> = typed(&new, kind)?;
+fn copy_hash<K: Pod, V: Pod>(old: &MapData, new: MapData, again: bool) -> Result<(usize, usize)> {
+    let old: HashMap<MapData, K, V> = typed(old)?;
+    let mut new: HashMap<MapData, K, V> = typed(&new)?;
     // BPF_NOEXIST on the second pass.
     let flags = if again { 1 } else { 0 };
     let (mut copied, mut left) = (0, 0);
@@ -264,8 +279,8 @@ fn copy_hash<K: Pod, V: Pod>(
 }
 
 fn copy_per_cpu<V: Pod>(old: &MapData, new: MapData) -> Result<(usize, usize)> {
-    let old: PerCpuArray<MapData, V> = typed(old, MapType::PerCpuArray)?;
-    let mut new: PerCpuArray<MapData, V> = typed(&new, MapType::PerCpuArray)?;
+    let old: PerCpuArray<MapData, V> = typed(old)?;
+    let mut new: PerCpuArray<MapData, V> = typed(&new)?;
     let n = old.len().min(new.len());
     for i in 0..n {
         new.set(i, old.get(&i, 0)?, 0)?;
@@ -274,28 +289,27 @@ fn copy_per_cpu<V: Pod>(old: &MapData, new: MapData) -> Result<(usize, usize)> {
 }
 
 fn copy_map(name: &str, old: &MapData, new: MapData, again: bool) -> Result<(usize, usize)> {
-    use MapType::{Hash as H, LruHash as L};
     match name {
-        FRONTENDS_V4 => copy_hash::<FrontendKeyV4, Frontend>(old, new, H, again),
-        FRONTEND_ADDRS_V4 | BACKEND_ADDRS_V4 => copy_hash::<u32, u32>(old, new, H, again),
-        BACKENDS_V4 => copy_hash::<BackendKey, BackendV4>(old, new, H, again),
-        BACKEND_MEMBERS_V4 => copy_hash::<MemberKeyV4, u32>(old, new, H, again),
-        CT_V4 => copy_hash::<CtKeyV4, CtEntryV4>(old, new, L, again),
-        FRONTENDS_V6 => copy_hash::<FrontendKeyV6, Frontend>(old, new, H, again),
-        FRONTEND_ADDRS_V6 | BACKEND_ADDRS_V6 => copy_hash::<[u32; 4], u32>(old, new, H, again),
-        BACKENDS_V6 => copy_hash::<BackendKey, BackendV6>(old, new, H, again),
-        BACKEND_MEMBERS_V6 => copy_hash::<MemberKeyV6, u32>(old, new, H, again),
-        CT_V6 => copy_hash::<CtKeyV6, CtEntryV6>(old, new, L, again),
-        SOCK_REVNAT_V4 => copy_hash::<SockKeyV4, SockNatV4>(old, new, L, again),
-        SOCK_REVNAT_V6 => copy_hash::<SockKeyV6, SockNatV6>(old, new, L, again),
+        FRONTENDS_V4 => copy_hash::<FrontendKeyV4, Frontend>(old, new, again),
+        FRONTEND_ADDRS_V4 | BACKEND_ADDRS_V4 => copy_hash::<u32, u32>(old, new, again),
+        BACKENDS_V4 => copy_hash::<BackendKey, BackendV4>(old, new, again),
+        BACKEND_MEMBERS_V4 => copy_hash::<MemberKeyV4, u32>(old, new, again),
+        CT_V4 => copy_hash::<CtKeyV4, CtEntryV4>(old, new, again),
+        FRONTENDS_V6 => copy_hash::<FrontendKeyV6, Frontend>(old, new, again),
+        FRONTEND_ADDRS_V6 | BACKEND_ADDRS_V6 => copy_hash::<[u32; 4], u32>(old, new, again),
+        BACKENDS_V6 => copy_hash::<BackendKey, BackendV6>(old, new, again),
+        BACKEND_MEMBERS_V6 => copy_hash::<MemberKeyV6, u32>(old, new, again),
+        CT_V6 => copy_hash::<CtKeyV6, CtEntryV6>(old, new, again),
+        SOCK_REVNAT_V4 => copy_hash::<SockKeyV4, SockNatV4>(old, new, again),
+        SOCK_REVNAT_V6 => copy_hash::<SockKeyV6, SockNatV6>(old, new, again),
         // Counters are copied once: a second pass would count twice.
         _ if again => Ok((0, 0)),
         FRONTEND_STATS => copy_per_cpu::<FrontendStats>(old, new),
         GLOBAL_STATS => copy_per_cpu::<u64>(old, new),
         LAYOUT => Ok((0, 0)),
         NODE => {
-            let old: Array<MapData, NodeConfig> = typed(old, MapType::Array)?;
-            let mut new: Array<MapData, NodeConfig> = typed(&new, MapType::Array)?;
+            let old: Array<MapData, NodeConfig> = typed(old)?;
+            let mut new: Array<MapData, NodeConfig> = typed(&new)?;
             new.set(0, old.get(&0, 0)?, 0)?;
             Ok((1, 0))
         }

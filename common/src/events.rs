@@ -89,6 +89,9 @@ pub enum EndReason {
     Removed = 3,
     /// Flushed (`hairpin ct flush`).
     Flushed = 4,
+    /// Ended to make room in a full conntrack table: it was not
+    /// established (see the agent's `relief`).
+    Pressure = 5,
 }
 
 impl EndReason {
@@ -111,6 +114,7 @@ impl EndReason {
             EndReason::Expired => "expired",
             EndReason::Removed => "removed",
             EndReason::Flushed => "flushed",
+            EndReason::Pressure => "pressure",
         }
     }
 }

@@ -271,8 +271,8 @@ fn open<F: Family>(
     out.dir = CtDir::Forward as u8;
     out.seen = seen;
     if F::ct().insert(key, &*out, 0).is_err() {
-        // Ignored error: the entry was just inserted; if the LRU already
-        // evicted it, there is nothing left to roll back.
+        // Ignored error: the entry was just inserted; if the agent already
+        // removed it, there is nothing left to roll back.
         let _ = F::ct().remove(&rev_key);
         return Opening::Failed;
     }
@@ -311,7 +311,7 @@ pub fn forget_stale<F: Family>(key: &CtKey<F>, hook: Hook) {
     };
     let over = e.seen != 0 || now().saturating_sub(e.created_ns) > CT_REQUEUE_NS;
     if over && e.dir == CtDir::Reverse as u8 && hook.owns(CtDir::Forward, e.origin) {
-        // Ignored errors: either entry may be gone already (LRU, agent).
+        // Ignored errors: either entry may be gone already (the agent).
         let _ = F::ct().remove(rev_key);
         let _ = F::ct().remove(e.nat.reversed());
     }

@@ -34,7 +34,7 @@ pub trait Family: hairpin_common::WireAddr {
     fn backends() -> &'static HashMap<BackendKey, Backend<Self>>;
     fn backend_addrs() -> &'static HashMap<Self, u32>;
     fn backend_members() -> &'static HashMap<MemberKey<Self>, u32>;
-    fn ct() -> &'static LruHashMap<CtKey<Self>, CtEntry<Self>>;
+    fn ct() -> &'static HashMap<CtKey<Self>, CtEntry<Self>>;
     fn sock_revnat() -> &'static LruHashMap<SockKey<Self>, SockNat<Self>>;
 
     /// The address a socket hook sees (`user_ip4` or `user_ip6`).
@@ -75,7 +75,7 @@ macro_rules! family_maps {
         fn backend_members() -> &'static HashMap<MemberKey<Self>, u32> {
             &$backend_members
         }
-        fn ct() -> &'static LruHashMap<CtKey<Self>, CtEntry<Self>> {
+        fn ct() -> &'static HashMap<CtKey<Self>, CtEntry<Self>> {
             &$ct
         }
         fn sock_revnat() -> &'static LruHashMap<SockKey<Self>, SockNat<Self>> {

@@ -33,11 +33,11 @@ pub static BACKEND_ADDRS_V4: HashMap<u32, u32> =
 pub static BACKEND_MEMBERS_V4: HashMap<MemberKeyV4, u32> =
     HashMap::with_max_entries(DEFAULT_MAX_BACKEND_SLOTS, 0);
 
-/// LRU: when full, the least recently used flows make room rather than new
-/// flows failing; the agent sizes it for the node's flow count.
+/// A plain hash, not an LRU: a full table refuses new flows (counted), and
+/// never evicts a running one; the agent makes room under pressure by
+/// ending flows that are not established (`gc::relieve`).
 #[map]
-pub static CT_V4: LruHashMap<CtKeyV4, CtEntryV4> =
-    LruHashMap::with_max_entries(DEFAULT_CT_ENTRIES, 0);
+pub static CT_V4: HashMap<CtKeyV4, CtEntryV4> = HashMap::with_max_entries(DEFAULT_CT_ENTRIES, 0);
 
 #[map]
 pub static FRONTEND_STATS: PerCpuArray<FrontendStats> =
@@ -165,8 +165,7 @@ pub static BACKEND_MEMBERS_V6: HashMap<MemberKeyV6, u32> =
     HashMap::with_max_entries(DEFAULT_MAX_BACKEND_SLOTS, 0);
 
 #[map]
-pub static CT_V6: LruHashMap<CtKeyV6, CtEntryV6> =
-    LruHashMap::with_max_entries(DEFAULT_CT_ENTRIES, 0);
+pub static CT_V6: HashMap<CtKeyV6, CtEntryV6> = HashMap::with_max_entries(DEFAULT_CT_ENTRIES, 0);
 
 #[map]
 pub static SOCK_REVNAT_V6: LruHashMap<SockKeyV6, SockNatV6> =

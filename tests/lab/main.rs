@@ -23,6 +23,7 @@ mod kubernetes;
 mod monitor;
 mod names;
 mod policies;
+mod pressure;
 mod sockets;
 mod transfers;
 mod upgrade;

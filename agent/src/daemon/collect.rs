@@ -1,12 +1,15 @@
-//! Expired flows collected in bounded steps, and the backend addresses of
-//! flows just ended kept until their resets have reached the clients.
+//! Expired flows collected in bounded steps, room made in a full table,
+//! and the backend addresses of flows just ended kept until their resets
+//! have reached the clients.
 
 use std::time::Instant;
 
 use tracing::{info, warn};
 
 use super::Agent;
-use crate::{gc, reconcile};
+use hairpin_common::Counter;
+
+use crate::{gc, reconcile, relief};
 
 /// Entries looked at per sweep, to bound the work of one tick.
 const GC_BUDGET: usize = 65_536;
@@ -17,6 +20,9 @@ pub struct Collector {
     lingering: Vec<(Instant, reconcile::Lingering)>,
     sweep_v4: gc::Sweeper<u32>,
     sweep_v6: gc::Sweeper<[u32; 4]>,
+    /// `ct_insert_failed` at the last tick: when it moves, the table is
+    /// full.
+    insert_failed: u64,
 }
 
 impl Collector {
@@ -73,6 +79,38 @@ impl Agent {
             }
             Ok(_) => {}
             Err(e) => warn!("conntrack sweep: {e:#}"),
+        }
+        self.relieve(now);
+    }
+
+    /// Makes room when conntrack refused new flows since the last tick.
+    fn relieve(&mut self, now: u64) {
+        let failed = match self
+            .maps
+            .global_stats
+            .get(&(Counter::CtInsertFailed as u32), 0)
+        {
+            Ok(per_cpu) => per_cpu.iter().sum::<u64>(),
+            Err(e) => return warn!("reading the datapath's counters: {e}"),
+        };
+        if failed == self.collector.insert_failed {
+            return;
+        }
+        self.collector.insert_failed = failed;
+        let relieved = relief::relieve(&mut self.maps.v4.conntrack, now).and_then(|mut a| {
+            a.extend(relief::relieve(&mut self.maps.v6.conntrack, now)?);
+            Ok(a)
+        });
+        match relieved {
+            Ok(ended) => {
+                self.metrics.ct_relieved.inc_by(ended.len() as u64);
+                warn!(
+                    flows = ended.len(),
+                    "conntrack full: ended the flows that were not established"
+                );
+                self.monitor.publish(&ended);
+            }
+            Err(e) => warn!("conntrack relief: {e:#}"),
         }
     }
 }

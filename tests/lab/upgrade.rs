@@ -215,3 +215,70 @@ fn a_start_whose_load_fails_leaves_the_datapath_and_its_flows_as_they_were() {
         );
     }
 }
+
+#[test]
+fn an_lru_conntrack_of_an_earlier_release_is_migrated_with_its_flows() {
+    require_privileged!();
+    let lab = Lab::up();
+    let data = serve_file(&lab, "n1-b1", "big.bin", 12);
+    let config = format!("{ONE}conntrack: {{ maxEntries: 1024 }}\n");
+    let mut agent = lab.agent("n1", &config);
+    let (pod, pod_out) = download(&lab, "n1-c1", "big.bin", 8080, "2M");
+    let (host, host_out) = download(&lab, "n1", "big.bin", 8080, "2M");
+    std::thread::sleep(Duration::from_secs(2));
+    agent.stop(libc::SIGTERM);
+
+    // The table as releases before this one pinned it: an LRU hash of the
+    // same entries.
+    let pin = agent.pin_dir.join("maps/CT_V4");
+    let lru = agent.pin_dir.join("maps/CT_V4_LRU");
+    let made = Command::new("bpftool")
+        .args(["map", "create"])
+        .arg(&lru)
+        .args([
+            "type", "lru_hash", "key", "16", "value", "40", "entries", "1024",
+        ])
+        .args(["name", "CT_V4"])
+        .output()
+        .expect("bpftool (scripts/setup.sh installs it)");
+    assert!(made.status.success(), "{made:?}");
+    {
+        use aya::maps::{HashMap, Map, MapData};
+        use hairpin_common::{CtEntryV4, CtKeyV4};
+        let now: HashMap<MapData, CtKeyV4, CtEntryV4> =
+            HashMap::try_from(Map::HashMap(MapData::from_pin(&pin).unwrap())).unwrap();
+        let mut old: HashMap<MapData, CtKeyV4, CtEntryV4> =
+            HashMap::try_from(Map::LruHashMap(MapData::from_pin(&lru).unwrap())).unwrap();
+        for (k, e) in now.iter().map(Result::unwrap) {
+            old.insert(k, e, 0).unwrap();
+        }
+        assert_eq!(old.keys().count(), 4, "two flows, two entries each");
+    }
+    fs::remove_file(&pin).unwrap();
+    {
+        // A pin moves by pinning again.
+        aya::maps::MapData::from_pin(&lru)
+            .unwrap()
+            .pin(&pin)
+            .unwrap();
+    }
+    fs::remove_file(&lru).unwrap();
+    agent.start();
+    let log = agent.log_text();
+    assert!(
+        log.contains(
+            "pinned as LruHash of 1024 entries, Hash of 1024 wanted: migrating its entries"
+        ),
+        "{log}"
+    );
+    let kind = MapInfo::from_pin(&pin).unwrap().map_type().unwrap();
+    assert_eq!(kind, aya::maps::MapType::Hash, "a table that never evicts");
+    for (bg, out, who) in [(pod, pod_out, "pod"), (host, host_out, "host")] {
+        assert_eq!(
+            finish_download(bg, Duration::from_secs(40)),
+            COMPLETE,
+            "{who} download"
+        );
+        assert_same(&out, &data, &format!("{who} client across the migration"));
+    }
+}

@@ -59,6 +59,7 @@ mod headers;
 mod icmp;
 mod icmp_untouched;
 mod malformed;
+mod pressure;
 mod properties;
 mod refusals;
 mod tcp;

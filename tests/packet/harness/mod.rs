@@ -64,7 +64,14 @@ pub struct Harness {
 
 impl Harness {
     pub fn new(tables: Tables) -> Self {
+        Self::with_conntrack(tables, hairpin_common::DEFAULT_CT_ENTRIES)
+    }
+
+    /// `new`, with conntrack tables of `entries` entries.
+    pub fn with_conntrack(tables: Tables, entries: u32) -> Self {
         let opts = LoadOptions {
+            ct_entries: entries,
+            ct_entries_v6: entries,
             timeouts: CtTimeouts {
                 syn: DAY_NS,
                 tcp: DAY_NS,

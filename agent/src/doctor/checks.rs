@@ -272,7 +272,8 @@ pub fn agent(at: &str, degraded: Option<&[(String, String, String)]>) -> Vec<Che
     out
 }
 
-/// Conntrack's fill level: past 90 % new flows start to push out others.
+/// Conntrack's fill level: past 90 % the table is close to refusing new
+/// flows (it never evicts running ones).
 pub fn conntrack(entries: usize, capacity: u64) -> Check {
     let pct = (entries as u64 * 100).checked_div(capacity).unwrap_or(0);
     let evidence = format!("{entries} entries of {capacity} ({pct} %)");

@@ -18,7 +18,9 @@
 #   BENCH_WRK_S        seconds per wrk run (default 2)
 #   BENCH_IPERF_S      seconds per iperf3 run (default 5)
 #   BENCH_CLIENTS      end-to-end clients among c1 n1 c2 (default: all)
-#   BENCH_BULK_CLIENTS clients that also run iperf3 (default: c1 n1)
+#   BENCH_BULK_CLIENTS clients that also run iperf3 uploads (default: c1 n1)
+#   BENCH_DOWN_CLIENTS clients that also download from b1 (iperf3 -R;
+#                      default: c1 n1 c2)
 #   BENCH_SCALE        frontend counts (default: 1 1000 10000 20000 100000)
 #   BENCH_APPLY_S      how long an agent may take to apply a scale
 #                      configuration before it is measured another way
@@ -53,6 +55,7 @@ else
 fi
 read -r -a CLIENTS <<<"${BENCH_CLIENTS:-c1 n1 c2}"
 BULK_CLIENTS=" ${BENCH_BULK_CLIENTS:-c1 n1} "
+DOWN_CLIENTS=" ${BENCH_DOWN_CLIENTS:-c1 n1 c2} "
 DEADLINE=${BENCH_DEADLINE:-590}
 HAIRPIN_SOCKET=${BENCH_HAIRPIN_SOCKET:-0}
 APPLY_S=${BENCH_APPLY_S:-45}
@@ -135,6 +138,8 @@ nsx() {
 # record <group> <key> <value>: one raw sample.
 record() {
 	[[ -n $3 && $3 != - ]] || {
+		# The smoke run checks that every benchmark still measures.
+		((QUICK == 0)) || die "no value for $1 $2: a benchmark is broken"
 		note "no value for $1 $2"
 		return 0
 	}
@@ -342,10 +347,11 @@ wrk_run() {
 		function d(x) { return x == "" ? "-" : x }' || true
 }
 
-# iperf_run <client> <address>: prints "Gbit/s retransmits".
+# iperf_run <client> <address> [-R]: prints "Gbit/s retransmits" (with
+# -R b1 sends: a download, the retransmits are b1's).
 iperf_run() {
 	timeout $((IPERF_S + 15)) ip netns exec "$P-${CLIENT_NS[$1]}" \
-		iperf3 -c "$2" -p 5201 -t "$IPERF_S" -f m --connect-timeout 3000 2>&1 | awk '
+		iperf3 -c "$2" -p 5201 -t "$IPERF_S" -f m --connect-timeout 3000 ${3:-} 2>&1 | awk '
 		/receiver$/ { for (i = 1; i <= NF; i++) if ($i == "Mbits/sec") g = $(i - 1) / 1000 }
 		/sender$/ { r = $(NF - 1) }
 		END { if (g != "") printf "%.3f %s\n", g, r; else print "- -" }' || true
@@ -378,6 +384,12 @@ e2e_client() {
 		read -r g r < <(iperf_run "$c" "$addr")
 		record e2e "bulk.gbps/$c/$v" "${g:-}"
 		record e2e "bulk.retrans/$c/$v" "${r:-}"
+	fi
+	if [[ $DOWN_CLIENTS == *" $c "* ]]; then
+		reset_state
+		read -r g r < <(iperf_run "$c" "$addr" -R)
+		record e2e "down.gbps/$c/$v" "${g:-}"
+		record e2e "down.retrans/$c/$v" "${r:-}"
 	fi
 }
 
@@ -551,7 +563,7 @@ report() {
 
 		print "\n2. End to end in the lab: " E2E_HEAD(meta)
 		printf "   %-34s %-24s %-24s %-8s %-24s %s\n", "", "direct (the limit)", "hairpin", "x direct", "iptables DNAT", "x direct"
-		nm = split("ka.rps ka.p50_us ka.p99_us close.cps close.syn_retrans close.b1_paws_tw bulk.gbps bulk.retrans", ms, " ")
+		nm = split("ka.rps ka.p50_us ka.p99_us close.cps close.syn_retrans close.b1_paws_tw bulk.gbps bulk.retrans down.gbps down.retrans", ms, " ")
 		ml["ka.rps"] = "keep-alive requests/s"
 		ml["ka.p50_us"] = "  latency p50 (us)"
 		ml["ka.p99_us"] = "  latency p99 (us)"
@@ -560,6 +572,8 @@ report() {
 		ml["close.b1_paws_tw"] = "  SYNs refused by b1 TIME-WAIT"
 		ml["bulk.gbps"] = "bulk TCP, Gbit/s (iperf3)"
 		ml["bulk.retrans"] = "  retransmits (iperf3)"
+		ml["down.gbps"] = "bulk download, Gbit/s (iperf3 -R)"
+		ml["down.retrans"] = "  retransmits by b1"
 		nc = split("c1 n1 c2", cs, " ")
 		cl["c1"] = "pod c1, same node as b1"; cl["n1"] = "host n1"; cl["c2"] = "pod c2, other node"
 		for (j = 1; j <= nc; j++) {
@@ -596,7 +610,7 @@ report() {
 					"", med["scale/refused_after_s/" n "/hairpin"], info["scale_note/refused/" n], "", n - 1, med["scale/fill_s/" n "/hairpin"]
 		}
 
-		print "\n4. Conntrack: CT_V4 (LRU hash) filled with established flows"
+		print "\n4. Conntrack: CT_V4 (hash) filled with established flows"
 		printf "   %-50s %s\n", "slots (max_entries) / entries", fmt(med["ct/ct_slots"]) " / " fmt(med["ct/ct_entries"])
 		printf "   %-50s %s MiB (%s bytes per slot; all maps %s MiB)\n", "kernel memory (fdinfo memlock)", fmt(med["ct/ct_memlock_mib"]), fmt(med["ct/ct_bytes_per_slot"]), fmt(med["ct/maps_memlock_mib"])
 		printf "   %-50s %s s (%s ns per entry)\n", "full GC sweep, nothing expired", fmt(med["ct/sweep_live_s"]), fmt(med["ct/sweep_live_ns_per_entry"])

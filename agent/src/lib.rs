@@ -9,6 +9,7 @@ pub mod config;
 pub mod daemon;
 pub mod doctor;
 pub mod family;
+pub mod filter;
 pub mod flows;
 pub mod gc;
 pub mod health;

@@ -13,9 +13,9 @@ use aya::{
     Ebpf, EbpfLoader,
 };
 use hairpin_common::{
-    CtEntry, CtKey, CtTimeouts, FrontendStats, MonitorConfig, NodeConfig, BACKENDS_V4, BACKENDS_V6,
-    BACKEND_ADDRS_V4, BACKEND_ADDRS_V6, BACKEND_MEMBERS_V4, BACKEND_MEMBERS_V6, CT_V4, CT_V6,
-    DEFAULT_CT_ENTRIES, DEFAULT_MAX_BACKEND_SLOTS, DEFAULT_MAX_FRONTENDS,
+    CtEntry, CtKey, CtTimeouts, FrontendStats, MonitorConfig, NodeConfig, ADDR_FILTER, BACKENDS_V4,
+    BACKENDS_V6, BACKEND_ADDRS_V4, BACKEND_ADDRS_V6, BACKEND_MEMBERS_V4, BACKEND_MEMBERS_V6, CT_V4,
+    CT_V6, DEFAULT_CT_ENTRIES, DEFAULT_MAX_BACKEND_SLOTS, DEFAULT_MAX_FRONTENDS,
     DEFAULT_SOCK_REVNAT_ENTRIES, EVENTS, FRONTENDS_V4, FRONTENDS_V6, FRONTEND_ADDRS_V4,
     FRONTEND_ADDRS_V6, FRONTEND_STATS, GLOBAL_COUNTERS, GLOBAL_CT_TIMEOUT_CLOSE,
     GLOBAL_CT_TIMEOUT_SYN, GLOBAL_CT_TIMEOUT_TCP, GLOBAL_CT_TIMEOUT_UDP, GLOBAL_L4_CSUM_IPV6,
@@ -236,6 +236,7 @@ impl Datapath {
             frontend_stats: self.map(FRONTEND_STATS)?,
             global_stats: self.map(GLOBAL_STATS)?,
             node: self.map(NODE)?,
+            addr_filter: self.map(ADDR_FILTER)?,
         })
     }
 }
@@ -247,6 +248,8 @@ pub struct Maps {
     pub frontend_stats: PerCpuArray<MapData, FrontendStats>,
     pub global_stats: PerCpuArray<MapData, u64>,
     pub node: Array<MapData, NodeConfig>,
+    /// Kept in step with the address maps (`filter`).
+    pub addr_filter: Array<MapData, u64>,
 }
 
 impl Maps {

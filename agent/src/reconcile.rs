@@ -315,7 +315,9 @@ pub fn sync_backend_addrs(
         backends()
             .filter_map(<[u32; 4]>::from_ip)
             .chain(lingering.v6.iter().copied()),
-    )
+    )?;
+    // Every apply ends here, after the frontend addresses too.
+    crate::filter::sync(maps)
 }
 
 /// Makes an address map hold exactly `addrs`, each with its use count.

@@ -11,6 +11,7 @@
 pub mod addr;
 pub mod conntrack;
 pub mod events;
+pub mod filter;
 pub mod layout;
 pub mod maps;
 pub mod nat;
@@ -19,6 +20,7 @@ pub mod stats;
 pub use addr::WireAddr;
 pub use conntrack::*;
 pub use events::*;
+pub use filter::*;
 pub use layout::LAYOUT_VERSION;
 pub use maps::*;
 pub use nat::*;

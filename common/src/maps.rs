@@ -30,6 +30,9 @@ pub const LAYOUT: &str = "LAYOUT";
 /// The monitor's ring buffer and filter: the agent's own, never pinned, so
 /// that each agent starts with no listener and an empty ring.
 pub const EVENTS: &str = "EVENTS";
+/// The address filter (see `filter`): the agent's own, written from the
+/// address maps before it attaches.
+pub const ADDR_FILTER: &str = "ADDR_FILTER";
 pub const MONITOR: &str = "MONITOR";
 
 /// Every map the agent pins, in a stable order.

@@ -10,7 +10,8 @@ use hairpin_common::{
     FrontendKeyV4, FrontendKeyV6, FrontendStats, MemberKeyV4, MemberKeyV6, MonitorConfig,
     NodeConfig, SockKeyV4, SockKeyV6, SockNatV4, SockNatV6, CT_TIMEOUT_CLOSE_NS, CT_TIMEOUT_SYN_NS,
     CT_TIMEOUT_TCP_NS, CT_TIMEOUT_UDP_NS, DEFAULT_CT_ENTRIES, DEFAULT_MAX_BACKEND_SLOTS,
-    DEFAULT_MAX_FRONTENDS, DEFAULT_SOCK_REVNAT_ENTRIES, EVENTS_BYTES, GLOBAL_COUNTERS,
+    DEFAULT_MAX_FRONTENDS, DEFAULT_SOCK_REVNAT_ENTRIES, EVENTS_BYTES, FILTER_WORDS,
+    GLOBAL_COUNTERS,
 };
 
 #[map]
@@ -53,6 +54,19 @@ pub static NODE: Array<NodeConfig> = Array::with_max_entries(1, 0);
 /// by no program, only by the next agent (see `hairpin_common::layout`).
 #[map]
 pub static LAYOUT: Array<u32> = Array::with_max_entries(1, 0);
+
+/// The frontends' and the backends' address filters (`hairpin_common::filter`).
+#[map]
+pub static ADDR_FILTER: Array<u64> = Array::with_max_entries(2 * FILTER_WORDS, 0);
+
+/// Whether `addr` may be in the address map whose filter starts at `first`.
+#[inline(always)]
+pub fn maybe<F: hairpin_common::WireAddr>(first: u32, addr: F) -> bool {
+    let bit = hairpin_common::filter_bit(addr);
+    ADDR_FILTER
+        .get(first + bit / 64)
+        .is_some_and(|w| w & (1 << (bit % 64)) != 0)
+}
 
 /// Monitor events, read by the agent (see `monitor`).
 #[map]

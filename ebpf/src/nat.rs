@@ -1,27 +1,31 @@
 //! Frontend lookup, backend choice and the rewrite of a packet's tuple.
 
 use aya_ebpf::{helpers::bpf_get_prandom_u32, programs::TcContext};
-use hairpin_common::{Backend, BackendKey, CtKey, Frontend, FrontendKey, MemberKey};
+use hairpin_common::{
+    Backend, BackendKey, CtKey, Frontend, FrontendKey, MemberKey, BACKEND_FILTER, FRONTEND_FILTER,
+};
 
 use crate::{
     csum::{l4_csum, set_port},
     family::Family,
+    maps::maybe,
     parse::Packet,
 };
 
-/// The cheap first test of the forward path: one lookup keyed by the
-/// destination address alone, before the ports are looked at.
+/// The cheap first test of the forward path: the address filter, then one
+/// lookup keyed by the destination address alone, before the ports are
+/// looked at.
 #[inline(always)]
 pub fn is_frontend_addr<F: Family>(addr: F) -> bool {
     // SAFETY: the value is only tested for presence.
-    unsafe { F::frontend_addrs().get(addr).is_some() }
+    maybe(FRONTEND_FILTER, addr) && unsafe { F::frontend_addrs().get(addr).is_some() }
 }
 
 /// The cheap first test of the reverse path, on the source address.
 #[inline(always)]
 pub fn is_backend_addr<F: Family>(addr: F) -> bool {
     // SAFETY: the value is only tested for presence.
-    unsafe { F::backend_addrs().get(addr).is_some() }
+    maybe(BACKEND_FILTER, addr) && unsafe { F::backend_addrs().get(addr).is_some() }
 }
 
 #[inline(always)]

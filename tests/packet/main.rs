@@ -54,6 +54,7 @@ mod checksums;
 mod collector;
 mod counters;
 mod events;
+mod filter;
 mod flows;
 mod headers;
 mod icmp;

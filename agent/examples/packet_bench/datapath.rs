@@ -116,7 +116,7 @@ impl Hairpin {
             };
             self.maps.v4.frontend_addrs.insert(a, count + 1, 0)?;
         }
-        Ok(())
+        hairpin::filter::sync(&mut self.maps)
     }
 }
 
@@ -142,7 +142,7 @@ pub fn add_mirror_flow(hp: &mut Hairpin, fwd_key: CtKeyV4, rev_key: CtKeyV4) -> 
     // also a frontend address, the translated source also a backend's.
     hp.maps.v4.frontend_addrs.insert(fwd.nat.daddr, 1, 0)?;
     hp.maps.v4.backend_addrs.insert(rev.nat.saddr, 1, 0)?;
-    Ok(())
+    hairpin::filter::sync(&mut hp.maps)
 }
 
 /// Medians of 5 chunks of one-run calls: the empty program and hairpin's

@@ -82,12 +82,7 @@ pub fn report<F: Family>(
         Some(e) if e.dir == CtDir::Reverse as u8 => (e.nat.daddr, e.nat.dport),
         _ => (key.saddr, key.sport),
     };
-    if m.filters & MONITOR_FRONTEND != 0 && m.frontend_id != frontend_id {
-        return;
-    }
-    if m.filters & MONITOR_CLIENT != 0
-        && (m.client_family != u32::from(F::FAMILY) || m.client != client.wide())
-    {
+    if !selects(m, frontend_id, client) {
         return;
     }
     let hook = (cause.0 >> 8) as u8;
@@ -161,12 +156,7 @@ pub fn report_entry<F: Family>(m: &MonitorConfig, hook: Hook, e: &CtEntry<F>, if
             let n = &e.nat;
             (n.saddr, n.sport, F::default(), 0, n.daddr, n.dport)
         };
-    if m.filters & MONITOR_FRONTEND != 0 && m.frontend_id != e.frontend_id {
-        return;
-    }
-    if m.filters & MONITOR_CLIENT != 0
-        && (m.client_family != u32::from(F::FAMILY) || m.client != client.wide())
-    {
+    if !selects(m, e.frontend_id, client) {
         return;
     }
     let Some(mut slot) = EVENTS.reserve::<Event>(0) else {
@@ -194,6 +184,15 @@ pub fn report_entry<F: Family>(m: &MonitorConfig, hook: Hook, e: &CtEntry<F>, if
         (*p)._pad = 0;
     }
     slot.submit(wakeup());
+}
+
+/// Whether the datapath's filters let an event of this frontend and
+/// client through.
+#[inline(always)]
+fn selects<F: Family>(m: &MonitorConfig, frontend_id: u32, client: F) -> bool {
+    (m.filters & MONITOR_FRONTEND == 0 || m.frontend_id == frontend_id)
+        && (m.filters & MONITOR_CLIENT == 0
+            || (m.client_family == u32::from(F::FAMILY) && m.client == client.wide()))
 }
 
 /// The tag of `report`.

@@ -76,6 +76,18 @@ fn curl(lab: &Lab, ns: &str, url: &str) -> String {
         .to_owned()
 }
 
+/// Sends one datagram to the frontend's UDP port 5353 from each of `n`
+/// ports from `first` on (arguments: frontend, n, first): each a new flow.
+const NEW_UDP_FLOWS: &str = r#"
+import socket, sys
+n, first = int(sys.argv[2]), int(sys.argv[3])
+for port in range(first, first + n):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("0.0.0.0", port))
+    s.sendto(b"x", (sys.argv[1], 5353))
+    s.close()
+"#;
+
 fn udp(lab: &Lab, ns: &str, port: u16) -> std::process::Output {
     lab.sh(
         ns,

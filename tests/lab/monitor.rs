@@ -14,6 +14,7 @@ use serde_json::Value;
 use crate::{
     require_privileged,
     support::lab::{Background, Lab, FRONTEND, HAIRPIN},
+    NEW_UDP_FLOWS,
 };
 
 /// One frontend to b1, TCP and UDP, with the socket path on `cgroup`.
@@ -34,18 +35,6 @@ socket: {{ scope: host, cgroup: {} }}
     )
 }
 
-/// Sends one datagram from each of `n` ports from `first` on, each a new
-/// flow.
-const FLOOD: &str = r#"
-import socket, sys
-n, first = int(sys.argv[2]), int(sys.argv[3])
-for port in range(first, first + n):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("0.0.0.0", port))
-    s.sendto(b"x", (sys.argv[1], 5353))
-    s.close()
-"#;
-
 /// `hairpin monitor` in node n1, its lines to `file`; returns once the
 /// agent counts one more monitor.
 fn monitor(lab: &Lab, args: &str, file: &str) -> Background {
@@ -62,7 +51,8 @@ fn monitor(lab: &Lab, args: &str, file: &str) -> Background {
     bg
 }
 
-fn metric(lab: &Lab, name: &str) -> u64 {
+/// The value of the agent's metric line that starts with `name`.
+pub fn metric(lab: &Lab, name: &str) -> u64 {
     let metrics = lab.sh_ok("n1", "curl -s http://127.0.0.1:9469/metrics");
     metrics
         .lines()
@@ -250,11 +240,17 @@ fn a_monitor_that_stops_reading_loses_events_and_is_told_how_many() {
     // connection's buffers hold (loopback TCP grows them to some 10 MB;
     // these events are some 17 MB of JSON).
     for ns in ["n1-c1", "n1"] {
-        lab.sh_ok(ns, &format!("python3 -c '{FLOOD}' {FRONTEND} 40000 20000"));
+        lab.sh_ok(
+            ns,
+            &format!("python3 -c '{NEW_UDP_FLOWS}' {FRONTEND} 40000 20000"),
+        );
     }
     slow.signal(libc::SIGCONT);
     // The next event it gets says how many it missed.
-    lab.sh_ok("n1-c1", &format!("python3 -c '{FLOOD}' {FRONTEND} 1 10000"));
+    lab.sh_ok(
+        "n1-c1",
+        &format!("python3 -c '{NEW_UDP_FLOWS}' {FRONTEND} 1 10000"),
+    );
     let lost = wait_for(&lab, "slow.jsonl", "the losses", |e| e["type"] == "lost");
     let n = lost["count"].as_u64().expect("a count");
     assert!(n > 0, "{lost}");

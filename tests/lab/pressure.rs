@@ -15,29 +15,12 @@ use hairpin_common::{CtDir, CtEntryV4, CtKeyV4, IPPROTO_TCP, SEEN_SYN};
 
 use crate::{
     agent::ONE,
+    monitor::metric,
     require_privileged,
     support::lab::{Lab, FRONTEND},
     transfers::{assert_same, download, finish_download, serve_file, COMPLETE},
+    NEW_UDP_FLOWS,
 };
-
-/// New UDP flows from `n` ports from `first` on, to the UDP frontend.
-const CHURN: &str = r#"
-import socket, sys
-n, first = int(sys.argv[2]), int(sys.argv[3])
-for port in range(first, first + n):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("0.0.0.0", port))
-    s.sendto(b"x", (sys.argv[1], 5353))
-    s.close()
-"#;
-
-fn metric(lab: &Lab, name: &str) -> u64 {
-    let metrics = lab.sh_ok("n1", "curl -s http://127.0.0.1:9469/metrics");
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{name} in the metrics:\n{metrics}"))
-}
 
 /// Inserts `n` half-open flows of another client straight into the pinned
 /// table, as a SYN flood would make them: how many it took.
@@ -90,7 +73,10 @@ fn a_full_table_refuses_new_flows_and_never_cuts_a_running_one() {
     assert!(took < 1024, "a full table takes no more: {took}");
     // And new flows from a pod and the host, four times the table.
     for (ns, first) in [("n1-c1", 20_000), ("n1", 30_000)] {
-        lab.sh_ok(ns, &format!("python3 -c '{CHURN}' {FRONTEND} 2048 {first}"));
+        lab.sh_ok(
+            ns,
+            &format!("python3 -c '{NEW_UDP_FLOWS}' {FRONTEND} 2048 {first}"),
+        );
     }
     assert!(
         metric(

@@ -14,6 +14,9 @@ echo "== cargo clippy"
 cargo clippy --all-targets --quiet -- -D warnings
 scripts/clippy-ebpf.sh
 
+echo "== the previous release, for the lab's upgrade test"
+scripts/earlier-release.sh
+
 echo "== cargo test"
 export HAIRPIN_REQUIRE_PRIVILEGED=1
 log=$(mktemp)

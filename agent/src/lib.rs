@@ -16,6 +16,7 @@ pub mod health;
 pub mod inspect;
 pub mod links;
 pub mod loader;
+pub mod map_keys;
 pub mod metrics;
 pub mod migrate;
 pub mod monitor;

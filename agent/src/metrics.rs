@@ -40,6 +40,13 @@ pub struct AgentMetrics {
     pub names: Arc<Mutex<BTreeMap<u32, String>>>,
     /// The pinned maps this agent did not adopt as they were, by outcome.
     pub maps_at_start: Family<MapLabel, Gauge>,
+    /// The flows of the conntrack tables replaced at start.
+    pub flows_lost_at_start: Family<MapName, Gauge>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MapName {
+    pub map: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -258,6 +265,11 @@ fn render(pin_dir: &Path, agent: &AgentMetrics, health: &Health, hub: &Hub) -> R
         "maps_at_start",
         "Pinned maps this agent found of another shape: migrated (entries kept) or replaced (docs/datapath.md, Upgrades)",
         agent.maps_at_start.clone(),
+    );
+    reg.register(
+        "flows_lost_at_start",
+        "Flows of the conntrack tables this agent found in a layout it cannot read, lost when it replaced them",
+        agent.flows_lost_at_start.clone(),
     );
     reg.register(
         "config_reloads",

@@ -101,12 +101,15 @@ fn wanted(opts: &LoadOptions) -> [(&'static str, Shape, &'static str); 18] {
     })
 }
 
-/// The old maps being migrated, still open after their pins went, and
-/// what became of every map not adopted: (map, `migrated` or `replaced`).
-pub struct Migrations(
-    Vec<(&'static str, MapData)>,
-    pub Vec<(&'static str, &'static str)>,
-);
+/// What `prepare` decided.
+pub struct Migrations {
+    /// The old maps being migrated, still open after their pins went.
+    old: Vec<(&'static str, MapData)>,
+    /// What became of every map not adopted: (map, `migrated` or `replaced`).
+    pub outcomes: Vec<(&'static str, &'static str)>,
+    /// The flows of each conntrack table replaced: (map, flows).
+    pub flows_lost: Vec<(&'static str, usize)>,
+}
 
 /// Whether `found`'s entries can be copied into a map of shape `want`: the
 /// same key and value, in a map of the same kind or in a hash for an LRU
@@ -144,8 +147,11 @@ pub fn prepare(pin_dir: &Path, opts: &LoadOptions) -> Result<Migrations> {
             pin_dir.display()
         );
     }
-    let mut old = Vec::new();
-    let mut outcomes = Vec::new();
+    let mut m = Migrations {
+        old: Vec::new(),
+        outcomes: Vec::new(),
+        flows_lost: Vec::new(),
+    };
     for (name, want, loss) in wanted(opts) {
         let path = map_pin(pin_dir, name);
         // Left by a start that did not finish: the map pinned now is the
@@ -183,10 +189,23 @@ pub fn prepare(pin_dir: &Path, opts: &LoadOptions) -> Result<Migrations> {
                     want.max
                 );
             }
-            old.push((name, MapData::from_pin(&path)?));
-            outcomes.push((name, "migrated"));
+            m.old.push((name, MapData::from_pin(&path)?));
+            m.outcomes.push((name, "migrated"));
+        } else if matches!(name, CT_V4 | CT_V6) {
+            // Both entries of a flow went into the table together.
+            let entries = crate::map_keys::count(&MapData::from_pin(&path)?)?;
+            let flows = entries.div_ceil(2);
+            m.outcomes.push((name, "replaced"));
+            m.flows_lost.push((name, flows));
+            warn!(
+                map = name,
+                flows,
+                entries,
+                "pinned as {found:?}, this binary makes {want:?}: replaced, {loss}: \
+                 {flows} flows ({entries} entries)"
+            );
         } else {
-            outcomes.push((name, "replaced"));
+            m.outcomes.push((name, "replaced"));
             warn!(
                 map = name,
                 "pinned as {found:?}, this binary makes {want:?}: replaced, {loss}"
@@ -196,7 +215,7 @@ pub fn prepare(pin_dir: &Path, opts: &LoadOptions) -> Result<Migrations> {
         repin(&path, &aside(pin_dir, name))
             .with_context(|| format!("setting {} aside", path.display()))?;
     }
-    Ok(Migrations(old, outcomes))
+    Ok(m)
 }
 
 /// The layout version of the datapath pinned under `pin_dir`, if any; a
@@ -214,7 +233,7 @@ pub fn pinned_layout(pin_dir: &Path) -> Result<Option<u32>> {
 impl Migrations {
     /// After a failed load: the old pins back in place of any new ones.
     pub fn restore(&self, pin_dir: &Path) {
-        for &(name, _) in &self.1 {
+        for &(name, _) in &self.outcomes {
             let path = map_pin(pin_dir, name);
             // Ignored error: the load may not have got as far as this map.
             let _ = fs::remove_file(&path);
@@ -227,7 +246,7 @@ impl Migrations {
 
     /// Once the new programs are in place: the old pins go.
     pub fn finish(&self, pin_dir: &Path) {
-        for &(name, _) in &self.1 {
+        for &(name, _) in &self.outcomes {
             if let Err(e) = fs::remove_file(aside(pin_dir, name)) {
                 warn!(map = name, "removing its old pin: {e}");
             }
@@ -238,7 +257,7 @@ impl Migrations {
     /// `pin_dir`; `again`: only what the new ones lack (after the switch,
     /// the new programs' entries are the newer).
     pub fn copy(&self, pin_dir: &Path, again: bool) -> Result<()> {
-        for (name, old) in &self.0 {
+        for (name, old) in &self.old {
             let new = MapData::from_pin(map_pin(pin_dir, name))?;
             // Not copied: on the second pass, entries the new map has
             // already; else entries beyond its capacity.

@@ -24,6 +24,7 @@ mod monitor;
 mod names;
 mod policies;
 mod pressure;
+mod release;
 mod sockets;
 mod transfers;
 mod upgrade;

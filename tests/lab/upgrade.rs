@@ -3,7 +3,7 @@
 //! a map of another layout is replaced and said, and none is reused as it
 //! was.
 
-use std::{fs, process::Command, time::Duration};
+use std::{fs, mem::size_of, process::Command, time::Duration};
 
 use aya::maps::MapInfo;
 
@@ -281,4 +281,60 @@ fn an_lru_conntrack_of_an_earlier_release_is_migrated_with_its_flows() {
         );
         assert_same(&out, &data, &format!("{who} client across the migration"));
     }
+}
+
+#[test]
+fn a_conntrack_table_of_a_layout_this_binary_cannot_read_is_replaced_and_its_flows_counted() {
+    require_privileged!();
+    let lab = Lab::up();
+    let mut agent = lab.agent("n1", ONE);
+    agent.stop(libc::SIGTERM);
+
+    // A table whose entries are 48 bytes, not 40: three flows of two
+    // entries each.
+    let pin = agent.pin_dir.join("maps/CT_V4");
+    fs::remove_file(&pin).unwrap();
+    let made = Command::new("bpftool")
+        .args(["map", "create"])
+        .arg(&pin)
+        .args([
+            "type", "hash", "key", "16", "value", "48", "entries", "1024",
+        ])
+        .args(["name", "CT_V4"])
+        .output()
+        .expect("bpftool (scripts/setup.sh installs it)");
+    assert!(made.status.success(), "{made:?}");
+    {
+        use aya::maps::{HashMap, Map, MapData};
+        let mut foreign: HashMap<MapData, [u8; 16], [u8; 48]> =
+            HashMap::try_from(Map::HashMap(MapData::from_pin(&pin).unwrap())).unwrap();
+        for i in 0..6u8 {
+            foreign.insert([i; 16], [i; 48], 0).unwrap();
+        }
+    }
+    agent.start();
+    let log = agent.log_text();
+    assert!(
+        log.contains("replaced, its IPv4 flows are lost: 3 flows (6 entries)"),
+        "the log says what is lost:\n{log}"
+    );
+    let info = MapInfo::from_pin(&pin).expect("the new table");
+    assert_eq!(
+        info.value_size() as usize,
+        size_of::<hairpin_common::CtEntryV4>(),
+        "a table of this binary's layout"
+    );
+    let metrics = lab.sh_ok("n1", "curl -s http://127.0.0.1:9469/metrics");
+    for line in [
+        "hairpin_maps_at_start{map=\"CT_V4\",outcome=\"replaced\"} 1",
+        "hairpin_flows_lost_at_start{map=\"CT_V4\"} 3",
+    ] {
+        assert!(metrics.contains(line), "{line} in the metrics:\n{metrics}");
+    }
+    assert_eq!(
+        lab.sh_ok("n1-c1", "curl -s --max-time 3 http://203.0.113.10:8080/")
+            .trim(),
+        "b1",
+        "new flows are served"
+    );
 }

@@ -174,7 +174,18 @@ impl Lab {
 
     /// Like `agent`, with more arguments for `hairpin run`.
     pub fn agent_with(&self, node: &str, config: &str, extra: &[&str]) -> Agent {
-        self.agent_wrapped(node, config, extra, (Vec::new(), Vec::new()))
+        self.agent_wrapped(
+            node,
+            config,
+            extra,
+            (Vec::new(), Vec::new()),
+            HAIRPIN.as_ref(),
+        )
+    }
+
+    /// Like `agent`, with another build of hairpin.
+    pub fn agent_of(&self, binary: &Path, node: &str, config: &str) -> Agent {
+        self.agent_wrapped(node, config, &[], (Vec::new(), Vec::new()), binary)
     }
 
     /// Like `agent_with`, run as the DaemonSet's pod would be: with its
@@ -186,7 +197,13 @@ impl Lab {
         extra: &[&str],
         sa: &ServiceAccount,
     ) -> Agent {
-        self.agent_wrapped(node, config, extra, (sa.wrapper(), sa.env()))
+        self.agent_wrapped(
+            node,
+            config,
+            extra,
+            (sa.wrapper(), sa.env()),
+            HAIRPIN.as_ref(),
+        )
     }
 
     fn agent_wrapped(
@@ -195,6 +212,7 @@ impl Lab {
         config: &str,
         extra: &[&str],
         (wrapper, env): (Vec<String>, Vec<(String, String)>),
+        binary: &Path,
     ) -> Agent {
         let cfg = self.run.join(format!("hairpin-{node}.yaml"));
         fs::write(&cfg, config).expect("write agent config");
@@ -204,6 +222,7 @@ impl Lab {
             log: self.run.join(format!("agent-{node}.log")),
             pin_dir: PathBuf::from(format!("/sys/fs/bpf/{}-{node}", self.prefix)),
             config: cfg,
+            binary: binary.to_owned(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
             wrapper,
             env,
@@ -215,9 +234,14 @@ impl Lab {
     /// Runs a `hairpin` subcommand in node `node`, against the pins of the
     /// agent started there, and returns its output whatever its status.
     pub fn hairpin_output(&self, node: &str, args: &[&str]) -> Output {
+        self.binary_output(Path::new(HAIRPIN), node, args)
+    }
+
+    /// Like `hairpin_output`, with another build of hairpin.
+    pub fn binary_output(&self, binary: &Path, node: &str, args: &[&str]) -> Output {
         Command::new("nsenter")
             .arg(format!("--net=/run/netns/{}", self.ns(node)))
-            .arg(HAIRPIN)
+            .arg(binary)
             .args(args)
             .arg("--pin-dir")
             .arg(format!("/sys/fs/bpf/{}-{node}", self.prefix))
@@ -315,6 +339,8 @@ pub struct Agent {
     pub log: PathBuf,
     pub pin_dir: PathBuf,
     pub config: PathBuf,
+    /// The hairpin that `start` runs: this build unless a test says.
+    pub binary: PathBuf,
     extra: Vec<String>,
     /// A command (and its arguments) that runs the agent's command line.
     wrapper: Vec<String>,
@@ -344,7 +370,7 @@ impl Agent {
         let child = command
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .arg(format!("--net={}", self.netns))
-            .arg(HAIRPIN)
+            .arg(&self.binary)
             .args(["run", "--config"])
             .arg(&self.config)
             .arg("--pin-dir")

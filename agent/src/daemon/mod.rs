@@ -151,11 +151,17 @@ impl Agent {
         let mode = Mode::choose(settings.attach);
         info!(?mode, "attach mode");
         let metrics = AgentMetrics::default();
-        for &(map, outcome) in &migrations.1 {
+        for &(map, outcome) in &migrations.outcomes {
             metrics
                 .maps_at_start
                 .get_or_create(&crate::metrics::MapLabel { map, outcome })
                 .set(1);
+        }
+        for &(map, flows) in &migrations.flows_lost {
+            metrics
+                .flows_lost_at_start
+                .get_or_create(&crate::metrics::MapName { map })
+                .set(flows as i64);
         }
         let mut names = Names::new(config.dns.clone());
         names.track(&config.named, &config.dns, Instant::now());

@@ -544,16 +544,19 @@ report() {
 
 		printf "1. Per packet: BPF_PROG_TEST_RUN, %s runs x %s repeats (ns per packet)\n", info["packet_info/runs"], info["packet_info/repeat"]
 		printf "   %-52s %-22s %s\n", "case", "ns/packet", "x empty program"
-		split("empty non_ip unrelated_1 unrelated first first_scale established reply", pc, " ")
+		npc = split("empty non_ip unrelated_1 unrelated backend_own backend_direct first first_scale first_monitored established reply", pc, " ")
 		pl["empty"] = "empty TC program (r0 = -1; exit): the floor"
 		pl["non_ip"] = "hairpin, non-IPv4 frame (ARP)"
-		pl["unrelated_1"] = "hairpin, unrelated packet, 1 lookup (uplink egress)"
-		pl["unrelated"] = "hairpin, unrelated packet (pod veth, 2 lookups)"
+		pl["unrelated_1"] = "hairpin, unrelated packet (uplink egress)"
+		pl["unrelated"] = "hairpin, unrelated packet (pod veth)"
+		pl["backend_own"] = "hairpin, a backend's own connection (pod veth)"
+		pl["backend_direct"] = "hairpin, a backend's direct client, its port"
 		pl["first"] = "hairpin, first packet of a flow"
 		pl["first_scale"] = "  the same, " info["packet_info/frontends"] " frontends"
+		pl["first_monitored"] = "  the same, a monitor reading its events"
 		pl["established"] = "hairpin, established flow"
 		pl["reply"] = "hairpin, reply"
-		for (i = 1; i <= 8; i++) {
+		for (i = 1; i <= npc; i++) {
 			k = "packet/" pc[i]
 			printf "   %-52s %-22s %s\n", pl[pc[i]], cell(k), ratio(k, "packet/empty")
 		}

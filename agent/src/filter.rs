@@ -1,50 +1,66 @@
 //! The datapath's address filter (`hairpin_common::filter`), kept in step
-//! with the address maps: written after every change to them, from what
-//! they hold. An address added is served once its bit is written, a moment
-//! after its map entry, as if it had been added then.
-
-use std::collections::BTreeSet;
+//! with the maps: written after every change to them, from the frontend
+//! addresses and the backends (address and port) they hold, and the
+//! backends of flows ended a moment ago. An address added is served once
+//! its bit is written, a moment after its map entry, as if it had been
+//! added then.
 
 use anyhow::{Context as _, Result};
 use aya::maps::{Array, HashMap, MapData};
-use hairpin_common::{filter_bit, BACKEND_FILTER, FILTER_WORDS, FRONTEND_FILTER};
+use hairpin_common::{
+    endpoint_bit, filter_bit, Backend, BackendKey, BACKEND_FILTER, FILTER_LEN, FRONTEND_FILTER,
+};
 
-use crate::{family::Addr, loader::Maps};
+use crate::{family::Addr, loader::Maps, reconcile::Lingering};
+
+fn set(out: &mut [u64], bit: u32) {
+    out[(bit / 64) as usize] |= 1 << (bit % 64);
+}
 
 /// Sets the bits of the addresses of `map` in `out`.
-fn words<A: Addr>(map: &HashMap<MapData, A, u32>, out: &mut [u64]) -> Result<()> {
+fn addrs<A: Addr>(map: &HashMap<MapData, A, u32>, out: &mut [u64]) -> Result<()> {
     for addr in map.keys() {
-        let bit = filter_bit(addr.context("reading an address map")?);
-        out[(bit / 64) as usize] |= 1 << (bit % 64);
+        set(out, filter_bit(addr.context("reading an address map")?));
     }
     Ok(())
 }
 
-/// Writes the filter from the address maps, only the words that changed.
-pub fn sync(maps: &mut Maps) -> Result<()> {
-    let n = FILTER_WORDS as usize;
-    let mut want = vec![0u64; 2 * n];
+/// Sets the bits of the backends of `map`, and of `ended`, in `out`.
+fn endpoints<'a, A: Addr + 'a>(
+    map: &HashMap<MapData, BackendKey, Backend<A>>,
+    ended: impl Iterator<Item = &'a (A, u16)>,
+    out: &mut [u64],
+) -> Result<()> {
+    for r in map.iter() {
+        let (_, b) = r.context("reading the backends")?;
+        set(out, endpoint_bit(b.addr, b.port));
+    }
+    for &(addr, port) in ended {
+        set(out, endpoint_bit(addr, port));
+    }
+    Ok(())
+}
+
+/// Writes the filter from the maps and the backends of flows that
+/// `lingering` keeps, only the words that changed.
+pub fn sync(maps: &mut Maps, lingering: &Lingering) -> Result<()> {
+    let mut want = [0u64; FILTER_LEN];
     let (front, back) = want.split_at_mut(BACKEND_FILTER as usize);
-    words(
-        &maps.v4.frontend_addrs,
-        &mut front[FRONTEND_FILTER as usize..],
-    )?;
-    words(
-        &maps.v6.frontend_addrs,
-        &mut front[FRONTEND_FILTER as usize..],
-    )?;
-    words(&maps.v4.backend_addrs, back)?;
-    words(&maps.v6.backend_addrs, back)?;
+    let front = &mut front[FRONTEND_FILTER as usize..];
+    addrs(&maps.v4.frontend_addrs, front)?;
+    addrs(&maps.v6.frontend_addrs, front)?;
+    endpoints(&maps.v4.backends, lingering.v4.iter(), back)?;
+    endpoints(&maps.v6.backends, lingering.v6.iter(), back)?;
     write(&mut maps.addr_filter, &want)
 }
 
-fn write(filter: &mut Array<MapData, u64>, want: &[u64]) -> Result<()> {
-    let changed: BTreeSet<u32> = (0..want.len() as u32)
-        .filter(|&i| filter.get(&i, 0).ok() != Some(want[i as usize]))
-        .collect();
-    for i in changed {
+/// Writes the filter, whole, when it changed. A program reading it
+/// meanwhile may see some bytes old and some new: a bit set in both is
+/// set in any mix, so a kept address is never missed.
+fn write(filter: &mut Array<MapData, [u64; FILTER_LEN]>, want: &[u64; FILTER_LEN]) -> Result<()> {
+    if filter.get(&0, 0).ok().as_ref() != Some(want) {
         filter
-            .set(i, want[i as usize], 0)
+            .set(0, want, 0)
             .context("writing the address filter")?;
     }
     Ok(())

@@ -37,11 +37,12 @@ pub struct Applied {
     pub lingering: Lingering,
 }
 
-/// Backend addresses kept for ended flows, per family.
+/// Backends (address, port as on the wire) kept for ended flows, per
+/// family.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Lingering {
-    pub v4: BTreeSet<u32>,
-    pub v6: BTreeSet<[u32; 4]>,
+    pub v4: BTreeSet<(u32, u16)>,
+    pub v6: BTreeSet<([u32; 4], u16)>,
 }
 
 /// The map form of an IPv4 address.
@@ -164,7 +165,7 @@ fn apply_family<A: Addr>(
     desired: &[config::Frontend],
     ids: &mut Ids,
     applied: &mut Applied,
-) -> Result<BTreeSet<A>> {
+) -> Result<BTreeSet<(A, u16)>> {
     let current: BTreeMap<FrontendTuple<A>, (FrontendKey<A>, Frontend)> = fm
         .frontends
         .iter()
@@ -284,7 +285,7 @@ fn apply_family<A: Addr>(
                 *id == e.frontend_id && gone.contains(&(e.backend.saddr, e.backend.sport))
             });
         if end {
-            lingering.insert(e.backend.saddr);
+            lingering.insert((e.backend.saddr, e.backend.sport));
         }
         end
     })?;
@@ -308,16 +309,16 @@ pub fn sync_backend_addrs(
         &mut maps.v4.backend_addrs,
         backends()
             .filter_map(u32::from_ip)
-            .chain(lingering.v4.iter().copied()),
+            .chain(lingering.v4.iter().map(|&(a, _)| a)),
     )?;
     sync_addrs(
         &mut maps.v6.backend_addrs,
         backends()
             .filter_map(<[u32; 4]>::from_ip)
-            .chain(lingering.v6.iter().copied()),
+            .chain(lingering.v6.iter().map(|&(a, _)| a)),
     )?;
     // Every apply ends here, after the frontend addresses too.
-    crate::filter::sync(maps)
+    crate::filter::sync(maps, lingering)
 }
 
 /// Makes an address map hold exactly `addrs`, each with its use count.

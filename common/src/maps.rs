@@ -31,8 +31,9 @@ pub const LAYOUT: &str = "LAYOUT";
 /// that each agent starts with no listener and an empty ring.
 pub const EVENTS: &str = "EVENTS";
 /// The address filter (see `filter`): the agent's own, written from the
-/// address maps before it attaches.
-pub const ADDR_FILTER: &str = "ADDR_FILTER";
+/// maps before it attaches. It is the programs' only zero-initialised
+/// global, so the map of their `.bss` section, of one value, holds it.
+pub const ADDR_FILTER: &str = ".bss";
 pub const MONITOR: &str = "MONITOR";
 
 /// Every map the agent pins, in a stable order.

@@ -301,7 +301,7 @@ pub fn bare_syn(proto: u8, tcp_flags: u8) -> bool {
 /// backend answered, or when it is older than any neighbour resolution.
 #[inline(always)]
 pub fn forget_stale<F: Family>(key: &CtKey<F>, hook: Hook) {
-    if !crate::nat::is_backend_addr(key.daddr) {
+    if !crate::nat::is_backend(key.daddr, key.dport) {
         return;
     }
     let rev_key = key.reversed();

@@ -19,6 +19,7 @@ mod nat;
 mod parse;
 mod redirect;
 mod refuse;
+mod shortcut;
 mod sock;
 
 use aya_ebpf::{
@@ -101,6 +102,7 @@ pub fn sock_getpeername6(ctx: SockAddrContext) -> i32 {
 #[inline(always)]
 fn process(ctx: &TcContext, hook: Hook) -> i32 {
     match parse::ethertype(ctx) {
+        Some(ETH_P_IP) if shortcut::not_ours_v4(ctx, hook) => TC_ACT_UNSPEC,
         Some(ETH_P_IP) => ipv4(ctx, hook),
         Some(ETH_P_IPV6) => ipv6(ctx, hook),
         _ => TC_ACT_UNSPEC,
@@ -193,7 +195,7 @@ fn flow<F: Family + Loggable + refuse::Unreachable>(
     // The backend test is made only when it decides something: a packet to
     // a frontend (every client packet of a flow) skips it unless its flow is
     // not found (a looped pod's reply is addressed to the frontend too).
-    if !to_frontend && !(reverse_here && nat::is_backend_addr(key.saddr)) {
+    if !to_frontend && !(reverse_here && nat::is_backend(key.saddr, key.sport)) {
         if forward_here && conntrack::bare_syn(key.proto, pkt.tcp_flags) {
             conntrack::forget_stale(key, hook);
         }
@@ -205,7 +207,7 @@ fn flow<F: Family + Loggable + refuse::Unreachable>(
     } else {
         None
     };
-    let from_backend = || !to_frontend || (reverse_here && nat::is_backend_addr(key.saddr));
+    let from_backend = || !to_frontend || (reverse_here && nat::is_backend(key.saddr, key.sport));
     let found = match new_flow {
         None if from_backend() => conntrack::reverse(key, pkt.tcp_flags, hook, &mut e),
         found => found,

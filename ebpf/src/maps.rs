@@ -10,8 +10,7 @@ use hairpin_common::{
     FrontendKeyV4, FrontendKeyV6, FrontendStats, MemberKeyV4, MemberKeyV6, MonitorConfig,
     NodeConfig, SockKeyV4, SockKeyV6, SockNatV4, SockNatV6, CT_TIMEOUT_CLOSE_NS, CT_TIMEOUT_SYN_NS,
     CT_TIMEOUT_TCP_NS, CT_TIMEOUT_UDP_NS, DEFAULT_CT_ENTRIES, DEFAULT_MAX_BACKEND_SLOTS,
-    DEFAULT_MAX_FRONTENDS, DEFAULT_SOCK_REVNAT_ENTRIES, EVENTS_BYTES, FILTER_WORDS,
-    GLOBAL_COUNTERS,
+    DEFAULT_MAX_FRONTENDS, DEFAULT_SOCK_REVNAT_ENTRIES, EVENTS_BYTES, FILTER_LEN, GLOBAL_COUNTERS,
 };
 
 #[map]
@@ -55,17 +54,24 @@ pub static NODE: Array<NodeConfig> = Array::with_max_entries(1, 0);
 #[map]
 pub static LAYOUT: Array<u32> = Array::with_max_entries(1, 0);
 
-/// The frontends' and the backends' address filters (`hairpin_common::filter`).
-#[map]
-pub static ADDR_FILTER: Array<u64> = Array::with_max_entries(2 * FILTER_WORDS, 0);
+/// The frontends' and the backends' address filters
+/// (`hairpin_common::filter`), in the program's global data (`.bss`, an
+/// array map of one value that the agent writes whole): a word is one
+/// plain load, with no key on the stack and no lookup.
+#[no_mangle]
+static mut ADDR_FILTER: [u64; FILTER_LEN] = [0; FILTER_LEN];
 
-/// Whether `addr` may be in the address map whose filter starts at `first`.
+/// Whether `bit` is set in the filter that starts at word `first`.
 #[inline(always)]
-pub fn maybe<F: hairpin_common::WireAddr>(first: u32, addr: F) -> bool {
-    let bit = hairpin_common::filter_bit(addr);
-    ADDR_FILTER
-        .get(first + bit / 64)
-        .is_some_and(|w| w & (1 << (bit % 64)) != 0)
+pub fn maybe(first: u32, bit: u32) -> bool {
+    // The mask bounds the index for the verifier; `first` and `bit` keep
+    // it in range already.
+    let i = (first + bit / 64) as usize & (FILTER_LEN - 1);
+    // SAFETY: in bounds; a volatile read, as the agent writes the words
+    // while programs run (a torn word only costs or saves a lookup).
+    let w =
+        unsafe { core::ptr::read_volatile(core::ptr::addr_of!(ADDR_FILTER).cast::<u64>().add(i)) };
+    w & (1 << (bit % 64)) != 0
 }
 
 /// Monitor events, read by the agent (see `monitor`).

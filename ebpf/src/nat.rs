@@ -2,7 +2,8 @@
 
 use aya_ebpf::{helpers::bpf_get_prandom_u32, programs::TcContext};
 use hairpin_common::{
-    Backend, BackendKey, CtKey, Frontend, FrontendKey, MemberKey, BACKEND_FILTER, FRONTEND_FILTER,
+    endpoint_bit, filter_bit, Backend, BackendKey, CtKey, Frontend, FrontendKey, MemberKey,
+    BACKEND_FILTER, FRONTEND_FILTER,
 };
 
 use crate::{
@@ -18,14 +19,16 @@ use crate::{
 #[inline(always)]
 pub fn is_frontend_addr<F: Family>(addr: F) -> bool {
     // SAFETY: the value is only tested for presence.
-    maybe(FRONTEND_FILTER, addr) && unsafe { F::frontend_addrs().get(addr).is_some() }
+    maybe(FRONTEND_FILTER, filter_bit(addr)) && unsafe { F::frontend_addrs().get(addr).is_some() }
 }
 
-/// The cheap first test of the reverse path, on the source address.
+/// The cheap first test of the reverse path: a backend's address, with
+/// the port of a backend's side of a flow (`port` as on the wire).
 #[inline(always)]
-pub fn is_backend_addr<F: Family>(addr: F) -> bool {
+pub fn is_backend<F: Family>(addr: F, port: u16) -> bool {
     // SAFETY: the value is only tested for presence.
-    maybe(BACKEND_FILTER, addr) && unsafe { F::backend_addrs().get(addr).is_some() }
+    maybe(BACKEND_FILTER, endpoint_bit(addr, port))
+        && unsafe { F::backend_addrs().get(addr).is_some() }
 }
 
 #[inline(always)]

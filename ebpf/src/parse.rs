@@ -2,7 +2,7 @@
 //! not understand is reported as such, so the caller passes it on untouched.
 
 use aya_ebpf::programs::TcContext;
-use hairpin_common::{CtKey, WireAddr, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP};
+use hairpin_common::{CtKey, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP};
 
 pub const ETH_LEN: usize = 14;
 pub const ETH_P_IP: u16 = 0x0800;
@@ -73,6 +73,17 @@ pub fn bytes_at<const N: usize>(ctx: &TcContext, off: usize) -> Option<[u8; N]> 
     ptr_at::<[u8; N]>(ctx, off).map(|p| unsafe { *p })
 }
 
+/// Reads `N` 32-bit words at `off` from the linear data, a load each,
+/// where `bytes_at` would load and store every byte: the headers of every
+/// packet are read this way. The JIT loads a misaligned word as it is, and
+/// the verifier allows misaligned packet reads (the programs are not
+/// loaded with `BPF_F_STRICT_ALIGNMENT`).
+#[inline(always)]
+fn words_at<const N: usize>(ctx: &TcContext, off: usize) -> Option<[u32; N]> {
+    // SAFETY: `ptr_at` checked the bounds.
+    ptr_at::<[u32; N]>(ctx, off).map(|p| unsafe { *p })
+}
+
 /// The frame's Ethernet protocol, its headers made readable.
 #[inline(always)]
 pub fn ethertype(ctx: &TcContext) -> Option<u16> {
@@ -87,13 +98,15 @@ pub fn ethertype(ctx: &TcContext) -> Option<u16> {
 
 #[inline(always)]
 pub fn parse_ipv4(ctx: &TcContext) -> Parsed<u32> {
-    let Some(ip) = bytes_at::<IP_MIN_LEN>(ctx, IP_OFF) else {
+    let Some(ip) = words_at::<5>(ctx, IP_OFF) else {
         return Parsed::Malformed;
     };
-    let ihl = usize::from(ip[0] & 0x0f) * 4;
-    let tot_len = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
-    let frag = u16::from_be_bytes([ip[6], ip[7]]);
-    if ip[0] >> 4 != 4
+    let [vihl, _, len0, len1] = ip[0].to_ne_bytes();
+    let [_, _, frag0, frag1] = ip[1].to_ne_bytes();
+    let ihl = usize::from(vihl & 0x0f) * 4;
+    let tot_len = usize::from(u16::from_be_bytes([len0, len1]));
+    let frag = u16::from_be_bytes([frag0, frag1]);
+    if vihl >> 4 != 4
         || ihl < IP_MIN_LEN
         || tot_len < ihl
         || (ctx.len() as usize) < IP_OFF + tot_len
@@ -101,13 +114,13 @@ pub fn parse_ipv4(ctx: &TcContext) -> Parsed<u32> {
     {
         return Parsed::Malformed;
     }
-    let proto = ip[9];
+    let proto = ip[2].to_ne_bytes()[1];
     let l4_off = IP_OFF + ihl;
     let l4_len = tot_len - ihl;
     let pkt = Packet {
         key: CtKey {
-            saddr: u32::read(&ip, 12),
-            daddr: u32::read(&ip, 16),
+            saddr: ip[3],
+            daddr: ip[4],
             proto,
             ..CtKey::default()
         },
@@ -122,16 +135,18 @@ pub fn parse_ipv4(ctx: &TcContext) -> Parsed<u32> {
 // A subprogram: the IPv6 header's copy stays off the translation's frame.
 #[inline(never)]
 pub fn parse_ipv6(ctx: &TcContext) -> Parsed<[u32; 4]> {
-    let Some(ip) = bytes_at::<IPV6_LEN>(ctx, IP_OFF) else {
+    let Some(ip) = words_at::<{ IPV6_LEN / 4 }>(ctx, IP_OFF) else {
         return Parsed::Malformed;
     };
-    let payload = usize::from(u16::from_be_bytes([ip[4], ip[5]]));
+    let version = ip[0].to_ne_bytes()[0] >> 4;
+    let [len0, len1, first_next, _] = ip[1].to_ne_bytes();
+    let payload = usize::from(u16::from_be_bytes([len0, len1]));
     // A zero payload length is a jumbogram, which hairpin does not handle.
-    if ip[0] >> 4 != 6 || payload == 0 || (ctx.len() as usize) < IP_OFF + IPV6_LEN + payload {
+    if version != 6 || payload == 0 || (ctx.len() as usize) < IP_OFF + IPV6_LEN + payload {
         return Parsed::Malformed;
     }
     let end = IP_OFF + IPV6_LEN + payload;
-    let mut next = ip[6];
+    let mut next = first_next;
     let mut l4_off = IP_OFF + IPV6_LEN;
     for _ in 0..IPV6_MAX_EXT {
         match next {
@@ -151,8 +166,8 @@ pub fn parse_ipv6(ctx: &TcContext) -> Parsed<[u32; 4]> {
     }
     let pkt = Packet {
         key: CtKey {
-            saddr: <[u32; 4]>::read(&ip, 8),
-            daddr: <[u32; 4]>::read(&ip, 24),
+            saddr: [ip[2], ip[3], ip[4], ip[5]],
+            daddr: [ip[6], ip[7], ip[8], ip[9]],
             proto: next,
             ..CtKey::default()
         },
@@ -162,6 +177,15 @@ pub fn parse_ipv6(ctx: &TcContext) -> Parsed<[u32; 4]> {
         icmp_type: 0,
     };
     parse_l4(ctx, pkt, end - l4_off, IPPROTO_ICMPV6)
+}
+
+/// The source and destination ports, as on the wire, from the L4 header's
+/// first word.
+#[inline(always)]
+fn set_ports<A>(key: &mut CtKey<A>, word: u32) {
+    let [s0, s1, d0, d1] = word.to_ne_bytes();
+    key.sport = u16::from_ne_bytes([s0, s1]);
+    key.dport = u16::from_ne_bytes([d0, d1]);
 }
 
 /// Reads the ports (or the ICMP type) and TCP flags of `pkt`, whose L4
@@ -189,20 +213,22 @@ fn parse_l4<A>(ctx: &TcContext, mut pkt: Packet<A>, l4_len: usize, icmp: u8) -> 
         pkt.icmp_type = h[0];
         return Parsed::Packet(pkt);
     }
-    let Some(l4) = bytes_at::<4>(ctx, l4_off) else {
-        return Parsed::Malformed;
-    };
-    pkt.key.sport = u16::from_ne_bytes([l4[0], l4[1]]);
-    pkt.key.dport = u16::from_ne_bytes([l4[2], l4[3]]);
     if proto == IPPROTO_TCP {
-        let Some(tcp) = bytes_at::<TCP_MIN_LEN>(ctx, l4_off) else {
+        let Some(tcp) = words_at::<{ TCP_MIN_LEN / 4 }>(ctx, l4_off) else {
             return Parsed::Malformed;
         };
+        let [doff, flags, _, _] = tcp[3].to_ne_bytes();
         // A data offset below the minimum header is a malformed segment.
-        if usize::from(tcp[12] >> 4) * 4 < TCP_MIN_LEN {
+        if usize::from(doff >> 4) * 4 < TCP_MIN_LEN {
             return Parsed::Malformed;
         }
-        pkt.tcp_flags = tcp[13];
+        pkt.tcp_flags = flags;
+        set_ports(&mut pkt.key, tcp[0]);
+        return Parsed::Packet(pkt);
     }
+    let Some([ports]) = words_at::<1>(ctx, l4_off) else {
+        return Parsed::Malformed;
+    };
+    set_ports(&mut pkt.key, ports);
     Parsed::Packet(pkt)
 }

@@ -16,10 +16,8 @@ family_tests!(both: [the_address_filter_is_asked_before_the_maps]);
 fn the_address_filter_is_asked_before_the_maps<F: Family>() {
     require_privileged!();
     let mut h = Harness::new(standard_tables());
-    let words = 2 * hairpin_common::FILTER_WORDS;
-    for i in 0..words {
-        h.maps.addr_filter.set(i, 0, 0).unwrap();
-    }
+    let empty = [0u64; hairpin_common::FILTER_LEN];
+    h.maps.addr_filter.set(0, empty, 0).unwrap();
     let client = F::sock(F::POD_CLIENT, 40100);
     let syn = flow::<F>(IPPROTO_TCP, client, F::WEB, b"").bytes();
     let (verdict, out) = h.run_unmodelled(Hook::PodIngress, &syn);
@@ -29,7 +27,7 @@ fn the_address_filter_is_asked_before_the_maps<F: Family>() {
         "an empty filter: not ours"
     );
 
-    hairpin::filter::sync(&mut h.maps).unwrap();
+    hairpin::filter::sync(&mut h.maps, &Default::default()).unwrap();
     let step = h.expect_step(Hook::PodIngress, &syn);
     assert_ne!(F::endpoints(&step.out).1, F::WEB, "translated to a backend");
 }

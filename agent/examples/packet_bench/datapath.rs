@@ -116,7 +116,7 @@ impl Hairpin {
             };
             self.maps.v4.frontend_addrs.insert(a, count + 1, 0)?;
         }
-        hairpin::filter::sync(&mut self.maps)
+        hairpin::filter::sync(&mut self.maps, &Default::default())
     }
 }
 
@@ -139,10 +139,13 @@ pub fn add_mirror_flow(hp: &mut Hairpin, fwd_key: CtKeyV4, rev_key: CtKeyV4) -> 
     hp.maps.v4.conntrack.insert(fwd.nat, mirror_fwd, 0)?;
     hp.maps.v4.conntrack.insert(rev.nat, mirror_rev, 0)?;
     // The first tests of both paths: the translated destination is now
-    // also a frontend address, the translated source also a backend's.
+    // also a frontend address, the translated source also a backend's (in
+    // the filter as a backend of an ended flow would be).
     hp.maps.v4.frontend_addrs.insert(fwd.nat.daddr, 1, 0)?;
     hp.maps.v4.backend_addrs.insert(rev.nat.saddr, 1, 0)?;
-    hairpin::filter::sync(&mut hp.maps)
+    let mut mirrored = hairpin::reconcile::Lingering::default();
+    mirrored.v4.insert((rev.nat.saddr, rev.nat.sport));
+    hairpin::filter::sync(&mut hp.maps, &mirrored)
 }
 
 /// Medians of 5 chunks of one-run calls: the empty program and hairpin's

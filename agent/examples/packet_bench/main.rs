@@ -123,6 +123,10 @@ fn main() -> Result<()> {
     let syn = tcp_frame(client, fe, TCP_SYN, 0);
     let established = tcp_frame(client, fe, TCP_ACK | TCP_PSH, 64);
     let reply = tcp_frame(be, client, TCP_ACK | TCP_PSH, 64);
+    // A backend pod's packets of flows that are not hairpin's: a
+    // connection of its own, and a client's that reached its port direct.
+    let backend_own = tcp_frame((BACKEND, 41000), (OTHER, 443), TCP_ACK | TCP_PSH, 64);
+    let backend_direct = tcp_frame(be, (OTHER, 41000), TCP_ACK | TCP_PSH, 64);
 
     // 0: the node's datapath with one frontend and one established flow,
     // its handshake run through the programs, then its mirror image added.
@@ -203,6 +207,22 @@ fn main() -> Result<()> {
             Some(0),
             PROG_POD_INGRESS,
             &unrelated,
+            Untouched,
+        ),
+        case(
+            "backend_own",
+            "hairpin, a backend's own connection (pod veth)",
+            Some(0),
+            PROG_POD_INGRESS,
+            &backend_own,
+            Untouched,
+        ),
+        case(
+            "backend_direct",
+            "hairpin, a backend's direct client, its port",
+            Some(0),
+            PROG_POD_INGRESS,
+            &backend_direct,
             Untouched,
         ),
         case(

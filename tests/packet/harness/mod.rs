@@ -102,7 +102,7 @@ impl Harness {
                 SocketAddr::V6(_) => insert_frontend(&mut maps.v6, fe),
             }
         }
-        hairpin::filter::sync(&mut maps).expect("the address filter");
+        hairpin::filter::sync(&mut maps, &Default::default()).expect("the address filter");
         if let Some((ifindex, mac)) = tables.uplink {
             let node = NodeConfig {
                 uplink_ifindex: ifindex,

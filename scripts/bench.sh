@@ -17,19 +17,17 @@
 #   BENCH_REPS         end-to-end rounds (default 5)
 #   BENCH_WRK_S        seconds per wrk run (default 2)
 #   BENCH_IPERF_S      seconds per iperf3 run (default 5)
-#   BENCH_CLIENTS      end-to-end clients among c1 n1 c2 (default: all)
-#   BENCH_BULK_CLIENTS clients that also run iperf3 uploads (default: c1 n1)
+#   BENCH_CLIENTS      end-to-end clients among c1 n1 n1s c2 (default: all;
+#                      n1s is host n1 in the cgroup of hairpin's socket path)
+#   BENCH_BULK_CLIENTS clients that also run iperf3 uploads (default: c1 n1 n1s)
 #   BENCH_DOWN_CLIENTS clients that also download from b1 (iperf3 -R;
-#                      default: c1 n1 c2)
+#                      default: c1 n1 n1s c2)
 #   BENCH_SCALE        frontend counts (default: 1 1000 10000 20000 100000)
 #   BENCH_APPLY_S      how long an agent may take to apply a scale
 #                      configuration before it is measured another way
 #                      (default 45)
 #   BENCH_DEADLINE     seconds after the build before the run is aborted
-#                      (default 590)
-#   BENCH_HAIRPIN_SOCKET=1  leave hairpin's socket-level path (connect()
-#                      translation for host processes) at its default; by
-#                      default it is off and the TC datapath is measured
+#                      (default 1500)
 set -Eeuo pipefail
 
 PROG=${0##*/}
@@ -53,18 +51,20 @@ else
 	PACKET_ARGS=()
 	CT_ARGS=()
 fi
-read -r -a CLIENTS <<<"${BENCH_CLIENTS:-c1 n1 c2}"
-BULK_CLIENTS=" ${BENCH_BULK_CLIENTS:-c1 n1} "
-DOWN_CLIENTS=" ${BENCH_DOWN_CLIENTS:-c1 n1 c2} "
-DEADLINE=${BENCH_DEADLINE:-590}
-HAIRPIN_SOCKET=${BENCH_HAIRPIN_SOCKET:-0}
+read -r -a CLIENTS <<<"${BENCH_CLIENTS:-c1 n1 n1s c2}"
+BULK_CLIENTS=" ${BENCH_BULK_CLIENTS:-c1 n1 n1s} "
+DOWN_CLIENTS=" ${BENCH_DOWN_CLIENTS:-c1 n1 n1s c2} "
+DEADLINE=${BENCH_DEADLINE:-1500}
 APPLY_S=${BENCH_APPLY_S:-45}
 # wrk: one thread, as many connections as nginx's single worker wants.
 WRK_CONNS=16
 
 FRONTEND=203.0.113.10
 B1=198.51.100.2
-declare -A CLIENT_NS=([c1]=n1-c1 [c2]=n2-c2 [n1]=n1)
+declare -A CLIENT_NS=([c1]=n1-c1 [c2]=n2-c2 [n1]=n1 [n1s]=n1)
+# Host n1's processes in this cgroup meet hairpin's socket path (n1's agent
+# attaches it there); n1's others, the TC path.
+SOCK_CG=$(findmnt -n -t cgroup2 -o TARGET | head -1)/$P-sock
 VARIANTS=(direct hairpin iptables)
 NODES=(n1 n2)
 CT_NAMESPACES=(n1 n2 n1-b1 n1-c1 n2-c2 n2-b2)
@@ -113,6 +113,7 @@ cleanup() {
 		rm -rf "/sys/fs/bpf/$P-$n"
 	done
 	[[ -z $TMP ]] || rm -rf "$TMP"
+	[[ ! -d $SOCK_CG ]] || rmdir "$SOCK_CG" || note "cgroup $SOCK_CG left behind"
 	exit "$rc"
 }
 trap cleanup EXIT
@@ -133,6 +134,18 @@ nsx() {
 	local n=$1
 	shift
 	ip netns exec "$P-$n" "$@"
+}
+
+# in_client <client> <command...>: in the client's namespace (and, for n1s,
+# first in the socket path's cgroup: `ip netns exec` remounts /sys).
+in_client() {
+	local c=$1
+	shift
+	if [[ $c == n1s ]]; then
+		sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$SOCK_CG" ip netns exec "$P-${CLIENT_NS[$c]}" "$@"
+	else
+		ip netns exec "$P-${CLIENT_NS[$c]}" "$@"
+	fi
 }
 
 # record <group> <key> <value>: one raw sample.
@@ -168,7 +181,7 @@ nstat_get() {
 
 # get_ok <client> <url>: the client gets b1's answer.
 get_ok() {
-	[[ $(timeout 5 ip netns exec "$P-${CLIENT_NS[$1]}" curl -s --max-time 2 "$2" 2>/dev/null) == b1 ]]
+	[[ $(in_client "$1" timeout 5 curl -s --max-time 2 "$2" 2>/dev/null) == b1 ]]
 }
 
 # ---------------------------------------------------------------- the agent
@@ -224,10 +237,11 @@ agent_stop() {
 	rm -rf "/sys/fs/bpf/$P-$node"
 }
 
-# gen_config <n> <extra ports>: n frontends, the last 203.0.113.10:8080,
-# the others on 203.0.113.1-250, ports from 10000, all to b1:80.
+# gen_config <n> <extra ports> [socket cgroup]: n frontends, the last 203.0.113.10:8080,
+# the others on 203.0.113.1-250, ports from 10000, all to b1:80; the socket
+# path attached to the cgroup given, else off.
 gen_config() {
-	awk -v n="$1" -v extra="$2" -v socket="$((HAIRPIN_SOCKET == 1))" 'BEGIN {
+	awk -v n="$1" -v extra="$2" -v cgroup="${3:-}" 'BEGIN {
 		print "redirects:"
 		m = n - 1
 		for (a = 1; a <= 250; a++) {
@@ -245,7 +259,8 @@ gen_config() {
 		}
 		print "    backends:\n      - ip: 198.51.100.2"
 		print "interfaces:\n  uplink: auto\n  pods: [\"veth*\"]"
-		if (!socket) print "socket:\n  enabled: false"
+		if (cgroup == "") print "socket:\n  enabled: false"
+		else print "socket:\n  enabled: true\n  cgroup: " cgroup
 	}'
 }
 
@@ -280,7 +295,7 @@ variant_up() {
 	direct) ;;
 	hairpin)
 		for n in "${NODES[@]}"; do
-			agent_start "$n" "$RUN/bench-e2e.yaml"
+			agent_start "$n" "$RUN/bench-e2e-$n.yaml"
 		done
 		for n in "${NODES[@]}"; do
 			agent_wait "$n" 'ready:' 1 30 || die "agent on $n not ready: $(tail -3 "$RUN/agent-$n.log")"
@@ -319,7 +334,7 @@ variant_down() {
 # get_fails <client> <url>: no answer within half a second (the router
 # drops the frontend's port from inside, so requests time out).
 get_fails() {
-	! timeout 5 ip netns exec "$P-${CLIENT_NS[$1]}" curl -s --max-time 0.5 "$2" >/dev/null 2>&1
+	! in_client "$1" timeout 5 curl -s --max-time 0.5 "$2" >/dev/null 2>&1
 }
 
 target() { if [[ $1 == direct ]]; then echo "$B1 80"; else echo "$FRONTEND 8080"; fi; }
@@ -330,7 +345,7 @@ target() { if [[ $1 == direct ]]; then echo "$B1 80"; else echo "$FRONTEND 8080"
 wrk_run() {
 	local client=$1 url=$2
 	shift 2
-	timeout $((WRK_S + 15)) ip netns exec "$P-${CLIENT_NS[$client]}" \
+	in_client "$client" timeout $((WRK_S + 15)) \
 		wrk -t1 -c"$WRK_CONNS" -d"${WRK_S}s" --latency "$@" "$url" 2>&1 | awk '
 		function us(v) {
 			if (v ~ /us$/) return v + 0
@@ -350,7 +365,7 @@ wrk_run() {
 # iperf_run <client> <address> [-R]: prints "Gbit/s retransmits" (with
 # -R b1 sends: a download, the retransmits are b1's).
 iperf_run() {
-	timeout $((IPERF_S + 15)) ip netns exec "$P-${CLIENT_NS[$1]}" \
+	in_client "$1" timeout $((IPERF_S + 15)) \
 		iperf3 -c "$2" -p 5201 -t "$IPERF_S" -f m --connect-timeout 3000 ${3:-} 2>&1 | awk '
 		/receiver$/ { for (i = 1; i <= NF; i++) if ($i == "Mbits/sec") g = $(i - 1) / 1000 }
 		/sender$/ { r = $(NF - 1) }
@@ -418,7 +433,9 @@ cluster_section() {
 
 e2e_section() {
 	local rep i v c addr port
-	gen_config 1 1 >"$RUN/bench-e2e.yaml"
+	mkdir -p "$SOCK_CG"
+	gen_config 1 1 "$SOCK_CG" >"$RUN/bench-e2e-n1.yaml"
+	gen_config 1 1 >"$RUN/bench-e2e-n2.yaml"
 	for ((rep = 0; rep < REPS; rep++)); do
 		for ((i = 0; i < ${#VARIANTS[@]}; i++)); do
 			# Rotate the order each round: no variant always runs first.
@@ -549,8 +566,8 @@ report() {
 		pl["non_ip"] = "hairpin, non-IPv4 frame (ARP)"
 		pl["unrelated_1"] = "hairpin, unrelated packet (uplink egress)"
 		pl["unrelated"] = "hairpin, unrelated packet (pod veth)"
-		pl["backend_own"] = "hairpin, a backend's own connection (pod veth)"
-		pl["backend_direct"] = "hairpin, a backend's direct client, its port"
+		pl["backend_own"] = "hairpin, backend pod: a connection of its own"
+		pl["backend_direct"] = "hairpin, backend pod: a direct client on its port"
 		pl["first"] = "hairpin, first packet of a flow"
 		pl["first_scale"] = "  the same, " info["packet_info/frontends"] " frontends"
 		pl["first_monitored"] = "  the same, a monitor reading its events"
@@ -577,8 +594,8 @@ report() {
 		ml["bulk.retrans"] = "  retransmits (iperf3)"
 		ml["down.gbps"] = "bulk download, Gbit/s (iperf3 -R)"
 		ml["down.retrans"] = "  retransmits by b1"
-		nc = split("c1 n1 c2", cs, " ")
-		cl["c1"] = "pod c1, same node as b1"; cl["n1"] = "host n1"; cl["c2"] = "pod c2, other node"
+		nc = split("c1 n1 n1s c2", cs, " ")
+		cl["c1"] = "pod c1, same node as b1"; cl["n1"] = "host n1, TC path"; cl["n1s"] = "host n1, socket path"; cl["c2"] = "pod c2, other node"
 		for (j = 1; j <= nc; j++) {
 			if (!has("e2e/ka.rps/" cs[j] "/direct")) continue
 			printf "   %s\n", cl[cs[j]]

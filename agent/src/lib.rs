@@ -23,5 +23,6 @@ pub mod monitor;
 pub mod pins;
 pub mod reconcile;
 pub mod relief;
+pub mod salvage;
 pub mod sockets;
 pub mod sources;

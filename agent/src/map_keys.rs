@@ -1,11 +1,11 @@
-//! The keys of a map of any layout. aya's iterators want the key's type,
-//! which a map pinned by another version may not have: this walks them as
-//! bytes of the size the kernel reports.
+//! The keys of a map of any layout. aya's iterators want the value's type
+//! too, which a map pinned by another version may not have: this walks the
+//! keys alone, as bytes of the size the kernel reports.
 
 use std::os::fd::{AsFd as _, AsRawFd as _};
 
 use anyhow::{Context as _, Result};
-use aya::maps::MapData;
+use aya::{maps::MapData, Pod};
 
 /// `BPF_MAP_GET_NEXT_KEY` (include/uapi/linux/bpf.h).
 const BPF_MAP_GET_NEXT_KEY: libc::c_long = 4;
@@ -19,10 +19,30 @@ struct ElemAttr {
     next_key: u64,
 }
 
-/// How many entries `map` holds. Programs may write it meanwhile: a walk
-/// that meets a removed key starts over, so it stops after twice the map's
-/// capacity.
+/// How many entries `map` holds.
 pub fn count(map: &MapData) -> Result<usize> {
+    walk(map, |_| ())
+}
+
+/// The keys of `map`, when they are `K`s (of `K`'s size): else `None`.
+pub fn keys<K: Pod>(map: &MapData) -> Result<Option<Vec<K>>> {
+    let size = map.info().context("reading the map's info")?.key_size() as usize;
+    if size != std::mem::size_of::<K>() {
+        return Ok(None);
+    }
+    let mut keys = Vec::new();
+    // SAFETY: `key` holds `size_of::<K>()` bytes, and every bit pattern is
+    // a `K` (`Pod`).
+    walk(map, |key| {
+        keys.push(unsafe { std::ptr::read_unaligned(key.as_ptr().cast::<K>()) })
+    })?;
+    Ok(Some(keys))
+}
+
+/// Calls `each` with every key of `map` and returns how many there were.
+/// Programs may write the map meanwhile: a walk that meets a removed key
+/// starts over, so it stops after twice the map's capacity.
+fn walk(map: &MapData, mut each: impl FnMut(&[u8])) -> Result<usize> {
     let info = map.info().context("reading the map's info")?;
     let size = info.key_size() as usize;
     let limit = 2 * info.max_entries() as usize;
@@ -53,6 +73,7 @@ pub fn count(map: &MapData) -> Result<usize> {
             }
             return Err(e).context("bpf_map_get_next_key");
         }
+        each(&next);
         std::mem::swap(&mut key, &mut next);
     }
     anyhow::bail!("the map changed throughout a walk of {limit} keys")

@@ -9,11 +9,11 @@
 //! until the new datapath is in place: a start that fails puts them back,
 //! and the old datapath keeps serving with every entry, for the next start.
 
-use std::{fs, mem::size_of, os::fd::AsFd as _, path::Path};
+use std::{fs, mem::size_of, net::IpAddr, os::fd::AsFd as _, path::Path};
 
 use anyhow::{Context as _, Result};
 use aya::{
-    maps::{Array, HashMap, Map, MapData, MapInfo, MapType, PerCpuArray},
+    maps::{Array, HashMap, Map, MapData, MapInfo, MapType, PerCpuArray, PerCpuValues},
     Pod,
 };
 use hairpin_common::{
@@ -26,7 +26,10 @@ use hairpin_common::{
 };
 use tracing::{info, warn};
 
-use crate::{loader::LoadOptions, pins::map_pin};
+use crate::{
+    loader::{LoadOptions, Maps},
+    pins::map_pin,
+};
 
 /// What this binary makes of a map.
 #[derive(Debug, PartialEq)]
@@ -109,17 +112,29 @@ pub struct Migrations {
     pub outcomes: Vec<(&'static str, &'static str)>,
     /// The flows of each conntrack table replaced: (map, flows).
     pub flows_lost: Vec<(&'static str, usize)>,
+    /// Those tables, still open after their pins went (see `salvage`).
+    unreadable: Vec<(&'static str, MapData)>,
 }
 
-/// Whether `found`'s entries can be copied into a map of shape `want`: the
-/// same key and value, in a map of the same kind or in a hash for an LRU
-/// hash (conntrack before it stopped evicting).
-fn convertible(found: &Shape, want: &Shape) -> bool {
+/// Values of an earlier layout that this binary converts: (map, the size
+/// the value had). Fields are only ever added at a value's end, so such a
+/// value is the first bytes of this binary's, the rest starting at zero.
+const EARLIER_VALUES: [(&str, u32); 1] = [(FRONTEND_STATS, STATS_BEFORE_SOCKETS as u32)];
+
+/// The per-frontend counters before the socket path's two (layout 1).
+const STATS_BEFORE_SOCKETS: usize = 24;
+
+/// Whether `found`'s entries of map `name` can be copied into a map of
+/// shape `want`: the same key, the same value or an earlier one, in a map
+/// of the same kind or in a hash for an LRU hash (conntrack before it
+/// stopped evicting).
+fn convertible(name: &str, found: &Shape, want: &Shape) -> bool {
     let kinds = matches!(
         (found.map_type, want.map_type),
         (MapType::LruHash, MapType::Hash)
     ) || found.map_type == want.map_type;
-    kinds && (found.key, found.value) == (want.key, want.value)
+    let value = found.value == want.value || EARLIER_VALUES.contains(&(name, found.value));
+    kinds && found.key == want.key && value
 }
 
 /// Moves a map's pin from `from` to `to`.
@@ -151,6 +166,7 @@ pub fn prepare(pin_dir: &Path, opts: &LoadOptions) -> Result<Migrations> {
         old: Vec::new(),
         outcomes: Vec::new(),
         flows_lost: Vec::new(),
+        unreadable: Vec::new(),
     };
     for (name, want, loss) in wanted(opts) {
         let path = map_pin(pin_dir, name);
@@ -173,8 +189,16 @@ pub fn prepare(pin_dir: &Path, opts: &LoadOptions) -> Result<Migrations> {
         if found == want {
             continue;
         }
-        if convertible(&found, &want) {
-            if found.map_type == want.map_type {
+        if convertible(name, &found, &want) {
+            if found.value != want.value {
+                info!(
+                    map = name,
+                    "pinned with values of {} bytes, an earlier layout of this binary's {}: \
+                     migrating its entries",
+                    found.value,
+                    want.value
+                );
+            } else if found.map_type == want.map_type {
                 info!(
                     map = name,
                     "pinned with {} entries, {} wanted: migrating its entries", found.max, want.max
@@ -193,10 +217,12 @@ pub fn prepare(pin_dir: &Path, opts: &LoadOptions) -> Result<Migrations> {
             m.outcomes.push((name, "migrated"));
         } else if matches!(name, CT_V4 | CT_V6) {
             // Both entries of a flow went into the table together.
-            let entries = crate::map_keys::count(&MapData::from_pin(&path)?)?;
+            let table = MapData::from_pin(&path)?;
+            let entries = crate::map_keys::count(&table)?;
             let flows = entries.div_ceil(2);
             m.outcomes.push((name, "replaced"));
             m.flows_lost.push((name, flows));
+            m.unreadable.push((name, table));
             warn!(
                 map = name,
                 flows,
@@ -240,6 +266,33 @@ impl Migrations {
             match repin(&aside(pin_dir, name), &path) {
                 Ok(()) => info!(map = name, "kept as it was pinned"),
                 Err(e) => warn!(map = name, "putting its old pin back: {e}"),
+            }
+        }
+    }
+
+    /// Ends the TCP flows of the conntrack tables replaced, in the new
+    /// ones (see `salvage`); `node`: the node's own addresses. `again`:
+    /// after the programs moved over, the flows the old ones opened since.
+    pub fn end_unreadable(&self, maps: &mut Maps, node: &[IpAddr], again: bool) {
+        for (name, old) in &self.unreadable {
+            let ended = if *name == CT_V4 {
+                crate::salvage::end_unreadable(old, &mut maps.v4, node, again)
+            } else {
+                crate::salvage::end_unreadable(old, &mut maps.v6, node, again)
+            };
+            match ended {
+                Ok(Some(flows)) => info!(
+                    map = name,
+                    flows,
+                    again,
+                    "TCP flows of the replaced table entered ended: each end is reset at its next segment"
+                ),
+                Ok(None) => warn!(
+                    map = name,
+                    "its keys are of another layout too: its flows are not ended, their next \
+                     segments meet no entry"
+                ),
+                Err(e) => warn!(map = name, "ending the replaced table's flows: {e:#}"),
             }
         }
     }
@@ -307,6 +360,35 @@ fn copy_per_cpu<V: Pod>(old: &MapData, new: MapData) -> Result<(usize, usize)> {
     Ok((n as usize, old.len().saturating_sub(n) as usize))
 }
 
+/// Per-CPU values of an earlier, shorter layout (`N` bytes) into this
+/// binary's `V`s: the earlier bytes first, the rest zero.
+fn copy_per_cpu_grown<const N: usize, V: Pod + Default>(
+    old: &MapData,
+    new: MapData,
+) -> Result<(usize, usize)> {
+    let old: PerCpuArray<MapData, [u8; N]> = typed(old)?;
+    let mut new: PerCpuArray<MapData, V> = typed(&new)?;
+    let n = old.len().min(new.len());
+    for i in 0..n {
+        let grown: Vec<V> = old
+            .get(&i, 0)?
+            .iter()
+            .map(|earlier| {
+                let mut v = V::default();
+                // SAFETY: `V` is `Pod`, and `N` is within its size (an
+                // earlier layout of it).
+                let bytes = unsafe {
+                    std::slice::from_raw_parts_mut((&mut v as *mut V).cast::<u8>(), size_of::<V>())
+                };
+                bytes[..N].copy_from_slice(earlier);
+                v
+            })
+            .collect();
+        new.set(i, PerCpuValues::try_from(grown)?, 0)?;
+    }
+    Ok((n as usize, old.len().saturating_sub(n) as usize))
+}
+
 fn copy_map(name: &str, old: &MapData, new: MapData, again: bool) -> Result<(usize, usize)> {
     match name {
         FRONTENDS_V4 => copy_hash::<FrontendKeyV4, Frontend>(old, new, again),
@@ -323,6 +405,9 @@ fn copy_map(name: &str, old: &MapData, new: MapData, again: bool) -> Result<(usi
         SOCK_REVNAT_V6 => copy_hash::<SockKeyV6, SockNatV6>(old, new, again),
         // Counters are copied once: a second pass would count twice.
         _ if again => Ok((0, 0)),
+        FRONTEND_STATS if old.info()?.value_size() as usize == STATS_BEFORE_SOCKETS => {
+            copy_per_cpu_grown::<STATS_BEFORE_SOCKETS, FrontendStats>(old, new)
+        }
         FRONTEND_STATS => copy_per_cpu::<FrontendStats>(old, new),
         GLOBAL_STATS => copy_per_cpu::<u64>(old, new),
         LAYOUT => Ok((0, 0)),

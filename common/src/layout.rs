@@ -2,6 +2,10 @@
 //! carries (the `LAYOUT` map): an agent never adopts a datapath of a newer
 //! layout than its own. Any change to a `#[repr(C)]` type here bumps it;
 //! the test below fails until it is bumped and the new fingerprint recorded.
+//! A field is only ever added at the end of a pinned value, and the size
+//! the value had is listed in the agent's `migrate::EARLIER_VALUES`, so
+//! that the next agent converts the pinned entries rather than dropping
+//! them.
 
 /// Bumped by any change to the size or the field offsets of a shared type.
 pub const LAYOUT_VERSION: u32 = 3;

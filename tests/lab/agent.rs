@@ -176,7 +176,7 @@ fn adding_a_frontend_leaves_a_running_transfer_alone() {
 
 /// Reads a TCP stream until it ends; says how: `reset after N bytes` or
 /// `eof after N bytes`.
-const LISTENER: &str = r#"
+pub const LISTENER: &str = r#"
 import socket, sys
 s = socket.create_connection((sys.argv[1], int(sys.argv[2])))
 n = 0

@@ -1,14 +1,19 @@
-//! A new agent over pins an older one left: a map of another capacity is
-//! migrated with its entries (a conntrack table resized keeps its flows),
-//! a map of another layout is replaced and said, and none is reused as it
-//! was.
+//! A new agent over pins an older one left: a map of another capacity or
+//! of an earlier layout is migrated with its entries (a conntrack table
+//! resized keeps its flows), a table of a layout it cannot read is replaced
+//! with its flows reset and counted, and none is reused as it was.
 
-use std::{fs, mem::size_of, process::Command, time::Duration};
+use std::{
+    fs,
+    mem::size_of,
+    process::Command,
+    time::{Duration, Instant},
+};
 
 use aya::maps::MapInfo;
 
 use crate::{
-    agent::ONE,
+    agent::{LISTENER, ONE},
     require_privileged,
     support::lab::Lab,
     transfers::{assert_same, download, finish_download, serve_file, COMPLETE},
@@ -21,7 +26,7 @@ fn ct_capacity(pin_dir: &std::path::Path) -> u32 {
 }
 
 #[test]
-fn a_resized_conntrack_keeps_its_flows_and_a_map_of_another_layout_is_replaced() {
+fn a_resized_conntrack_and_counters_of_earlier_layouts_keep_their_entries() {
     require_privileged!();
     let lab = Lab::up();
     let data = serve_file(&lab, "n1-b1", "big.bin", 16);
@@ -85,9 +90,23 @@ fn a_resized_conntrack_keeps_its_flows_and_a_map_of_another_layout_is_replaced()
         pin
     };
     let stats = old_map("GLOBAL_STATS", "8", "6");
-    // And per-frontend counters of an older layout (three, not five):
-    // replaced.
-    old_map("FRONTEND_STATS", "24", "16384");
+    // And per-frontend counters of layout 1 (three, before the socket
+    // path's two): migrated, the three kept, the two from zero.
+    let per_frontend = old_map("FRONTEND_STATS", "24", "16384");
+    {
+        use aya::maps::{MapData, PerCpuArray, PerCpuValues};
+        let mut earlier: PerCpuArray<MapData, [u64; 3]> = PerCpuArray::try_from(
+            aya::maps::Map::PerCpuArray(MapData::from_pin(&per_frontend).unwrap()),
+        )
+        .unwrap();
+        let cpus = aya::util::nr_cpus().unwrap();
+        for id in 0..4u32 {
+            let v = vec![[1000 + u64::from(id), 2000, 3]; cpus];
+            earlier
+                .set(id, PerCpuValues::try_from(v).unwrap(), 0)
+                .unwrap();
+        }
+    }
     agent.start();
     let log = agent.log_text();
     assert!(
@@ -98,9 +117,28 @@ fn a_resized_conntrack_keeps_its_flows_and_a_map_of_another_layout_is_replaced()
         "{log}"
     );
     assert!(
-        log.contains("replaced, frontend counters restart from zero"),
-        "the log says what is lost:\n{log}"
+        log.contains(&format!(
+            "pinned with values of 24 bytes, an earlier layout of this binary's {}",
+            size_of::<hairpin_common::FrontendStats>()
+        )),
+        "{log}"
     );
+    {
+        use aya::maps::{MapData, PerCpuArray};
+        let grown: PerCpuArray<MapData, hairpin_common::FrontendStats> = PerCpuArray::try_from(
+            aya::maps::Map::PerCpuArray(MapData::from_pin(&per_frontend).unwrap()),
+        )
+        .unwrap();
+        for id in 0..4u32 {
+            for s in grown.get(&id, 0).unwrap().iter() {
+                assert!(
+                    s.packets >= 1000 + u64::from(id) && s.bytes >= 2000 && s.flows >= 3,
+                    "frontend {id}'s counters kept: {s:?}"
+                );
+                assert_eq!((s.sock_connects, s.sock_datagrams), (0, 0), "{s:?}");
+            }
+        }
+    }
     let stats = MapInfo::from_pin(&stats).expect("the new counters");
     assert_eq!(
         stats.max_entries(),
@@ -110,7 +148,7 @@ fn a_resized_conntrack_keeps_its_flows_and_a_map_of_another_layout_is_replaced()
     let table = lab.hairpin("n1", &["list"]);
     assert!(table.contains("backend_skipped=0"), "{table}");
     let metrics = lab.sh_ok("n1", "curl -s http://127.0.0.1:9469/metrics");
-    for (map, outcome) in [("GLOBAL_STATS", "migrated"), ("FRONTEND_STATS", "replaced")] {
+    for (map, outcome) in [("GLOBAL_STATS", "migrated"), ("FRONTEND_STATS", "migrated")] {
         assert!(
             metrics.contains(&format!(
                 "hairpin_maps_at_start{{map=\"{map}\",outcome=\"{outcome}\"}} 1"
@@ -284,19 +322,40 @@ fn an_lru_conntrack_of_an_earlier_release_is_migrated_with_its_flows() {
 }
 
 #[test]
-fn a_conntrack_table_of_a_layout_this_binary_cannot_read_is_replaced_and_its_flows_counted() {
+fn a_conntrack_table_of_a_layout_this_binary_cannot_read_is_replaced_its_flows_reset_and_counted() {
     require_privileged!();
     let lab = Lab::up();
-    let mut agent = lab.agent("n1", ONE);
+    // b1 streams a line every 100 ms to whoever connects to its port 9000;
+    // the clients only listen, so each learns from b1's next segment.
+    let _server = lab.background(
+        "n1-b1",
+        "socat TCP-LISTEN:9000,reuseaddr,fork SYSTEM:'while true; do echo tick; sleep 0.1; done'",
+        "stream-server.txt",
+    );
+    let config = ONE.replace(
+        "      - { port: 5353, protocol: UDP, targetPort: 53 }",
+        "      - { port: 5353, protocol: UDP, targetPort: 53 }\n      - { port: 9090, protocol: TCP, targetPort: 9000 }",
+    );
+    let mut agent = lab.agent("n1", &config);
+    lab.wait_listening("n1-b1", 9000);
+    let listen = |ns: &str| {
+        lab.background(
+            ns,
+            &format!("python3 -u -c '{LISTENER}' 203.0.113.10 9090"),
+            &format!("stream-{ns}.txt"),
+        )
+    };
+    let mut clients = [("pod", listen("n1-c1")), ("host", listen("n1"))];
+    std::thread::sleep(Duration::from_secs(1));
     agent.stop(libc::SIGTERM);
 
-    // A table whose entries are 48 bytes, not 40: three flows of two
-    // entries each.
+    // The same table in a layout of 48-byte values: the two streams' keys,
+    // their values unreadable to this binary.
     let pin = agent.pin_dir.join("maps/CT_V4");
-    fs::remove_file(&pin).unwrap();
+    let foreign_pin = agent.pin_dir.join("maps/CT_V4_FOREIGN");
     let made = Command::new("bpftool")
         .args(["map", "create"])
-        .arg(&pin)
+        .arg(&foreign_pin)
         .args([
             "type", "hash", "key", "16", "value", "48", "entries", "1024",
         ])
@@ -306,18 +365,27 @@ fn a_conntrack_table_of_a_layout_this_binary_cannot_read_is_replaced_and_its_flo
     assert!(made.status.success(), "{made:?}");
     {
         use aya::maps::{HashMap, Map, MapData};
-        let mut foreign: HashMap<MapData, [u8; 16], [u8; 48]> =
+        use hairpin_common::{CtEntryV4, CtKeyV4};
+        let now: HashMap<MapData, CtKeyV4, CtEntryV4> =
             HashMap::try_from(Map::HashMap(MapData::from_pin(&pin).unwrap())).unwrap();
-        for i in 0..6u8 {
-            foreign.insert([i; 16], [i; 48], 0).unwrap();
+        let mut foreign: HashMap<MapData, CtKeyV4, [u8; 48]> =
+            HashMap::try_from(Map::HashMap(MapData::from_pin(&foreign_pin).unwrap())).unwrap();
+        for k in now.keys().map(Result::unwrap) {
+            foreign.insert(k, [0xa5; 48], 0).unwrap();
         }
+        assert_eq!(foreign.keys().count(), 4, "two flows, two entries each");
+        fs::remove_file(&pin).unwrap();
+        MapData::from_pin(&foreign_pin).unwrap().pin(&pin).unwrap();
+        fs::remove_file(&foreign_pin).unwrap();
     }
     agent.start();
     let log = agent.log_text();
-    assert!(
-        log.contains("replaced, its IPv4 flows are lost: 3 flows (6 entries)"),
-        "the log says what is lost:\n{log}"
-    );
+    for said in [
+        "replaced, its IPv4 flows are lost: 2 flows (4 entries)",
+        "TCP flows of the replaced table entered ended",
+    ] {
+        assert!(log.contains(said), "the log says {said:?}:\n{log}");
+    }
     let info = MapInfo::from_pin(&pin).expect("the new table");
     assert_eq!(
         info.value_size() as usize,
@@ -327,9 +395,23 @@ fn a_conntrack_table_of_a_layout_this_binary_cannot_read_is_replaced_and_its_flo
     let metrics = lab.sh_ok("n1", "curl -s http://127.0.0.1:9469/metrics");
     for line in [
         "hairpin_maps_at_start{map=\"CT_V4\",outcome=\"replaced\"} 1",
-        "hairpin_flows_lost_at_start{map=\"CT_V4\"} 3",
+        "hairpin_flows_lost_at_start{map=\"CT_V4\"} 2",
     ] {
         assert!(metrics.contains(line), "{line} in the metrics:\n{metrics}");
+    }
+    // Each stream is reset at b1's next segment, where without an entry its
+    // lines would reach the client from b1's own address, which it never
+    // dialled (its kernel would reset b1, and the client wait on).
+    let start = Instant::now();
+    while clients.iter_mut().any(|(_, c)| c.running()) && start.elapsed() < Duration::from_secs(3) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for (who, client) in clients {
+        let out = client.finish().trim().to_owned();
+        assert!(
+            out.starts_with("reset after ") && !out.starts_with("reset after 0 "),
+            "the {who} client got the stream, then a reset within 3 s: {out}"
+        );
     }
     assert_eq!(
         lab.sh_ok("n1-c1", "curl -s --max-time 3 http://203.0.113.10:8080/")

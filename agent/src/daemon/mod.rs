@@ -209,6 +209,9 @@ impl Agent {
         let desired = agent.desired(&agent.config);
         let applied = reconcile::apply(&mut agent.maps, &desired, agent.opts.max_frontends)?;
         info!(config = %agent.settings.config.display(), ?applied, "configuration applied");
+        if let Some(m) = pending.as_ref() {
+            m.end_unreadable(&mut agent.maps, &agent.node, false);
+        }
         agent.record_applied(desired)?;
         agent.migrations = pending.take();
         Ok(agent)
@@ -234,6 +237,7 @@ impl Agent {
             if let Err(e) = m.copy(&self.settings.pin_dir, true) {
                 tracing::warn!("migrating maps: {e:#}");
             }
+            m.end_unreadable(&mut self.maps, &self.node, true);
             m.finish(&self.settings.pin_dir);
         }
         self.resolve_due();

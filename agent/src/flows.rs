@@ -2,6 +2,8 @@
 //! frontends and backends (or a flush), and finding those to an address;
 //! the monitor event of a flow the agent ends.
 
+use std::collections::BTreeSet;
+
 use anyhow::{Context as _, Result};
 use hairpin_common::{
     CtDir, CtEntry, CtKey, EndReason, Event, EventKind, WireAddr, EVENT_HOOK_AGENT, IPPROTO_TCP,
@@ -12,6 +14,14 @@ use crate::{
     family::Addr,
     loader::{Conntrack, Maps},
 };
+
+/// Backends (address, port as on the wire) kept for ended flows, per
+/// family: their reverse entries must still be found until the resets.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Lingering {
+    pub v4: BTreeSet<(u32, u16)>,
+    pub v6: BTreeSet<([u32; 4], u16)>,
+}
 
 /// A flow as `end_flows` shows it to its predicate.
 pub struct FlowView<A> {

@@ -20,6 +20,7 @@ use hairpin_common::{
 use crate::{
     config,
     family::{Addr, FamilyMaps},
+    flows::Lingering,
     loader::Maps,
 };
 
@@ -35,14 +36,6 @@ pub struct Applied {
     /// among the backend addresses a while (see `sync_backend_addrs`), so
     /// that the datapath still meets those flows' reverse entries.
     pub lingering: Lingering,
-}
-
-/// Backends (address, port as on the wire) kept for ended flows, per
-/// family.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Lingering {
-    pub v4: BTreeSet<(u32, u16)>,
-    pub v6: BTreeSet<([u32; 4], u16)>,
 }
 
 /// The map form of an IPv4 address.

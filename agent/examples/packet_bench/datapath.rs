@@ -143,7 +143,7 @@ pub fn add_mirror_flow(hp: &mut Hairpin, fwd_key: CtKeyV4, rev_key: CtKeyV4) -> 
     // the filter as a backend of an ended flow would be).
     hp.maps.v4.frontend_addrs.insert(fwd.nat.daddr, 1, 0)?;
     hp.maps.v4.backend_addrs.insert(rev.nat.saddr, 1, 0)?;
-    let mut mirrored = hairpin::reconcile::Lingering::default();
+    let mut mirrored = hairpin::flows::Lingering::default();
     mirrored.v4.insert((rev.nat.saddr, rev.nat.sport));
     hairpin::filter::sync(&mut hp.maps, &mirrored)
 }

@@ -9,7 +9,7 @@ use tracing::{info, warn};
 use super::Agent;
 use hairpin_common::Counter;
 
-use crate::{gc, reconcile, relief};
+use crate::{flows, gc, reconcile, relief};
 
 /// Entries looked at per sweep, to bound the work of one tick.
 const GC_BUDGET: usize = 65_536;
@@ -17,7 +17,7 @@ const GC_BUDGET: usize = 65_536;
 #[derive(Default)]
 pub struct Collector {
     /// Backend addresses kept for the reverse entries of flows just ended.
-    lingering: Vec<(Instant, reconcile::Lingering)>,
+    lingering: Vec<(Instant, flows::Lingering)>,
     sweep_v4: gc::Sweeper<u32>,
     sweep_v6: gc::Sweeper<[u32; 4]>,
     /// `ct_insert_failed` at the last tick: when it moves, the table is
@@ -26,7 +26,7 @@ pub struct Collector {
 }
 
 impl Collector {
-    pub fn linger(&mut self, until: Instant, addrs: reconcile::Lingering) {
+    pub fn linger(&mut self, until: Instant, addrs: flows::Lingering) {
         self.lingering.push((until, addrs));
     }
 
@@ -38,8 +38,8 @@ impl Collector {
         self.lingering.len() != before
     }
 
-    fn lingering(&self) -> reconcile::Lingering {
-        let mut all = reconcile::Lingering::default();
+    fn lingering(&self) -> flows::Lingering {
+        let mut all = flows::Lingering::default();
         for (_, l) in &self.lingering {
             all.v4.extend(&l.v4);
             all.v6.extend(&l.v6);

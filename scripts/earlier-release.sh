@@ -15,8 +15,13 @@ out=target/earlier
 if [[ -x $out/hairpin && $(cat "$out/commit" 2>/dev/null) == "$REF" ]]; then
 	exit 0
 fi
+# A shallow clone lacks the history: it is fetched.
+if ! git cat-file -e "$REF^{commit}" 2>/dev/null &&
+	[[ $(git rev-parse --is-shallow-repository) == true ]]; then
+	git fetch --quiet --unshallow || true
+fi
 if ! git cat-file -e "$REF^{commit}" 2>/dev/null; then
-	echo "earlier-release.sh: commit $REF is not in this clone (a shallow one?): git fetch --unshallow" >&2
+	echo "earlier-release.sh: commit $REF is not in this clone's history, which the upgrade test builds from" >&2
 	exit 1
 fi
 src=$out/src

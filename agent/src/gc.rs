@@ -89,46 +89,15 @@ fn keys_after<A: Addr>(
     mut cursor: Option<CtKey<A>>,
     n: usize,
 ) -> Result<Vec<CtKey<A>>> {
-    use std::os::fd::{AsFd as _, AsRawFd as _};
-
     use aya::maps::IterableMap as _;
 
-    /// The part of `union bpf_attr` that map element commands read.
-    #[repr(C)]
-    struct ElemAttr {
-        map_fd: u32,
-        _pad: u32,
-        key: u64,
-        next_key: u64,
-        flags: u64,
-    }
-    let fd = ct.map().fd().as_fd().as_raw_fd();
     let mut keys = Vec::with_capacity(n.min(65_536));
     while keys.len() < n {
         let mut next = CtKey::<A>::default();
-        let attr = ElemAttr {
-            map_fd: fd as u32,
-            _pad: 0,
-            key: cursor.as_ref().map_or(0, |k| std::ptr::from_ref(k) as u64),
-            next_key: (&raw mut next) as u64,
-            flags: 0,
-        };
-        // SAFETY: the attribute points at a key and a buffer of the map's
-        // key size, both alive for the call.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_bpf,
-                libc::c_long::from(4u8), // BPF_MAP_GET_NEXT_KEY
-                &raw const attr,
-                std::mem::size_of::<ElemAttr>(),
-            )
-        };
-        if rc != 0 {
-            let err = std::io::Error::last_os_error();
-            if err.raw_os_error() == Some(libc::ENOENT) {
-                break;
-            }
-            return Err(err).context("BPF_MAP_GET_NEXT_KEY on conntrack");
+        if !crate::map_keys::next_key_of(ct.map(), cursor.as_ref(), &mut next)
+            .context("BPF_MAP_GET_NEXT_KEY on conntrack")?
+        {
+            break;
         }
         keys.push(next);
         cursor = Some(next);

@@ -8,7 +8,7 @@ use std::{
 
 use crate::{
     curl, require_privileged,
-    support::lab::{Lab, FRONTEND},
+    support::lab::{Background, Lab, FRONTEND},
     transfers::{assert_same, download, finish_download, serve_file, COMPLETE},
 };
 
@@ -190,17 +190,22 @@ except ConnectionResetError:
     print("reset after", n, "bytes")
 "#;
 
+/// A server in `pod` that streams a line every 100 ms to whoever connects
+/// to its port 9000 (no colon in the command: socat would split the address
+/// there).
+pub fn stream_server(lab: &Lab, pod: &str) -> Background {
+    lab.background(
+        pod,
+        "socat TCP-LISTEN:9000,reuseaddr,fork SYSTEM:'while true; do echo tick; sleep 0.1; done'",
+        "stream-server.txt",
+    )
+}
+
 #[test]
 fn removing_a_backend_ends_its_flows_cleanly() {
     require_privileged!();
     let lab = Lab::up();
-    // b2 streams a line every 100 ms to whoever connects to its port 9000
-    // (no colon in the command: socat would split the address there).
-    let _server = lab.background(
-        "n2-b2",
-        "socat TCP-LISTEN:9000,reuseaddr,fork SYSTEM:'while true; do echo tick; sleep 0.1; done'",
-        "stream-server.txt",
-    );
+    let _server = stream_server(&lab, "n2-b2");
     let stream = |backend: &str| {
         ONE.replace(
             "interfaces:",

@@ -6,14 +6,16 @@
 use std::{
     fs,
     mem::size_of,
+    path::{Path, PathBuf},
     process::Command,
     time::{Duration, Instant},
 };
 
-use aya::maps::MapInfo;
+use aya::maps::{HashMap, Map, MapData, MapInfo, PerCpuArray, PerCpuValues};
+use hairpin_common::{CtEntryV4, CtKeyV4};
 
 use crate::{
-    agent::{LISTENER, ONE},
+    agent::{stream_server, LISTENER, ONE},
     require_privileged,
     support::lab::Lab,
     transfers::{assert_same, download, finish_download, serve_file, COMPLETE},
@@ -23,6 +25,36 @@ fn ct_capacity(pin_dir: &std::path::Path) -> u32 {
     MapInfo::from_pin(pin_dir.join("maps/CT_V4"))
         .expect("the pinned conntrack")
         .max_entries()
+}
+
+/// Puts in place of the map pinned as `name` one that `bpftool map create`
+/// makes of `spec` ("type … key … value … entries …"), once `fill` wrote
+/// it from the old one (old, new); returns the pin.
+fn swap_pin(
+    pin_dir: &Path,
+    name: &str,
+    spec: &str,
+    fill: impl FnOnce(MapData, MapData),
+) -> PathBuf {
+    let pin = pin_dir.join("maps").join(name);
+    let new = pin_dir.join("maps").join(format!("{name}_NEW"));
+    let made = Command::new("bpftool")
+        .args(["map", "create"])
+        .arg(&new)
+        .args(spec.split(' '))
+        .args(["name", name])
+        .output()
+        .expect("bpftool (scripts/setup.sh installs it)");
+    assert!(made.status.success(), "{made:?}");
+    fill(
+        MapData::from_pin(&pin).unwrap(),
+        MapData::from_pin(&new).unwrap(),
+    );
+    fs::remove_file(&pin).unwrap();
+    // A pin moves by pinning again.
+    MapData::from_pin(&new).unwrap().pin(&pin).unwrap();
+    fs::remove_file(&new).unwrap();
+    pin
 }
 
 #[test]
@@ -76,37 +108,30 @@ fn a_resized_conntrack_and_counters_of_earlier_layouts_keep_their_entries() {
     // An older datapath's counters, six of them (before `refused` and
     // `backend_skipped`): migrated, their values kept.
     agent.stop(libc::SIGTERM);
-    let old_map = |name: &str, value: &str, entries: &str| {
-        let pin = agent.pin_dir.join("maps").join(name);
-        fs::remove_file(&pin).unwrap();
-        let made = Command::new("bpftool")
-            .args(["map", "create"])
-            .arg(&pin)
-            .args(["type", "percpu_array", "key", "4", "value", value])
-            .args(["entries", entries, "name", name])
-            .output()
-            .expect("bpftool (scripts/setup.sh installs it)");
-        assert!(made.status.success(), "{made:?}");
-        pin
-    };
-    let stats = old_map("GLOBAL_STATS", "8", "6");
+    let stats = swap_pin(
+        &agent.pin_dir,
+        "GLOBAL_STATS",
+        "type percpu_array key 4 value 8 entries 6",
+        |_, _| {},
+    );
     // And per-frontend counters of layout 1 (three, before the socket
     // path's two): migrated, the three kept, the two from zero.
-    let per_frontend = old_map("FRONTEND_STATS", "24", "16384");
-    {
-        use aya::maps::{MapData, PerCpuArray, PerCpuValues};
-        let mut earlier: PerCpuArray<MapData, [u64; 3]> = PerCpuArray::try_from(
-            aya::maps::Map::PerCpuArray(MapData::from_pin(&per_frontend).unwrap()),
-        )
-        .unwrap();
-        let cpus = aya::util::nr_cpus().unwrap();
-        for id in 0..4u32 {
-            let v = vec![[1000 + u64::from(id), 2000, 3]; cpus];
-            earlier
-                .set(id, PerCpuValues::try_from(v).unwrap(), 0)
-                .unwrap();
-        }
-    }
+    let per_frontend = swap_pin(
+        &agent.pin_dir,
+        "FRONTEND_STATS",
+        "type percpu_array key 4 value 24 entries 16384",
+        |_, new| {
+            let mut earlier: PerCpuArray<MapData, [u64; 3]> =
+                PerCpuArray::try_from(Map::PerCpuArray(new)).unwrap();
+            let cpus = aya::util::nr_cpus().unwrap();
+            for id in 0..4u32 {
+                let v = vec![[1000 + u64::from(id), 2000, 3]; cpus];
+                earlier
+                    .set(id, PerCpuValues::try_from(v).unwrap(), 0)
+                    .unwrap();
+            }
+        },
+    );
     agent.start();
     let log = agent.log_text();
     assert!(
@@ -124,11 +149,9 @@ fn a_resized_conntrack_and_counters_of_earlier_layouts_keep_their_entries() {
         "{log}"
     );
     {
-        use aya::maps::{MapData, PerCpuArray};
-        let grown: PerCpuArray<MapData, hairpin_common::FrontendStats> = PerCpuArray::try_from(
-            aya::maps::Map::PerCpuArray(MapData::from_pin(&per_frontend).unwrap()),
-        )
-        .unwrap();
+        let grown: PerCpuArray<MapData, hairpin_common::FrontendStats> =
+            PerCpuArray::try_from(Map::PerCpuArray(MapData::from_pin(&per_frontend).unwrap()))
+                .unwrap();
         for id in 0..4u32 {
             for s in grown.get(&id, 0).unwrap().iter() {
                 assert!(
@@ -268,39 +291,21 @@ fn an_lru_conntrack_of_an_earlier_release_is_migrated_with_its_flows() {
 
     // The table as releases before this one pinned it: an LRU hash of the
     // same entries.
-    let pin = agent.pin_dir.join("maps/CT_V4");
-    let lru = agent.pin_dir.join("maps/CT_V4_LRU");
-    let made = Command::new("bpftool")
-        .args(["map", "create"])
-        .arg(&lru)
-        .args([
-            "type", "lru_hash", "key", "16", "value", "40", "entries", "1024",
-        ])
-        .args(["name", "CT_V4"])
-        .output()
-        .expect("bpftool (scripts/setup.sh installs it)");
-    assert!(made.status.success(), "{made:?}");
-    {
-        use aya::maps::{HashMap, Map, MapData};
-        use hairpin_common::{CtEntryV4, CtKeyV4};
-        let now: HashMap<MapData, CtKeyV4, CtEntryV4> =
-            HashMap::try_from(Map::HashMap(MapData::from_pin(&pin).unwrap())).unwrap();
-        let mut old: HashMap<MapData, CtKeyV4, CtEntryV4> =
-            HashMap::try_from(Map::LruHashMap(MapData::from_pin(&lru).unwrap())).unwrap();
-        for (k, e) in now.iter().map(Result::unwrap) {
-            old.insert(k, e, 0).unwrap();
-        }
-        assert_eq!(old.keys().count(), 4, "two flows, two entries each");
-    }
-    fs::remove_file(&pin).unwrap();
-    {
-        // A pin moves by pinning again.
-        aya::maps::MapData::from_pin(&lru)
-            .unwrap()
-            .pin(&pin)
-            .unwrap();
-    }
-    fs::remove_file(&lru).unwrap();
+    let pin = swap_pin(
+        &agent.pin_dir,
+        "CT_V4",
+        "type lru_hash key 16 value 40 entries 1024",
+        |now, lru| {
+            let now: HashMap<MapData, CtKeyV4, CtEntryV4> =
+                HashMap::try_from(Map::HashMap(now)).unwrap();
+            let mut old: HashMap<MapData, CtKeyV4, CtEntryV4> =
+                HashMap::try_from(Map::LruHashMap(lru)).unwrap();
+            for (k, e) in now.iter().map(Result::unwrap) {
+                old.insert(k, e, 0).unwrap();
+            }
+            assert_eq!(old.keys().count(), 4, "two flows, two entries each");
+        },
+    );
     agent.start();
     let log = agent.log_text();
     assert!(
@@ -325,13 +330,9 @@ fn an_lru_conntrack_of_an_earlier_release_is_migrated_with_its_flows() {
 fn a_conntrack_table_of_a_layout_this_binary_cannot_read_is_replaced_its_flows_reset_and_counted() {
     require_privileged!();
     let lab = Lab::up();
-    // b1 streams a line every 100 ms to whoever connects to its port 9000;
-    // the clients only listen, so each learns from b1's next segment.
-    let _server = lab.background(
-        "n1-b1",
-        "socat TCP-LISTEN:9000,reuseaddr,fork SYSTEM:'while true; do echo tick; sleep 0.1; done'",
-        "stream-server.txt",
-    );
+    // b1 streams to its port 9000; the clients only listen, so each learns
+    // from b1's next segment.
+    let _server = stream_server(&lab, "n1-b1");
     let config = ONE.replace(
         "      - { port: 5353, protocol: UDP, targetPort: 53 }",
         "      - { port: 5353, protocol: UDP, targetPort: 53 }\n      - { port: 9090, protocol: TCP, targetPort: 9000 }",
@@ -351,33 +352,21 @@ fn a_conntrack_table_of_a_layout_this_binary_cannot_read_is_replaced_its_flows_r
 
     // The same table in a layout of 48-byte values: the two streams' keys,
     // their values unreadable to this binary.
-    let pin = agent.pin_dir.join("maps/CT_V4");
-    let foreign_pin = agent.pin_dir.join("maps/CT_V4_FOREIGN");
-    let made = Command::new("bpftool")
-        .args(["map", "create"])
-        .arg(&foreign_pin)
-        .args([
-            "type", "hash", "key", "16", "value", "48", "entries", "1024",
-        ])
-        .args(["name", "CT_V4"])
-        .output()
-        .expect("bpftool (scripts/setup.sh installs it)");
-    assert!(made.status.success(), "{made:?}");
-    {
-        use aya::maps::{HashMap, Map, MapData};
-        use hairpin_common::{CtEntryV4, CtKeyV4};
-        let now: HashMap<MapData, CtKeyV4, CtEntryV4> =
-            HashMap::try_from(Map::HashMap(MapData::from_pin(&pin).unwrap())).unwrap();
-        let mut foreign: HashMap<MapData, CtKeyV4, [u8; 48]> =
-            HashMap::try_from(Map::HashMap(MapData::from_pin(&foreign_pin).unwrap())).unwrap();
-        for k in now.keys().map(Result::unwrap) {
-            foreign.insert(k, [0xa5; 48], 0).unwrap();
-        }
-        assert_eq!(foreign.keys().count(), 4, "two flows, two entries each");
-        fs::remove_file(&pin).unwrap();
-        MapData::from_pin(&foreign_pin).unwrap().pin(&pin).unwrap();
-        fs::remove_file(&foreign_pin).unwrap();
-    }
+    let pin = swap_pin(
+        &agent.pin_dir,
+        "CT_V4",
+        "type hash key 16 value 48 entries 1024",
+        |now, foreign| {
+            let now: HashMap<MapData, CtKeyV4, CtEntryV4> =
+                HashMap::try_from(Map::HashMap(now)).unwrap();
+            let mut foreign: HashMap<MapData, CtKeyV4, [u8; 48]> =
+                HashMap::try_from(Map::HashMap(foreign)).unwrap();
+            for k in now.keys().map(Result::unwrap) {
+                foreign.insert(k, [0xa5; 48], 0).unwrap();
+            }
+            assert_eq!(foreign.keys().count(), 4, "two flows, two entries each");
+        },
+    );
     agent.start();
     let log = agent.log_text();
     for said in [

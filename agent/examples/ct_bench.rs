@@ -119,7 +119,8 @@ fn flow_keys(i: u32) -> (CtKeyV4, CtKeyV4, CtKeyV4, CtKeyV4) {
         sport,
         dport,
         proto: IPPROTO_TCP,
-        _pad: [0; 3],
+        _pad: 0,
+        _pad2: 0,
     };
     (
         k(client, fe, port, port_key(8080)), // the client's packet

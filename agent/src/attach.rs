@@ -12,13 +12,10 @@ use std::{
 };
 
 use anyhow::{Context as _, Result};
-use aya::{
-    programs::{
-        links::{FdLink, LinkOrder, PinnedLink},
-        tc::{self, NlOptions, SchedClassifierLink, TcAttachOptions},
-        SchedClassifier, TcAttachType,
-    },
-    util::KernelVersion,
+use aya::programs::{
+    links::{FdLink, LinkOrder, PinnedLink},
+    tc::{self, NlOptions, SchedClassifierLink, TcAttachOptions},
+    SchedClassifier, TcAttachType,
 };
 use hairpin_common::{PROG_POD_EGRESS, PROG_POD_INGRESS, PROG_UPLINK_EGRESS, PROG_UPLINK_INGRESS};
 
@@ -63,9 +60,10 @@ impl Mode {
     }
 
     pub fn detect() -> Self {
-        match KernelVersion::current() {
-            Ok(v) if v >= KernelVersion::new(6, 6, 0) => Mode::Tcx,
-            _ => Mode::Clsact,
+        if crate::kernel::Kernel::probe().tcx {
+            Mode::Tcx
+        } else {
+            Mode::Clsact
         }
     }
 }

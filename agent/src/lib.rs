@@ -14,6 +14,7 @@ pub mod flows;
 pub mod gc;
 pub mod health;
 pub mod inspect;
+pub mod kernel;
 pub mod links;
 pub mod loader;
 pub mod map_keys;

@@ -1,10 +1,15 @@
 //! Loads the embedded eBPF object: map sizes and conntrack lifetimes from the
 //! configuration, maps adopted from (or pinned to) the node's pin directory,
-//! and the four TC programs loaded into the kernel.
+//! and the four TC programs loaded into the kernel, fitted to what it offers
+//! (`kernel`). The socket path's programs are loaded only when it is
+//! attached: a kernel that refuses them takes nothing else down.
 
 use std::path::Path;
 
-use crate::family::{Addr, FamilyMaps};
+use crate::{
+    family::{Addr, FamilyMaps},
+    kernel::Kernel,
+};
 
 use anyhow::{Context as _, Result};
 use aya::{
@@ -17,24 +22,14 @@ use hairpin_common::{
     BACKENDS_V6, BACKEND_ADDRS_V4, BACKEND_ADDRS_V6, BACKEND_MEMBERS_V4, BACKEND_MEMBERS_V6, CT_V4,
     CT_V6, DEFAULT_CT_ENTRIES, DEFAULT_MAX_BACKEND_SLOTS, DEFAULT_MAX_FRONTENDS,
     DEFAULT_SOCK_REVNAT_ENTRIES, EVENTS, FILTER_LEN, FRONTENDS_V4, FRONTENDS_V6, FRONTEND_ADDRS_V4,
-    FRONTEND_ADDRS_V6, FRONTEND_STATS, GLOBAL_COUNTERS, GLOBAL_CT_TIMEOUT_CLOSE,
-    GLOBAL_CT_TIMEOUT_SYN, GLOBAL_CT_TIMEOUT_TCP, GLOBAL_CT_TIMEOUT_UDP, GLOBAL_L4_CSUM_IPV6,
-    GLOBAL_STATS, LAYOUT, LAYOUT_VERSION, MONITOR, NODE, PINNED_MAPS, SOCK_PROGRAMS,
-    SOCK_REVNAT_V4, SOCK_REVNAT_V6, TC_PROGRAMS,
+    FRONTEND_ADDRS_V6, FRONTEND_STATS, GLOBAL_COARSE_CLOCK, GLOBAL_COUNTERS,
+    GLOBAL_CT_TIMEOUT_CLOSE, GLOBAL_CT_TIMEOUT_SYN, GLOBAL_CT_TIMEOUT_TCP, GLOBAL_CT_TIMEOUT_UDP,
+    GLOBAL_L4_CSUM_IPV6, GLOBAL_STATS, LAYOUT, LAYOUT_VERSION, MONITOR, NODE, PINNED_MAPS,
+    SOCK_PROGRAMS, SOCK_REVNAT_V4, SOCK_REVNAT_V6, TC_PROGRAMS,
 };
 
 /// The eBPF object built by `build.rs`.
 pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/hairpin"));
-
-/// `BPF_F_IPV6` for the IPv6 checksum fixups where the kernel knows it:
-/// older kernels refuse the unknown flag.
-fn l4_csum_ipv6() -> u64 {
-    use aya::util::KernelVersion;
-    match KernelVersion::current() {
-        Ok(v) if v >= KernelVersion::new(6, 16, 0) => hairpin_common::BPF_F_IPV6,
-        _ => 0,
-    }
-}
 
 /// Says how large a loaded program is, and how much of the verifier's
 /// budget (1,000,000 instructions processed) it took.
@@ -44,6 +39,40 @@ fn log_size(name: &str, info: &aya::programs::ProgramInfo) {
         info.size_translated().unwrap_or(0) / 8,
         info.verified_instruction_count().unwrap_or(0)
     );
+}
+
+/// The verifier's reason for refusing a program, in one line: the last
+/// line of its log that is not a statistic (the log ends with what it
+/// refused), after the program's name.
+pub fn refusal(e: &anyhow::Error) -> String {
+    const STATS: [&str; 4] = [
+        "verification time",
+        "stack depth",
+        "processed ",
+        "max_states",
+    ];
+    let program = e
+        .to_string()
+        .strip_prefix("loading program ")
+        .and_then(|s| s.strip_suffix(" (verifier)"))
+        .map(str::to_owned);
+    let why = e
+        .chain()
+        .map(|c| c.to_string())
+        .find_map(|c| {
+            let log = c.split_once("Verifier output: ")?.1.to_owned();
+            log.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !STATS.iter().any(|s| l.starts_with(s)))
+                .filter(|l| !l.starts_with(|c: char| c.is_ascii_digit()))
+                .last()
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| format!("{:#}", e.root_cause()));
+    match program {
+        Some(p) => format!("{p}: {why}"),
+        None => why,
+    }
 }
 
 /// Sizes and lifetimes fixed at load.
@@ -132,6 +161,8 @@ impl LoadOptions {
 /// The loaded object and typed access to its maps.
 pub struct Datapath {
     pub ebpf: Ebpf,
+    /// What the kernel offered at load.
+    pub kernel: Kernel,
 }
 
 /// A family's conntrack map.
@@ -141,7 +172,10 @@ impl Datapath {
     /// Loads the object; with `pin_dir`, maps already pinned there are
     /// adopted (their entries and flows survive) and new ones are pinned.
     pub fn load(opts: &LoadOptions, pin_dir: Option<&Path>) -> Result<Self> {
-        let csum_ipv6 = l4_csum_ipv6();
+        let kernel = Kernel::probe();
+        kernel.lift_memlock();
+        let csum_ipv6 = kernel.l4_csum_ipv6();
+        let coarse_clock = u8::from(kernel.coarse_clock);
         let mut loader = EbpfLoader::new();
         for name in PINNED_MAPS {
             loader.map_max_entries(name, opts.max_entries(name));
@@ -152,7 +186,8 @@ impl Datapath {
             .override_global(GLOBAL_CT_TIMEOUT_CLOSE, &opts.timeouts.close, true)
             .override_global(GLOBAL_CT_TIMEOUT_UDP, &opts.timeouts.udp, true)
             .override_global("AYA_LOG_LEVEL", &opts.log_level, false)
-            .override_global(GLOBAL_L4_CSUM_IPV6, &csum_ipv6, true);
+            .override_global(GLOBAL_L4_CSUM_IPV6, &csum_ipv6, true)
+            .override_global(GLOBAL_COARSE_CLOCK, &coarse_clock, true);
         let pins: Vec<_> = pin_dir
             .map(|dir| {
                 PINNED_MAPS
@@ -170,15 +205,6 @@ impl Datapath {
                 .context("map LAYOUT missing from the object")?,
         )?;
         layout.set(0, LAYOUT_VERSION, 0)?;
-        for name in SOCK_PROGRAMS {
-            let prog: &mut aya::programs::CgroupSockAddr = ebpf
-                .program_mut(name)
-                .with_context(|| format!("program {name} missing from the object"))?
-                .try_into()?;
-            prog.load()
-                .with_context(|| format!("loading program {name} (verifier)"))?;
-            log_size(name, &prog.info()?);
-        }
         for name in TC_PROGRAMS {
             let prog: &mut SchedClassifier = ebpf
                 .program_mut(name)
@@ -188,7 +214,25 @@ impl Datapath {
                 .with_context(|| format!("loading program {name} (verifier)"))?;
             log_size(name, &prog.info()?);
         }
-        Ok(Self { ebpf })
+        Ok(Self { ebpf, kernel })
+    }
+
+    /// Loads the socket path's programs, those not loaded yet.
+    pub fn load_socket_programs(&mut self) -> Result<()> {
+        for name in SOCK_PROGRAMS {
+            let prog: &mut aya::programs::CgroupSockAddr = self
+                .ebpf
+                .program_mut(name)
+                .with_context(|| format!("program {name} missing from the object"))?
+                .try_into()?;
+            if prog.fd().is_ok() {
+                continue;
+            }
+            prog.load()
+                .with_context(|| format!("loading program {name} (verifier)"))?;
+            log_size(name, &prog.info()?);
+        }
+        Ok(())
     }
 
     pub fn program(&mut self, name: &str) -> Result<&mut SchedClassifier> {

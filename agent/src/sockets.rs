@@ -42,6 +42,7 @@ pub fn attach(dp: &mut Datapath, cgroup: &Path, pin_dir: &Path) -> Result<()> {
     if !dir.metadata()?.is_dir() {
         bail!("{} is not a cgroup directory", cgroup.display());
     }
+    dp.load_socket_programs()?;
     for name in SOCK_PROGRAMS {
         let prog: &mut CgroupSockAddr = dp
             .ebpf

@@ -15,7 +15,12 @@ pub struct CtKey<A> {
     /// Network byte order.
     pub dport: u16,
     pub proto: u8,
-    pub _pad: [u8; 3],
+    /// The three bytes after `proto`, in two fields so that zeroing them is
+    /// two aligned stores: as `[u8; 3]` the eBPF build called `memset`, a
+    /// subprogram whose frame counts against the 512-byte stack of the
+    /// deepest chain of calls.
+    pub _pad: u8,
+    pub _pad2: u16,
 }
 
 pub type CtKeyV4 = CtKey<u32>;
@@ -30,7 +35,8 @@ impl<A: Copy> CtKey<A> {
             sport: self.dport,
             dport: self.sport,
             proto: self.proto,
-            _pad: [0; 3],
+            _pad: 0,
+            _pad2: 0,
         }
     }
 }

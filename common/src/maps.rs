@@ -108,6 +108,9 @@ pub const GLOBAL_CT_TIMEOUT_SYN: &str = "CT_TIMEOUT_SYN";
 pub const GLOBAL_CT_TIMEOUT_TCP: &str = "CT_TIMEOUT_TCP";
 pub const GLOBAL_CT_TIMEOUT_CLOSE: &str = "CT_TIMEOUT_CLOSE";
 pub const GLOBAL_CT_TIMEOUT_UDP: &str = "CT_TIMEOUT_UDP";
+/// The program global that says whether the kernel has
+/// `bpf_ktime_get_coarse_ns` (5.11).
+pub const GLOBAL_COARSE_CLOCK: &str = "COARSE_CLOCK";
 /// The program global that carries `BPF_F_IPV6` where the kernel has it.
 pub const GLOBAL_L4_CSUM_IPV6: &str = "L4_CSUM_IPV6";
 /// `BPF_F_IPV6` (include/uapi/linux/bpf.h, Linux 6.16).

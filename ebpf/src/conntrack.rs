@@ -1,7 +1,7 @@
 //! Conntrack: which hook owns which packets, the lookup of a flow's entry in
 //! either direction, and the creation of both entries of a new flow.
 
-use aya_ebpf::{helpers::bpf_ktime_get_coarse_ns, programs::TcContext};
+use aya_ebpf::programs::TcContext;
 use hairpin_common::{
     ct_lifetime, Backend, CtDir, CtEntry, CtKey, CtOrigin, Frontend, CT_REFRESH_NS,
     FRONTEND_REFUSE, FRONTEND_SKIP_BACKENDS, IPPROTO_TCP, IPPROTO_UDP, NS_PER_SEC, PROBE_MARK,
@@ -9,6 +9,7 @@ use hairpin_common::{
 };
 
 use crate::{
+    clock::now,
     family::Family,
     maps::timeouts,
     parse::{TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN},
@@ -90,14 +91,6 @@ fn seen_flags(proto: u8, tcp_flags: u8) -> u8 {
         seen |= SEEN_RST;
     }
     seen
-}
-
-/// CLOCK_MONOTONIC at tick resolution: lifetimes are counted in seconds,
-/// and the coarse clock is the cheaper read on every packet.
-#[inline(always)]
-fn now() -> u64 {
-    // SAFETY: helper without arguments.
-    unsafe { bpf_ktime_get_coarse_ns() }
 }
 
 /// Whether `seen` brings an entry its first FIN or RST.
@@ -249,7 +242,8 @@ fn open<F: Family>(
         sport: key.sport,
         dport: be.port,
         proto: key.proto,
-        _pad: [0; 3],
+        _pad: 0,
+        _pad2: 0,
     };
     let rev_key = nat.reversed();
     // The reverse entry is built in `out`, inserted, then turned into the
@@ -357,10 +351,13 @@ pub fn partner_open<F: Family>(e: &CtEntry<F>) -> bool {
 /// if this hook owns packets of that entry's direction: for an error sent
 /// toward the client the quoted packet went to the backend, and the reverse
 /// entry applies; for an error sent toward the backend, the forward one.
+/// The entry is read in place: a copy would take 64 bytes of the error
+/// path's stack, the deepest, and the fields read (the translation, the
+/// direction, the origin) never change after the entry is made.
 #[inline(always)]
-pub fn quoted<F: Family>(key: &CtKey<F>, hook: Hook) -> Option<CtEntry<F>> {
-    // SAFETY: the value is copied out at once.
-    let e = unsafe { F::ct().get(key) }.copied()?;
+pub fn quoted<F: Family>(key: &CtKey<F>, hook: Hook) -> Option<&'static CtEntry<F>> {
+    // SAFETY: a map value stays valid for the program's run (RCU).
+    let e = unsafe { F::ct().get(key) }?;
     let dir = if e.dir == CtDir::Forward as u8 {
         CtDir::Forward
     } else {

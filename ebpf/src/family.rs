@@ -5,7 +5,7 @@
 use aya_ebpf::{
     bindings::{bpf_fib_lookup as FibParams, bpf_sock_addr, BPF_F_PSEUDO_HDR},
     helpers::bpf_csum_diff,
-    maps::{HashMap, LruHashMap},
+    maps::{HashMap, LruHashMap, PerCpuArray},
     programs::TcContext,
 };
 use hairpin_common::{
@@ -16,7 +16,8 @@ use crate::{
     maps::{
         l4_csum_ipv6, BACKENDS_V4, BACKENDS_V6, BACKEND_ADDRS_V4, BACKEND_ADDRS_V6,
         BACKEND_MEMBERS_V4, BACKEND_MEMBERS_V6, CT_V4, CT_V6, FRONTENDS_V4, FRONTENDS_V6,
-        FRONTEND_ADDRS_V4, FRONTEND_ADDRS_V6, SOCK_REVNAT_V4, SOCK_REVNAT_V6,
+        FRONTEND_ADDRS_V4, FRONTEND_ADDRS_V6, SCRATCH_V4, SCRATCH_V6, SOCK_REVNAT_V4,
+        SOCK_REVNAT_V6,
     },
     parse::{IPV4_CSUM_OFF, IP_OFF},
 };
@@ -35,6 +36,8 @@ pub trait Family: hairpin_common::WireAddr {
     fn backend_addrs() -> &'static HashMap<Self, u32>;
     fn backend_members() -> &'static HashMap<MemberKey<Self>, u32>;
     fn ct() -> &'static HashMap<CtKey<Self>, CtEntry<Self>>;
+    /// This CPU's room for a conntrack entry (see `maps::SCRATCH_V4`).
+    fn scratch() -> &'static PerCpuArray<CtEntry<Self>>;
     fn sock_revnat() -> &'static LruHashMap<SockKey<Self>, SockNat<Self>>;
 
     /// The address a socket hook sees (`user_ip4` or `user_ip6`).
@@ -59,7 +62,7 @@ pub trait Family: hairpin_common::WireAddr {
 /// The accessors of a family's maps, in the trait's order.
 macro_rules! family_maps {
     ($frontend_addrs:ident, $frontends:ident, $backends:ident, $backend_addrs:ident,
-     $backend_members:ident, $ct:ident, $sock_revnat:ident) => {
+     $backend_members:ident, $ct:ident, $scratch:ident, $sock_revnat:ident) => {
         fn frontend_addrs() -> &'static HashMap<Self, u32> {
             &$frontend_addrs
         }
@@ -77,6 +80,9 @@ macro_rules! family_maps {
         }
         fn ct() -> &'static HashMap<CtKey<Self>, CtEntry<Self>> {
             &$ct
+        }
+        fn scratch() -> &'static PerCpuArray<CtEntry<Self>> {
+            &$scratch
         }
         fn sock_revnat() -> &'static LruHashMap<SockKey<Self>, SockNat<Self>> {
             &$sock_revnat
@@ -96,6 +102,7 @@ impl Family for u32 {
         BACKEND_ADDRS_V4,
         BACKEND_MEMBERS_V4,
         CT_V4,
+        SCRATCH_V4,
         SOCK_REVNAT_V4
     );
 
@@ -148,6 +155,7 @@ impl Family for [u32; 4] {
         BACKEND_ADDRS_V6,
         BACKEND_MEMBERS_V6,
         CT_V6,
+        SCRATCH_V6,
         SOCK_REVNAT_V6
     );
 

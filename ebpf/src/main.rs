@@ -7,6 +7,7 @@
 #![no_std]
 #![no_main]
 
+mod clock;
 mod conntrack;
 mod csum;
 mod events;
@@ -201,17 +202,25 @@ fn flow<F: Family + Loggable + refuse::Unreachable>(
         }
         return TC_ACT_UNSPEC;
     }
-    let mut e = CtEntry::default();
+    // The entry lives in this CPU's scratch slot, not in this frame (see
+    // `maps::SCRATCH_V4`); `forward` and `reverse` write all of it, or for
+    // a flow not opened its frontend's id, which alone is read then.
+    let Some(e) = F::scratch().get_ptr_mut(0) else {
+        return TC_ACT_UNSPEC;
+    };
+    // SAFETY: this CPU's slot, which no other program run uses meanwhile.
+    let e = unsafe { &mut *e };
     let new_flow = if to_frontend {
-        conntrack::forward(ctx, key, pkt.tcp_flags, hook, &mut e)
+        conntrack::forward(ctx, key, pkt.tcp_flags, hook, e)
     } else {
         None
     };
     let from_backend = || !to_frontend || (reverse_here && nat::is_backend(key.saddr, key.sport));
     let found = match new_flow {
-        None if from_backend() => conntrack::reverse(key, pkt.tcp_flags, hook, &mut e),
+        None if from_backend() => conntrack::reverse(key, pkt.tcp_flags, hook, e),
         found => found,
     };
+    let e: &CtEntry<F> = e;
     // Reported through `tell`, a subprogram: built here, the events would
     // take room in this frame, which the refusals' path shares.
     let new_flow = match found {
@@ -223,39 +232,29 @@ fn flow<F: Family + Loggable + refuse::Unreachable>(
             } else {
                 EndReason::Fin
             };
-            tell(ctx, Cause::new(EventKind::Ended, hook, how as u8), key, &e);
+            tell(ctx, Cause::new(EventKind::Ended, hook, how as u8), key, e);
             false
         }
         Some(Forward::Refuse) => {
-            tell(
-                ctx,
-                Cause::new(EventKind::Refused, hook, 0).alone(),
-                key,
-                &e,
-            );
+            tell(ctx, Cause::new(EventKind::Refused, hook, 0).alone(), key, e);
             return REFUSE;
         }
         Some(Forward::Skipped) => {
             maps::count(Counter::BackendSkipped);
-            tell(
-                ctx,
-                Cause::new(EventKind::Skipped, hook, 0).alone(),
-                key,
-                &e,
-            );
+            tell(ctx, Cause::new(EventKind::Skipped, hook, 0).alone(), key, e);
             return TC_ACT_UNSPEC;
         }
         Some(Forward::InsertFailed) => {
             let c = Counter::CtInsertFailed;
             maps::count(c);
             let cause = Cause::new(EventKind::Untranslated, hook, c as u8).alone();
-            tell(ctx, cause, key, &e);
+            tell(ctx, cause, key, e);
             return TC_ACT_UNSPEC;
         }
         None => return TC_ACT_UNSPEC,
     };
-    if needs_uplink(hook, &e) && !redirect::uplink_known() {
-        return untranslated(ctx, hook, Counter::RedirectFailed, key, &e);
+    if needs_uplink(hook, e) && !redirect::uplink_known() {
+        return untranslated(ctx, hook, Counter::RedirectFailed, key, e);
     }
     // The helpers fail only on a packet too short for the offsets that the
     // parser checked; such a packet goes on regardless, counted. A flow the
@@ -272,14 +271,14 @@ fn flow<F: Family + Loggable + refuse::Unreachable>(
         None
     };
     if let Some(c) = failed {
-        return untranslated(ctx, hook, c, key, &e);
+        return untranslated(ctx, hook, c, key, e);
     }
     maps::account(e.frontend_id, ctx.len(), new_flow);
     if new_flow {
         F::log_new_flow(ctx, key, &e.nat);
-        tell(ctx, Cause::new(EventKind::Opened, hook, e.origin), key, &e);
+        tell(ctx, Cause::new(EventKind::Opened, hook, e.origin), key, e);
     }
-    deliver(ctx, hook, &e)
+    deliver(ctx, hook, e)
 }
 
 /// An ICMP or ICMPv6 error quoting a packet of a translated flow.
@@ -291,19 +290,19 @@ fn icmp_error<F: IcmpFamily>(ctx: &TcContext, pkt: &Packet<F>, hook: Hook) -> i3
     let Some(e) = conntrack::quoted(&q.error_key(), hook) else {
         return TC_ACT_UNSPEC;
     };
-    if needs_uplink(hook, &e) && !redirect::uplink_known() {
+    if needs_uplink(hook, e) && !redirect::uplink_known() {
         maps::count(Counter::RedirectFailed);
         return TC_ACT_UNSPEC;
     }
-    if F::translate(ctx, pkt, &q, &e).is_err() {
+    if F::translate(ctx, pkt, &q, e).is_err() {
         maps::count(Counter::RewriteFailed);
         return TC_ACT_UNSPEC;
     }
     maps::count(Counter::IcmpTranslated);
     if let Some(m) = monitor::wanted(EventKind::Icmp) {
-        monitor::report_entry(m, hook, &e, redirect::ifindex(ctx));
+        monitor::report_entry(m, hook, e, redirect::ifindex(ctx));
     }
-    deliver(ctx, hook, &e)
+    deliver(ctx, hook, e)
 }
 
 /// Whether a packet of `e` translated at `hook` is handed to the uplink.

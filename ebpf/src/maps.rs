@@ -39,6 +39,14 @@ pub static BACKEND_MEMBERS_V4: HashMap<MemberKeyV4, u32> =
 #[map]
 pub static CT_V4: HashMap<CtKeyV4, CtEntryV4> = HashMap::with_max_entries(DEFAULT_CT_ENTRIES, 0);
 
+/// Each CPU's room for the conntrack entry of the packet at hand (`flow`):
+/// on the stack it would take 64 of the 512 bytes the deepest chain of
+/// calls shares, and kernels before 6.8 round every frame of that chain up
+/// to 32 bytes (kernel/bpf/verifier.c, `round_up_stack_depth`). A program
+/// runs to its end on its CPU, so no other packet's entry comes between.
+#[map]
+pub static SCRATCH_V4: PerCpuArray<CtEntryV4> = PerCpuArray::with_max_entries(1, 0);
+
 #[map]
 pub static FRONTEND_STATS: PerCpuArray<FrontendStats> =
     PerCpuArray::with_max_entries(DEFAULT_MAX_FRONTENDS, 0);
@@ -183,6 +191,9 @@ pub static BACKEND_ADDRS_V6: HashMap<[u32; 4], u32> =
 #[map]
 pub static BACKEND_MEMBERS_V6: HashMap<MemberKeyV6, u32> =
     HashMap::with_max_entries(DEFAULT_MAX_BACKEND_SLOTS, 0);
+
+#[map]
+pub static SCRATCH_V6: PerCpuArray<CtEntryV6> = PerCpuArray::with_max_entries(1, 0);
 
 #[map]
 pub static CT_V6: HashMap<CtKeyV6, CtEntryV6> = HashMap::with_max_entries(DEFAULT_CT_ENTRIES, 0);

@@ -4,7 +4,6 @@
 
 use aya_ebpf::{
     bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
-    helpers::bpf_ktime_get_coarse_ns,
     programs::TcContext,
 };
 use hairpin_common::{
@@ -102,7 +101,7 @@ pub fn report<F: Family>(
     let p = slot.as_mut_ptr();
     // SAFETY: `p` points at the reserved, writable `Event`.
     unsafe {
-        (*p).ts_ns = bpf_ktime_get_coarse_ns();
+        (*p).ts_ns = crate::clock::now();
         (*p).client = client.wide();
         (*p).frontend = frontend.wide();
         (*p).backend = backend.wide();
@@ -142,11 +141,11 @@ fn wakeup() -> u64 {
     }
 }
 
-/// Reports an ICMP error translated with `e`'s flow, from the entry alone
-/// and inline: the error's path has the deepest stack. The flow's
+/// Reports an ICMP error translated with `e`'s flow, from the entry alone,
+/// in a frame of its own: the error's path has the deepest stack. The flow's
 /// frontend is known by its id only (the agent fills it in), and a client
 /// reaching itself shows as the frontend.
-#[inline(always)]
+#[inline(never)]
 pub fn report_entry<F: Family>(m: &MonitorConfig, hook: Hook, e: &CtEntry<F>, ifindex: u32) {
     let (client, client_port, frontend, frontend_port, backend, backend_port) =
         if e.dir == CtDir::Reverse as u8 {
@@ -166,7 +165,7 @@ pub fn report_entry<F: Family>(m: &MonitorConfig, hook: Hook, e: &CtEntry<F>, if
     let p = slot.as_mut_ptr();
     // SAFETY: `p` points at the reserved, writable `Event`.
     unsafe {
-        (*p).ts_ns = bpf_ktime_get_coarse_ns();
+        (*p).ts_ns = crate::clock::now();
         (*p).client = client.wide();
         (*p).frontend = frontend.wide();
         (*p).backend = backend.wide();

@@ -79,7 +79,7 @@ pub fn bytes_at<const N: usize>(ctx: &TcContext, off: usize) -> Option<[u8; N]> 
 /// the verifier allows misaligned packet reads (the programs are not
 /// loaded with `BPF_F_STRICT_ALIGNMENT`).
 #[inline(always)]
-fn words_at<const N: usize>(ctx: &TcContext, off: usize) -> Option<[u32; N]> {
+pub fn words_at<const N: usize>(ctx: &TcContext, off: usize) -> Option<[u32; N]> {
     // SAFETY: `ptr_at` checked the bounds.
     ptr_at::<[u32; N]>(ctx, off).map(|p| unsafe { *p })
 }
@@ -182,7 +182,7 @@ pub fn parse_ipv6(ctx: &TcContext) -> Parsed<[u32; 4]> {
 /// The source and destination ports, as on the wire, from the L4 header's
 /// first word.
 #[inline(always)]
-fn set_ports<A>(key: &mut CtKey<A>, word: u32) {
+pub fn set_ports<A>(key: &mut CtKey<A>, word: u32) {
     let [s0, s1, d0, d1] = word.to_ne_bytes();
     key.sport = u16::from_ne_bytes([s0, s1]);
     key.dport = u16::from_ne_bytes([d0, d1]);

@@ -43,7 +43,8 @@ fn fill(pin_dir: &std::path::Path, n: u16) -> usize {
                 sport: (10_000 + i).to_be(),
                 dport: 8080u16.to_be(),
                 proto: IPPROTO_TCP,
-                _pad: [0; 3],
+                _pad: 0,
+                _pad2: 0,
             };
             let e = CtEntryV4 {
                 nat: key,

@@ -42,6 +42,7 @@ pub fn key(src: Endpoint, dst: Endpoint) -> CtKeyV4 {
         sport: port_key(src.1),
         dport: port_key(dst.1),
         proto: IPPROTO_TCP,
-        _pad: [0; 3],
+        _pad: 0,
+        _pad2: 0,
     }
 }

@@ -16,6 +16,7 @@ use crate::{
         facts_network::{self, Network},
         probe, Check, Verdict,
     },
+    kernel::Kernel,
     loader::LoadOptions,
     pins,
 };
@@ -120,8 +121,11 @@ pub fn doctor(args: Args) -> Result<()> {
 
 /// The kernel and the system beneath hairpin.
 fn system(pin_dir: &Path, config: Option<&Config>) -> Result<Vec<Check>> {
-    let kernel = facts::kernel();
-    let mut out = checks::kernel(kernel);
+    let kernel = Kernel::probe();
+    let mut out = vec![checks::kernel(&kernel)];
+    let socket_on = config.is_none_or(|c| c.socket.enabled);
+    let (tc, socket) = facts::verifier();
+    out.push(checks::verifier(&tc, &socket, socket_on));
     out.push(checks_system::btf(facts::btf()));
     out.push(checks::pin_dir(
         &pin_dir.display().to_string(),
@@ -141,7 +145,7 @@ fn system(pin_dir: &Path, config: Option<&Config>) -> Result<Vec<Check>> {
     out.push(checks::capabilities(&caps::missing_now()?));
     let opts = config.map_or_else(LoadOptions::default, LoadOptions::for_config);
     out.push(checks_system::memlock(
-        kernel,
+        kernel.version,
         facts::memlock(),
         checks_system::map_memory(opts.ct_entries, opts.ct_entries_v6),
     ));

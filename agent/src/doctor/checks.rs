@@ -3,37 +3,63 @@
 use std::net::IpAddr;
 
 use super::Check;
+use crate::kernel::Kernel;
 
-/// The kernel: TCX (6.6) and `BPF_F_IPV6` (6.16) are what hairpin uses
-/// where it can.
-pub fn kernel(version: (u32, u32)) -> Vec<Check> {
-    let shown = format!("{}.{}", version.0, version.1);
-    let mut out = vec![if version >= (6, 6) {
-        Check::ok("kernel", format!("{shown}: TCX links"))
-    } else if version >= (5, 10) {
-        Check::warn(
-            "kernel",
-            format!("{shown}: no TCX (6.6)"),
-            "hairpin attaches clsact filters instead; their restarts leave a brief gap",
-        )
-    } else {
-        Check::fail(
+/// The kernel: at least 5.10, and each feature hairpin uses where present
+/// (`kernel::Kernel`) named when missing, with what serves instead.
+pub fn kernel(k: &Kernel) -> Check {
+    let shown = k.release();
+    if k.version < (5, 10) {
+        return Check::fail(
             "kernel",
             format!("{shown}: older than 5.10"),
             "hairpin needs 5.10 or newer (bpf_redirect_neigh, the socket hooks it uses)",
-        )
-    }];
-    out.push(if version >= (6, 16) {
-        Check::ok("ipv6 checksums", "BPF_F_IPV6")
-    } else {
-        Check::warn(
-            "ipv6 checksums",
-            format!("{shown}: no BPF_F_IPV6 (6.16)"),
-            "IPv6 packets a NIC summed on receive (CHECKSUM_COMPLETE) get a wrong skb->csum \
-             after translation; the stack then checks them again",
-        )
-    });
-    out
+        );
+    }
+    let lacks = k.lacks();
+    if lacks.is_empty() {
+        return Check::ok(
+            "kernel",
+            format!("{shown}: TCX links, the coarse clock, BPF_F_IPV6"),
+        );
+    }
+    let what: Vec<String> = lacks.iter().map(|l| format!("no {}", l.what)).collect();
+    let instead: Vec<String> = lacks
+        .iter()
+        .map(|l| format!("{}: {}", l.what, l.instead))
+        .collect();
+    Check::warn(
+        "kernel",
+        format!("{shown}: {}", what.join(", ")),
+        instead.join("; "),
+    )
+}
+
+/// The verifier's answer to the programs, loaded once and detached
+/// (`facts::verifier`): a refused TC program means no datapath at all, a
+/// refused socket program a socket path that stays degraded.
+pub fn verifier(tc: &Result<u32, String>, socket: &Result<u32, String>, socket_on: bool) -> Check {
+    const NAME: &str = "verifier";
+    match (tc, socket) {
+        (Err(e), _) => Check::fail(
+            NAME,
+            format!("the kernel refuses the datapath: {e}"),
+            "hairpin cannot run on this kernel: report it with this message",
+        ),
+        (Ok(_), Err(e)) if socket_on => Check::warn(
+            NAME,
+            format!("the kernel refuses the socket path: {e}"),
+            "host processes are served on the TC path instead; or turn the socket path off",
+        ),
+        (Ok(tc), Err(_)) => Check::ok(
+            NAME,
+            format!("the kernel accepts the {tc} TC programs (the socket path, off, it refuses)"),
+        ),
+        (Ok(tc), Ok(sock)) => Check::ok(
+            NAME,
+            format!("the kernel accepts every program: {tc} TC, {sock} socket"),
+        ),
+    }
 }
 
 /// `statfs`'s magic for bpffs.

@@ -7,17 +7,59 @@ fn verdicts(checks: &[Check]) -> Vec<(&'static str, Verdict)> {
     checks.iter().map(|c| (c.check, c.verdict)).collect()
 }
 
+fn probed(version: (u32, u32), coarse_clock: bool, tcx: bool, csum_ipv6: bool) -> Kernel {
+    Kernel {
+        version,
+        coarse_clock,
+        tcx,
+        csum_ipv6,
+    }
+}
+
 #[test]
-fn the_kernel_decides_tcx_and_ipv6_checksums() {
-    assert_eq!(
-        verdicts(&kernel((6, 18))),
-        [("kernel", Verdict::Ok), ("ipv6 checksums", Verdict::Ok)]
+fn the_kernel_names_what_it_lacks_and_what_serves_instead() {
+    let new = kernel(&probed((6, 18), true, true, true));
+    assert_eq!(new.verdict, Verdict::Ok);
+    let debian12 = kernel(&probed((6, 1), true, false, false));
+    assert_eq!(debian12.verdict, Verdict::Warn);
+    assert_eq!(debian12.evidence, "6.1: no TCX (6.6), no BPF_F_IPV6 (6.16)");
+    assert!(
+        debian12.advice.contains("clsact filters"),
+        "{}",
+        debian12.advice
+    );
+    let debian11 = kernel(&probed((5, 10), false, false, false));
+    assert!(
+        debian11
+            .evidence
+            .starts_with("5.10: no bpf_ktime_get_coarse_ns (5.11)"),
+        "{}",
+        debian11.evidence
+    );
+    assert!(
+        debian11.advice.contains("full monotonic clock"),
+        "{}",
+        debian11.advice
     );
     assert_eq!(
-        verdicts(&kernel((6, 1))),
-        [("kernel", Verdict::Warn), ("ipv6 checksums", Verdict::Warn)]
+        kernel(&probed((5, 4), false, false, false)).verdict,
+        Verdict::Fail
     );
-    assert_eq!(kernel((5, 4))[0].verdict, Verdict::Fail);
+}
+
+#[test]
+fn a_program_the_verifier_refuses_fails_the_datapath_or_degrades_the_socket_path() {
+    let refused = Err("pod_ingress: combined stack size of 3 calls is 576".to_string());
+    assert_eq!(verifier(&Ok(4), &Ok(8), true).verdict, Verdict::Ok);
+    let tc = verifier(&refused, &Ok(8), true);
+    assert_eq!(tc.verdict, Verdict::Fail);
+    assert!(
+        tc.evidence.contains("combined stack size"),
+        "{}",
+        tc.evidence
+    );
+    assert_eq!(verifier(&Ok(4), &refused, true).verdict, Verdict::Warn);
+    assert_eq!(verifier(&Ok(4), &refused, false).verdict, Verdict::Ok);
 }
 
 #[test]

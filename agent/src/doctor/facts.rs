@@ -8,16 +8,35 @@ use std::{
 };
 
 pub use super::checks::Hook;
-use crate::{attach, inspect, migrate};
+use hairpin_common::{SOCK_PROGRAMS, TC_PROGRAMS};
 
-/// The running kernel's major and minor version (`uname -r`).
-pub fn kernel() -> (u32, u32) {
-    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let mut parts = release
-        .trim()
-        .split(['.', '-'])
-        .map(|p| p.parse().unwrap_or(0));
-    (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+use crate::{
+    attach, inspect,
+    loader::{refusal, Datapath, LoadOptions},
+    migrate,
+};
+
+/// The verifier's answer to the TC programs, then to the socket path's:
+/// how many it accepts, or why it refuses one. They are loaded once with
+/// small maps, unpinned and unattached, and dropped.
+pub fn verifier() -> (Result<u32, String>, Result<u32, String>) {
+    let opts = LoadOptions {
+        max_frontends: 64,
+        max_backend_slots: 64,
+        ct_entries: 64,
+        ct_entries_v6: 64,
+        ..LoadOptions::default()
+    };
+    let count = |n: usize| n as u32;
+    match Datapath::load(&opts, None) {
+        Err(e) => (Err(refusal(&e)), Err("not tried".into())),
+        Ok(mut dp) => (
+            Ok(count(TC_PROGRAMS.len())),
+            dp.load_socket_programs()
+                .map(|()| count(SOCK_PROGRAMS.len()))
+                .map_err(|e| refusal(&e)),
+        ),
+    }
 }
 
 /// The filesystem type of `dir`, or of its nearest existing parent (where

@@ -206,7 +206,8 @@ mod tests {
             sport: 40000u16.to_be(),
             dport: 8080u16.to_be(),
             proto: IPPROTO_TCP,
-            _pad: [0; 3],
+            _pad: 0,
+            _pad2: 0,
         }
     }
 

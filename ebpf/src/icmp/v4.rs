@@ -1,13 +1,13 @@
 //! ICMP errors (destination unreachable, time exceeded) for IPv4.
 
 use aya_ebpf::programs::TcContext;
-use hairpin_common::{CtEntry, CtEntryV4, CtKey, WireAddr, IPPROTO_TCP, IPPROTO_UDP};
+use hairpin_common::{CtEntry, CtEntryV4, CtKey, IPPROTO_TCP, IPPROTO_UDP};
 
 use super::quote::{quoted_l4_csum, quoted_ports, IcmpFamily, Quoted};
 use crate::{
     csum::{fix_field, ICMP_CSUM_OFF},
     family::Family,
-    parse::{bytes_at, Packet},
+    parse::{set_ports, words_at, Packet},
 };
 
 const ICMP_DEST_UNREACH: u8 = 3;
@@ -25,27 +25,33 @@ pub fn quoted(ctx: &TcContext, pkt: &Packet<u32>) -> Option<Quoted<u32>> {
     if ip_off + 20 > pkt.end {
         return None;
     }
-    let ip = bytes_at::<20>(ctx, ip_off)?;
-    let ihl = usize::from(ip[0] & 0x0f) * 4;
-    if ip[0] >> 4 != 4 || ihl < 20 || (ip[9] != IPPROTO_TCP && ip[9] != IPPROTO_UDP) {
+    // A word at a time, as IPv6's (see there).
+    let ip = words_at::<5>(ctx, ip_off)?;
+    let vihl = ip[0].to_ne_bytes()[0];
+    let proto = ip[2].to_ne_bytes()[1];
+    let ihl = usize::from(vihl & 0x0f) * 4;
+    if vihl >> 4 != 4 || ihl < 20 || (proto != IPPROTO_TCP && proto != IPPROTO_UDP) {
         return None;
     }
     let l4_off = ip_off + ihl;
     if l4_off + 4 > pkt.end {
         return None;
     }
-    let ports = bytes_at::<4>(ctx, l4_off)?;
+    let [ports] = words_at::<1>(ctx, l4_off)?;
+    let mut key = CtKey {
+        saddr: ip[3],
+        daddr: ip[4],
+        sport: 0,
+        dport: 0,
+        proto,
+        _pad: 0,
+        _pad2: 0,
+    };
+    set_ports(&mut key, ports);
     Some(Quoted {
         ip_off,
         l4_off,
-        key: CtKey {
-            saddr: u32::read(&ip, 12),
-            daddr: u32::read(&ip, 16),
-            sport: u16::from_ne_bytes([ports[0], ports[1]]),
-            dport: u16::from_ne_bytes([ports[2], ports[3]]),
-            proto: ip[9],
-            _pad: [0; 3],
-        },
+        key,
     })
 }
 

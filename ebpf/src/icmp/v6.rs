@@ -4,13 +4,13 @@
 //! quoted addresses too.
 
 use aya_ebpf::programs::TcContext;
-use hairpin_common::{CtEntry, CtEntryV6, CtKey, WireAddr, IPPROTO_TCP, IPPROTO_UDP};
+use hairpin_common::{CtEntry, CtEntryV6, CtKey, IPPROTO_TCP, IPPROTO_UDP};
 
 use super::quote::{quoted_l4_csum, quoted_ports, IcmpFamily, Quoted};
 use crate::{
     csum::ICMP_CSUM_OFF,
     family::{addr6_diff, Family},
-    parse::{bytes_at, Packet, IPV6_LEN},
+    parse::{set_ports, words_at, Packet, IPV6_LEN},
 };
 
 const ICMPV6_DEST_UNREACH: u8 = 1;
@@ -37,22 +37,30 @@ pub fn quoted(ctx: &TcContext, pkt: &Packet<Addr6>) -> Option<Quoted<Addr6>> {
     if l4_off + 4 > pkt.end {
         return None;
     }
-    let ip = bytes_at::<IPV6_LEN>(ctx, ip_off)?;
-    if ip[0] >> 4 != 6 || (ip[6] != IPPROTO_TCP && ip[6] != IPPROTO_UDP) {
+    // A word at a time: read as bytes, the header took a stack slot per
+    // byte on the error path, the deepest (kernels before 6.x count 512
+    // bytes for its whole chain of calls).
+    let ip = words_at::<{ IPV6_LEN / 4 }>(ctx, ip_off)?;
+    let version = ip[0].to_ne_bytes()[0] >> 4;
+    let proto = ip[1].to_ne_bytes()[2];
+    if version != 6 || (proto != IPPROTO_TCP && proto != IPPROTO_UDP) {
         return None;
     }
-    let ports = bytes_at::<4>(ctx, l4_off)?;
+    let [ports] = words_at::<1>(ctx, l4_off)?;
+    let mut key = CtKey {
+        saddr: [ip[2], ip[3], ip[4], ip[5]],
+        daddr: [ip[6], ip[7], ip[8], ip[9]],
+        sport: 0,
+        dport: 0,
+        proto,
+        _pad: 0,
+        _pad2: 0,
+    };
+    set_ports(&mut key, ports);
     Some(Quoted {
         ip_off,
         l4_off,
-        key: CtKey {
-            saddr: Addr6::read(&ip, 8),
-            daddr: Addr6::read(&ip, 24),
-            sport: u16::from_ne_bytes([ports[0], ports[1]]),
-            dport: u16::from_ne_bytes([ports[2], ports[3]]),
-            proto: ip[6],
-            _pad: [0; 3],
-        },
+        key,
     })
 }
 

@@ -64,7 +64,8 @@ pub(super) fn ct_key<A: Wire>(t: &Tuple) -> CtKey<A> {
         sport: wire_port(t.src.port()),
         dport: wire_port(t.dst.port()),
         proto: t.proto,
-        _pad: [0; 3],
+        _pad: 0,
+        _pad2: 0,
     }
 }
 

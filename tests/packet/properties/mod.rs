@@ -56,7 +56,7 @@ fn run_property<S: Strategy>(
     body: impl Fn(&mut Harness, S::Value) -> Result<(), String>,
 ) {
     let name = std::thread::current().name().unwrap_or("?").to_owned();
-    let Run { cases, min_frames } = run;
+    let Run { cases, min_frames } = run.capped();
     let harness = RefCell::new(Harness::new(standard_tables()));
     let start = Instant::now();
     let mut runner = TestRunner::new(Config {

@@ -8,9 +8,29 @@ use proptest::prelude::BoxedStrategy;
 use crate::{family::Family, model::Action};
 
 /// How many cases a property runs, and the fewest frames they must check.
+#[derive(Clone, Copy)]
 pub struct Run {
     pub cases: u32,
     pub min_frames: u64,
+}
+
+impl Run {
+    /// The run, with at most `PROPTEST_CASES` cases when that is set (the
+    /// kernel matrix's emulated VMs run a few) and its frames in
+    /// proportion.
+    pub fn capped(&self) -> Run {
+        let cap = std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|v| v.parse::<u32>().ok())
+            .filter(|&c| c > 0);
+        match cap {
+            Some(c) if c < self.cases => Run {
+                cases: c,
+                min_frames: self.min_frames * u64::from(c) / u64::from(self.cases),
+            },
+            _ => *self,
+        }
+    }
 }
 
 /// What a family brings to the properties: its strategies, and the checks

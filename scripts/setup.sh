@@ -11,7 +11,10 @@ PACKAGES=(
 	iproute2 nftables iptables conntrack tcpdump curl socat nginx-light wrk iperf3 ethtool
 	dnsutils dnsmasq-base
 	buildah containerd runc bpftool
+	qemu-system-x86 busybox-static kmod file jq
 )
+# virtme-ng boots Debian's kernels for the kernel matrix (scripts/vm.sh).
+VIRTME_NG_VERSION=1.42
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
@@ -46,6 +49,10 @@ fi
 # lab runs its own instances inside namespaces and needs none of it.
 if command -v systemctl >/dev/null && systemctl is-active --quiet nginx 2>/dev/null; then
 	step "stop packaged nginx" systemctl stop nginx
+fi
+
+if ! vng --version 2>/dev/null | grep -q "$VIRTME_NG_VERSION"; then
+	step "virtme-ng $VIRTME_NG_VERSION" python3 -m pip install --quiet "virtme-ng==$VIRTME_NG_VERSION"
 fi
 
 rustup component list --toolchain nightly --installed 2>/dev/null | grep -q '^rust-src' ||

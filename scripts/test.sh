@@ -35,6 +35,10 @@ for suite in packet lab; do
 	echo "privileged suite $suite: $passed tests passed"
 done
 
+# Debian's kernels in VMs: the smoke suite on each (scripts/kernels.sh).
+echo "== the kernel matrix"
+scripts/kernels.sh
+
 # Every benchmark once, in its quick mode: a benchmark that breaks fails CI.
 echo "== benchmarks (quick)"
 BENCH_QUICK=1 scripts/bench.sh

@@ -42,19 +42,16 @@ apt_opts() {
 		-o APT::Architecture=amd64 -o APT::Sandbox::User=root -q=2
 }
 
-# The guest's tools: QEMU from Debian, virtme-ng from PyPI.
+# The guest's tools (QEMU from Debian, virtme-ng from PyPI) come from
+# scripts/setup.sh.
 tools() {
-	local missing=()
-	command -v qemu-system-x86_64 >/dev/null || missing+=(qemu-system-x86)
-	command -v busybox >/dev/null || missing+=(busybox-static)
-	command -v depmod >/dev/null || missing+=(kmod)
-	command -v file >/dev/null || missing+=(file)
-	if ((${#missing[@]})); then
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -q=2 --no-install-recommends \
-			"${missing[@]}" >/dev/null
-	fi
-	command -v vng >/dev/null || python3 -m pip install -q virtme-ng==1.42 >/dev/null 2>&1
-	command -v vng >/dev/null || hash -r
+	local t
+	for t in qemu-system-x86_64 busybox depmod file vng; do
+		command -v "$t" >/dev/null || {
+			echo "vm.sh: $t is missing: run scripts/setup.sh" >&2
+			exit 1
+		}
+	done
 }
 
 # Prints the path of KERNEL's image, fetching it first if need be.
@@ -129,7 +126,6 @@ trap 'rm -rf "$run"' EXIT
 	done
 	printf 'export PATH=%q HOME=%q\n' "$PATH" "$HOME"
 	echo "mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf"
-	echo "ulimit -l unlimited"
 	printf 'cd %q\n' "$root"
 	printf '%q ' "$@"
 	echo

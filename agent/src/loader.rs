@@ -61,11 +61,14 @@ pub fn refusal(e: &anyhow::Error) -> String {
         .map(|c| c.to_string())
         .find_map(|c| {
             let log = c.split_once("Verifier output: ")?.1.to_owned();
+            // Instructions start with their index; statistics come last.
             log.lines()
                 .map(str::trim)
-                .filter(|l| !l.is_empty() && !STATS.iter().any(|s| l.starts_with(s)))
-                .filter(|l| !l.starts_with(|c: char| c.is_ascii_digit()))
-                .last()
+                .rfind(|l| {
+                    !l.is_empty()
+                        && !STATS.iter().any(|s| l.starts_with(s))
+                        && !l.starts_with(|c: char| c.is_ascii_digit())
+                })
                 .map(str::to_owned)
         })
         .unwrap_or_else(|| format!("{:#}", e.root_cause()));
@@ -303,5 +306,25 @@ impl Maps {
         f(&mut node);
         self.node.set(0, node, 0)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_is_the_program_and_the_verifiers_last_word() {
+        // As aya reports it on Debian 11's 5.10 for a helper it lacks.
+        let log = "the BPF_PROG_LOAD syscall returned Permission denied (os error 13). \
+                   Verifier output: 0: R1=ctx(off=0,imm=0) R10=fp0\n\
+                   ; unsafe { bpf_ktime_get_coarse_ns() }\n\
+                   12: (85) call unknown#160\n\
+                   invalid func unknown#160\n\
+                   processed 13 insns (limit 1000000) max_states_per_insn 0\n";
+        let e = anyhow::anyhow!(log.to_owned()).context("loading program sock_connect4 (verifier)");
+        assert_eq!(refusal(&e), "sock_connect4: invalid func unknown#160");
+        let plain = anyhow::anyhow!("Operation not permitted (os error 1)");
+        assert_eq!(refusal(&plain), "Operation not permitted (os error 1)");
     }
 }

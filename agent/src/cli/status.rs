@@ -7,11 +7,11 @@ use super::{
     agent_view::{self, AgentArgs},
     output::{print, Format},
 };
-use crate::{attach, links, pins};
+use crate::{attach, kernel::Kernel, links, pins};
 
 /// Where hairpin is attached: the TCX programs on every interface's hooks,
-/// in order, and the links hairpin pinned; then what the agent reports it
-/// cannot serve.
+/// in order, and the links hairpin pinned; then what the kernel lacks and
+/// what serves instead, and what the agent reports it cannot serve.
 #[derive(clap::Args)]
 pub struct Args {
     #[arg(long, default_value = pins::DEFAULT_PIN_DIR)]
@@ -80,6 +80,15 @@ pub fn status(args: Args) -> Result<()> {
             ),
             Ok(None) => println!("\ndatapath: none pinned under {}", args.pin_dir.display()),
             Err(e) => println!("\ndatapath: unreadable: {e:#}"),
+        }
+        let kernel = Kernel::probe();
+        for lack in kernel.lacks() {
+            println!(
+                "kernel {}: no {}: {}",
+                kernel.release(),
+                lack.what,
+                lack.instead
+            );
         }
         if let Some(items) = args.agent.degraded() {
             agent_view::print_lines(&items);

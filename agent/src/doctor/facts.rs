@@ -67,7 +67,7 @@ pub fn mountinfo() -> String {
     std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default()
 }
 
-/// `RLIMIT_MEMLOCK`'s soft limit in bytes; `None`: unlimited (or unread).
+/// `RLIMIT_MEMLOCK`'s hard limit in bytes; `None`: unlimited (or unread).
 pub fn memlock() -> Option<u64> {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
@@ -75,7 +75,9 @@ pub fn memlock() -> Option<u64> {
     };
     // SAFETY: a valid resource and a writable rlimit.
     let rc = unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) };
-    (rc == 0 && lim.rlim_cur != libc::RLIM_INFINITY).then_some(lim.rlim_cur)
+    // The hard limit: the agent lifts its soft limit to it where it counts
+    // (`Kernel::lift_memlock`).
+    (rc == 0 && lim.rlim_max != libc::RLIM_INFINITY).then_some(lim.rlim_max)
 }
 
 /// The NAT rules of iptables and nftables, as their tools print them.

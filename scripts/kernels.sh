@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# The kernel matrix: on each of Debian's kernels (scripts/vm.sh: 5.10, 6.1,
+# 6.12), booted in a VM, the smoke suite of hairpin:
+#   - the packet tests, every program loaded, with few property cases (the
+#     full tables of pressure:: and collector:: are left to the host: under
+#     emulation they take minutes);
+#   - the lab's client matrix: pods on both nodes, host clients on the TC
+#     path and on the socket path, a backend reaching itself, TCP and UDP,
+#     IPv4 and IPv6, the agent attaching as the kernel allows (TCX or
+#     clsact), and doctor on the lab node.
+# The full suites run on the host's kernel (scripts/test.sh).
+#
+#   scripts/kernels.sh [KERNEL...]      default: every kernel of the matrix
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+
+kernels=("$@")
+((${#kernels[@]})) || read -ra kernels <<<"$(scripts/vm.sh list)"
+
+# The test binaries, as cargo test would run them.
+mapfile -t bins < <(cargo test --workspace --exclude hairpin-ebpf --no-run \
+	--message-format=json 2>/dev/null |
+	jq -r 'select(.reason == "compiler-artifact" and .profile.test
+		and (.target.name == "packet" or .target.name == "lab")) | "\(.target.name)=\(.executable)"')
+packet= lab=
+for b in "${bins[@]}"; do
+	case $b in
+	packet=*) packet=${b#packet=} ;;
+	lab=*) lab=${b#lab=} ;;
+	esac
+done
+[[ -x $packet && -x $lab ]] || {
+	echo "kernels.sh: test binaries not found" >&2
+	exit 1
+}
+
+# The lab's client matrix, each kind of client served (see tests/lab).
+LAB_SMOKE=(
+	without_hairpin_the_lab_reproduces_the_missing_nat_loopback
+	hairpin_serves_every_in_cluster_client_and_nothing_else
+	ipv6::ipv6_clients_reach_ipv6_frontends_beside_ipv4
+	sockets::host_processes_reach_the_frontends_through_the_socket_path_only
+	sockets::ipv6_host_processes_go_through_the_socket_path_too
+	doctor::doctor_finds_the_node_well_then_names_each_fault
+)
+
+# The guest runs the tests from the package's directory, as cargo does.
+smoke=$(
+	cat <<EOF
+cd agent || exit 1
+uname -r
+rc=0
+echo "== packet tests (PROPTEST_CASES=\$PROPTEST_CASES)"
+$packet --test-threads 2 --skip pressure:: --skip collector:: || rc=1
+echo "== lab: the client matrix"
+$lab --exact --test-threads 1 ${LAB_SMOKE[*]} || rc=1
+exit \$rc
+EOF
+)
+
+export HAIRPIN_REQUIRE_PRIVILEGED=1 PROPTEST_CASES=${PROPTEST_CASES:-24} RUST_BACKTRACE=1
+failed=()
+for k in "${kernels[@]}"; do
+	echo "== kernel $k"
+	start=$SECONDS
+	if VM_ENV="HAIRPIN_REQUIRE_PRIVILEGED PROPTEST_CASES RUST_BACKTRACE" \
+		scripts/vm.sh "$k" bash -c "$smoke"; then
+		echo "== kernel $k: passed in $((SECONDS - start)) s"
+	else
+		echo "== kernel $k: FAILED after $((SECONDS - start)) s"
+		failed+=("$k")
+	fi
+done
+if ((${#failed[@]})); then
+	echo "kernels.sh: the smoke suite failed on ${failed[*]}" >&2
+	exit 1
+fi

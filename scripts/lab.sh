@@ -35,6 +35,7 @@
 #                     configs, pid files and logs live in $LAB_RUN/$LAB_PREFIX
 #   LAB_PROBE_FORMAT  "tsv": probe prints "<client>\t<frontend>\t<ok|FAIL>" lines
 #                     on stdout (and the human-readable matrix on stderr)
+#   LAB_PROBE_WAIT    seconds a probe waits for its answer (default 2)
 #   LAB_PROBE_FAMILY  which frontends probe asks: 4 (default: tcp, udp on
 #                     203.0.113.10), 6 (tcp6, udp6 on [2001:db8:0:113::10])
 #                     or all (tcp, udp, tcp6, udp6)
@@ -528,19 +529,25 @@ lab_is_up() {
 	[[ -d $RUN ]]
 }
 
+# How long a probe waits for its answer (seconds): an emulated VM (the
+# kernel matrix) needs longer than the 2 s that suit a machine's own kernel.
+PROBE_WAIT=${LAB_PROBE_WAIT:-2}
+
 # probe_tcp <namespace> <url>
 probe_tcp() {
 	local out
 	# -g: no globbing, the brackets are an IPv6 address.
-	out=$(timeout 5 ip netns exec "$(ns "$1")" curl -g -s --max-time 2 "$2" 2>/dev/null) || true
+	out=$(timeout $((PROBE_WAIT + 3)) ip netns exec "$(ns "$1")" \
+		curl -g -s --max-time "$PROBE_WAIT" "$2" 2>/dev/null) || true
 	if [[ $out == b1 ]]; then echo ok; else echo FAIL; fi
 }
 
 # probe_udp <namespace> <socat address>
 probe_udp() {
 	local out
-	# -t2: after sending (stdin EOF) wait up to 2 s for the reply.
-	out=$(echo ping | timeout 5 ip netns exec "$(ns "$1")" socat -t2 -T2 - "$2" 2>/dev/null) || true
+	# -t: after sending (stdin EOF) wait that long for the reply.
+	out=$(echo ping | timeout $((PROBE_WAIT + 3)) ip netns exec "$(ns "$1")" \
+		socat -t"$PROBE_WAIT" -T"$PROBE_WAIT" - "$2" 2>/dev/null) || true
 	if [[ $out == *b1* ]]; then echo ok; else echo FAIL; fi
 }
 

@@ -231,29 +231,34 @@ pub fn remove_filters(ifname: &str, dir: TcAttachType, name: &str) -> Result<boo
     }
 }
 
-/// The TCX programs on each hook of interface `name`, first to run first,
-/// by name; hooks that cannot be read (no TCX there) are left out.
-/// Reading another program's name by its id needs CAP_SYS_ADMIN: a refusal
-/// is an error, since an empty list would be a lie.
-pub fn tcx_programs(name: &str) -> Result<Vec<(&'static str, Vec<String>)>> {
+/// The programs on each hook of interface `name`, first to run first, by
+/// name: its TCX programs (where the kernel has TCX), then its clsact
+/// filters, which run after them. Reading another program's name by its
+/// id needs CAP_SYS_ADMIN: a refusal is an error, since an empty list
+/// would be a lie.
+pub fn hook_programs(name: &str) -> Result<Vec<(&'static str, Vec<String>)>> {
+    let index = crate::links::index_of(name)?;
     let mut out = Vec::new();
     for (hook, dir) in [
         ("ingress", TcAttachType::Ingress),
         ("egress", TcAttachType::Egress),
     ] {
-        match SchedClassifier::query_tcx(name, dir) {
-            Ok((_, progs)) => out.push((
-                hook,
-                progs
-                    .iter()
-                    .map(|p| p.name_as_str().unwrap_or("?").to_owned())
-                    .collect(),
-            )),
+        let mut names = match SchedClassifier::query_tcx(name, dir) {
+            Ok((_, progs)) => progs
+                .iter()
+                .map(|p| p.name_as_str().unwrap_or("?").to_owned())
+                .collect(),
             Err(e) if denied(&e) => {
                 anyhow::bail!("reading the programs on {name}: {e} (it needs CAP_SYS_ADMIN)")
             }
-            Err(_) => {}
-        }
+            // No TCX on this kernel.
+            Err(_) => Vec::new(),
+        };
+        names.extend(crate::links::clsact_programs(
+            index,
+            dir == TcAttachType::Egress,
+        )?);
+        out.push((hook, names));
     }
     Ok(out)
 }

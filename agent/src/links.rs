@@ -11,6 +11,7 @@ use netlink_packet_route::{
     address::{AddressAttribute, AddressMessage},
     link::{LinkAttribute, LinkMessage},
     route::RouteAttribute,
+    tc::{TcAttribute, TcFilterBpfOption, TcMessage, TcOption},
     RouteNetlinkMessage,
 };
 use rtnetlink::{Handle, MulticastGroup, RouteMessageBuilder};
@@ -156,5 +157,46 @@ fn to_events(
             ) => Some(NetEvent::Routing),
             _ => None,
         }
+    })
+}
+
+/// The index of interface `name`.
+pub fn index_of(name: &str) -> Result<u32> {
+    let c = std::ffi::CString::new(name).context("an interface name with a NUL")?;
+    // SAFETY: a valid C string.
+    let index = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    anyhow::ensure!(index != 0, "no interface {name}");
+    Ok(index)
+}
+
+/// The names of the BPF programs of the clsact filters on one hook of
+/// interface `index` (`egress` or ingress), in the order they run
+/// (the dump comes by priority); empty without a clsact qdisc.
+pub fn clsact_programs(index: u32, egress: bool) -> Result<Vec<String>> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(async {
+            let handle = connect()?;
+            let get = handle.traffic_filter(index as i32).get();
+            let get = if egress { get.egress() } else { get.ingress() };
+            let msgs: Vec<TcMessage> = match get.execute().try_collect().await {
+                Ok(m) => m,
+                // No clsact qdisc there: no filter either.
+                Err(rtnetlink::Error::NetlinkError(_)) => Vec::new(),
+                Err(e) => return Err(e).context("listing tc filters"),
+            };
+            Ok(msgs.iter().filter_map(bpf_filter_name).collect())
+        })
+}
+
+/// The program name a BPF filter carries (`tc` shows it as `bpf name`).
+fn bpf_filter_name(msg: &TcMessage) -> Option<String> {
+    msg.attributes.iter().find_map(|a| match a {
+        TcAttribute::Options(opts) => opts.iter().find_map(|o| match o {
+            TcOption::Bpf(TcFilterBpfOption::ProgName(n)) => Some(n.clone()),
+            _ => None,
+        }),
+        _ => None,
     })
 }

@@ -113,13 +113,13 @@ fn doctor_finds_the_node_well_then_names_each_fault() {
         "ipvs",
         "datapath",
         "verifier",
+        "programs",
         "nat loopback",
         "backends",
     ] {
         assert_eq!(check(&checks, name).0, "ok", "{name}: {checks:?}");
     }
-    // What the kernel lacks is named, with what serves instead; a kernel
-    // without TCX has clsact filters, which doctor does not list.
+    // What the kernel lacks is named, with what serves instead.
     let kernel = hairpin::kernel::Kernel::probe();
     let (verdict, evidence) = check(&checks, "kernel");
     assert_eq!(verdict == "ok", kernel.lacks().is_empty(), "{evidence}");
@@ -130,8 +130,6 @@ fn doctor_finds_the_node_well_then_names_each_fault() {
             lack.what
         );
     }
-    let programs = if kernel.tcx { "ok" } else { "warn" };
-    assert_eq!(check(&checks, "programs").0, programs, "{checks:?}");
     assert_eq!(
         check(&checks, "uplink"),
         ("ok", "auto: eth0 (203.0.113.10)")

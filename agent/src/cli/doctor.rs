@@ -75,12 +75,8 @@ pub fn doctor(args: Args) -> Result<()> {
     report.push(checks::layout(layout, hairpin_common::LAYOUT_VERSION));
     if layout.is_some() {
         let is_hairpin = |p: &str| hairpin_common::TC_PROGRAMS.contains(&p);
-        if Kernel::probe().tcx {
-            let hooks: Vec<Hook> = facts::hooks(&interfaces, &pods);
-            report.extend(checks::programs(&hooks, is_hairpin));
-        } else {
-            report.push(checks::clsact_programs());
-        }
+        let hooks: Vec<Hook> = facts::hooks(&interfaces, &pods);
+        report.extend(checks::programs(&hooks, is_hairpin));
         report.push(checks::counters(&counters));
         if let Some((entries, capacity)) = facts::conntrack(&args.pin_dir) {
             report.push(checks::conntrack(entries, capacity));

@@ -9,7 +9,7 @@ use super::{
 };
 use crate::{attach, kernel::Kernel, links, pins};
 
-/// Where hairpin is attached: the TCX programs on every interface's hooks,
+/// Where hairpin is attached: the programs (TCX, clsact) on every hook,
 /// in order, and the links hairpin pinned; then what the kernel lacks and
 /// what serves instead, and what the agent reports it cannot serve.
 #[derive(clap::Args)]
@@ -41,7 +41,7 @@ pub fn status(args: Args) -> Result<()> {
         .collect();
     let mut rows = Vec::new();
     for link in &all {
-        for (hook, names) in attach::tcx_programs(&link.name)? {
+        for (hook, names) in attach::hook_programs(&link.name)? {
             if names.is_empty() {
                 continue;
             }

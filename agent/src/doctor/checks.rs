@@ -234,16 +234,6 @@ pub fn programs(hooks: &[Hook], is_hairpin: impl Fn(&str) -> bool) -> Vec<Check>
     out
 }
 
-/// On a kernel without TCX the programs are clsact filters, which doctor
-/// does not list: it says so rather than find every hook well.
-pub fn clsact_programs() -> Check {
-    Check::warn(
-        "programs",
-        "clsact filters (no TCX): not listed by doctor",
-        "`tc filter show dev IF ingress` (and egress) lists hairpin's on each interface",
-    )
-}
-
 /// The pinned datapath's layout against this binary's.
 pub fn layout(pinned: Option<u32>, ours: u32) -> Check {
     match pinned {

@@ -94,7 +94,7 @@ pub fn netfilter_rules() -> String {
     .join("\n")
 }
 
-/// The TCX programs on both hooks of every interface; `wanted` where a pod
+/// The programs (TCX and clsact) on both hooks of every interface; `wanted` where a pod
 /// pattern matches the interface. An interface whose programs cannot be
 /// read is left out.
 pub fn hooks(interfaces: &[String], pods: &[glob::Pattern]) -> Vec<Hook> {
@@ -102,7 +102,7 @@ pub fn hooks(interfaces: &[String], pods: &[glob::Pattern]) -> Vec<Hook> {
         .iter()
         .flat_map(|name| {
             let wanted = pods.iter().any(|p| p.matches(name));
-            attach::tcx_programs(name)
+            attach::hook_programs(name)
                 .unwrap_or_default()
                 .into_iter()
                 .map(move |(hook, programs)| Hook {

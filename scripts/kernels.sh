@@ -34,12 +34,12 @@ done
 }
 
 # The lab's client matrix: pods on both nodes, the nodes' own processes on
-# the TC path and on the socket path (IPv4 and IPv6), a backend reaching
-# itself, TCP and UDP; and doctor on a lab node. The IPv6 lab test is left
-# to the host: in the VMs the lab's UDP echo answers one probe round only.
+# the TC path and on the socket path, a backend reaching itself, TCP and
+# UDP, IPv4 and IPv6; and doctor on a lab node.
 LAB_SMOKE=(
 	without_hairpin_the_lab_reproduces_the_missing_nat_loopback
 	hairpin_serves_every_in_cluster_client_and_nothing_else
+	ipv6::ipv6_clients_reach_ipv6_frontends_beside_ipv4
 	sockets::host_processes_reach_the_frontends_through_the_socket_path_only
 	sockets::ipv6_host_processes_go_through_the_socket_path_too
 	doctor::doctor_finds_the_node_well_then_names_each_fault

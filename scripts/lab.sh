@@ -417,28 +417,32 @@ start_nginx() {
 }
 
 # start_udp_echo <namespace> <name>: answers each datagram on :53 (IPv4 and
-# IPv6) with "<name> <datagram text>", from port 53 to the sender.
+# IPv6) with "<name> <datagram text>", from port 53 to the sender. One
+# process for both sockets, answering from the loop itself: socat's
+# fork-per-datagram left datagrams unanswered when processes start slowly
+# (an emulated VM of the kernel matrix).
 start_udp_echo() {
 	local n=$1 name=$2 dir=$RUN/$1
 	mkdir -p "$dir"
-	# One read() of the pipe gets the whole datagram; waiting for EOF
-	# instead (cat) hangs: socat does not always close the child's stdin.
-	cat >"$dir/udp-echo.sh" <<-EOF
-		#!/bin/sh
-		data=\$(dd bs=65536 count=1 status=none)
-		printf '%s %s\n' $name "\$data"
+	cat >"$dir/udp-echo.py" <<-'EOF'
+		import selectors, socket, sys
+		name = sys.argv[1].encode()
+		sel = selectors.DefaultSelector()
+		for family, addr in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
+		    s = socket.socket(family, socket.SOCK_DGRAM)
+		    if family == socket.AF_INET6:
+		        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+		    s.bind((addr, 53))
+		    sel.register(s, selectors.EVENT_READ)
+		while True:
+		    for key, _ in sel.select():
+		        data, peer = key.fileobj.recvfrom(65536)
+		        key.fileobj.sendto(name + b" " + data.rstrip(b"\n") + b"\n", peer)
 	EOF
-	chmod +x "$dir/udp-echo.sh"
-	# RECVFROM+fork: one child per datagram, replying through the bound
-	# socket (source port 53). setsid: survive the caller's process group.
-	# A plain command (not a function) so the background child execs
-	# directly and no subshell of this script lingers as socat's parent.
-	ip netns exec "$(ns "$n")" setsid socat UDP4-RECVFROM:53,fork "EXEC:$dir/udp-echo.sh" \
-		</dev/null >>"$dir/socat.log" 2>&1 &
-	# A second socket for IPv6 only: a dual-stack [::]:53 would clash with
-	# the IPv4 socket's port.
-	ip netns exec "$(ns "$n")" setsid socat UDP6-RECVFROM:53,ipv6-v6only=1,fork "EXEC:$dir/udp-echo.sh" \
-		</dev/null >>"$dir/socat6.log" 2>&1 &
+	# setsid: survive the caller's process group. A plain command (not a
+	# function) so the background child execs directly.
+	ip netns exec "$(ns "$n")" setsid python3 "$dir/udp-echo.py" "$name" \
+		</dev/null >>"$dir/udp-echo.log" 2>&1 &
 }
 
 # listening <namespace> <t|u> <port> [4|6]: a listening socket of that
@@ -488,9 +492,10 @@ lab_up() {
 		start_nginx "$n" "80 [::]:80" "${n#*-}"
 		start_udp_echo "$n" "${n#*-}"
 	done
-	if ! wait_for 50 services_up; then
+	# 30 s: a Python process takes seconds to start in an emulated VM.
+	if ! wait_for 300 services_up; then
 		tail -n 20 "$RUN"/*/*.log "$RUN"/*/nginx.out >&2 2>/dev/null || true
-		die "services did not start listening within 5 s"
+		die "services did not start listening within 30 s"
 	fi
 	building=0
 	echo "lab '$P' is up (namespaces $P-*, runtime dir $RUN)"

@@ -59,6 +59,7 @@ mod flows;
 mod headers;
 mod icmp;
 mod icmp_untouched;
+mod kernel;
 mod malformed;
 mod pressure;
 mod properties;

@@ -7,7 +7,7 @@ use hairpin_common::{CtEntry, CtKey, IPPROTO_TCP};
 use crate::{
     csum::{fix_field, l4_csum},
     family::Family,
-    parse::{bytes_at, Packet},
+    parse::{bytes_at, set_ports, Packet},
 };
 
 /// The packet quoted by an ICMP (or ICMPv6) error: its IP header and first
@@ -20,6 +20,27 @@ pub struct Quoted<A> {
 }
 
 impl<A: Copy> Quoted<A> {
+    /// The quote of a packet from `saddr` to `daddr`, its ports the L4
+    /// header's first word `ports`, as read.
+    #[inline(always)]
+    pub fn new(ip_off: usize, l4_off: usize, saddr: A, daddr: A, proto: u8, ports: u32) -> Self {
+        let mut key = CtKey {
+            saddr,
+            daddr,
+            sport: 0,
+            dport: 0,
+            proto,
+            _pad: 0,
+            _pad2: 0,
+        };
+        set_ports(&mut key, ports);
+        Self {
+            ip_off,
+            l4_off,
+            key,
+        }
+    }
+
     /// The tuple of a packet travelling like the error: the lookup key.
     #[inline(always)]
     pub fn error_key(&self) -> CtKey<A> {

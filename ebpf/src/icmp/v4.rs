@@ -1,13 +1,13 @@
 //! ICMP errors (destination unreachable, time exceeded) for IPv4.
 
 use aya_ebpf::programs::TcContext;
-use hairpin_common::{CtEntry, CtEntryV4, CtKey, IPPROTO_TCP, IPPROTO_UDP};
+use hairpin_common::{CtEntry, CtEntryV4, IPPROTO_TCP, IPPROTO_UDP};
 
 use super::quote::{quoted_l4_csum, quoted_ports, IcmpFamily, Quoted};
 use crate::{
     csum::{fix_field, ICMP_CSUM_OFF},
     family::Family,
-    parse::{set_ports, words_at, Packet},
+    parse::{words_at, Packet},
 };
 
 const ICMP_DEST_UNREACH: u8 = 3;
@@ -38,21 +38,8 @@ pub fn quoted(ctx: &TcContext, pkt: &Packet<u32>) -> Option<Quoted<u32>> {
         return None;
     }
     let [ports] = words_at::<1>(ctx, l4_off)?;
-    let mut key = CtKey {
-        saddr: ip[3],
-        daddr: ip[4],
-        sport: 0,
-        dport: 0,
-        proto,
-        _pad: 0,
-        _pad2: 0,
-    };
-    set_ports(&mut key, ports);
-    Some(Quoted {
-        ip_off,
-        l4_off,
-        key,
-    })
+    let (saddr, daddr) = (ip[3], ip[4]);
+    Some(Quoted::new(ip_off, l4_off, saddr, daddr, proto, ports))
 }
 
 /// Translates an ICMP error with `e`, the entry of the error's direction.

@@ -4,13 +4,13 @@
 //! quoted addresses too.
 
 use aya_ebpf::programs::TcContext;
-use hairpin_common::{CtEntry, CtEntryV6, CtKey, IPPROTO_TCP, IPPROTO_UDP};
+use hairpin_common::{CtEntry, CtEntryV6, IPPROTO_TCP, IPPROTO_UDP};
 
 use super::quote::{quoted_l4_csum, quoted_ports, IcmpFamily, Quoted};
 use crate::{
     csum::ICMP_CSUM_OFF,
     family::{addr6_diff, Family},
-    parse::{set_ports, words_at, Packet, IPV6_LEN},
+    parse::{words_at, Packet, IPV6_LEN},
 };
 
 const ICMPV6_DEST_UNREACH: u8 = 1;
@@ -47,21 +47,8 @@ pub fn quoted(ctx: &TcContext, pkt: &Packet<Addr6>) -> Option<Quoted<Addr6>> {
         return None;
     }
     let [ports] = words_at::<1>(ctx, l4_off)?;
-    let mut key = CtKey {
-        saddr: [ip[2], ip[3], ip[4], ip[5]],
-        daddr: [ip[6], ip[7], ip[8], ip[9]],
-        sport: 0,
-        dport: 0,
-        proto,
-        _pad: 0,
-        _pad2: 0,
-    };
-    set_ports(&mut key, ports);
-    Some(Quoted {
-        ip_off,
-        l4_off,
-        key,
-    })
+    let (saddr, daddr) = ([ip[2], ip[3], ip[4], ip[5]], [ip[6], ip[7], ip[8], ip[9]]);
+    Some(Quoted::new(ip_off, l4_off, saddr, daddr, proto, ports))
 }
 
 /// Translates an ICMPv6 error with `e`, the entry of the error's direction,

@@ -275,3 +275,52 @@ fn a_max_ttl_below_the_min_ttl_is_refused() {
         "test.yaml:8:28: dns.maxTtl: 10 is below minTtl (30 s)"
     );
 }
+
+#[test]
+fn a_min_ttl_above_the_default_max_ttl_is_refused_where_run_would_panic() {
+    assert_eq!(
+        refusal(&web_and(&["dns: { minTtl: 400 }"])),
+        "test.yaml:8:16: dns.minTtl: 400 is above maxTtl (300 s, the default)"
+    );
+}
+
+#[test]
+fn a_ttl_or_grace_over_a_day_is_refused_where_run_would_overflow() {
+    assert_eq!(
+        refusal(&web_and(&["dns: { maxTtl: 18446744073709551615 }"])),
+        "test.yaml:8:16: dns.maxTtl: 18446744073709551615 s is over a day (86400 s)"
+    );
+    assert_eq!(
+        refusal(&web_and(&["dns: { grace: 90000 }"])),
+        "test.yaml:8:15: dns.grace: 90000 s is over a day (86400 s)"
+    );
+}
+
+#[test]
+fn backend_weights_beyond_a_frontends_slots_are_refused_where_run_would_exit() {
+    let mut lines = vec![
+        "redirects:".to_owned(),
+        "  - name: web".to_owned(),
+        "    frontend: 203.0.113.10".to_owned(),
+        "    ports: [{ port: 8080, protocol: TCP, targetPort: 80 }]".to_owned(),
+        "    backends:".to_owned(),
+    ];
+    // 256 backends of weight 256: 65,536 slots, one too many.
+    for i in 0..256 {
+        lines.push(format!(
+            "      - {{ ip: 198.51.{}.{}, weight: 256 }}",
+            100 + i / 200,
+            1 + i % 200
+        ));
+    }
+    let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let e = refusal(&lines);
+    assert!(
+        e.ends_with(
+            "redirects[0].backends: the weights sum to 65536 backend slots: \
+             a frontend has at most 65535"
+        ),
+        "{e}"
+    );
+    assert!(e.starts_with("test.yaml:261:"), "{e}");
+}

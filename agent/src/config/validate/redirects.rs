@@ -272,6 +272,19 @@ impl Validator<'_> {
             }
             backends.push(backend);
         }
+        // A backend of weight w takes w slots; a frontend's slot count is
+        // 16 bits in the datapath (`Frontend::slots`).
+        let slots: u32 = backends.iter().map(|b| b.weight).sum();
+        if let Some(last) = r.backends.last().filter(|_| slots > u32::from(u16::MAX)) {
+            return Err(self.err(
+                &last.ip,
+                format!("{at}.backends"),
+                format!(
+                    "the weights sum to {slots} backend slots: a frontend has at most {}",
+                    u16::MAX
+                ),
+            ));
+        }
         Ok(backends)
     }
 

@@ -14,6 +14,8 @@ use crate::config::{
 
 /// The smallest conntrack table: below it, a node's own churn evicts flows.
 const MIN_CT_ENTRIES: u32 = 1024;
+/// The longest TTL bound or grace a name may have, in seconds: a day.
+const MAX_DNS_SECS: u64 = 86_400;
 /// IFNAMSIZ: 15 characters and the terminating zero.
 const MAX_IFNAME: usize = 15;
 
@@ -159,11 +161,39 @@ impl Validator<'_> {
                 "0 would resolve without pause: at least 1 second".into(),
             ));
         }
-        if let Some(m) = raw.max_ttl.as_ref().filter(|_| dns.max_ttl < dns.min_ttl) {
+        // A day at most: larger values overflow the resolver's clock
+        // arithmetic, and nothing is gained by waiting longer.
+        for (v, field) in [
+            (&raw.min_ttl, "dns.minTtl"),
+            (&raw.max_ttl, "dns.maxTtl"),
+            (&raw.grace, "dns.grace"),
+        ] {
+            if let Some(m) = v.as_ref().filter(|m| m.value > MAX_DNS_SECS) {
+                return Err(self.err(
+                    m,
+                    field,
+                    format!("{} s is over a day ({MAX_DNS_SECS} s)", m.value),
+                ));
+            }
+        }
+        let disordered = dns.max_ttl < dns.min_ttl;
+        if let Some(m) = raw.max_ttl.as_ref().filter(|_| disordered) {
             return Err(self.err(
                 m,
                 "dns.maxTtl",
                 format!("{} is below minTtl ({} s)", m.value, dns.min_ttl.as_secs()),
+            ));
+        }
+        // Without a maxTtl, the default's.
+        if let Some(m) = raw.min_ttl.as_ref().filter(|_| disordered) {
+            return Err(self.err(
+                m,
+                "dns.minTtl",
+                format!(
+                    "{} is above maxTtl ({} s, the default)",
+                    m.value,
+                    dns.max_ttl.as_secs()
+                ),
             ));
         }
         Ok(dns)

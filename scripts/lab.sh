@@ -36,6 +36,8 @@
 #   LAB_PROBE_FORMAT  "tsv": probe prints "<client>\t<frontend>\t<ok|FAIL>" lines
 #                     on stdout (and the human-readable matrix on stderr)
 #   LAB_PROBE_WAIT    seconds a probe waits for its answer (default 2)
+#   LAB_POD_LINK      add-pod's link: veth (default), netkit-l2 or netkit-l3
+#                     (host side nk<pod>; needs LAB_IPROUTE2, an ip of 6.7+)
 #   LAB_PROBE_FAMILY  which frontends probe asks: 4 (default: tcp, udp on
 #                     203.0.113.10), 6 (tcp6, udp6 on [2001:db8:0:113::10])
 #                     or all (tcp, udp, tcp6, udp6)
@@ -364,15 +366,28 @@ pod_ip6() {
 
 build_pod() {
 	local node=$1 pod=$2 ip=$3 ip6=$4 gw=${NODE_PODGW[$1]} gw6=${NODE_PODGW6[$1]}
-	local pns=$node-$pod
-	ipn "$node" link add "veth$pod" type veth peer name eth0 netns "$(ns "$pns")"
-	ipn "$node" addr add "$gw/32" dev "veth$pod"
+	local pns=$node-$pod dev
+	case ${LAB_POD_LINK:-veth} in
+	veth)
+		dev=veth$pod
+		ipn "$node" link add "$dev" type veth peer name eth0 netns "$(ns "$pns")"
+		;;
+	netkit-l2 | netkit-l3)
+		# netkit needs iproute2 6.7 or newer: LAB_IPROUTE2 names its ip.
+		dev=nk$pod
+		"${LAB_IPROUTE2:-ip}" -n "$P-$node" link add "$dev" type netkit \
+			mode "${LAB_POD_LINK#netkit-}" peer name eth0 netns "$(ns "$pns")" ||
+			die "cannot create a netkit pair (kernel 6.7+, iproute2 6.7+ as LAB_IPROUTE2)"
+		;;
+	*) die "LAB_POD_LINK must be veth, netkit-l2 or netkit-l3, got '$LAB_POD_LINK'" ;;
+	esac
+	ipn "$node" addr add "$gw/32" dev "$dev"
 	# The same /128 on every pod veth of the node, like the /32; no prefix
 	# route (IPv6 adds one even for a /128), as IPv4 adds none for a /32.
-	ipn "$node" addr add "$gw6/128" dev "veth$pod" nodad noprefixroute
-	ipn "$node" link set "veth$pod" up
-	ipn "$node" route add "$ip/32" dev "veth$pod"
-	ipn "$node" -6 route add "$ip6/128" dev "veth$pod"
+	ipn "$node" addr add "$gw6/128" dev "$dev" nodad noprefixroute
+	ipn "$node" link set "$dev" up
+	ipn "$node" route add "$ip/32" dev "$dev"
+	ipn "$node" -6 route add "$ip6/128" dev "$dev"
 	ipn "$pns" addr add "$ip/32" dev eth0
 	ipn "$pns" addr add "$ip6/128" dev eth0 nodad noprefixroute
 	ipn "$pns" link set eth0 up

@@ -5,6 +5,7 @@
 #   scripts/vm.sh KERNEL COMMAND...     KERNEL: 5.10 (Debian 11), 6.1 (Debian 12),
 #                                       6.12 (Debian 13); `scripts/vm.sh list`
 #   scripts/vm.sh fetch [KERNEL...]     fetch (and cache) kernels only
+#   scripts/vm.sh iproute2              the path of an ip that knows netkit
 #
 # The command runs in the repository's directory as root, with bpffs
 # mounted; prints its output and exits with its status. Variables named in
@@ -87,7 +88,31 @@ fetch() {
 	ls "$dir"/root/boot/vmlinuz-*
 }
 
+# Prints the path of an `ip` that knows netkit (iproute2 6.7+; Debian 12's
+# is 6.1), from bookworm-backports, fetching it first if need be: the lab's
+# netkit pods (LAB_IPROUTE2).
+iproute2() {
+	local dir=$vm/iproute2 suite=bookworm-backports
+	if [[ ! -x $dir/root/bin/ip ]]; then
+		mkdir -p "$vm/apt/$suite/lists/partial" "$vm/apt/$suite/archives/partial" "$dir"
+		echo "deb http://deb.debian.org/debian $suite main" >"$vm/apt/$suite/sources.list"
+		# shellcheck disable=SC2046 # the options are words
+		apt-get $(apt_opts "$suite") update >&2
+		rm -f "$dir"/*.deb
+		# shellcheck disable=SC2046
+		(cd "$dir" && apt-get $(apt_opts "$suite") download "iproute2/$suite" >&2)
+		rm -rf "$dir/root"
+		dpkg -x "$dir"/*.deb "$dir/root"
+		rm -f "$dir"/*.deb
+	fi
+	echo "$dir/root/bin/ip"
+}
+
 case ${1:-} in
+iproute2)
+	iproute2
+	exit 0
+	;;
 list)
 	echo "5.10 6.1 6.12"
 	exit 0

@@ -19,6 +19,9 @@ pub struct Kernel {
     pub tcx: bool,
     /// `BPF_F_IPV6` for `bpf_l4_csum_replace` (6.16).
     pub csum_ipv6: bool,
+    /// `SO_NETNS_COOKIE` (5.14): the node's network namespace cookie,
+    /// which the socket path compares with each socket's.
+    pub netns_cookie: bool,
 }
 
 /// A feature this kernel lacks, and what serves instead.
@@ -45,6 +48,7 @@ impl Kernel {
             // A flag cannot be probed without a packet to run on: the
             // release that brought it decides.
             csum_ipv6: version >= (6, 16),
+            netns_cookie: crate::sockets::netns_cookie().is_ok(),
         }
     }
 
@@ -65,6 +69,14 @@ impl Kernel {
             out.push(Lack {
                 what: "bpf_ktime_get_coarse_ns (5.11)",
                 instead: "the datapath reads the full monotonic clock, a few ns more per packet",
+            });
+        }
+        if !self.netns_cookie {
+            out.push(Lack {
+                what: "SO_NETNS_COOKIE (5.14)",
+                instead: "the socket path cannot tell the node's own sockets from pods' and \
+                          stays off: host processes are served on the TC path, but for a \
+                          backend on the node's own address, which only the socket path reaches",
             });
         }
         if !self.tcx {
@@ -134,6 +146,7 @@ mod tests {
         coarse_clock: false,
         tcx: false,
         csum_ipv6: false,
+        netns_cookie: false,
     };
 
     #[test]
@@ -144,6 +157,7 @@ mod tests {
             what,
             [
                 "bpf_ktime_get_coarse_ns (5.11)",
+                "SO_NETNS_COOKIE (5.14)",
                 "TCX (6.6)",
                 "BPF_F_IPV6 (6.16)"
             ]
@@ -153,6 +167,7 @@ mod tests {
             coarse_clock: true,
             tcx: true,
             csum_ipv6: true,
+            netns_cookie: true,
         };
         assert!(new.lacks().is_empty());
         assert_eq!(OLD.l4_csum_ipv6(), 0);

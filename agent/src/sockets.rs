@@ -95,7 +95,10 @@ pub fn netns_cookie() -> Result<u64> {
         )
     };
     if rc != 0 {
-        return Err(io::Error::last_os_error()).context("SO_NETNS_COOKIE (Linux 5.14+)");
+        return Err(io::Error::last_os_error()).context(
+            "SO_NETNS_COOKIE (Linux 5.14+), which the socket path needs to tell the node's \
+             own sockets from pods'",
+        );
     }
     Ok(cookie)
 }

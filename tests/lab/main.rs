@@ -22,6 +22,7 @@ mod ipv6;
 mod kubernetes;
 mod monitor;
 mod names;
+mod netkit;
 mod policies;
 mod pressure;
 mod release;

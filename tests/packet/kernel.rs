@@ -51,4 +51,5 @@ fn the_probe_and_the_loaded_datapath_agree_on_the_kernel() {
     // Debian's kernels backport none of these.
     assert_eq!(probed.coarse_clock, probed.version >= (5, 11), "{probed:?}");
     assert_eq!(probed.tcx, probed.version >= (6, 6), "{probed:?}");
+    assert_eq!(probed.netns_cookie, probed.version >= (5, 14), "{probed:?}");
 }

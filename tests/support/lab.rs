@@ -265,7 +265,20 @@ impl Lab {
 
     /// Adds a pod to a node of the running lab (`lab.sh add-pod`).
     pub fn add_pod(&self, node: &str, pod: &str, addr: &str) {
-        let out = self.script_args(&["add-pod", node, pod, addr]);
+        self.add_pod_on("veth", node, pod, addr);
+    }
+
+    /// `add_pod`, on a link of kind `link` (`LAB_POD_LINK`: veth,
+    /// netkit-l2, netkit-l3; netkit needs `LAB_IPROUTE2`).
+    pub fn add_pod_on(&self, link: &str, node: &str, pod: &str, addr: &str) {
+        let out = Command::new(LAB_SH)
+            .args(["add-pod", node, pod, addr])
+            .env("LAB_PREFIX", &self.prefix)
+            .env("LAB_RUN", LAB_RUN)
+            .env("LAB_POD_LINK", link)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run scripts/lab.sh");
         assert!(
             out.status.success(),
             "add-pod failed: {}",
@@ -386,7 +399,9 @@ impl Agent {
             .spawn()
             .expect("start hairpin");
         self.child = Some(child);
-        self.wait_for_count("ready:", marks + 1, Duration::from_secs(15));
+        // Room for an emulated VM (the kernel matrix), where the verifier
+        // alone takes seconds.
+        self.wait_for_count("ready:", marks + 1, Duration::from_secs(60));
     }
 
     pub fn log_text(&self) -> String {

@@ -13,6 +13,7 @@ fn probed(version: (u32, u32), coarse_clock: bool, tcx: bool, csum_ipv6: bool) -
         coarse_clock,
         tcx,
         csum_ipv6,
+        netns_cookie: version >= (5, 14),
     }
 }
 

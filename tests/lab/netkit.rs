@@ -1,0 +1,71 @@
+//! Pods on netkit devices (Linux 6.7+: the pod devices of Cilium 1.16+ and
+//! of Calico's eBPF dataplane), in L2 mode, served like pods on veths: the
+//! host-side device's TCX hooks see a pod's packets and its replies as a
+//! veth's do. The kernel matrix runs this on Debian 13's 6.12
+//! (`HAIRPIN_REQUIRE_NETKIT`); a kernel without netkit skips it.
+
+use std::time::Duration;
+
+use crate::{curl, require_privileged, support::lab::Lab, FRONTEND};
+
+const CONFIG: &str = r#"
+redirects:
+  - name: web
+    frontend: 203.0.113.10
+    ports:
+      - { port: 8080, protocol: TCP, targetPort: 80 }
+      - { port: 5353, protocol: UDP, targetPort: 53 }
+    backends: [{ ip: 198.51.100.2 }]
+interfaces: { uplink: auto, pods: ["veth*", "nk*"] }
+socket: { enabled: false }
+"#;
+
+/// Whether this kernel and `LAB_IPROUTE2` make netkit pairs: a pair made
+/// and removed in node `n1`. Where it is required, its absence fails.
+fn netkit(lab: &Lab) -> bool {
+    let required = std::env::var_os("HAIRPIN_REQUIRE_NETKIT").is_some();
+    let ip = std::env::var("LAB_IPROUTE2").unwrap_or_else(|_| "ip".into());
+    let made = lab
+        .sh(
+            "n1",
+            &format!("{ip} link add nkprobe type netkit && {ip} link del nkprobe"),
+        )
+        .status
+        .success();
+    assert!(
+        made || !required,
+        "HAIRPIN_REQUIRE_NETKIT: no netkit pair with {ip} on this kernel"
+    );
+    if !made {
+        eprintln!("skipping test - no netkit here (Linux 6.7, iproute2 6.7 as LAB_IPROUTE2)");
+    }
+    made
+}
+
+#[test]
+fn a_pod_on_a_netkit_device_in_l2_mode_is_served_like_a_pod_on_a_veth() {
+    require_privileged!();
+    let lab = Lab::up();
+    if !netkit(&lab) {
+        return;
+    }
+    lab.add_pod_on("netkit-l2", "n1", "k1", "198.51.100.5");
+    let agent = lab.agent("n1", CONFIG);
+    agent.wait_for_log("interface=nkk1", Duration::from_secs(30));
+    assert_eq!(
+        curl(&lab, "n1-k1", &format!("http://{FRONTEND}:8080/")),
+        "b1",
+        "TCP from the netkit pod reaches the backend, answered from the frontend"
+    );
+    let udp = lab.sh_ok(
+        "n1-k1",
+        &format!("echo ping | socat -t5 -T5 - UDP4:{FRONTEND}:5353"),
+    );
+    assert_eq!(udp.trim(), "b1 ping", "UDP from the netkit pod");
+    // The pod-side view: the reply came from the frontend, not the backend.
+    let peer = lab.sh_ok(
+        "n1-k1",
+        &format!("curl -s --max-time 5 -o /dev/null -w '%{{remote_ip}}' http://{FRONTEND}:8080/"),
+    );
+    assert_eq!(peer.trim(), FRONTEND, "the pod sees the frontend's address");
+}

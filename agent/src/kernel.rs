@@ -3,6 +3,9 @@
 //! do without has a fallback, chosen at load, and a line that says what
 //! serves instead (`hairpin doctor`, `hairpin status`, the agent's log).
 
+use std::{io, os::unix::io::AsRawFd as _};
+
+use anyhow::{Context as _, Result};
 use aya::{
     programs::{ProgramType, SchedClassifier, TcAttachType},
     sys::{is_helper_supported, BpfHelper},
@@ -48,7 +51,7 @@ impl Kernel {
             // A flag cannot be probed without a packet to run on: the
             // release that brought it decides.
             csum_ipv6: version >= (6, 16),
-            netns_cookie: crate::sockets::netns_cookie().is_ok(),
+            netns_cookie: netns_cookie().is_ok(),
         }
     }
 
@@ -125,6 +128,31 @@ impl Kernel {
     pub fn release(&self) -> String {
         format!("{}.{}", self.version.0, self.version.1)
     }
+}
+
+/// The cookie of the network namespace this process runs in, which the
+/// datapath compares with a socket's (`SO_NETNS_COOKIE`, Linux 5.14).
+pub fn netns_cookie() -> Result<u64> {
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").context("socket for SO_NETNS_COOKIE")?;
+    let mut cookie: u64 = 0;
+    let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
+    // SAFETY: a valid socket and an out-buffer of the size given.
+    let rc = unsafe {
+        libc::getsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_NETNS_COOKIE,
+            (&raw mut cookie).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error()).context(
+            "SO_NETNS_COOKIE (Linux 5.14+), which the socket path needs to tell the node's \
+             own sockets from pods'",
+        );
+    }
+    Ok(cookie)
 }
 
 /// The running kernel's major and minor version (`uname -r`).

@@ -5,8 +5,7 @@
 //! a frontend.
 
 use std::{
-    fs, io,
-    os::unix::io::AsRawFd as _,
+    fs,
     path::{Path, PathBuf},
 };
 
@@ -76,29 +75,4 @@ pub fn detach(pin_dir: &Path) -> Result<Vec<PathBuf>> {
     // Ignored error: absent, or holding something that is not hairpin's.
     let _ = fs::remove_dir(pin_dir.join(pins::CGROUP_LINKS_DIR));
     Ok(removed)
-}
-
-/// The cookie of the network namespace this process runs in, which the
-/// datapath compares with a socket's (`SO_NETNS_COOKIE`, Linux 5.14).
-pub fn netns_cookie() -> Result<u64> {
-    let sock = std::net::UdpSocket::bind("127.0.0.1:0").context("socket for SO_NETNS_COOKIE")?;
-    let mut cookie: u64 = 0;
-    let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
-    // SAFETY: a valid socket and an out-buffer of the size given.
-    let rc = unsafe {
-        libc::getsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_NETNS_COOKIE,
-            (&raw mut cookie).cast(),
-            &mut len,
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error()).context(
-            "SO_NETNS_COOKIE (Linux 5.14+), which the socket path needs to tell the node's \
-             own sockets from pods'",
-        );
-    }
-    Ok(cookie)
 }

@@ -31,7 +31,7 @@ impl Agent {
             }
             return Ok(());
         }
-        let cookie = sockets::netns_cookie()?;
+        let cookie = crate::kernel::netns_cookie()?;
         let scope = match lb.scope {
             SocketScope::Host => SockScope::Host,
             SocketScope::All => SockScope::All,

@@ -43,22 +43,15 @@ LAB_SMOKE=(
 	ipv6::ipv6_clients_reach_ipv6_frontends_beside_ipv4
 	doctor::doctor_finds_the_node_well_then_names_each_fault
 	netkit::a_pod_on_a_netkit_device_in_l2_mode_is_served_like_a_pod_on_a_veth
-)
-# The socket path, where the kernel has SO_NETNS_COOKIE (5.14): before,
-# it stays off (docs/datapath.md, Kernels).
-LAB_SOCKETS=(
 	sockets::host_processes_reach_the_frontends_through_the_socket_path_only
 	sockets::ipv6_host_processes_go_through_the_socket_path_too
 )
-SOCKET_KERNELS=" 6.1 6.12 "
 # The kernels with netkit (6.7+), where its test must run, not skip.
 NETKIT_KERNELS=" 6.12 "
 
-# The guest's command for kernel $1: the tests run from the package's
-# directory, as cargo runs them.
+# The guest's command: the tests run from the package's directory, as
+# cargo runs them.
 smoke() {
-	local lab=("${LAB_SMOKE[@]}")
-	[[ $SOCKET_KERNELS != *" $1 "* ]] || lab+=("${LAB_SOCKETS[@]}")
 	cat <<EOF
 cd agent || exit 1
 uname -r
@@ -66,7 +59,7 @@ rc=0
 echo "== packet tests (PROPTEST_CASES=\$PROPTEST_CASES)"
 $packet --test-threads 2 --skip pressure:: || rc=1
 echo "== lab: the client matrix"
-$lab_bin --exact --test-threads 1 ${lab[*]} || rc=1
+$lab_bin --exact --test-threads 1 ${LAB_SMOKE[*]} || rc=1
 exit \$rc
 EOF
 }
@@ -84,7 +77,7 @@ for k in "${kernels[@]}"; do
 	unset HAIRPIN_REQUIRE_NETKIT
 	[[ $NETKIT_KERNELS != *" $k "* ]] || export HAIRPIN_REQUIRE_NETKIT=1
 	if VM_ENV="HAIRPIN_REQUIRE_PRIVILEGED PROPTEST_CASES RUST_BACKTRACE LAB_PROBE_WAIT \
-		LAB_IPROUTE2 HAIRPIN_REQUIRE_NETKIT" scripts/vm.sh "$k" bash -c "$(smoke "$k")"; then
+		LAB_IPROUTE2 HAIRPIN_REQUIRE_NETKIT" scripts/vm.sh "$k" bash -c "$(smoke)"; then
 		echo "== kernel $k: passed in $((SECONDS - start)) s"
 	else
 		echo "== kernel $k: FAILED after $((SECONDS - start)) s"

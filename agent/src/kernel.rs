@@ -77,9 +77,8 @@ impl Kernel {
         if !self.netns_cookie {
             out.push(Lack {
                 what: "SO_NETNS_COOKIE (5.14)",
-                instead: "the socket path cannot tell the node's own sockets from pods' and \
-                          stays off: host processes are served on the TC path, but for a \
-                          backend on the node's own address, which only the socket path reaches",
+                instead: "the agent reads the node's network namespace cookie with a probe \
+                          program, attached for a moment to its own cgroup",
             });
         }
         if !self.tcx {

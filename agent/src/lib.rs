@@ -16,6 +16,7 @@ pub mod health;
 pub mod inspect;
 pub mod kernel;
 pub mod links;
+pub mod listener;
 pub mod loader;
 pub mod map_keys;
 pub mod metrics;

@@ -25,7 +25,7 @@ use hairpin_common::{
     FRONTEND_ADDRS_V6, FRONTEND_STATS, GLOBAL_COARSE_CLOCK, GLOBAL_COUNTERS,
     GLOBAL_CT_TIMEOUT_CLOSE, GLOBAL_CT_TIMEOUT_SYN, GLOBAL_CT_TIMEOUT_TCP, GLOBAL_CT_TIMEOUT_UDP,
     GLOBAL_L4_CSUM_IPV6, GLOBAL_STATS, LAYOUT, LAYOUT_VERSION, MONITOR, NODE, PINNED_MAPS,
-    SOCK_PROGRAMS, SOCK_REVNAT_V4, SOCK_REVNAT_V6, TC_PROGRAMS,
+    PROG_NETNS_PROBE, SOCK_PROGRAMS, SOCK_REVNAT_V4, SOCK_REVNAT_V6, TC_PROGRAMS,
 };
 
 /// The eBPF object built by `build.rs`.
@@ -220,9 +220,13 @@ impl Datapath {
         Ok(Self { ebpf, kernel })
     }
 
-    /// Loads the socket path's programs, those not loaded yet.
-    pub fn load_socket_programs(&mut self) -> Result<()> {
-        for name in SOCK_PROGRAMS {
+    /// Loads the socket path's programs, those not loaded yet, with the
+    /// namespace probe where the kernel needs it (`sockets::host_cookie`);
+    /// returns how many it has.
+    pub fn load_socket_programs(&mut self) -> Result<usize> {
+        let probe = (!self.kernel.netns_cookie).then_some(PROG_NETNS_PROBE);
+        let names: Vec<&str> = SOCK_PROGRAMS.into_iter().chain(probe).collect();
+        for name in &names {
             let prog: &mut aya::programs::CgroupSockAddr = self
                 .ebpf
                 .program_mut(name)
@@ -235,7 +239,7 @@ impl Datapath {
                 .with_context(|| format!("loading program {name} (verifier)"))?;
             log_size(name, &prog.info()?);
         }
-        Ok(())
+        Ok(names.len())
     }
 
     pub fn program(&mut self, name: &str) -> Result<&mut SchedClassifier> {

@@ -1,18 +1,15 @@
-//! The agent's listener: Prometheus metrics on `/metrics` (the datapath's
+//! Prometheus metrics, served on the listener's `/metrics`: the datapath's
 //! counters, read from the pinned maps at each scrape so that they stay
-//! right across agent restarts, and the agent's own: reloads, attach
-//! errors, conntrack GC, degraded items), and its health for the platform's
-//! probes (`/healthz`, `/readyz`) and for `hairpin list` (`/degraded`),
-//! and the monitors' events (`/events`, see `monitor::stream`).
+//! right across agent restarts, and the agent's own (reloads, attach
+//! errors, conntrack GC, degraded items).
 
 use std::{
     collections::BTreeMap,
-    net::SocketAddr,
     path::Path,
     sync::{Arc, Mutex},
 };
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use prometheus_client::{
     encoding::{text::encode, EncodeLabelSet},
     metrics::{counter::Counter, family::Family, gauge::Gauge},
@@ -22,7 +19,7 @@ use prometheus_client::{
 use crate::{
     health::{ClusterView, Health},
     inspect::{self, Pinned},
-    monitor::{stream, Hub},
+    monitor::Hub,
     sources::kubernetes::desired::State,
 };
 
@@ -112,72 +109,8 @@ impl AgentMetrics {
     }
 }
 
-/// Serves the listener on `addr` from a thread of its own.
-pub fn serve(
-    addr: SocketAddr,
-    pin_dir: &Path,
-    agent: AgentMetrics,
-    health: Health,
-    hub: Hub,
-) -> Result<()> {
-    let server = tiny_http::Server::http(addr)
-        .map_err(|e| anyhow::anyhow!("{e}"))
-        .with_context(|| format!("serving metrics on {addr}"))?;
-    let pin_dir = pin_dir.to_owned();
-    std::thread::spawn(move || {
-        for req in server.incoming_requests() {
-            let path = req.url().split('?').next().unwrap_or_default();
-            match (req.method(), path) {
-                (tiny_http::Method::Get, "/events") => {
-                    stream::events(req, hub.clone());
-                    continue;
-                }
-                (tiny_http::Method::Post, "/flush") => {
-                    stream::flush_request(req, &pin_dir, &hub);
-                    continue;
-                }
-                _ => {}
-            }
-            let (code, body, kind) = match req.url() {
-                "/metrics" => match render(&pin_dir, &agent, &health, &hub) {
-                    Ok(text) => (200, text, OPENMETRICS),
-                    Err(e) => (500, format!("{e:#}\n"), TEXT),
-                },
-                "/healthz" => with_kind(health.healthz(), TEXT),
-                "/readyz" => with_kind(health.readyz(), TEXT),
-                "/degraded" => json(&health.degraded()),
-                "/names" => json(&health.names()),
-                "/cluster" => json(&health.cluster()),
-                "/frontends" => json(&health.frontends()),
-                _ => (404, "not found\n".into(), TEXT),
-            };
-            let resp = tiny_http::Response::from_string(body)
-                .with_status_code(code)
-                .with_header(kind.parse::<tiny_http::Header>().expect("valid header"));
-            // Ignored error: the client went away.
-            let _ = req.respond(resp);
-        }
-    });
-    Ok(())
-}
-
-const OPENMETRICS: &str =
-    "Content-Type: application/openmetrics-text; version=1.0.0; charset=utf-8";
-const TEXT: &str = "Content-Type: text/plain; charset=utf-8";
-const JSON: &str = "Content-Type: application/json";
-
-fn json<T: serde::Serialize>(value: &T) -> (u16, String, &'static str) {
-    match serde_json::to_string(value) {
-        Ok(json) => (200, json, JSON),
-        Err(e) => (500, format!("{e}\n"), TEXT),
-    }
-}
-
-fn with_kind((code, body): (u16, String), kind: &'static str) -> (u16, String, &'static str) {
-    (code, body, kind)
-}
-
-fn render(pin_dir: &Path, agent: &AgentMetrics, health: &Health, hub: &Hub) -> Result<String> {
+/// The metrics' text, read at each scrape.
+pub fn render(pin_dir: &Path, agent: &AgentMetrics, health: &Health, hub: &Hub) -> Result<String> {
     let pinned = Pinned::open(pin_dir)?;
     let mut reg = Registry::with_prefix("hairpin");
     let packets = Family::<FrontendLabel, Counter>::default();

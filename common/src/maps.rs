@@ -35,6 +35,13 @@ pub const EVENTS: &str = "EVENTS";
 /// global, so the map of their `.bss` section, of one value, holds it.
 pub const ADDR_FILTER: &str = ".bss";
 pub const MONITOR: &str = "MONITOR";
+/// The namespace probe's slots (`NETNS_TGID`, `NETNS_COOKIE`): the agent's
+/// own, never pinned.
+pub const NETNS_PROBE: &str = "NETNS_PROBE";
+/// `NETNS_PROBE`'s slot for the process whose connect the probe reads.
+pub const NETNS_TGID: u32 = 0;
+/// `NETNS_PROBE`'s slot for the cookie it read.
+pub const NETNS_COOKIE: u32 = 1;
 
 /// Every map the agent pins, in a stable order.
 pub const PINNED_MAPS: [&str; 18] = [
@@ -76,6 +83,10 @@ pub const PROG_SOCK_CONNECT6: &str = "sock_connect6";
 pub const PROG_SOCK_SENDMSG6: &str = "sock_sendmsg6";
 pub const PROG_SOCK_RECVMSG6: &str = "sock_recvmsg6";
 pub const PROG_SOCK_GETPEERNAME6: &str = "sock_getpeername6";
+
+/// Reads the node's network namespace cookie on a connect by the agent, on
+/// kernels without `SO_NETNS_COOKIE` (before 5.14).
+pub const PROG_NETNS_PROBE: &str = "netns_probe";
 
 /// Every TC program of the object.
 pub const TC_PROGRAMS: [&str; 4] = [

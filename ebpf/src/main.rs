@@ -100,6 +100,13 @@ pub fn sock_getpeername6(ctx: SockAddrContext) -> i32 {
     sock::to_frontend::<[u32; 4]>(&ctx)
 }
 
+/// Attached for a moment to the agent's own cgroup on kernels without
+/// `SO_NETNS_COOKIE`: the node's namespace cookie, for the hooks above.
+#[cgroup_sock_addr(connect4)]
+pub fn netns_probe(ctx: SockAddrContext) -> i32 {
+    sock::learn_netns_cookie(&ctx)
+}
+
 #[inline(always)]
 fn process(ctx: &TcContext, hook: Hook) -> i32 {
     match parse::ethertype(ctx) {

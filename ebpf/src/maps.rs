@@ -90,6 +90,12 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_BYTES, 0);
 #[map]
 pub static MONITOR: Array<MonitorConfig> = Array::with_max_entries(1, 0);
 
+/// The namespace probe's two slots: the agent's process id, written by the
+/// agent, and the cookie of the namespace its connect ran in
+/// (`hairpin_common::NETNS_TGID`, `NETNS_COOKIE`).
+#[map]
+pub static NETNS_PROBE: Array<u64> = Array::with_max_entries(2, 0);
+
 // Conntrack lifetimes (ns), set by the agent at load through `EbpfLoader::set_global`.
 #[unsafe(no_mangle)]
 static CT_TIMEOUT_SYN: u64 = CT_TIMEOUT_SYN_NS;

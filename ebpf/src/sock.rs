@@ -13,12 +13,12 @@ use aya_ebpf::{
 };
 use hairpin_common::{
     CtEntry, CtKey, EventKind, SockKey, SockNat, SockScope, EVENT_HOOK_SOCKET,
-    FRONTEND_SKIP_BACKENDS, IPPROTO_TCP, IPPROTO_UDP, PROBE_MARK,
+    FRONTEND_SKIP_BACKENDS, IPPROTO_TCP, IPPROTO_UDP, NETNS_COOKIE, NETNS_TGID, PROBE_MARK,
 };
 
 use crate::{
     family::Family,
-    maps::{account_sock, NODE},
+    maps::{account_sock, NETNS_PROBE, NODE},
     monitor,
     nat::{backend_at, frontend_of, is_frontend_addr},
 };
@@ -54,6 +54,21 @@ fn in_scope(ctx: &SockAddrContext) -> bool {
     // SAFETY: sock_addr programs may call this helper with their context.
     node.sock_scope == SockScope::Host as u8
         && unsafe { bpf_get_netns_cookie(ctx.as_ptr()) } == node.host_netns_cookie
+}
+
+/// Writes the cookie of the calling socket's namespace when the caller is
+/// the process the agent named; always allows the call.
+#[inline(always)]
+pub fn learn_netns_cookie(ctx: &SockAddrContext) -> i32 {
+    let tgid = bpf_get_current_pid_tgid() >> 32;
+    if NETNS_PROBE.get(NETNS_TGID) == Some(&tgid) {
+        if let Some(slot) = NETNS_PROBE.get_ptr_mut(NETNS_COOKIE) {
+            // SAFETY: a map slot of this array; sock_addr programs may call
+            // the helper with their context.
+            unsafe { *slot = bpf_get_netns_cookie(ctx.as_ptr()) };
+        }
+    }
+    1
 }
 
 /// `connect` and `sendmsg`: a destination that is a frontend becomes one of

@@ -20,6 +20,7 @@ mod image;
 mod in_cluster;
 mod ipv6;
 mod kubernetes;
+mod listener;
 mod monitor;
 mod names;
 mod netkit;

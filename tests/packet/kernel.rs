@@ -1,12 +1,15 @@
 //! The datapath fitted to the running kernel: the TC programs load alone,
 //! the socket path's only when asked, and the clock the programs read is
-//! the one the kernel has (the kernel matrix runs this on 5.10, 6.1, 6.12).
+//! the one the kernel has, and the socket path learns the node's namespace
+//! cookie where SO_NETNS_COOKIE is missing (the kernel matrix runs this on
+//! 5.10, 6.1, 6.12).
 
 use hairpin::{
-    kernel::Kernel,
+    kernel::{self, Kernel},
     loader::{Datapath, LoadOptions},
+    sockets,
 };
-use hairpin_common::{SOCK_PROGRAMS, TC_PROGRAMS};
+use hairpin_common::{PROG_NETNS_PROBE, SOCK_PROGRAMS, TC_PROGRAMS};
 
 use crate::require_privileged;
 
@@ -52,4 +55,26 @@ fn the_probe_and_the_loaded_datapath_agree_on_the_kernel() {
     assert_eq!(probed.coarse_clock, probed.version >= (5, 11), "{probed:?}");
     assert_eq!(probed.tcx, probed.version >= (6, 6), "{probed:?}");
     assert_eq!(probed.netns_cookie, probed.version >= (5, 14), "{probed:?}");
+}
+
+#[test]
+fn the_namespace_probe_reads_the_cookie_that_so_netns_cookie_reads() {
+    require_privileged!();
+    let mut dp = Datapath::load(&LoadOptions::default(), None).expect("load the datapath");
+    let has_sockopt = dp.kernel.netns_cookie;
+    // The probe, as on a kernel without SO_NETNS_COOKIE (5.10).
+    dp.kernel.netns_cookie = false;
+    let probed = sockets::host_cookie(&mut dp).expect("the probe reads the cookie");
+    assert_ne!(probed, 0);
+    assert_eq!(
+        sockets::host_cookie(&mut dp).expect("the probe again"),
+        probed,
+        "the probe reads one namespace's cookie each time"
+    );
+    assert!(loaded(&mut dp, PROG_NETNS_PROBE));
+    if has_sockopt {
+        assert_eq!(kernel::netns_cookie().expect("SO_NETNS_COOKIE"), probed);
+        dp.kernel.netns_cookie = true;
+        assert_eq!(sockets::host_cookie(&mut dp).expect("the sockopt"), probed);
+    }
 }

@@ -112,9 +112,9 @@ impl Lab {
             .is_empty()
         {
             // Room for an emulated VM (the kernel matrix), where a Python
-            // server takes seconds to start.
+            // server may take half a minute to start (seen on 5.10).
             assert!(
-                start.elapsed() < Duration::from_secs(30),
+                start.elapsed() < Duration::from_secs(90),
                 "nothing listens on {port} in {name}"
             );
             sleep(Duration::from_millis(50));
@@ -402,6 +402,11 @@ impl Agent {
         // Room for an emulated VM (the kernel matrix), where the verifier
         // alone takes seconds.
         self.wait_for_count("ready:", marks + 1, Duration::from_secs(60));
+    }
+
+    /// The running agent's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("agent running").id()
     }
 
     pub fn log_text(&self) -> String {

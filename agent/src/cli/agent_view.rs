@@ -90,7 +90,7 @@ impl AgentArgs {
         })?;
         write!(
             conn,
-            "GET /events?{query} HTTP/1.1\r\nHost: hairpin\r\n\r\n"
+            "GET /events?{query} HTTP/1.0\r\nHost: hairpin\r\n\r\n"
         )?;
         let mut r = std::io::BufReader::new(conn);
         let mut status = String::new();

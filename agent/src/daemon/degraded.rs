@@ -33,6 +33,9 @@ pub enum Item {
     Name(String),
     /// The API server, in Kubernetes mode: the last known state is served.
     Kubernetes,
+    /// The listener's address (metrics, probes, monitors), held by another
+    /// process: the datapath serves without it.
+    Listener,
 }
 
 impl Item {
@@ -44,6 +47,7 @@ impl Item {
             Item::SocketPath => "socket-path",
             Item::Name(_) => "name",
             Item::Kubernetes => "kubernetes",
+            Item::Listener => "listener",
         }
     }
 
@@ -54,6 +58,7 @@ impl Item {
             Item::Interface(n) | Item::Name(n) => n.clone(),
             Item::SocketPath => "cgroup".into(),
             Item::Kubernetes => "api-server".into(),
+            Item::Listener => "metrics.address".into(),
         }
     }
 }

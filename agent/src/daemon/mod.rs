@@ -8,6 +8,7 @@ mod collect;
 mod degraded;
 mod events;
 mod interfaces;
+mod listener;
 mod logger;
 mod names;
 mod reload;
@@ -31,7 +32,7 @@ use crate::{
     health::Health,
     links::{self, Link, NetEvent},
     loader::{self, Datapath, LoadOptions, Maps},
-    metrics::{self, AgentMetrics},
+    metrics::AgentMetrics,
     pins, reconcile,
     sources::{dns::Names, kubernetes::watch::Message},
 };
@@ -167,11 +168,6 @@ impl Agent {
         names.track(&config.named, &config.dns, Instant::now());
         let (resolving, resolved) = Resolving::new();
         let health = Health::default();
-        if let Some(addr) = config.metrics {
-            let (m, h) = (metrics.clone(), health.clone());
-            metrics::serve(addr, &settings.pin_dir, m, h, monitor.clone())?;
-            info!(%addr, "serving metrics");
-        }
         let mut agent = Self {
             attached: Attachments::new(mode, &settings.pin_dir),
             settings,
@@ -199,6 +195,7 @@ impl Agent {
             cluster_rx: Some(cluster_rx),
             migrations: None,
         };
+        agent.set_listener();
         // The cluster's last known frontends are in the first apply, so
         // that a restart ends none of their flows.
         agent
@@ -306,6 +303,7 @@ impl Agent {
             match item {
                 Item::Uplink | Item::Route(_) => routing = true,
                 Item::SocketPath => self.set_socket_path(),
+                Item::Listener => self.set_listener(),
                 // Names have their own schedule (TTL, backoff).
                 Item::Name(_) => {}
                 // The watches retry on their own; a client never made is

@@ -31,7 +31,7 @@ impl Agent {
             }
             return Ok(());
         }
-        let cookie = crate::kernel::netns_cookie()?;
+        let cookie = sockets::host_cookie(&mut self.dp)?;
         let scope = match lb.scope {
             SocketScope::Host => SockScope::Host,
             SocketScope::All => SockScope::All,

@@ -8,7 +8,7 @@ use std::{
 };
 
 pub use super::checks::Hook;
-use hairpin_common::{SOCK_PROGRAMS, TC_PROGRAMS};
+use hairpin_common::TC_PROGRAMS;
 
 use crate::{
     attach, inspect,
@@ -33,7 +33,7 @@ pub fn verifier() -> (Result<u32, String>, Result<u32, String>) {
         Ok(mut dp) => (
             Ok(count(TC_PROGRAMS.len())),
             dp.load_socket_programs()
-                .map(|()| count(SOCK_PROGRAMS.len()))
+                .map(count)
                 .map_err(|e| refusal(&e)),
         ),
     }

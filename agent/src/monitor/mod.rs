@@ -7,13 +7,11 @@ pub mod event;
 pub mod filter;
 pub mod stream;
 
-use std::sync::{
-    mpsc::{self, Receiver, SyncSender, TrySendError},
-    Arc, Mutex,
-};
+use std::sync::{Arc, Mutex};
 
 use aya::maps::{Array, MapData};
 use hairpin_common::{Event, MonitorConfig};
+use tokio::sync::mpsc::{self, error::TrySendError, Receiver, Sender};
 use tracing::warn;
 
 use self::{
@@ -21,7 +19,8 @@ use self::{
     filter::{Filter, FrontendMatch},
 };
 
-/// Events a monitor may be behind by before it loses some.
+/// Events a monitor may be behind by before it loses some. Its queue
+/// grows as events come, in small blocks, up to this.
 const BACKLOG: usize = 4096;
 
 /// Resolves a frontend as a monitor names it to the datapath's ids.
@@ -30,7 +29,7 @@ pub type Resolve = Box<dyn Fn(&FrontendMatch) -> Vec<u32> + Send>;
 struct Monitor {
     id: u64,
     filter: Filter,
-    tx: SyncSender<Shown>,
+    tx: Sender<Shown>,
     /// Events dropped since the last one it got.
     lost: u64,
 }
@@ -97,7 +96,7 @@ impl Hub {
     }
 
     pub fn subscribe(&self, filter: Filter) -> Subscription {
-        let (tx, rx) = mpsc::sync_channel(BACKLOG);
+        let (tx, rx) = mpsc::channel(BACKLOG);
         let mut s = self.lock();
         let id = s.next_id;
         s.next_id += 1;
@@ -149,7 +148,7 @@ impl Hub {
                         lost += 1;
                     }
                     // Gone: its subscription's drop removes it.
-                    Err(TrySendError::Disconnected(_)) => {}
+                    Err(TrySendError::Closed(_)) => {}
                 }
             }
         }
@@ -162,6 +161,10 @@ mod tests {
     use hairpin_common::{EventKind, WireAddr as _};
 
     use super::*;
+
+    fn drain(sub: &mut Subscription) -> Vec<Shown> {
+        std::iter::from_fn(|| sub.rx.try_recv().ok()).collect()
+    }
 
     fn opened(client: [u8; 4]) -> Event {
         Event {
@@ -176,14 +179,14 @@ mod tests {
     fn each_monitor_gets_what_its_filter_selects() {
         let hub = Hub::new(None, Box::new(|_| Vec::new()));
         assert!(!hub.listening());
-        let all = hub.subscribe(Filter::default());
-        let one = hub.subscribe(Filter {
+        let mut all = hub.subscribe(Filter::default());
+        let mut one = hub.subscribe(Filter {
             client: Some("192.0.2.5".parse().unwrap()),
             ..Filter::default()
         });
         hub.publish(&[opened([192, 0, 2, 5]), opened([192, 0, 2, 6])]);
-        assert_eq!(all.rx.try_iter().count(), 2);
-        let got: Vec<Shown> = one.rx.try_iter().collect();
+        assert_eq!(drain(&mut all).len(), 2);
+        let got = drain(&mut one);
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].client.unwrap().ip().to_string(), "192.0.2.5");
         drop(all);
@@ -194,12 +197,12 @@ mod tests {
     #[test]
     fn a_monitor_behind_loses_events_and_hears_how_many() {
         let hub = Hub::new(None, Box::new(|_| Vec::new()));
-        let sub = hub.subscribe(Filter::default());
+        let mut sub = hub.subscribe(Filter::default());
         let burst = vec![opened([192, 0, 2, 5]); BACKLOG + 10];
         hub.publish(&burst);
-        assert_eq!(sub.rx.try_iter().count(), BACKLOG);
+        assert_eq!(drain(&mut sub).len(), BACKLOG);
         hub.publish(&[opened([192, 0, 2, 5])]);
-        let next: Vec<Shown> = sub.rx.try_iter().collect();
+        let next = drain(&mut sub);
         assert_eq!(next[0].count, Some(10), "{next:?}");
         assert_eq!(hub.stats(), (1, 10));
         assert_eq!(next.len(), 2, "then the event itself");

@@ -14,6 +14,10 @@ use aya::programs::{links::FdLink, CgroupAttachMode, CgroupSockAddr};
 
 use hairpin_common::SOCK_PROGRAMS;
 
+mod netns;
+
+pub use netns::host_cookie;
+
 use crate::{
     loader::Datapath,
     pins::{self, unpin_link},

@@ -352,6 +352,7 @@ build_node() {
 			chain prerouting {
 				type filter hook prerouting priority raw; policy accept;
 				iifname "veth*" fib saddr . iif oif missing drop
+				iifname "nk*" fib saddr . iif oif missing drop
 			}
 		}
 	EOF

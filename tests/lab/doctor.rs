@@ -24,6 +24,7 @@ fn doctor(lab: &Lab, node: &str, args: &[&str]) -> (Vec<Value>, bool) {
     let out = Command::new("nsenter")
         .arg(format!("--net=/run/netns/{}", lab.ns(node)))
         .arg(HAIRPIN)
+        .env("HAIRPIN_SOCKET", lab.socket(node))
         .arg("doctor")
         .args(args)
         .args(["--output", "json"])

@@ -219,6 +219,9 @@ fn the_image_serves_every_client_with_three_capabilities_and_a_read_only_root() 
         let config = ConfigMap::new(lab.run_dir().join(format!("cm-{name}")), config);
         let state = lab.run_dir().join(format!("state-{name}"));
         fs::create_dir_all(&state).unwrap();
+        // The node's /run/hairpin, where the CLI finds the agent's socket.
+        let run = lab.socket(name).parent().unwrap().to_owned();
+        fs::create_dir_all(&run).unwrap();
         let n = Node {
             lab: &lab,
             ctrd: &ctrd,
@@ -230,6 +233,7 @@ fn the_image_serves_every_client_with_three_capabilities_and_a_read_only_root() 
                 ("/sys/fs/bpf".into(), "/sys/fs/bpf".into()),
                 ("/sys/fs/cgroup".into(), "/sys/fs/cgroup".into()),
                 ("/var/lib/hairpin".into(), state),
+                ("/run/hairpin".into(), run),
             ],
         };
         (n, config)

@@ -1,6 +1,7 @@
-//! The agent's listener faces every process of the node: what a hostile
-//! one sends neither stops the agent nor keeps its probes from answering,
-//! and a port another process holds degrades the listener alone.
+//! The agent's listeners face every process of the node: what a hostile
+//! one sends neither stops the agent nor keeps its probes from answering;
+//! what changes or reveals state is on the control socket alone, for root;
+//! a port another process holds degrades the listener alone.
 
 use std::time::Duration;
 
@@ -10,16 +11,23 @@ use crate::{
     support::lab::{Lab, FRONTEND},
 };
 
-/// Hostile clients of 127.0.0.1:9469, run in the node's namespace while
-/// `/healthz` is asked on a fresh connection every 0.2 s: prints the
-/// slowest answer (s) and each hostile request's status line.
+/// Hostile clients of 127.0.0.1:9469 and of the control socket (argv[1]),
+/// run in the node's namespace while `/healthz` is asked on a fresh
+/// connection between them: prints the slowest answer (s) and each hostile
+/// request's status line.
 const HOSTILE: &str = r#"
-import resource, socket, sys, time
+import os, resource, socket, sys, time
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 8192), hard))
 A = ("127.0.0.1", 9469)
+CONTROL = sys.argv[1]
 def conn():
     s = socket.create_connection(A, timeout=5)
+    return s
+def control():
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(5)
+    s.connect(CONTROL)
     return s
 def status(s):
     try:
@@ -48,11 +56,26 @@ s.sendall(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost
 held.append(s)
 healthz()
 s = conn()
+s.sendall(b"POST /flush HTTP/1.0\r\n\r\n")
+print("tcp flush", status(s))
+s = control()
 s.sendall(b"POST /flush?x=1&frontend=999 HTTP/1.0\r\n\r\n")
 print("flush", status(s))
+s = control()
+s.sendall(b"POST /flush?frontend=999 HTTP/1.0\r\n\r\n")
+print("unknown flush", status(s))
+pid = os.fork()
+if pid == 0:
+    os.setuid(65534)
+    try:
+        control()
+        os._exit(1)
+    except PermissionError:
+        os._exit(0)
+print("nobody refused", os.waitpid(pid, 0)[1] == 0)
 monitors = []
 for i in range(40):
-    s = conn()
+    s = control()
     s.sendall(b"GET /events?types=all HTTP/1.0\r\n\r\n")
     monitors.append(s)
 codes = [status(s) for s in monitors]
@@ -86,7 +109,14 @@ fn hostile_requests_neither_stop_the_agent_nor_keep_its_probes_waiting() {
     let before = rss_kib(agent.pid());
     let script = lab.run_dir().join("hostile.py");
     std::fs::write(&script, HOSTILE).expect("write the script");
-    let out = lab.sh_ok("n1", &format!("python3 {}", script.display()));
+    let out = lab.sh_ok(
+        "n1",
+        &format!(
+            "python3 {} {}",
+            script.display(),
+            lab.socket("n1").display()
+        ),
+    );
     // Bodies are refused unread, whatever length they announce (one past
     // what a header may say is refused by the parser itself).
     for length in ["1000000000000000", "5000"] {
@@ -99,9 +129,19 @@ fn hostile_requests_neither_stop_the_agent_nor_keep_its_probes_waiting() {
         out.contains("length 18446744073709551615 HTTP/1.1 431"),
         "{out}"
     );
-    assert!(out.contains("flush HTTP/1.0 400"), "{out}");
-    // The pipelined /events above is one of the 32 monitors.
-    assert!(out.contains("monitors 31 9"), "at most 32 monitors: {out}");
+    // Nothing that changes state over TCP; on the socket, a flush names one
+    // frontend that exists, or none; no other user may connect.
+    assert!(out.contains("tcp flush HTTP/1.0 404"), "{out}");
+    assert!(out.contains("\nflush HTTP/1.0 400"), "{out}");
+    assert!(out.contains("unknown flush HTTP/1.0 404"), "{out}");
+    assert!(out.contains("nobody refused True"), "{out}");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(lab.socket("n1"))
+            .expect("the socket")
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600, "the control socket is root's alone");
+    assert!(out.contains("monitors 32 8"), "at most 32 monitors: {out}");
     let slowest: f64 = out
         .lines()
         .find_map(|l| l.strip_prefix("slowest "))
@@ -168,5 +208,36 @@ fn a_port_another_process_holds_degrades_the_listener_alone() {
         up,
         "the listener came up once the port was free: {}",
         agent.log_text()
+    );
+}
+
+#[test]
+fn a_control_socket_left_by_a_killed_agent_is_replaced_and_a_live_one_kept() {
+    require_privileged!();
+    let lab = Lab::up();
+    let mut agent = lab.agent("n1", ONE);
+    agent.stop(libc::SIGKILL);
+    assert!(lab.socket("n1").exists(), "the killed agent's socket stays");
+    agent.start();
+    // The CLI reaches the new agent through the replaced socket.
+    let names = lab.hairpin_output("n1", &["list"]);
+    assert!(
+        !String::from_utf8_lossy(&names.stderr).contains("unknown"),
+        "{}",
+        String::from_utf8_lossy(&names.stderr)
+    );
+    // A second agent told to use the same socket leaves it to the first.
+    let n1_socket = lab.socket("n1").display().to_string();
+    let other = lab.agent_with("n2", ONE, &["--socket", &n1_socket]);
+    assert!(
+        other.log_text().contains("another agent answers there"),
+        "{}",
+        other.log_text()
+    );
+    let names = lab.hairpin_output("n1", &["list"]);
+    assert!(
+        !String::from_utf8_lossy(&names.stderr).contains("unknown"),
+        "n1's agent still answers: {}",
+        String::from_utf8_lossy(&names.stderr)
     );
 }

@@ -1,8 +1,10 @@
 //! Pods on netkit devices (Linux 6.7+: the pod devices of Cilium 1.16+ and
-//! of Calico's eBPF dataplane), in L2 mode, served like pods on veths: the
-//! host-side device's TCX hooks see a pod's packets and its replies as a
-//! veth's do. The kernel matrix runs this on Debian 13's 6.12
-//! (`HAIRPIN_REQUIRE_NETKIT`); a kernel without netkit skips it.
+//! of Calico's eBPF dataplane) served like pods on veths: the host-side
+//! device's TCX hooks see a pod's packets and its replies as a veth's do.
+//! Both modes frame packets in Ethernet (L3 mode, Cilium's default, with
+//! zero addresses and no ARP), so the same programs serve them. The kernel
+//! matrix runs this on Debian 13's 6.12 (`HAIRPIN_REQUIRE_NETKIT`); a
+//! kernel without netkit skips it.
 
 use std::time::Duration;
 
@@ -16,6 +18,10 @@ redirects:
       - { port: 8080, protocol: TCP, targetPort: 80 }
       - { port: 5353, protocol: UDP, targetPort: 53 }
     backends: [{ ip: 198.51.100.2 }]
+  - name: on-netkit
+    frontend: 203.0.113.10
+    ports: [{ port: 8090, protocol: TCP, targetPort: 80 }]
+    backends: [{ ip: 198.51.100.6 }]
 interfaces: { uplink: auto, pods: ["veth*", "nk*"] }
 socket: { enabled: false }
 "#;
@@ -44,14 +50,60 @@ fn netkit(lab: &Lab) -> bool {
 
 #[test]
 fn a_pod_on_a_netkit_device_in_l2_mode_is_served_like_a_pod_on_a_veth() {
+    served_on("netkit-l2");
+}
+
+#[test]
+fn a_pod_on_a_netkit_device_in_l3_mode_is_served_like_a_pod_on_a_veth() {
+    served_on("netkit-l3");
+}
+
+/// Pod k1 on a `link` device as a client; pod k2 on one as the backend of
+/// port 8090, for the node itself, a veth pod and itself.
+fn served_on(link: &str) {
     require_privileged!();
     let lab = Lab::up();
     if !netkit(&lab) {
         return;
     }
-    lab.add_pod_on("netkit-l2", "n1", "k1", "198.51.100.5");
+    lab.add_pod_on(link, "n1", "k1", "198.51.100.5");
+    lab.add_pod_on(link, "n1", "k2", "198.51.100.6");
+    let site = lab.run_dir().join("k2-site");
+    std::fs::create_dir_all(&site).expect("site dir");
+    std::fs::write(site.join("index.html"), "k2\n").expect("index");
+    let _server = lab.background(
+        "n1-k2",
+        &format!(
+            "python3 -m http.server 80 --bind 198.51.100.6 --directory {}",
+            site.display()
+        ),
+        "k2-server.out",
+    );
+    lab.wait_listening("n1-k2", 80);
     let agent = lab.agent("n1", CONFIG);
     agent.wait_for_log("interface=nkk1", Duration::from_secs(30));
+    agent.wait_for_log("interface=nkk2", Duration::from_secs(30));
+    for client in ["n1", "n1-c1", "n1-k1", "n1-k2"] {
+        assert_eq!(
+            curl(&lab, client, &format!("http://{FRONTEND}:8090/")),
+            "k2",
+            "{client} reaches the backend on {link}"
+        );
+    }
+    // The device has hairpin's pod programs, once each way.
+    let status = lab.hairpin("n1", &["status", "--output", "json"]);
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&status).expect("status json");
+    for (hook, program) in [("ingress", "pod_ingress"), ("egress", "pod_egress")] {
+        assert!(
+            rows.iter().any(|r| r["interface"] == "nkk1"
+                && r["hook"] == hook
+                && r["hairpin"] == 1
+                && r["programs"]
+                    .as_array()
+                    .is_some_and(|p| p.iter().any(|n| n == program))),
+            "{program} on nkk1: {status}"
+        );
+    }
     assert_eq!(
         curl(&lab, "n1-k1", &format!("http://{FRONTEND}:8080/")),
         "b1",

@@ -167,6 +167,13 @@ impl Lab {
             .collect()
     }
 
+    /// The control socket of node `node`'s agent: each agent its own, as
+    /// each its own pin directory (the CLI finds it in `HAIRPIN_SOCKET`).
+    /// Its directory stands for the node's /run/hairpin.
+    pub fn socket(&self, node: &str) -> PathBuf {
+        self.run.join(node).join("hairpin.sock")
+    }
+
     /// Starts `hairpin run` in node `node` with `config` (YAML), its maps
     /// and links pinned under a directory of this lab's own, and waits until
     /// it has attached to the node's interfaces.
@@ -213,9 +220,11 @@ impl Lab {
         node: &str,
         config: &str,
         extra: &[&str],
-        (wrapper, env): (Vec<String>, Vec<(String, String)>),
+        (wrapper, mut env): (Vec<String>, Vec<(String, String)>),
         binary: &Path,
     ) -> Agent {
+        let socket = self.socket(node).display().to_string();
+        env.push(("HAIRPIN_SOCKET".into(), socket));
         let cfg = self.run.join(format!("hairpin-{node}.yaml"));
         fs::write(&cfg, config).expect("write agent config");
         let mut agent = Agent {
@@ -247,6 +256,7 @@ impl Lab {
             .args(args)
             .arg("--pin-dir")
             .arg(format!("/sys/fs/bpf/{}-{node}", self.prefix))
+            .env("HAIRPIN_SOCKET", self.socket(node))
             .stdin(Stdio::null())
             .output()
             .expect("run hairpin")
@@ -313,8 +323,11 @@ impl Lab {
     /// Starts a shell script in namespace `name` in the background.
     pub fn background_script(&self, name: &str, script: &str, file: &str) -> Background {
         let out = self.run.join(file);
+        // A node's commands (`hairpin monitor`) ask its own agent.
+        let node = name.split('-').next().unwrap_or(name);
         let child = Command::new("ip")
             .args(["netns", "exec", &self.ns(name), "sh", "-c", script])
+            .env("HAIRPIN_SOCKET", self.socket(node))
             .stdin(Stdio::null())
             .stdout(fs::File::create(&out).expect("output file"))
             .stderr(Stdio::null())

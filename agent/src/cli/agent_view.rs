@@ -1,10 +1,11 @@
-//! What only the running agent knows, asked from its listener: what it
-//! cannot serve (`/degraded`) and the names it follows (`/names`). The
-//! pinned maps say what is installed.
+//! What only the running agent knows, asked on its control socket: what it
+//! cannot serve (`/degraded`), the names it follows (`/names`), its
+//! monitors' events and flushes. The pinned maps say what is installed.
 
 use std::{
     io::{Read as _, Write as _},
-    net::{SocketAddr, TcpStream},
+    os::unix::net::UnixStream,
+    path::{Path, PathBuf},
     time::Duration,
 };
 
@@ -20,16 +21,23 @@ use crate::{
 /// The agent is on this node: it answers at once or not at all.
 const TIMEOUT: Duration = Duration::from_secs(2);
 
-/// `--agent`: where the agent's listener is (its `metrics.address`).
+/// `--socket`: the agent's control socket (its `hairpin run --socket`).
 #[derive(clap::Args)]
 pub struct AgentArgs {
-    #[arg(long, default_value = crate::config::DEFAULT_METRICS)]
-    agent: SocketAddr,
+    #[arg(long, env = "HAIRPIN_SOCKET", default_value = crate::listener::DEFAULT_SOCKET)]
+    socket: PathBuf,
 }
 
 impl AgentArgs {
-    pub fn addr(&self) -> SocketAddr {
-        self.agent
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    fn connect(&self) -> Result<UnixStream> {
+        let conn = UnixStream::connect(&self.socket)
+            .with_context(|| format!("connecting to {}", self.socket.display()))?;
+        conn.set_write_timeout(Some(TIMEOUT))?;
+        Ok(conn)
     }
 
     /// The agent's degraded items; `None`, with a word on stderr, when it
@@ -58,7 +66,7 @@ impl AgentArgs {
     pub fn flush(&self, frontend_id: Option<u32>) -> Option<usize> {
         let path = frontend_id.map_or("/flush".into(), |id| format!("/flush?frontend={id}"));
         let reply = || -> Result<usize> {
-            let mut conn = TcpStream::connect_timeout(&self.agent, TIMEOUT)?;
+            let mut conn = self.connect()?;
             conn.set_read_timeout(Some(Duration::from_secs(30)))?;
             write!(conn, "POST {path} HTTP/1.0\r\nHost: hairpin\r\n\r\n")?;
             let mut reply = String::new();
@@ -73,21 +81,18 @@ impl AgentArgs {
             .inspect_err(|e| {
                 eprintln!(
                     "hairpin: flushing through the agent at {}: {e:#}",
-                    self.agent
+                    self.socket.display()
                 )
             })
             .ok()
     }
 
     /// The agent's event stream for `query`, past its header.
-    pub fn events(&self, query: &str) -> Result<std::io::BufReader<TcpStream>> {
+    pub fn events(&self, query: &str) -> Result<std::io::BufReader<UnixStream>> {
         use std::io::BufRead as _;
-        let mut conn = TcpStream::connect_timeout(&self.agent, TIMEOUT).with_context(|| {
-            format!(
-                "the agent's listener at {} does not answer: monitor needs the running agent",
-                self.agent
-            )
-        })?;
+        let mut conn = self
+            .connect()
+            .context("the agent does not answer: monitor needs the running agent")?;
         write!(
             conn,
             "GET /events?{query} HTTP/1.0\r\nHost: hairpin\r\n\r\n"
@@ -108,30 +113,30 @@ impl AgentArgs {
     }
 
     fn ask<T: DeserializeOwned>(&self, path: &str, what: &str) -> Option<T> {
-        match fetch(self.agent, path) {
+        match self.fetch(path) {
             Ok(v) => Some(v),
             Err(e) => {
                 eprintln!(
                     "hairpin: {what}: unknown: the agent at {}: {e:#}",
-                    self.agent
+                    self.socket.display()
                 );
                 None
             }
         }
     }
-}
 
-fn fetch<T: DeserializeOwned>(addr: SocketAddr, path: &str) -> Result<T> {
-    let mut conn = TcpStream::connect_timeout(&addr, TIMEOUT).context("connecting")?;
-    conn.set_read_timeout(Some(TIMEOUT))?;
-    write!(conn, "GET {path} HTTP/1.0\r\nHost: hairpin\r\n\r\n")?;
-    let mut reply = String::new();
-    conn.read_to_string(&mut reply).context("reading")?;
-    let (head, body) = reply.split_once("\r\n\r\n").context("not an HTTP reply")?;
-    if !head.lines().next().is_some_and(|l| l.contains(" 200 ")) {
-        bail!("{}", head.lines().next().unwrap_or_default());
+    fn fetch<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        let mut conn = self.connect()?;
+        conn.set_read_timeout(Some(TIMEOUT))?;
+        write!(conn, "GET {path} HTTP/1.0\r\nHost: hairpin\r\n\r\n")?;
+        let mut reply = String::new();
+        conn.read_to_string(&mut reply).context("reading")?;
+        let (head, body) = reply.split_once("\r\n\r\n").context("not an HTTP reply")?;
+        if !head.lines().next().is_some_and(|l| l.contains(" 200 ")) {
+            bail!("{}", head.lines().next().unwrap_or_default());
+        }
+        serde_json::from_str(body).with_context(|| format!("not the JSON of {path}"))
     }
-    serde_json::from_str(body).with_context(|| format!("not the JSON of {path}"))
 }
 
 /// Prints the items as lines after a table.

@@ -99,7 +99,7 @@ pub fn doctor(args: Args) -> Result<()> {
         .degraded()
         .map(|d| d.into_iter().map(|d| (d.kind, d.item, d.reason)).collect());
     report.extend(checks::agent(
-        &args.agent.addr().to_string(),
+        &args.agent.socket().display().to_string(),
         degraded.as_deref(),
     ));
 

@@ -2,7 +2,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use crate::{attach::Mode, daemon, pins};
+use crate::{attach::Mode, daemon, listener, pins};
 
 /// Run the datapath: load and attach the programs, apply the configuration,
 /// follow the node's interfaces, collect expired flows, serve metrics, and
@@ -31,6 +31,9 @@ pub struct Args {
     /// either, the pod's ServiceAccount (in-cluster configuration).
     #[arg(long, env = "KUBECONFIG")]
     kubeconfig: Option<PathBuf>,
+    /// The control socket (root only), which the CLI asks: one per agent.
+    #[arg(long, env = "HAIRPIN_SOCKET", default_value = listener::DEFAULT_SOCKET)]
+    socket: PathBuf,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -40,5 +43,6 @@ pub fn run(args: Args) -> Result<()> {
         attach: args.attach,
         node_name: args.node_name,
         kubeconfig: args.kubeconfig,
+        socket: args.socket,
     })
 }

@@ -64,6 +64,9 @@ pub struct RawDns {
 pub struct RawMetrics {
     /// `host:port`, or `off`.
     pub address: Spanned<String>,
+    /// Said to serve on an address other hosts reach.
+    #[serde(default)]
+    pub exposed: Option<bool>,
 }
 
 #[derive(Deserialize)]

@@ -33,9 +33,9 @@ pub enum Item {
     Name(String),
     /// The API server, in Kubernetes mode: the last known state is served.
     Kubernetes,
-    /// The listener's address (metrics, probes, monitors), held by another
-    /// process: the datapath serves without it.
-    Listener,
+    /// A listener (`metrics.address`, or the control socket) that could
+    /// not be bound: the datapath serves without it.
+    Listener(&'static str),
 }
 
 impl Item {
@@ -47,7 +47,7 @@ impl Item {
             Item::SocketPath => "socket-path",
             Item::Name(_) => "name",
             Item::Kubernetes => "kubernetes",
-            Item::Listener => "listener",
+            Item::Listener(_) => "listener",
         }
     }
 
@@ -58,7 +58,7 @@ impl Item {
             Item::Interface(n) | Item::Name(n) => n.clone(),
             Item::SocketPath => "cgroup".into(),
             Item::Kubernetes => "api-server".into(),
-            Item::Listener => "metrics.address".into(),
+            Item::Listener(which) => (*which).into(),
         }
     }
 }

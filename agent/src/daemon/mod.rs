@@ -56,6 +56,8 @@ pub struct Settings {
     pub node_name: Option<String>,
     /// Overrides the file's `kubernetes.kubeconfig`.
     pub kubeconfig: Option<PathBuf>,
+    /// The control socket's path.
+    pub socket: PathBuf,
 }
 
 /// How often the configuration file is checked and conntrack swept.
@@ -109,6 +111,7 @@ struct Agent {
     /// What this node could not serve, retried.
     retries: Retries,
     collector: Collector,
+    listening: listener::Listening,
     /// The monitors listening to the datapath's events.
     monitor: crate::monitor::Hub,
 }
@@ -194,8 +197,9 @@ impl Agent {
             cluster_tx,
             cluster_rx: Some(cluster_rx),
             migrations: None,
+            listening: Default::default(),
         };
-        agent.set_listener();
+        agent.set_listeners();
         // The cluster's last known frontends are in the first apply, so
         // that a restart ends none of their flows.
         agent
@@ -303,7 +307,7 @@ impl Agent {
             match item {
                 Item::Uplink | Item::Route(_) => routing = true,
                 Item::SocketPath => self.set_socket_path(),
-                Item::Listener => self.set_listener(),
+                Item::Listener(_) => self.set_listeners(),
                 // Names have their own schedule (TTL, backoff).
                 Item::Name(_) => {}
                 // The watches retry on their own; a client never made is

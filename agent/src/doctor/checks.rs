@@ -284,7 +284,7 @@ pub fn agent(at: &str, degraded: Option<&[(String, String, String)]>) -> Vec<Che
         return vec![Check::warn(
             "agent",
             format!("not answering at {at}"),
-            "start it, or pass --agent with its metrics.address",
+            "start it, or pass --socket with its control socket",
         )];
     };
     let mut out = vec![Check::ok("agent", format!("running, answering at {at}"))];

@@ -1,7 +1,7 @@
-//! The listener's routes: metrics and health (`/metrics`, `/healthz`,
-//! `/readyz`), what the agent serves (`/degraded`, `/names`, `/cluster`,
-//! `/frontends`), the monitors' streams (`/events`, at most `MAX_MONITORS`)
-//! and `POST /flush`.
+//! The listeners' routes: metrics and health (`/metrics`, `/healthz`,
+//! `/readyz`) everywhere; on the control socket alone, what the agent
+//! serves (`/degraded`, `/names`, `/cluster`, `/frontends`), the monitors'
+//! streams (`/events`, at most `MAX_MONITORS`) and `POST /flush`.
 
 use std::{convert::Infallible, sync::Arc};
 
@@ -16,7 +16,7 @@ use hyper::{
 };
 use tokio::sync::Semaphore;
 
-use super::{conns::Slot, Shared};
+use super::{conns::Slot, Access, Shared};
 use crate::{
     inspect,
     metrics::render,
@@ -49,18 +49,27 @@ impl Routes {
 /// The service of one connection.
 pub fn service(
     routes: Arc<Routes>,
+    access: Access,
     slot: Arc<Slot>,
 ) -> impl Service<Request<Incoming>, Response = Response<Body>, Error = Infallible, Future: Send> {
     service_fn(move |req| {
         let (routes, slot) = (routes.clone(), slot.clone());
         async move {
             slot.serving();
-            Ok(route(&req, &routes, &slot).await)
+            Ok(route(&req, &routes, access, &slot).await)
         }
     })
 }
 
-async fn route(req: &Request<Incoming>, routes: &Arc<Routes>, slot: &Slot) -> Response<Body> {
+/// What `metrics.address` serves: the rest is the control socket's.
+const PUBLIC: [&str; 3] = ["/metrics", "/healthz", "/readyz"];
+
+async fn route(
+    req: &Request<Incoming>,
+    routes: &Arc<Routes>,
+    access: Access,
+    slot: &Slot,
+) -> Response<Body> {
     // Nothing here takes a body: one announced is refused unread.
     let empty = req
         .headers()
@@ -68,6 +77,12 @@ async fn route(req: &Request<Incoming>, routes: &Arc<Routes>, slot: &Slot) -> Re
         .is_none_or(|l| l.as_bytes() == b"0");
     if !empty || req.headers().contains_key(TRANSFER_ENCODING) {
         return text(StatusCode::PAYLOAD_TOO_LARGE, "requests carry no body\n");
+    }
+    if access == Access::Public && !PUBLIC.contains(&req.uri().path()) {
+        return text(
+            StatusCode::NOT_FOUND,
+            "not here: the agent's control socket (hairpin --socket) serves it\n",
+        );
     }
     let query = req.uri().query().unwrap_or_default();
     let health = &routes.shared.health;

@@ -205,6 +205,22 @@ fn a_metrics_address_without_a_port_is_refused() {
 }
 
 #[test]
+fn a_metrics_address_other_hosts_reach_is_refused_unless_said() {
+    assert_eq!(
+        refusal(&web_and(&["metrics:", "  address: 0.0.0.0:9469"])),
+        "test.yaml:9:12: metrics.address: 0.0.0.0:9469 is reachable from other hosts: say \
+         `exposed: true` beside it to serve metrics and health there"
+    );
+    let exposed = parse(&web_and(&[
+        "metrics:",
+        "  address: 0.0.0.0:9469",
+        "  exposed: true",
+    ]))
+    .expect("said");
+    assert_eq!(exposed.metrics, Some("0.0.0.0:9469".parse().unwrap()));
+}
+
+#[test]
 fn an_unknown_socket_scope_is_refused() {
     assert_eq!(
         refusal(&web_and(&["socket:", "  scope: pods"])),

@@ -29,6 +29,7 @@ fn a_full_configuration_gives_every_frontend_with_its_backends() {
         "  timeouts: { syn: 30, tcp: 3600, close: 1, udp: 120 }",
         "metrics:",
         "  address: 0.0.0.0:9469",
+        "  exposed: true",
         "socket:",
         "  enabled: false",
         "  scope: all",

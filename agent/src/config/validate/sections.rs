@@ -105,13 +105,27 @@ impl Validator<'_> {
         match raw {
             None => Ok(Some(DEFAULT_METRICS.parse().expect("valid default"))),
             Some(m) if m.address.value == "off" => Ok(None),
-            Some(m) => m.address.value.parse().map(Some).map_err(|_| {
-                self.err(
-                    &m.address,
-                    "metrics.address",
-                    format!("not an address:port (or off): {:?}", m.address.value),
-                )
-            }),
+            Some(m) => {
+                let addr: SocketAddr = m.address.value.parse().map_err(|_| {
+                    self.err(
+                        &m.address,
+                        "metrics.address",
+                        format!("not an address:port (or off): {:?}", m.address.value),
+                    )
+                })?;
+                // Every host that reaches it reads the node's flows' counts.
+                if !addr.ip().is_loopback() && m.exposed != Some(true) {
+                    return Err(self.err(
+                        &m.address,
+                        "metrics.address",
+                        format!(
+                            "{addr} is reachable from other hosts: say `exposed: true` beside \
+                             it to serve metrics and health there"
+                        ),
+                    ));
+                }
+                Ok(Some(addr))
+            }
         }
     }
 

@@ -160,6 +160,17 @@ fn backends_follow_their_pod_and_an_absent_api_server_changes_nothing() {
     );
     assert_eq!(list[0]["backends"][0][0], "198.51.100.2:80");
     assert!(metrics(&lab).contains("hairpin_kubernetes_connected 1"));
+    for agent in &agents {
+        assert_eq!(
+            agent
+                .log_text()
+                .matches("the cluster's objects are listed; serving them")
+                .count(),
+            1,
+            "said once, when every kind is listed:\n{}",
+            agent.log_text()
+        );
+    }
     for node in ["n1", "n2"] {
         let note = format!("node {node}: applied");
         eventually(5, "each node says the redirect is applied", || {

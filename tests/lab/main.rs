@@ -27,6 +27,7 @@ mod netkit;
 mod policies;
 mod pressure;
 mod release;
+mod signals;
 mod sockets;
 mod transfers;
 mod upgrade;

@@ -237,8 +237,7 @@ fn a_monitor_that_stops_reading_loses_events_and_is_told_how_many() {
     let slow = monitor(&lab, "--output json --type opened", "slow.jsonl");
     slow.signal(libc::SIGSTOP);
     // Far more new flows than the agent keeps for it, and than the
-    // connection's buffers hold (loopback TCP grows them to some 10 MB;
-    // these events are some 17 MB of JSON).
+    // connection's buffers hold (these events are some 17 MB of JSON).
     for ns in ["n1-c1", "n1"] {
         lab.sh_ok(
             ns,
@@ -263,4 +262,27 @@ fn a_monitor_that_stops_reading_loses_events_and_is_told_how_many() {
         .filter(|e| e["type"] == "opened")
         .count() as u64;
     assert!(seen + n <= 80_001, "no flow reported twice: {seen} + {n}");
+}
+
+#[test]
+fn a_monitor_whose_agent_stops_says_so_and_fails() {
+    require_privileged!();
+    let lab = Lab::up();
+    let cg = lab.cgroup("n1");
+    let agent = lab.agent("n1", &config(&cg));
+    let socket = lab.socket("n1");
+    let out = lab.sh(
+        "n1",
+        &format!(
+            "HAIRPIN_SOCKET={} {HAIRPIN} monitor & m=$!; sleep 2; kill -TERM {}; wait $m",
+            socket.display(),
+            agent.pid()
+        ),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "monitor fails: {stderr}");
+    assert!(
+        stderr.contains("the agent closed the stream after 0 event(s)"),
+        "{stderr}"
+    );
 }

@@ -61,10 +61,11 @@ pub fn monitor(args: Args) -> Result<()> {
         }
         shown += 1;
         if args.count.is_some_and(|n| shown >= n) {
-            break;
+            return Ok(());
         }
     }
-    Ok(())
+    // The stream ends only with the agent (a restart, a stop).
+    anyhow::bail!("the agent closed the stream after {shown} event(s): it stopped or restarted")
 }
 
 /// `HH:MM:SS.mmm` (UTC) of seconds since the epoch.

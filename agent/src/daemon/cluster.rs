@@ -173,6 +173,7 @@ impl Agent {
         let Some(c) = self.cluster.as_mut() else {
             return;
         };
+        let was_synced = c.synced();
         let mut changed = false;
         let mut failed = None;
         for m in batch {
@@ -196,6 +197,9 @@ impl Agent {
                 }
             }
         }
+        if c.synced() && !was_synced {
+            info!("the cluster's objects are listed; serving them");
+        }
         match failed {
             Some(why) => {
                 c.view.error = Some(why.clone());
@@ -216,17 +220,9 @@ impl Agent {
     /// the names': whether they changed.
     pub(super) fn refresh_cluster(&mut self, base: &[Frontend]) -> bool {
         let node = self.node.clone();
-        let was_synced = self.cluster.as_ref().is_some_and(Cluster::synced);
-        match self.cluster.as_mut() {
-            Some(c) => {
-                let changed = c.refresh(base, &node);
-                if c.synced() && !was_synced {
-                    info!("the cluster's objects are listed; serving them");
-                }
-                changed
-            }
-            None => false,
-        }
+        self.cluster
+            .as_mut()
+            .is_some_and(|c| c.refresh(base, &node))
     }
 
     /// The cluster's frontends that the file and the names leave free.

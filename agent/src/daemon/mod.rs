@@ -67,14 +67,35 @@ const TICK: Duration = Duration::from_secs(2);
 /// it stops (`hairpin detach` removes it), and the next agent adopts it
 /// without losing a flow.
 pub fn run(settings: Settings) -> Result<()> {
-    crate::caps::check_run()?;
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?
         .block_on(async {
+            // First of all: a signal that comes while the agent loads is
+            // kept, and ends it once loading is done. As PID 1 of a
+            // container a process ignores what it has no handler for.
+            let signals = Signals::new()?;
+            crate::caps::check_run()?;
             let handle = links::connect()?;
-            Agent::start(settings, handle).await?.serve().await
+            Agent::start(settings, handle).await?.serve(signals).await
         })
+}
+
+/// The signals the agent answers, handled from its start.
+struct Signals {
+    hup: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> Result<Self> {
+        Ok(Self {
+            hup: signal(SignalKind::hangup())?,
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
 }
 
 struct Agent {
@@ -218,7 +239,12 @@ impl Agent {
         Ok(agent)
     }
 
-    async fn serve(mut self) -> Result<()> {
+    async fn serve(mut self, signals: Signals) -> Result<()> {
+        let Signals {
+            mut hup,
+            mut term,
+            mut int,
+        } = signals;
         // Subscribe before listing, so that no interface is missed between.
         let mut events = std::pin::pin!(links::events()?);
         let mut resolved = self.resolved.take().expect("served once");
@@ -248,9 +274,6 @@ impl Agent {
             degraded = self.health.degraded().len(),
             "ready: attached"
         );
-        let mut hup = signal(SignalKind::hangup())?;
-        let mut term = signal(SignalKind::terminate())?;
-        let mut int = signal(SignalKind::interrupt())?;
         let mut tick = tokio::time::interval(TICK);
         loop {
             tokio::select! {

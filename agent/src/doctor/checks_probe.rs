@@ -2,7 +2,7 @@
 //! this node without hairpin, does a connection through hairpin reach a
 //! backend, and does each backend answer directly.
 
-use super::Check;
+use super::{Check, Finding};
 
 /// The probes of one frontend.
 pub struct Probe<'a> {
@@ -43,7 +43,8 @@ pub fn loopback(p: &Probe) -> Vec<Check> {
         Some(Ok(())) => Check::ok(
             "nat loopback",
             format!("{fe} works without hairpin: this node needs none for it"),
-        ),
+        )
+        .found(Finding::NotNeeded),
         Some(Err(e)) if !answering.is_empty() => {
             let evidence = format!(
                 "{fe}: {e}, while {} answer directly: the router does no NAT loopback, \
@@ -59,12 +60,14 @@ pub fn loopback(p: &Probe) -> Vec<Check> {
                     "hairpin is needed: start it with this configuration",
                 )
             }
+            .found(Finding::HairpinNeeded)
         }
         Some(Err(e)) if p.backends.is_empty() => Check::warn(
             "nat loopback",
             format!("{fe} fails for another reason: {e}, and it has no backends"),
             "give the redirect backends",
-        ),
+        )
+        .found(Finding::OtherFailure),
         Some(Err(e)) => Check::fail(
             "nat loopback",
             format!(
@@ -72,7 +75,8 @@ pub fn loopback(p: &Probe) -> Vec<Check> {
                 silent.join("; ")
             ),
             "start the backends, or check the redirect's backends and ports",
-        ),
+        )
+        .found(Finding::OtherFailure),
     }];
     match p.through {
         None => {}

@@ -1,7 +1,7 @@
 //! The probes' verdicts from recorded inputs.
 
 use super::*;
-use crate::doctor::Verdict;
+use crate::doctor::{Finding, Verdict};
 
 type Conn = Result<(), String>;
 
@@ -42,6 +42,7 @@ fn without_hairpin_a_missing_nat_loopback_is_told_from_a_dead_backend() {
         needed[0].advice,
         "hairpin is needed: start it with this configuration"
     );
+    assert_eq!(needed[0].finding, Some(Finding::HairpinNeeded));
     assert_eq!(
         needed[1].evidence,
         "203.0.113.10:8080: 198.51.100.2:80 answer directly"
@@ -60,6 +61,7 @@ fn without_hairpin_a_missing_nat_loopback_is_told_from_a_dead_backend() {
         "{}",
         dead[0].evidence
     );
+    assert_eq!(dead[0].finding, Some(Finding::OtherFailure));
     assert_eq!(run(Some(&refused()), None, &[])[0].verdict, Verdict::Warn);
 
     let works = run(Some(&Ok(())), None, &b(Ok(())));
@@ -70,6 +72,7 @@ fn without_hairpin_a_missing_nat_loopback_is_told_from_a_dead_backend() {
             "203.0.113.10:8080 works without hairpin: this node needs none for it"
         )
     );
+    assert_eq!(works[0].finding, Some(Finding::NotNeeded));
 }
 
 #[test]

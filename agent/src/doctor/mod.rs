@@ -41,6 +41,23 @@ pub struct Check {
     /// What to do, when not ok.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub advice: String,
+    /// What a frontend's probe found, for scripts (`nat loopback` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finding: Option<Finding>,
+}
+
+/// What a frontend's probe without hairpin found: whether hairpin is
+/// needed, which the verdict alone does not tell (a frontend that fails
+/// for another reason fails too).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Finding {
+    /// The frontend fails and its backends answer: no NAT loopback.
+    HairpinNeeded,
+    /// The frontend works without hairpin.
+    NotNeeded,
+    /// The frontend fails, and so do its backends (or it has none).
+    OtherFailure,
 }
 
 impl Check {
@@ -50,6 +67,14 @@ impl Check {
             verdict: Verdict::Ok,
             evidence: evidence.into(),
             advice: String::new(),
+            finding: None,
+        }
+    }
+
+    pub fn found(self, finding: Finding) -> Self {
+        Self {
+            finding: Some(finding),
+            ..self
         }
     }
 

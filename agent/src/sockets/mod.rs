@@ -45,6 +45,14 @@ pub fn attach(dp: &mut Datapath, cgroup: &Path, pin_dir: &Path) -> Result<()> {
     if !dir.metadata()?.is_dir() {
         bail!("{} is not a cgroup directory", cgroup.display());
     }
+    // Elsewhere the kernel's refusal is a bare "Bad file descriptor".
+    if !is_cgroup2(&dir) {
+        bail!(
+            "{} is not in a cgroup v2 hierarchy (the socket path attaches there only): \
+             name a directory of the cgroup2 mount (socket.cgroup)",
+            cgroup.display()
+        );
+    }
     dp.load_socket_programs()?;
     for name in SOCK_PROGRAMS {
         let prog: &mut CgroupSockAddr = dp
@@ -67,6 +75,15 @@ pub fn attach(dp: &mut Datapath, cgroup: &Path, pin_dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Whether the open directory `dir` is on a cgroup v2 filesystem.
+fn is_cgroup2(dir: &fs::File) -> bool {
+    use std::os::unix::io::AsRawFd as _;
+    // SAFETY: an open descriptor and a zeroed, writable `statfs`.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    (unsafe { libc::fstatfs(dir.as_raw_fd(), &mut st) }) == 0
+        && st.f_type == libc::CGROUP2_SUPER_MAGIC
+}
+
 /// Removes the pinned cgroup links; returns the paths removed.
 pub fn detach(pin_dir: &Path) -> Result<Vec<PathBuf>> {
     let mut removed = Vec::new();
@@ -79,4 +96,19 @@ pub fn detach(pin_dir: &Path) -> Result<Vec<PathBuf>> {
     // Ignored error: absent, or holding something that is not hairpin's.
     let _ = fs::remove_dir(pin_dir.join(pins::CGROUP_LINKS_DIR));
     Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_directory_of_a_cgroup2_mount_is_taken() {
+        let tmp = fs::File::open(std::env::temp_dir()).expect("the temporary directory");
+        assert!(!is_cgroup2(&tmp));
+        let proc = fs::File::open("/proc").expect("/proc");
+        assert!(!is_cgroup2(&proc));
+        let root = cgroup2_root().expect("a cgroup v2 mount");
+        assert!(is_cgroup2(&fs::File::open(root).expect("its root")));
+    }
 }

@@ -192,7 +192,7 @@ agent_start() {
 	# nsenter keeps the machine's bpffs, which `ip netns exec` would remount.
 	NO_COLOR=1 RUST_LOG=info nsenter --net="/run/netns/$P-$node" \
 		"$HAIRPIN" run --config "$config" --pin-dir "/sys/fs/bpf/$P-$node" \
-		</dev/null >/dev/null 2>>"$log" &
+		--socket "$RUN/$node.sock" </dev/null >/dev/null 2>>"$log" &
 	AGENT_PID[$node]=$!
 }
 

@@ -53,7 +53,7 @@ for i in 0 1; do
 	{ cat examples/lab.yaml; printf 'socket: { scope: host, cgroup: %s }\n' "${CGROUPS[$i]}"; } >"$RUN/$node.yaml"
 	# nsenter keeps the machine's /sys (bpffs, cgroups); `ip netns exec` would not.
 	nsenter --net="/run/netns/$LAB_PREFIX-$node" "$HAIRPIN" run \
-		--config "$RUN/$node.yaml" --pin-dir "$PIN_BASE-$node" \
+		--config "$RUN/$node.yaml" --pin-dir "$PIN_BASE-$node" --socket "$RUN/$node.sock" \
 		>"$RUN/agent-$node.log" 2>&1 &
 	AGENT_PIDS+=("$!")
 done
@@ -74,7 +74,8 @@ say "a host process of node n1 (like the kubelet) in the socket path's cgroup"
 sh -c 'echo $$ >"$1/cgroup.procs" && exec ip netns exec "$2" curl -s --max-time 3 \
 	-w "  (connected to %{remote_ip}:%{remote_port}, as getpeername says)\n" http://203.0.113.10:8080/' \
 	_ "${CGROUPS[0]}" "$LAB_PREFIX-n1"
-nsenter --net="/run/netns/$LAB_PREFIX-n1" "$HAIRPIN" list --pin-dir "$PIN_BASE-n1"
+nsenter --net="/run/netns/$LAB_PREFIX-n1" "$HAIRPIN" list --pin-dir "$PIN_BASE-n1" \
+	--socket "$RUN/n1.sock"
 
 say "the rewrite, seen by tcpdump: pod c1 asks 203.0.113.10:8080"
 ip netns exec "$LAB_PREFIX-n1-b1" tcpdump -n -l -c 2 -i eth0 'tcp port 80' \
@@ -93,7 +94,8 @@ echo "in pod b1 (the backend sees the client's real address, on port 80):"
 sed 's/^/  /' $RUN/b1.cap
 
 say "hairpin monitor on node n1: a pod's flow, a host process's on TC, one on the socket path"
-nsenter --net="/run/netns/$LAB_PREFIX-n1" "$HAIRPIN" monitor --count 5 >"$RUN/monitor.txt" 2>&1 &
+nsenter --net="/run/netns/$LAB_PREFIX-n1" "$HAIRPIN" monitor --count 5 --socket "$RUN/n1.sock" \
+	>"$RUN/monitor.txt" 2>&1 &
 mon=$!
 sleep 1
 ip netns exec "$LAB_PREFIX-n1-c1" curl -s --max-time 3 http://203.0.113.10:8080/ >/dev/null

@@ -189,6 +189,26 @@ fn backends_follow_their_pod_and_an_absent_api_server_changes_nothing() {
     });
     api.delete("HairpinRedirect", "", "outside");
 
+    // One that does not read as a HairpinRedirect (a port out of range,
+    // which a CRD without bounds lets through) is refused alone: the list
+    // still reads, and the valid redirect is served.
+    let mut bad = redirect();
+    bad["metadata"]["name"] = json!("bad");
+    bad["spec"]["frontend"]["address"] = json!("203.0.113.12");
+    bad["spec"]["backend"]["toPorts"][0]["port"] = json!(70000);
+    api.apply(bad);
+    eventually(5, "the malformed redirect's refusal is an Event", || {
+        api.events().iter().any(|e| {
+            e["regarding"]["name"] == "bad"
+                && e["reason"] == "Refused"
+                && e["note"].as_str().is_some_and(|n| {
+                    n.contains("not a HairpinRedirect: spec.backend.toPorts[0].port")
+                })
+        })
+    });
+    assert!(all_reach(&lab, "b1"), "the valid redirect is served");
+    api.delete("HairpinRedirect", "", "bad");
+
     // The pod moves: recreated on n2 with a new address.
     api.apply(slice(B2));
     eventually(5, "every client follows the pod to b2", || {

@@ -46,6 +46,8 @@ pub struct Config {
     pub ct_entries: u32,
     pub timeouts: CtTimeouts,
     pub metrics: Option<SocketAddr>,
+    /// The listeners' bounds, taken at start.
+    pub listener: ListenerLimits,
     pub socket: SocketLb,
     /// Redirects from the cluster too, when set.
     pub kubernetes: Option<Kubernetes>,
@@ -105,6 +107,25 @@ pub enum SocketScope {
 
 /// Where metrics are served unless configured: loopback only.
 pub const DEFAULT_METRICS: &str = "127.0.0.1:9469";
+
+/// How many connections and monitors the listeners take at once
+/// (`metrics.maxConnections`, `metrics.maxMonitors`): beyond the first the
+/// oldest idle connection makes room, beyond the second a monitor is
+/// answered 503.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ListenerLimits {
+    pub connections: usize,
+    pub monitors: usize,
+}
+
+impl Default for ListenerLimits {
+    fn default() -> Self {
+        Self {
+            connections: 512,
+            monitors: 32,
+        }
+    }
+}
 
 /// One frontend: an address, a port and a protocol, with its backends.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

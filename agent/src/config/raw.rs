@@ -67,6 +67,10 @@ pub struct RawMetrics {
     /// Said to serve on an address other hosts reach.
     #[serde(default)]
     pub exposed: Option<bool>,
+    #[serde(default)]
+    pub max_connections: Option<Spanned<u32>>,
+    #[serde(default)]
+    pub max_monitors: Option<Spanned<u32>>,
 }
 
 #[derive(Deserialize)]

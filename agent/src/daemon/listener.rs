@@ -29,7 +29,7 @@ impl Agent {
                 health: self.health.clone(),
                 hub: self.monitor.clone(),
             };
-            match Listeners::start(shared) {
+            match Listeners::start(shared, self.config.listener) {
                 Ok(l) => self.listening.thread = Some(l),
                 Err(e) => {
                     self.retries.failed(CONTROL, &e);

@@ -7,9 +7,9 @@
 //! no body (one that announces one is refused unread), its headers must
 //! arrive whole within `HEADER_TIMEOUT` and fit `MAX_HEADER_BYTES`, a
 //! connection serves one request and lasts `REQUEST_TIMEOUT` at most (but
-//! a monitor's stream), and at most `MAX_CONNECTIONS` are open: beyond it
-//! the oldest connection still waiting for its headers is closed, so that
-//! idle connections can never keep the platform's probes out.
+//! a monitor's stream), and at most `metrics.maxConnections` are open:
+//! beyond it the oldest connection still waiting for its headers is closed,
+//! so that idle connections can never keep the platform's probes out.
 
 mod conns;
 mod routes;
@@ -33,12 +33,8 @@ use tokio::{
 };
 use tracing::warn;
 
-use crate::{health::Health, metrics::AgentMetrics, monitor::Hub};
+use crate::{config::ListenerLimits, health::Health, metrics::AgentMetrics, monitor::Hub};
 
-pub use routes::MAX_MONITORS;
-
-/// Open connections, monitors' included.
-pub const MAX_CONNECTIONS: usize = 512;
 /// Time for a request's headers, from the connection's start.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 /// Time for a whole request and its answer (a monitor's stream excepted).
@@ -116,14 +112,14 @@ pub struct Listeners {
 impl Listeners {
     /// Starts the thread, with a runtime of its own, so that the agent's
     /// work (an apply, a sweep) never keeps the probes waiting.
-    pub fn start(shared: Shared) -> Result<Self> {
+    pub fn start(shared: Shared, limits: ListenerLimits) -> Result<Self> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
         let (tx, rx) = mpsc::unbounded_channel();
         std::thread::Builder::new()
             .name("listener".into())
-            .spawn(move || rt.block_on(serve(rx, shared)))?;
+            .spawn(move || rt.block_on(serve(rx, shared, limits)))?;
         Ok(Self { tx })
     }
 
@@ -134,9 +130,9 @@ impl Listeners {
     }
 }
 
-async fn serve(mut rx: mpsc::UnboundedReceiver<Bound>, shared: Shared) {
-    let routes = Arc::new(routes::Routes::new(shared));
-    let conns = Arc::new(conns::Conns::new(MAX_CONNECTIONS));
+async fn serve(mut rx: mpsc::UnboundedReceiver<Bound>, shared: Shared, limits: ListenerLimits) {
+    let routes = Arc::new(routes::Routes::new(shared, limits.monitors));
+    let conns = Arc::new(conns::Conns::new(limits.connections));
     while let Some(bound) = rx.recv().await {
         let (routes, conns) = (routes.clone(), conns.clone());
         let served = match bound {

@@ -1,7 +1,7 @@
 //! The listeners' routes: metrics and health (`/metrics`, `/healthz`,
 //! `/readyz`) everywhere; on the control socket alone, what the agent
 //! serves (`/degraded`, `/names`, `/cluster`, `/frontends`), the monitors'
-//! streams (`/events`, at most `MAX_MONITORS`) and `POST /flush`.
+//! streams (`/events`, at most `metrics.maxMonitors`) and `POST /flush`.
 
 use std::{convert::Infallible, sync::Arc};
 
@@ -23,9 +23,6 @@ use crate::{
     monitor::{filter::Filter, stream},
 };
 
-/// Monitors streaming at once; one more is answered 503.
-pub const MAX_MONITORS: usize = 32;
-
 type Body = UnsyncBoxBody<Bytes, Infallible>;
 
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -34,14 +31,17 @@ const JSON: &str = "application/json";
 
 pub struct Routes {
     shared: Shared,
+    /// Monitors streaming at once; one more is answered 503.
     monitors: Arc<Semaphore>,
+    max_monitors: usize,
 }
 
 impl Routes {
-    pub fn new(shared: Shared) -> Self {
+    pub fn new(shared: Shared, max_monitors: usize) -> Self {
         Self {
             shared,
-            monitors: Arc::new(Semaphore::new(MAX_MONITORS)),
+            monitors: Arc::new(Semaphore::new(max_monitors)),
+            max_monitors,
         }
     }
 }
@@ -130,7 +130,7 @@ fn events(routes: &Routes, slot: &Slot, query: &str) -> Response<Body> {
     let Ok(permit) = routes.monitors.clone().try_acquire_owned() else {
         return text(
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("{MAX_MONITORS} monitors listen already\n"),
+            format!("{} monitors listen already\n", routes.max_monitors),
         );
     };
     slot.streaming();

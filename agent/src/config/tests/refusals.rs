@@ -221,6 +221,26 @@ fn a_metrics_address_other_hosts_reach_is_refused_unless_said() {
 }
 
 #[test]
+fn listener_bounds_out_of_range_are_refused() {
+    assert_eq!(
+        refusal(&web_and(&[
+            "metrics:",
+            "  address: 127.0.0.1:9469",
+            "  maxMonitors: 0",
+        ])),
+        "test.yaml:10:16: metrics.maxMonitors: 0 is out of range: 1 to 1024"
+    );
+    assert_eq!(
+        refusal(&web_and(&[
+            "metrics:",
+            "  address: 127.0.0.1:9469",
+            "  maxConnections: 100000",
+        ])),
+        "test.yaml:10:19: metrics.maxConnections: 100000 is out of range: 16 to 65536"
+    );
+}
+
+#[test]
 fn an_unknown_socket_scope_is_refused() {
     assert_eq!(
         refusal(&web_and(&["socket:", "  scope: pods"])),

@@ -30,6 +30,8 @@ fn a_full_configuration_gives_every_frontend_with_its_backends() {
         "metrics:",
         "  address: 0.0.0.0:9469",
         "  exposed: true",
+        "  maxConnections: 2048",
+        "  maxMonitors: 8",
         "socket:",
         "  enabled: false",
         "  scope: all",
@@ -96,6 +98,10 @@ fn a_full_configuration_gives_every_frontend_with_its_backends() {
                 udp: 120 * NS_PER_SEC,
             },
             metrics: Some(SocketAddr::from(([0, 0, 0, 0], 9469))),
+            listener: ListenerLimits {
+                connections: 2048,
+                monitors: 8,
+            },
             socket: SocketLb {
                 enabled: false,
                 scope: SocketScope::All,
@@ -134,6 +140,7 @@ fn a_minimal_configuration_takes_the_defaults() {
             ct_entries: DEFAULT_CT_ENTRIES,
             timeouts: CtTimeouts::default(),
             metrics: Some(SocketAddr::from(([127, 0, 0, 1], 9469))),
+            listener: ListenerLimits::default(),
             socket: SocketLb {
                 enabled: true,
                 scope: SocketScope::Host,

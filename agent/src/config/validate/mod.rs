@@ -52,6 +52,7 @@ impl Validator<'_> {
             interfaces: self.interfaces(raw.interfaces.unwrap_or_default())?,
             ct_entries: self.ct_entries(raw.conntrack.as_ref())?,
             timeouts: self.timeouts(raw.conntrack.as_ref())?,
+            listener: self.listener(raw.metrics.as_ref())?,
             metrics: self.metrics(raw.metrics)?,
             socket: self.socket(raw.socket)?,
             kubernetes,

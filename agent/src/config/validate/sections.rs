@@ -3,12 +3,14 @@
 
 use std::{net::SocketAddr, time::Duration};
 
+use serde_saphyr::Spanned;
+
 use hairpin_common::{CtTimeouts, DEFAULT_CT_ENTRIES, NS_PER_SEC};
 
 use super::Validator;
 use crate::config::{
     raw::{RawConntrack, RawDns, RawInterfaces, RawMetrics, RawSocket},
-    ConfigError, DnsSettings, Interfaces, SocketLb, SocketScope, DEFAULT_METRICS,
+    ConfigError, DnsSettings, Interfaces, ListenerLimits, SocketLb, SocketScope, DEFAULT_METRICS,
     DEFAULT_POD_PATTERNS,
 };
 
@@ -127,6 +129,29 @@ impl Validator<'_> {
                 Ok(Some(addr))
             }
         }
+    }
+
+    pub(super) fn listener(&self, raw: Option<&RawMetrics>) -> Result<ListenerLimits, ConfigError> {
+        let mut limits = ListenerLimits::default();
+        let Some(raw) = raw else {
+            return Ok(limits);
+        };
+        let bounded = |v: &Option<Spanned<u32>>, field, min, max| match v {
+            Some(n) if !(min..=max).contains(&n.value) => Err(self.err(
+                n,
+                field,
+                format!("{} is out of range: {min} to {max}", n.value),
+            )),
+            Some(n) => Ok(Some(n.value as usize)),
+            None => Ok(None),
+        };
+        if let Some(n) = bounded(&raw.max_connections, "metrics.maxConnections", 16, 65_536)? {
+            limits.connections = n;
+        }
+        if let Some(n) = bounded(&raw.max_monitors, "metrics.maxMonitors", 1, 1024)? {
+            limits.monitors = n;
+        }
+        Ok(limits)
     }
 
     pub(super) fn socket(&self, raw: Option<RawSocket>) -> Result<SocketLb, ConfigError> {

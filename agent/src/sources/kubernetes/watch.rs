@@ -13,6 +13,7 @@ use k8s_openapi::api::{
     discovery::v1::EndpointSlice,
 };
 use kube::{
+    api::{ApiResource, DynamicObject},
     config::{KubeConfigOptions, Kubeconfig},
     runtime::{
         reflector::{self, Store},
@@ -51,9 +52,11 @@ pub async fn client(kubeconfig: Option<&Path>) -> Result<Client> {
     Client::try_from(config).context("the Kubernetes client")
 }
 
-/// The reflectors' stores, and the tasks that fill them.
+/// The reflectors' stores, and the tasks that fill them. Redirects are held
+/// as they came: each is read alone (`desired`), so that one that does not
+/// read as a `HairpinRedirect` is refused by itself, not the whole list.
 pub struct Watches {
-    redirects: Store<HairpinRedirect>,
+    redirects: Store<DynamicObject>,
     services: Store<Service>,
     slices: Store<EndpointSlice>,
     pods: Store<Pod>,
@@ -69,8 +72,10 @@ impl Watches {
     pub fn start(client: &Client, node: &str, tx: &UnboundedSender<Message>) -> Self {
         let mut tasks = Vec::new();
         let all = watcher::Config::default();
+        let resource = ApiResource::erase::<HairpinRedirect>(&());
         let redirects = follow(
-            Api::all(client.clone()),
+            Api::all_with(client.clone(), &resource),
+            resource,
             all.clone(),
             KINDS[0],
             tx,
@@ -78,14 +83,22 @@ impl Watches {
         );
         let services = follow(
             Api::all(client.clone()),
+            (),
             all.clone(),
             KINDS[1],
             tx,
             &mut tasks,
         );
-        let slices = follow(Api::all(client.clone()), all, KINDS[2], tx, &mut tasks);
+        let slices = follow(Api::all(client.clone()), (), all, KINDS[2], tx, &mut tasks);
         let on_node = watcher::Config::default().fields(&format!("spec.nodeName={node}"));
-        let pods = follow(Api::all(client.clone()), on_node, KINDS[3], tx, &mut tasks);
+        let pods = follow(
+            Api::all(client.clone()),
+            (),
+            on_node,
+            KINDS[3],
+            tx,
+            &mut tasks,
+        );
         Self {
             redirects,
             services,
@@ -113,9 +126,11 @@ impl Drop for Watches {
     }
 }
 
-/// Runs a reflector for `api` in a task of its own; its store is returned.
+/// Runs a reflector for `api` (objects of type `dyntype`) in a task of its
+/// own; its store is returned.
 fn follow<K>(
     api: Api<K>,
+    dyntype: K::DynamicType,
     config: watcher::Config,
     kind: &'static str,
     tx: &UnboundedSender<Message>,
@@ -123,9 +138,10 @@ fn follow<K>(
 ) -> Store<K>
 where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
-    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
 {
-    let (store, writer) = reflector::store();
+    let writer = reflector::store::Writer::new(dyntype);
+    let store = writer.as_reader();
     let stream = watcher::watcher(api, config)
         .default_backoff()
         .reflect(writer);

@@ -14,6 +14,7 @@ use k8s_openapi::api::{
     core::v1::{Pod, Service},
     discovery::v1::EndpointSlice,
 };
+use kube::api::DynamicObject;
 use serde::{Deserialize, Serialize};
 
 mod annotated;
@@ -21,7 +22,7 @@ mod redirect;
 
 use super::{
     admission::Admission,
-    crd::{HairpinRedirect, PortRef, Protocol},
+    crd::{PortRef, Protocol},
     endpoints::{self, Want, SERVICE_NAME_LABEL},
 };
 use crate::config::Frontend;
@@ -29,7 +30,8 @@ use crate::config::Frontend;
 /// The objects the agent follows, as its reflectors hold them.
 #[derive(Clone, Debug, Default)]
 pub struct Snapshot {
-    pub redirects: Vec<Arc<HairpinRedirect>>,
+    /// Not read yet (`redirect::decode`).
+    pub redirects: Vec<Arc<DynamicObject>>,
     pub services: Vec<Arc<Service>>,
     pub slices: Vec<Arc<EndpointSlice>>,
     /// This node's pods.
@@ -112,7 +114,7 @@ pub fn desired(snap: &Snapshot, node: &str, admission: &Admission, taken: &[Fron
     });
     let claims = redirects
         .into_iter()
-        .map(|r| redirect::claim(r, &index, node, admission))
+        .map(|r| redirect::decode(r).and_then(|r| redirect::claim(&r, &index, node, admission)))
         .chain(
             services
                 .into_iter()

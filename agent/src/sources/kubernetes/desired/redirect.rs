@@ -2,6 +2,8 @@
 
 use std::net::IpAddr;
 
+use kube::api::DynamicObject;
+
 use super::{proto_number, refused, Claim, Index, Report, Source, State};
 use crate::{
     config::{Frontend, Policy},
@@ -12,6 +14,28 @@ use crate::{
     },
 };
 
+/// The source of the redirect named `name`.
+fn source(name: &str) -> Source {
+    Source {
+        kind: "HairpinRedirect".into(),
+        namespace: None,
+        name: name.to_owned(),
+    }
+}
+
+/// An object of the kind, read alone: one with a field out of range or of
+/// the wrong type is refused, with the field's path, and the others served.
+pub(super) fn decode(obj: &DynamicObject) -> Result<HairpinRedirect, Report> {
+    let name = obj.metadata.name.as_deref().unwrap_or_default();
+    let value = serde_json::to_value(obj).map_err(|e| refused(source(name), e.to_string()))?;
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        refused(
+            source(name),
+            format!("not a HairpinRedirect: {}: {}", e.path(), e.inner()),
+        )
+    })
+}
+
 /// A `HairpinRedirect`'s frontends on this node.
 pub(super) fn claim(
     r: &HairpinRedirect,
@@ -20,11 +44,7 @@ pub(super) fn claim(
     admission: &Admission,
 ) -> Result<Claim, Report> {
     let name = r.metadata.name.clone().unwrap_or_default();
-    let source = Source {
-        kind: "HairpinRedirect".into(),
-        namespace: None,
-        name: name.clone(),
-    };
+    let source = source(&name);
     let spec = &r.spec;
     let fail = |m: String| refused(source.clone(), m);
     let addr: IpAddr = spec.frontend.address.parse().map_err(|_| {

@@ -6,14 +6,7 @@ use super::*;
 
 #[test]
 fn a_service_redirect_leads_to_the_ready_endpoints_at_their_target_port() {
-    let d = web_world()
-        .redirect(redirect(
-            "web",
-            "203.0.113.10",
-            to_service(json!("http")),
-            json!({}),
-        ))
-        .run();
+    let d = web_world().redirect(web_redirect()).run();
     assert_eq!(
         d.frontends,
         vec![Frontend {
@@ -73,12 +66,7 @@ fn serving_terminating_endpoints_serve_only_when_no_ready_one_is_left() {
                 ("10.244.2.10", "n2", false, false, false),
             ],
         ))
-        .redirect(redirect(
-            "web",
-            "203.0.113.10",
-            to_service(json!("http")),
-            json!({}),
-        ))
+        .redirect(web_redirect())
         .run();
     assert_eq!(backends(&d), ["10.244.2.8:8080"]);
 }

@@ -90,6 +90,11 @@ fn redirect(name: &str, address: &str, backend: Value, extra: Value) -> Value {
     r
 }
 
+/// The usual redirect: 203.0.113.10:8080 to Service web/web's port http.
+fn web_redirect() -> Value {
+    redirect("web", "203.0.113.10", to_service(json!("http")), json!({}))
+}
+
 fn to_service(port: Value) -> Value {
     json!({"service": {"namespace": "web", "name": "web"}, "toPorts": [{"port": port}]})
 }

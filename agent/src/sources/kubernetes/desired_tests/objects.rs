@@ -128,6 +128,27 @@ fn malformed_redirects_are_refused_with_their_reason() {
     assert_eq!(report(&d).1, "Service web has no TCP port named \"https\"");
 }
 
+#[test]
+fn a_redirect_that_does_not_read_is_refused_alone_and_the_others_served() {
+    let mut bad = redirect("bad", "203.0.113.11", to_service(json!(70000)), json!({}));
+    bad["metadata"]["creationTimestamp"] = json!("2026-01-01T00:00:00Z");
+    let d = web_world().redirect(bad).redirect(web_redirect()).run();
+    assert_eq!(d.frontends.len(), 1, "the valid redirect is served");
+    assert_eq!(d.frontends[0].addr.to_string(), "203.0.113.10");
+    let bad = d
+        .reports
+        .iter()
+        .find(|r| r.source.name == "bad")
+        .expect("the bad one's report");
+    assert_eq!(bad.state, State::Refused);
+    assert!(
+        bad.message
+            .starts_with("not a HairpinRedirect: spec.backend.toPorts[0].port: "),
+        "{}",
+        bad.message
+    );
+}
+
 fn annotated(ns: &str, value: &str) -> Value {
     let mut svc = service(ns, "web", json!({}));
     svc["metadata"]["annotations"] = json!({"hairpin.dev/frontends": value});

@@ -227,11 +227,7 @@ impl Datapath {
         let probe = (!self.kernel.netns_cookie).then_some(PROG_NETNS_PROBE);
         let names: Vec<&str> = SOCK_PROGRAMS.into_iter().chain(probe).collect();
         for name in &names {
-            let prog: &mut aya::programs::CgroupSockAddr = self
-                .ebpf
-                .program_mut(name)
-                .with_context(|| format!("program {name} missing from the object"))?
-                .try_into()?;
+            let prog = self.sock_program(name)?;
             if prog.fd().is_ok() {
                 continue;
             }
@@ -240,6 +236,15 @@ impl Datapath {
             log_size(name, &prog.info()?);
         }
         Ok(names.len())
+    }
+
+    /// Socket (cgroup) program `name`.
+    pub fn sock_program(&mut self, name: &str) -> Result<&mut aya::programs::CgroupSockAddr> {
+        Ok(self
+            .ebpf
+            .program_mut(name)
+            .with_context(|| format!("program {name} missing from the object"))?
+            .try_into()?)
     }
 
     pub fn program(&mut self, name: &str) -> Result<&mut SchedClassifier> {

@@ -94,16 +94,11 @@ async fn route(
         }
         (&Method::GET, "/metrics") => {
             let routes = routes.clone();
-            let s = &routes.shared;
-            let (pin_dir, metrics, health, hub) = (
-                s.pin_dir.clone(),
-                s.metrics.clone(),
-                s.health.clone(),
-                s.hub.clone(),
-            );
-            match tokio::task::spawn_blocking(move || render(&pin_dir, &metrics, &health, &hub))
-                .await
-            {
+            let scrape = move || {
+                let s = &routes.shared;
+                render(&s.pin_dir, &s.metrics, &s.health, &s.hub)
+            };
+            match tokio::task::spawn_blocking(scrape).await {
                 Ok(Ok(body)) => reply(StatusCode::OK, OPENMETRICS, body),
                 Ok(Err(e)) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}\n")),
                 Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),

@@ -10,7 +10,7 @@ use std::{
 };
 
 use anyhow::{bail, Context as _, Result};
-use aya::programs::{links::FdLink, CgroupAttachMode, CgroupSockAddr};
+use aya::programs::{links::FdLink, CgroupAttachMode};
 
 use hairpin_common::SOCK_PROGRAMS;
 
@@ -55,11 +55,7 @@ pub fn attach(dp: &mut Datapath, cgroup: &Path, pin_dir: &Path) -> Result<()> {
     }
     dp.load_socket_programs()?;
     for name in SOCK_PROGRAMS {
-        let prog: &mut CgroupSockAddr = dp
-            .ebpf
-            .program_mut(name)
-            .with_context(|| format!("program {name} missing"))?
-            .try_into()?;
+        let prog = dp.sock_program(name)?;
         // A link-based attachment (Linux 5.7+) runs beside any other
         // program on the cgroup, whatever the mode says: the mode is for
         // the old attach interface, and links must be created without one.

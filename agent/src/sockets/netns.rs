@@ -9,7 +9,7 @@ use std::{fs, net::UdpSocket, path::PathBuf};
 use anyhow::{bail, Context as _, Result};
 use aya::{
     maps::{Array, MapData},
-    programs::{CgroupAttachMode, CgroupSockAddr},
+    programs::CgroupAttachMode,
 };
 use hairpin_common::{NETNS_COOKIE, NETNS_PROBE, NETNS_TGID, PROG_NETNS_PROBE};
 
@@ -30,11 +30,7 @@ fn probe(dp: &mut Datapath) -> Result<u64> {
     let dir = fs::File::open(&cgroup)
         .with_context(|| format!("opening the agent's cgroup {}", cgroup.display()))?;
     dp.load_socket_programs()?;
-    let prog: &mut CgroupSockAddr = dp
-        .ebpf
-        .program_mut(PROG_NETNS_PROBE)
-        .with_context(|| format!("program {PROG_NETNS_PROBE} missing from the object"))?
-        .try_into()?;
+    let prog = dp.sock_program(PROG_NETNS_PROBE)?;
     let id = prog
         .attach(&dir, CgroupAttachMode::Single)
         .with_context(|| format!("attaching the probe to {}", cgroup.display()))?;

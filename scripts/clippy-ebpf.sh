@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Lints the eBPF crate for its own target, where it builds (nightly, core
-# built from source); the workspace's clippy run leaves it out.
+# Lints the eBPF crates (hairpin's, the lab's stand-in CNI's) for their own
+# target, where they build (nightly, core built from source); the
+# workspace's clippy run leaves them out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 echo "== cargo clippy (ebpf)"
-cargo +nightly clippy --quiet -p hairpin-ebpf --target bpfel-unknown-none -Z build-std=core -- -D warnings
+cargo +nightly clippy --quiet -p hairpin-ebpf -p hairpin-standin-cni-ebpf --target bpfel-unknown-none -Z build-std=core -- -D warnings

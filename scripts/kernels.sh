@@ -17,8 +17,10 @@ export PATH="$HOME/.cargo/bin:$PATH"
 kernels=("$@")
 ((${#kernels[@]})) || read -ra kernels <<<"$(scripts/vm.sh list)"
 
+# The lab's stand-in eBPF CNI (LAB_CNI=ebpf) runs from target/debug.
+cargo build --quiet -p hairpin-standin-cni
 # The test binaries, as cargo test would run them.
-mapfile -t bins < <(cargo test --workspace --exclude hairpin-ebpf --no-run \
+mapfile -t bins < <(cargo test --workspace --exclude hairpin-ebpf --exclude hairpin-standin-cni-ebpf --no-run \
 	--message-format=json 2>/dev/null |
 	jq -r 'select(.reason == "compiler-artifact" and .profile.test
 		and (.target.name == "packet" or .target.name == "lab")) | "\(.target.name)=\(.executable)"')
@@ -36,11 +38,12 @@ done
 
 # The lab's client matrix: pods on both nodes, the nodes' own processes on
 # the TC path and on the socket path, a backend reaching itself, TCP and
-# UDP, IPv4 and IPv6; and doctor on a lab node.
+# UDP, IPv4 and IPv6, beside both kinds of CNI; and doctor on a lab node.
 LAB_SMOKE=(
 	without_hairpin_the_lab_reproduces_the_missing_nat_loopback
 	hairpin_serves_every_in_cluster_client_and_nothing_else
 	ipv6::ipv6_clients_reach_ipv6_frontends_beside_ipv4
+	ebpf_cni::beside_an_ebpf_cni_every_client_reaches_every_frontend
 	doctor::doctor_finds_the_node_well_then_names_each_fault
 	netkit::a_pod_on_a_netkit_device_in_l2_mode_is_served_like_a_pod_on_a_veth
 	netkit::a_pod_on_a_netkit_device_in_l3_mode_is_served_like_a_pod_on_a_veth

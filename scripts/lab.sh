@@ -41,6 +41,13 @@
 #   LAB_PROBE_FAMILY  which frontends probe asks: 4 (default: tcp, udp on
 #                     203.0.113.10), 6 (tcp6, udp6 on [2001:db8:0:113::10])
 #                     or all (tcp, udp, tcp6, udp6)
+#   LAB_CNI           the nodes' CNI datapath: iptables (default: the node's
+#                     stack routes pods, netfilter rules below) or ebpf (the
+#                     stand-in of tests/cni, as Cilium's host routing and
+#                     Calico's eBPF dataplane: TC programs after hairpin's
+#                     deliver into pods with bpf_redirect_peer and send pods'
+#                     off-node packets out themselves); up and add-pod
+#   LAB_STANDIN_CNI   the stand-in's loader (default target/debug/standin-cni)
 #
 # Everything lives in namespaces this script creates; the root namespace is
 # never touched (veth pairs are created directly between lab namespaces).
@@ -64,6 +71,9 @@ B1_IP6=2001:db8:0:51::2
 # The cluster's pod ranges (the CNI masquerades traffic leaving them).
 POD_NET=198.51.100.0/24
 POD_NET6=2001:db8:0:50::/60
+
+CNI=${LAB_CNI:-iptables}
+STANDIN_CNI=${LAB_STANDIN_CNI:-$(dirname "$0")/../target/debug/standin-cni}
 
 NODES=(n1 n2)
 declare -A NODE_IP=([n1]=192.0.2.11 [n2]=192.0.2.12)
@@ -102,6 +112,8 @@ die() {
 	echo "$PROG: $*" >&2
 	exit 1
 }
+
+[[ $CNI == iptables || $CNI == ebpf ]] || die "LAB_CNI must be iptables or ebpf, got '$CNI'"
 
 # Only [A-Za-z0-9_]: a prefix can never be a prefix of another lab's
 # "<prefix>-" namespaces, and names need no quoting anywhere.
@@ -396,6 +408,18 @@ build_pod() {
 	ipn "$pns" route add default via "$gw"
 	ipn "$pns" -6 route add "$gw6" dev eth0
 	ipn "$pns" -6 route add default via "$gw6" dev eth0
+	if [[ $CNI == ebpf ]]; then
+		standin "$node" "$dev"
+	fi
+}
+
+# standin <node> [<pod interface>...]: the stand-in eBPF CNI on the node's
+# uplink and on those pod interfaces (filters of an earlier run replaced).
+standin() {
+	local node=$1
+	shift
+	[[ -x $STANDIN_CNI ]] || die "LAB_CNI=ebpf needs the stand-in's loader: cargo build -p hairpin-standin-cni (or LAB_STANDIN_CNI)"
+	nsx "$node" "$STANDIN_CNI" eth0 "$@"
 }
 
 # start_nginx <namespace> <listens> <body>: daemonized, everything in $RUN;

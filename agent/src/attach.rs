@@ -17,12 +17,21 @@ use aya::programs::{
     tc::{self, NlOptions, SchedClassifierLink, TcAttachOptions},
     SchedClassifier, TcAttachType,
 };
-use hairpin_common::{PROG_POD_EGRESS, PROG_POD_INGRESS, PROG_UPLINK_EGRESS, PROG_UPLINK_INGRESS};
+use hairpin_common::{
+    PROG_POD_EGRESS, PROG_POD_INGRESS, PROG_POD_RECEIVE, PROG_UPLINK_EGRESS, PROG_UPLINK_INGRESS,
+};
 
 use crate::{
+    links::{Link, Peer},
     loader::Datapath,
     pins::{self, not_found, pinned_links, unpin_link},
+    pod_side::PodSide,
 };
+
+/// The program on a pod interface's peer, inside the pod's namespace: its
+/// ingress is where every delivery into the pod arrives (see
+/// docs/datapath.md).
+pub const POD_SIDE: (&str, TcAttachType) = (PROG_POD_RECEIVE, TcAttachType::Ingress);
 
 /// The role of an interface, which decides its programs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -32,7 +41,8 @@ pub enum Role {
 }
 
 impl Role {
-    /// The programs of this role, with the direction each is attached in.
+    /// The programs of this role on its interface, with the direction each
+    /// is attached in.
     pub fn programs(self) -> [(&'static str, TcAttachType); 2] {
         match self {
             Role::Uplink => [
@@ -72,7 +82,7 @@ impl Mode {
 pub struct Attachments {
     mode: Mode,
     pin_dir: PathBuf,
-    roles: BTreeMap<String, Role>,
+    roles: BTreeMap<String, (Role, Option<Peer>)>,
 }
 
 impl Attachments {
@@ -85,31 +95,38 @@ impl Attachments {
     }
 
     pub fn role(&self, ifname: &str) -> Option<Role> {
-        self.roles.get(ifname).copied()
+        self.roles.get(ifname).map(|(r, _)| *r)
     }
 
     pub fn interfaces(&self) -> impl Iterator<Item = (&str, Role)> {
-        self.roles.iter().map(|(n, r)| (n.as_str(), *r))
+        self.roles.iter().map(|(n, (r, _))| (n.as_str(), *r))
     }
 
-    /// Attaches `role`'s programs to `ifname`, adopting the links a previous
-    /// agent pinned. Programs go first on the hook, ahead of a CNI's: they
-    /// return "next" for every packet they do not translate.
-    pub fn attach(&mut self, dp: &mut Datapath, ifname: &str, role: Role) -> Result<()> {
-        if self.role(ifname) == Some(role) {
-            return Ok(());
-        }
-        if self.role(ifname).is_some() {
-            self.detach(ifname)?;
+    /// Attaches `role`'s programs to `link`, adopting the links a previous
+    /// agent pinned; a pod interface whose peer lives in a pod's namespace
+    /// gets `POD_SIDE` there too. Programs go first on the hook, ahead of a
+    /// CNI's: they return "next" for every packet they do not translate.
+    pub fn attach(&mut self, dp: &mut Datapath, link: &Link, role: Role) -> Result<()> {
+        let ifname = link.name.as_str();
+        let peer = link.peer.filter(|_| role == Role::Pod);
+        match self.roles.get(ifname) {
+            Some(&(r, p)) if r == role && p == peer => return Ok(()),
+            // The peer moved into a pod's namespace after the interface
+            // came (a CNI creates the pair, then moves one end).
+            Some(&(r, _)) if r == role => {
+                if let Some(peer) = peer {
+                    self.attach_pod_side(dp, ifname, &peer)?;
+                }
+                self.roles.insert(ifname.to_owned(), (role, peer));
+                return Ok(());
+            }
+            Some(_) => {
+                self.detach(ifname)?;
+            }
+            None => {}
         }
         if self.mode == Mode::Clsact {
-            match tc::qdisc_add_clsact(ifname) {
-                // An existing clsact qdisc (a CNI's, or an earlier agent's)
-                // is what we need.
-                Ok(()) | Err(tc::TcError::AlreadyAttached) => {}
-                Err(tc::TcError::NetlinkError(e)) if e.raw_os_error() == Some(libc::EEXIST) => {}
-                Err(e) => return Err(e).with_context(|| format!("adding clsact to {ifname}")),
-            }
+            add_clsact(ifname)?;
         }
         for (name, dir) in role.programs() {
             let prog = dp.program(name)?;
@@ -124,14 +141,42 @@ impl Attachments {
             };
             attached.with_context(|| format!("attaching {name} to {ifname} ({dir:?})"))?;
         }
-        self.roles.insert(ifname.to_owned(), role);
+        if let Some(peer) = peer {
+            self.attach_pod_side(dp, ifname, &peer)?;
+        }
+        self.roles.insert(ifname.to_owned(), (role, peer));
         Ok(())
+    }
+
+    /// Whether `link` has `role`'s programs, its pod side included.
+    pub fn serves(&self, link: &Link, role: Role) -> bool {
+        let peer = link.peer.filter(|_| role == Role::Pod);
+        self.roles.get(&link.name) == Some(&(role, peer))
+    }
+
+    fn attach_pod_side(&self, dp: &mut Datapath, ifname: &str, peer: &Peer) -> Result<()> {
+        let (name, dir) = POD_SIDE;
+        let context = || format!("attaching {name} to the pod side of {ifname}");
+        let prog = dp.program(name)?;
+        let pin = pins::link_pin(&self.pin_dir, ifname, name);
+        let mode = self.mode;
+        PodSide::find(peer)
+            .and_then(|side| {
+                side.within(|inside| match mode {
+                    Mode::Tcx => attach_pinned(prog, inside, dir, &pin),
+                    Mode::Clsact => {
+                        add_clsact(inside)?;
+                        attach_filter(prog, inside, dir, name)
+                    }
+                })
+            })
+            .with_context(context)
     }
 
     /// Detaches from `ifname` (its pinned links). An interface that is gone
     /// took its links with it; only the pins are left to remove.
     pub fn detach(&mut self, ifname: &str) -> Result<bool> {
-        let Some(role) = self.roles.remove(ifname) else {
+        let Some((role, peer)) = self.roles.remove(ifname) else {
             return Ok(false);
         };
         for (name, dir) in role.programs() {
@@ -144,6 +189,19 @@ impl Attachments {
                 }
             }
         }
+        let (name, dir) = POD_SIDE;
+        match (self.mode, peer) {
+            (Mode::Tcx, _) => {
+                unpin_link(&pins::link_pin(&self.pin_dir, ifname, name))?;
+            }
+            // A pod that is gone took its side's filter with it.
+            (Mode::Clsact, Some(peer)) => {
+                if let Ok(side) = PodSide::find(&peer) {
+                    side.within(|inside| remove_filters(inside, dir, name))?;
+                }
+            }
+            (Mode::Clsact, None) => {}
+        }
         Ok(true)
     }
 
@@ -155,6 +213,16 @@ impl Attachments {
             .collect();
         names.dedup();
         names
+    }
+}
+
+/// Adds a clsact qdisc to `ifname`; an existing one (a CNI's, or an
+/// earlier agent's) is what we need.
+fn add_clsact(ifname: &str) -> Result<()> {
+    match tc::qdisc_add_clsact(ifname) {
+        Ok(()) | Err(tc::TcError::AlreadyAttached) => Ok(()),
+        Err(tc::TcError::NetlinkError(e)) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("adding clsact to {ifname}")),
     }
 }
 
@@ -261,6 +329,20 @@ pub fn hook_programs(name: &str) -> Result<Vec<(&'static str, Vec<String>)>> {
         out.push((hook, names));
     }
     Ok(out)
+}
+
+/// The programs on the ingress of `link`'s peer in its pod's namespace,
+/// first to run first; `None` for an interface without such a peer.
+pub fn pod_side_programs(link: &Link) -> Result<Option<Vec<String>>> {
+    let Some(peer) = link.peer else {
+        return Ok(None);
+    };
+    let side = PodSide::find(&peer)?;
+    let hooks = side.within(hook_programs)?;
+    Ok(hooks
+        .into_iter()
+        .find(|(hook, _)| *hook == "ingress")
+        .map(|(_, names)| names))
 }
 
 /// Whether an error comes down to a permission refused.

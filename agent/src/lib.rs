@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod migrate;
 pub mod monitor;
 pub mod pins;
+pub mod pod_side;
 pub mod reconcile;
 pub mod relief;
 pub mod salvage;

@@ -16,29 +16,45 @@ use netlink_packet_route::{
 };
 use rtnetlink::{Handle, MulticastGroup, RouteMessageBuilder};
 
-/// An interface: index, name and MAC address.
+/// An interface: index, name, MAC address, and its peer when that lives
+/// in another namespace (a pod's veth or netkit device).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Link {
     pub index: u32,
     pub name: String,
     pub mac: Option<[u8; 6]>,
+    pub peer: Option<Peer>,
+}
+
+/// The other end of a device pair, in the namespace the node's namespace
+/// knows by `netns_id`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Peer {
+    pub index: u32,
+    pub netns_id: i32,
 }
 
 impl Link {
     fn from_message(msg: &LinkMessage) -> Option<Self> {
-        let mut name = None;
-        let mut mac = None;
+        let (mut name, mut mac, mut peer_index, mut netns_id) = (None, None, None, None);
         for a in &msg.attributes {
             match a {
                 LinkAttribute::IfName(n) => name = Some(n.clone()),
                 LinkAttribute::Address(a) if a.len() == 6 => mac = a.as_slice().try_into().ok(),
+                LinkAttribute::Link(i) => peer_index = Some(*i),
+                LinkAttribute::LinkNetNsId(id) if *id >= 0 => netns_id = Some(*id),
                 _ => {}
             }
         }
+        let peer = match (peer_index, netns_id) {
+            (Some(index), Some(netns_id)) => Some(Peer { index, netns_id }),
+            _ => None,
+        };
         Some(Self {
             index: msg.header.index,
             name: name?,
             mac,
+            peer,
         })
     }
 }

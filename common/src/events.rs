@@ -119,7 +119,8 @@ impl EndReason {
     }
 }
 
-/// Where an event was seen (`Event::hook`): the TC hooks, then the socket.
+/// Where an event was seen (`Event::hook`): the TC hooks (0 to 3, and 6 for
+/// a pod interface's inside), then the socket.
 pub const EVENT_HOOK_SOCKET: u8 = 4;
 /// `Event::hook` of the events the agent makes itself.
 pub const EVENT_HOOK_AGENT: u8 = 5;
@@ -146,7 +147,7 @@ pub struct Event {
     pub backend_port: u16,
     /// `EventKind`.
     pub kind: u8,
-    /// `Hook` of the datapath (0 to 3), or `EVENT_HOOK_*`.
+    /// `Hook` of the datapath (0 to 3, 6), or `EVENT_HOOK_*`.
     pub hook: u8,
     /// Per kind: `EndReason`, the `Counter`, or the flow's `CtOrigin`.
     pub detail: u8,

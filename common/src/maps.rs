@@ -69,6 +69,9 @@ pub const PINNED_MAPS: [&str; 18] = [
 pub const PROG_POD_INGRESS: &str = "pod_ingress";
 /// Program on a pod veth's egress (toward the pod).
 pub const PROG_POD_EGRESS: &str = "pod_egress";
+/// Program on a pod interface's ingress inside the pod's namespace (what
+/// the pod receives, however it was delivered).
+pub const PROG_POD_RECEIVE: &str = "pod_receive";
 /// Program on the uplink's egress.
 pub const PROG_UPLINK_EGRESS: &str = "uplink_egress";
 /// Program on the uplink's ingress.
@@ -89,9 +92,10 @@ pub const PROG_SOCK_GETPEERNAME6: &str = "sock_getpeername6";
 pub const PROG_NETNS_PROBE: &str = "netns_probe";
 
 /// Every TC program of the object.
-pub const TC_PROGRAMS: [&str; 4] = [
+pub const TC_PROGRAMS: [&str; 5] = [
     PROG_POD_INGRESS,
     PROG_POD_EGRESS,
+    PROG_POD_RECEIVE,
     PROG_UPLINK_EGRESS,
     PROG_UPLINK_INGRESS,
 ];

@@ -27,6 +27,10 @@ pub enum Hook {
     UplinkEgress = 2,
     /// The uplink's ingress, before the node's netfilter.
     UplinkIngress = 3,
+    /// A pod interface's ingress inside the pod's namespace: what the pod
+    /// receives, however it was delivered. (4 and 5 are the socket's and
+    /// the agent's event hooks.)
+    PodReceive = 6,
 }
 
 impl From<Hook> for u8 {
@@ -54,8 +58,11 @@ impl Hook {
                 Hook::PodIngress,
                 CtDir::Reverse,
                 CtOrigin::Host | CtOrigin::Loop
-            ) | (Hook::PodEgress, CtDir::Reverse, CtOrigin::Pod)
-                | (Hook::UplinkEgress, CtDir::Forward, CtOrigin::Host)
+            ) | (
+                Hook::PodEgress | Hook::PodReceive,
+                CtDir::Reverse,
+                CtOrigin::Pod
+            ) | (Hook::UplinkEgress, CtDir::Forward, CtOrigin::Host)
                 | (Hook::UplinkIngress, CtDir::Reverse, CtOrigin::Host)
         )
     }
@@ -67,7 +74,7 @@ impl Hook {
             Hook::PodIngress if client == backend => Some(CtOrigin::Loop),
             Hook::PodIngress => Some(CtOrigin::Pod),
             Hook::UplinkEgress => Some(CtOrigin::Host),
-            Hook::PodEgress | Hook::UplinkIngress => None,
+            Hook::PodEgress | Hook::UplinkIngress | Hook::PodReceive => None,
         }
     }
 }

@@ -50,6 +50,15 @@ pub fn pod_egress(ctx: TcContext) -> i32 {
     process(&ctx, Hook::PodEgress)
 }
 
+/// On a pod interface's ingress inside the pod's namespace, where every
+/// delivery arrives: the node's stack through the host side's egress, and
+/// a CNI's `bpf_redirect_peer`, which skips it. A reply `pod_egress`
+/// translated no longer comes from a backend and passes untouched.
+#[classifier]
+pub fn pod_receive(ctx: TcContext) -> i32 {
+    process(&ctx, Hook::PodReceive)
+}
+
 #[classifier]
 pub fn uplink_egress(ctx: TcContext) -> i32 {
     process(&ctx, Hook::UplinkEgress)

@@ -234,6 +234,7 @@ fn the_image_serves_every_client_with_three_capabilities_and_a_read_only_root() 
                 ("/sys/fs/cgroup".into(), "/sys/fs/cgroup".into()),
                 ("/var/lib/hairpin".into(), state),
                 ("/run/hairpin".into(), run),
+                ("/var/run/netns".into(), "/run/netns".into()),
             ],
         };
         (n, config)

@@ -16,6 +16,7 @@ mod clsact;
 mod cluster_reload;
 mod degraded;
 mod doctor;
+mod ebpf_cni;
 mod image;
 mod in_cluster;
 mod ipv6;

@@ -72,6 +72,19 @@ fn a_pod_flow_goes_to_one_of_the_frontends_backends_and_replies_come_back_from_t
             (fe, client),
             "{p}: the reply comes from the frontend"
         );
+        // Inside the pod: a reply the host side translated passes as it
+        // is; one a CNI delivered past the host side is translated there,
+        // as the host side would have.
+        let inside = h.expect_step(Hook::PodReceive, &step.out);
+        assert!(
+            inside.out == step.out && inside.verdict == TC_ACT_UNSPEC,
+            "{p}: a translated reply is not translated again inside the pod"
+        );
+        let peer = h.expect_step(Hook::PodReceive, &reply);
+        assert!(
+            peer.out == step.out && peer.verdict == TC_ACT_UNSPEC,
+            "{p}: a reply delivered into the pod past the host side is translated inside"
+        );
 
         // Each packet is translated at one hook only.
         for hook in [Hook::PodIngress, Hook::UplinkIngress, Hook::UplinkEgress] {
@@ -81,7 +94,12 @@ fn a_pod_flow_goes_to_one_of_the_frontends_backends_and_replies_come_back_from_t
                 "{p}: a pod flow's reply was changed at {hook:?}"
             );
         }
-        for hook in [Hook::PodEgress, Hook::UplinkEgress, Hook::UplinkIngress] {
+        for hook in [
+            Hook::PodEgress,
+            Hook::UplinkEgress,
+            Hook::UplinkIngress,
+            Hook::PodReceive,
+        ] {
             let step = h.expect_step(hook, &fwd);
             assert!(
                 step.out == fwd,

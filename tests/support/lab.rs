@@ -24,9 +24,33 @@ pub const FRONTEND: &str = "203.0.113.10";
 pub const B1: &str = "198.51.100.2";
 pub const B2: &str = "198.51.100.67";
 
+/// The nodes' CNI datapath (`LAB_CNI`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cni {
+    /// The node's stack routes pods, through netfilter.
+    Iptables,
+    /// The stand-in eBPF CNI of tests/cni: `bpf_redirect_peer` into pods.
+    Ebpf,
+}
+
+impl Cni {
+    fn name(self) -> &'static str {
+        match self {
+            Cni::Iptables => "iptables",
+            Cni::Ebpf => "ebpf",
+        }
+    }
+}
+
+/// The stand-in eBPF CNI's loader, built beside `hairpin`.
+fn standin_cni() -> PathBuf {
+    Path::new(HAIRPIN).with_file_name("standin-cni")
+}
+
 pub struct Lab {
     pub prefix: String,
     run: PathBuf,
+    pub cni: Cni,
     /// Cgroups made for the nodes' host processes, removed on drop.
     cgroups: std::cell::RefCell<Vec<PathBuf>>,
 }
@@ -34,6 +58,11 @@ pub struct Lab {
 impl Lab {
     /// Brings up a lab under a fresh prefix.
     pub fn up() -> Self {
+        Self::up_beside(Cni::Iptables)
+    }
+
+    /// Brings up a lab whose nodes route pods with `cni`.
+    pub fn up_beside(cni: Cni) -> Self {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let prefix = format!(
             "hpt{}x{}",
@@ -43,6 +72,7 @@ impl Lab {
         let lab = Self {
             run: Path::new(LAB_RUN).join(&prefix),
             prefix,
+            cni,
             cgroups: Default::default(),
         };
         let out = lab.script("up", &[]);
@@ -55,14 +85,22 @@ impl Lab {
     }
 
     fn script(&self, cmd: &str, env: &[(&str, &str)]) -> Output {
-        Command::new(LAB_SH)
+        self.lab_sh()
             .arg(cmd)
-            .env("LAB_PREFIX", &self.prefix)
-            .env("LAB_RUN", LAB_RUN)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .output()
             .expect("run scripts/lab.sh")
+    }
+
+    /// scripts/lab.sh for this lab.
+    fn lab_sh(&self) -> Command {
+        let mut c = Command::new(LAB_SH);
+        c.env("LAB_PREFIX", &self.prefix)
+            .env("LAB_RUN", LAB_RUN)
+            .env("LAB_CNI", self.cni.name())
+            .env("LAB_STANDIN_CNI", standin_cni());
+        c
     }
 
     /// The full name of the lab namespace `name` (`n1`, `n1-c1`, `rtr`, …).
@@ -281,10 +319,9 @@ impl Lab {
     /// `add_pod`, on a link of kind `link` (`LAB_POD_LINK`: veth,
     /// netkit-l2, netkit-l3; netkit needs `LAB_IPROUTE2`).
     pub fn add_pod_on(&self, link: &str, node: &str, pod: &str, addr: &str) {
-        let out = Command::new(LAB_SH)
+        let out = self
+            .lab_sh()
             .args(["add-pod", node, pod, addr])
-            .env("LAB_PREFIX", &self.prefix)
-            .env("LAB_RUN", LAB_RUN)
             .env("LAB_POD_LINK", link)
             .stdin(Stdio::null())
             .output()
@@ -306,10 +343,8 @@ impl Lab {
     }
 
     fn script_args(&self, args: &[&str]) -> Output {
-        Command::new(LAB_SH)
+        self.lab_sh()
             .args(args)
-            .env("LAB_PREFIX", &self.prefix)
-            .env("LAB_RUN", LAB_RUN)
             .stdin(Stdio::null())
             .output()
             .expect("run scripts/lab.sh")

@@ -2,7 +2,7 @@ use std::{fs, path::PathBuf};
 
 use anyhow::{Context as _, Result};
 
-use crate::{attach, pins, sockets};
+use crate::{attach, pins, pod_side::PodSide, sockets};
 
 /// Remove everything hairpin installed under the pin directory: its links
 /// (the programs detach with them), then its maps. Traffic to the frontends
@@ -30,6 +30,14 @@ pub fn detach(args: Args) -> Result<()> {
                     println!("detached {name} filter from {} ({dir:?})", link.name);
                     removed += 1;
                 }
+            }
+        }
+        // The pod side's, inside the pod's namespace.
+        let (name, dir) = attach::POD_SIDE;
+        if let Some(side) = link.peer.and_then(|p| PodSide::find(&p).ok()) {
+            if side.within(|inside| attach::remove_filters(inside, dir, name))? {
+                println!("detached {name} filter from the pod side of {}", link.name);
+                removed += 1;
             }
         }
     }

@@ -41,7 +41,16 @@ pub fn status(args: Args) -> Result<()> {
         .collect();
     let mut rows = Vec::new();
     for link in &all {
-        for (hook, names) in attach::hook_programs(&link.name)? {
+        // A peer whose namespace cannot be entered is none of a pod's that
+        // hairpin serves (those it found to attach).
+        let pod_side = attach::pod_side_programs(link)
+            .ok()
+            .flatten()
+            .map(|names| ("pod side ingress", names));
+        for (hook, names) in attach::hook_programs(&link.name)?
+            .into_iter()
+            .chain(pod_side)
+        {
             if names.is_empty() {
                 continue;
             }

@@ -9,7 +9,7 @@ use tracing::{info, warn};
 
 use super::{degraded::Item, Agent};
 use crate::{
-    attach::Role,
+    attach::{self, Role},
     links::{self, Link},
     pins,
 };
@@ -44,8 +44,7 @@ impl Agent {
     }
 
     fn attach_uplink(&mut self, link: Link) -> Result<()> {
-        self.attached
-            .attach(&mut self.dp, &link.name, Role::Uplink)?;
+        self.attached.attach(&mut self.dp, &link, Role::Uplink)?;
         self.maps.update_node(|n| {
             n.uplink_ifindex = link.index;
             n.uplink_mac = link.mac.unwrap_or_default();
@@ -104,7 +103,8 @@ impl Agent {
             let keep = self.known.contains_key(&ifname)
                 && (self.is_uplink(&ifname) || self.is_pod(&ifname));
             if !keep {
-                for (name, _) in [Role::Uplink, Role::Pod].iter().flat_map(|r| r.programs()) {
+                let programs = [Role::Uplink, Role::Pod].iter().flat_map(|r| r.programs());
+                for (name, _) in programs.chain([attach::POD_SIDE]) {
                     pins::unpin_link(&pins::link_pin(&self.settings.pin_dir, &ifname, name))?;
                 }
                 info!(interface = %ifname, "removed links pinned by an earlier agent");
@@ -158,12 +158,13 @@ impl Agent {
     pub(super) fn follow(&mut self, link: &Link) {
         let want = self.is_pod(&link.name);
         let have = self.attached.role(&link.name) == Some(Role::Pod);
+        let whole = self.attached.serves(link, Role::Pod);
         let item = Item::Interface(link.name.clone());
         if !want {
             self.retries.forget(&item);
         }
-        if want && !have {
-            match self.attached.attach(&mut self.dp, &link.name, Role::Pod) {
+        if want && !whole {
+            match self.attached.attach(&mut self.dp, link, Role::Pod) {
                 Ok(()) => {
                     info!(interface = %link.name, "pod interface attached");
                     self.retries.served(&item);

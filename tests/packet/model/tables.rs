@@ -14,14 +14,19 @@ pub enum Hook {
     UplinkEgress,
     /// What the node receives on its uplink.
     UplinkIngress,
+    /// What a pod receives, seen inside the pod: after `PodEgress` when
+    /// the node's stack delivered it, alone when a CNI's
+    /// `bpf_redirect_peer` did.
+    PodReceive,
 }
 
 impl Hook {
-    pub const ALL: [Hook; 4] = [
+    pub const ALL: [Hook; 5] = [
         Hook::PodIngress,
         Hook::PodEgress,
         Hook::UplinkEgress,
         Hook::UplinkIngress,
+        Hook::PodReceive,
     ];
 
     pub fn program(self) -> &'static str {
@@ -30,6 +35,7 @@ impl Hook {
             Hook::PodEgress => hairpin_common::PROG_POD_EGRESS,
             Hook::UplinkEgress => hairpin_common::PROG_UPLINK_EGRESS,
             Hook::UplinkIngress => hairpin_common::PROG_UPLINK_INGRESS,
+            Hook::PodReceive => hairpin_common::PROG_POD_RECEIVE,
         }
     }
 }
@@ -117,14 +123,15 @@ pub enum Dir {
 
 /// Whether packets of a flow of `origin` travelling `dir` are translated at
 /// `hook`: a pod's flows where the pod sends (forward) and receives
-/// (replies); a host's flows on the uplink's egress, and their replies
+/// (replies, on either side of its interface: the first to see one
+/// translates it); a host's flows on the uplink's egress, and their replies
 /// wherever they enter the node (the uplink, or a local backend pod's veth);
 /// a loop's on the pod's own veth both ways.
 pub fn owns(hook: Hook, dir: Dir, origin: Origin) -> bool {
     match (dir, origin) {
         (Dir::Forward, Origin::Pod | Origin::Loop) => hook == Hook::PodIngress,
         (Dir::Forward, Origin::Host) => hook == Hook::UplinkEgress,
-        (Dir::Reverse, Origin::Pod) => hook == Hook::PodEgress,
+        (Dir::Reverse, Origin::Pod) => matches!(hook, Hook::PodEgress | Hook::PodReceive),
         (Dir::Reverse, Origin::Host) => matches!(hook, Hook::UplinkIngress | Hook::PodIngress),
         (Dir::Reverse, Origin::Loop) => hook == Hook::PodIngress,
     }

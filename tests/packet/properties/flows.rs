@@ -33,10 +33,14 @@ pub struct FlowCase<F: Properties> {
     /// Where a host flow's reply enters: a local backend pod's veth, or
     /// the uplink.
     host_reply_at_pod: bool,
+    /// Where a pod flow's reply is translated: inside the pod (a CNI that
+    /// delivers with `bpf_redirect_peer`), or on the host side's egress.
+    pod_reply_inside: bool,
     request: F::Seg,
     pub reply: F::Seg,
     pub error: F::Error,
-    /// Other hooks to run each frame at, indices into the three others.
+    /// Another hook to run each frame at (request, reply, error), indices
+    /// into the hooks other than its own.
     strays: [Index; 3],
 }
 
@@ -54,12 +58,13 @@ pub fn flow_case<F: Properties>() -> impl Strategy<Value = FlowCase<F>> {
             any::<Index>(),
             any::<u16>(),
             any::<bool>(),
+            any::<bool>(),
         ),
         (F::seg(), F::seg(), F::error_case(), any::<[Index; 3]>()),
     )
         .prop_map(
             |(
-                (frontend, kind, pod, host, backend, port, host_reply_at_pod),
+                (frontend, kind, pod, host, backend, port, host_reply_at_pod, pod_reply_inside),
                 (request, reply, error, strays),
             )| {
                 FlowCase {
@@ -70,6 +75,7 @@ pub fn flow_case<F: Properties>() -> impl Strategy<Value = FlowCase<F>> {
                     backend,
                     port,
                     host_reply_at_pod,
+                    pod_reply_inside,
                     request,
                     reply,
                     error,
@@ -87,7 +93,7 @@ fn translatable<F: Properties>() -> Vec<FrontendCfg> {
         .collect()
 }
 
-/// One of the three hooks other than `hook`.
+/// One of the hooks other than `hook`.
 pub fn other_hook(hook: Hook, i: &Index) -> Hook {
     let others: Vec<Hook> = Hook::ALL.into_iter().filter(|h| *h != hook).collect();
     *i.get(&others)
@@ -137,6 +143,7 @@ impl<F: Properties> FlowCase<F> {
     /// translated, given the origin the flow got.
     pub fn reply_hook(&self, origin: Origin) -> Hook {
         match origin {
+            Origin::Pod if self.pod_reply_inside => Hook::PodReceive,
             Origin::Pod => Hook::PodEgress,
             Origin::Loop => Hook::PodIngress,
             Origin::Host if self.host_reply_at_pod => Hook::PodIngress,
@@ -182,6 +189,15 @@ pub fn run_flow<F: Properties>(h: &mut Harness, c: &FlowCase<F>) -> Result<FlowR
         reply.expected.action
     );
     h.step(other_hook(reply_hook, &c.strays[1]), &reply_frame)?;
+    if reply_hook == Hook::PodEgress {
+        // Delivered by the node's stack, the translated reply meets the
+        // pod side too, which must pass it untouched: translated once.
+        let inside = h.step(Hook::PodReceive, &reply.out)?;
+        ensure!(
+            inside.out == reply.out,
+            "a reply translated at PodEgress was changed again inside the pod"
+        );
+    }
 
     let error_frame = F::error(&c.error, &request.out);
     let error = h.step(reply_hook, &error_frame)?;

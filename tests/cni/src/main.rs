@@ -1,0 +1,72 @@
+//! Loads the lab's stand-in eBPF CNI datapath (see ebpf/src/main.rs) in the
+//! current network namespace: `standin-cni UPLINK [POD_INTERFACE...]`
+//! attaches its programs to the ingress of the uplink and of each pod's
+//! host-side interface, as clsact filters after hairpin's programs (TCX
+//! runs before clsact; hairpin's own filters have priority 1). Filters an
+//! earlier run left are replaced; the filters stay after this exits.
+
+use anyhow::{bail, Context as _, Result};
+use aya::{
+    programs::{
+        tc::{self, NlOptions, TcAttachOptions},
+        SchedClassifier, TcAttachType,
+    },
+    EbpfLoader,
+};
+
+const PRIORITY: u16 = 100;
+
+fn main() -> Result<()> {
+    let mut args = std::env::args().skip(1);
+    let Some(uplink) = args.next() else {
+        bail!("usage: standin-cni UPLINK [POD_INTERFACE...]");
+    };
+    let pods: Vec<String> = args.collect();
+    let index = index_of(&uplink)?;
+    let mut ebpf = EbpfLoader::new()
+        .override_global("UPLINK_IFINDEX", &index, true)
+        .load(aya::include_bytes_aligned!(concat!(
+            env!("OUT_DIR"),
+            "/standin-cni"
+        )))
+        .context("loading the stand-in CNI")?;
+    let targets = std::iter::once((uplink.as_str(), "standin_uplink"))
+        .chain(pods.iter().map(|p| (p.as_str(), "standin_pod")));
+    for (ifname, name) in targets {
+        let prog: &mut SchedClassifier = ebpf
+            .program_mut(name)
+            .with_context(|| format!("no program {name}"))?
+            .try_into()?;
+        if prog.fd().is_err() {
+            prog.load()?;
+        }
+        match tc::qdisc_add_clsact(ifname) {
+            Ok(()) | Err(tc::TcError::AlreadyAttached) => {}
+            Err(tc::TcError::NetlinkError(e)) if e.raw_os_error() == Some(libc::EEXIST) => {}
+            Err(e) => return Err(e).with_context(|| format!("adding clsact to {ifname}")),
+        }
+        // Ignored error: no earlier filter to replace.
+        let _ = tc::qdisc_detach_program(ifname, TcAttachType::Ingress, name);
+        let id = prog
+            .attach_with_options(
+                ifname,
+                TcAttachType::Ingress,
+                TcAttachOptions::Netlink(NlOptions {
+                    priority: PRIORITY,
+                    ..Default::default()
+                }),
+            )
+            .with_context(|| format!("attaching {name} to {ifname}"))?;
+        // A filter outlives its loader unless its link is dropped.
+        std::mem::forget(prog.take_link(id)?);
+    }
+    Ok(())
+}
+
+fn index_of(name: &str) -> Result<u32> {
+    let c = std::ffi::CString::new(name)?;
+    // SAFETY: a valid C string.
+    let index = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    anyhow::ensure!(index != 0, "no interface {name}");
+    Ok(index)
+}

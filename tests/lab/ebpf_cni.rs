@@ -1,0 +1,165 @@
+//! Beside an eBPF CNI (the lab's stand-in, tests/cni, as Cilium's host
+//! routing and Calico's eBPF dataplane deliver): packets into a pod come by
+//! `bpf_redirect_peer`, which skips the host-side interface's egress where
+//! `pod_egress` translates a pod client's replies. `pod_receive`, on the
+//! pod side's ingress, translates them wherever they come from.
+
+use std::time::Duration;
+
+use crate::{
+    curl, require_privileged,
+    support::lab::{Cni, Lab, FRONTEND},
+};
+
+const FRONTEND6: &str = "2001:db8:0:113::10";
+
+/// Both families; the TC path serves the host clients.
+const DUAL: &str = r#"
+redirects:
+  - name: web
+    frontend: 203.0.113.10
+    ports:
+      - { port: 8080, protocol: TCP, targetPort: 80 }
+      - { port: 5353, protocol: UDP, targetPort: 53 }
+    backends: [{ ip: 198.51.100.2 }]
+  - name: web6
+    frontend: 2001:db8:0:113::10
+    ports:
+      - { port: 8080, protocol: TCP, targetPort: 80 }
+      - { port: 5353, protocol: UDP, targetPort: 53 }
+    backends: [{ ip: "2001:db8:0:51::2" }]
+interfaces: { uplink: auto, pods: ["veth*"] }
+socket: { enabled: false }
+"#;
+
+/// Requests from pod c1 to both families' frontends, with what crossed
+/// the host side of c1's veth toward the pod meanwhile.
+fn c1_requests_and_what_crossed_vethc1(lab: &Lab) -> (Vec<String>, String) {
+    let capture = lab.background(
+        "n1",
+        "tcpdump -n -l -Q out -i vethc1 'tcp port 80 or tcp port 8080'",
+        "vethc1-out.txt",
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let answers = vec![
+        curl(lab, "n1-c1", &format!("http://{FRONTEND}:8080/")),
+        curl(lab, "n1-c1", &format!("-g http://[{FRONTEND6}]:8080/")),
+    ];
+    std::thread::sleep(Duration::from_millis(500));
+    (answers, capture.finish())
+}
+
+#[test]
+fn beside_an_ebpf_cni_every_client_reaches_every_frontend() {
+    require_privileged!();
+    let lab = Lab::up_beside(Cni::Ebpf);
+    let before = lab.probe_family("all");
+    assert!(
+        before.iter().all(|((c, _), r)| (c == "ext") == (r == "ok")),
+        "beside the stand-in and without hairpin, only the external client is served: {before:?}"
+    );
+    let _n1 = lab.agent("n1", DUAL);
+    let _n2 = lab.agent("n2", DUAL);
+    let after = lab.probe_family("all");
+    assert_eq!(after.len(), 20, "5 clients × 4 frontends: {after:?}");
+    assert!(
+        after.values().all(|r| r == "ok"),
+        "every client reaches every frontend of both families beside the eBPF CNI: {after:?}"
+    );
+    for url in [
+        format!("http://{FRONTEND}:8080/"),
+        format!("-g http://[{FRONTEND6}]:8080/"),
+    ] {
+        assert_eq!(curl(&lab, "n1-b1", &url), "b1", "the backend itself: {url}");
+    }
+    // The stand-in does deliver past the host side: c1 is answered while
+    // nothing of its flows leaves vethc1 toward it.
+    let (answers, crossed) = c1_requests_and_what_crossed_vethc1(&lab);
+    assert_eq!(answers, ["b1", "b1"], "pod c1, both families");
+    assert!(
+        crossed.lines().all(|l| !l.contains(" > ")),
+        "the replies came by bpf_redirect_peer, not through vethc1:\n{crossed}"
+    );
+}
+
+#[test]
+fn without_its_pod_side_program_a_pod_client_fails_beside_an_ebpf_cni_until_the_agent_restores_it()
+{
+    require_privileged!();
+    let lab = Lab::up_beside(Cni::Ebpf);
+    let mut agent = lab.agent("n1", DUAL);
+    let url = format!("http://{FRONTEND}:8080/");
+    assert_eq!(curl(&lab, "n1-c1", &url), "b1", "served with the pod side");
+    let status = lab.hairpin("n1", &["status", "--output", "json"]);
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&status).expect("status json");
+    let pod_side = |ifname: &str| {
+        rows.iter()
+            .find(|r| r["interface"] == ifname && r["hook"] == "pod side ingress")
+            .map(|r| r["programs"].clone())
+    };
+    for pod in ["vethb1", "vethc1"] {
+        assert_eq!(
+            pod_side(pod),
+            Some(serde_json::json!(["pod_receive"])),
+            "status shows {pod}'s pod side: {status}"
+        );
+    }
+
+    // Take the pod side away, as an agent without it would leave c1.
+    agent.stop(libc::SIGKILL);
+    if lab
+        .sh("n1-c1", "tc filter show dev eth0 ingress")
+        .stdout
+        .is_empty()
+    {
+        let pin = agent.pin_dir.join("links/pod_receive/vethc1");
+        std::fs::remove_file(&pin).expect("unpin the pod side's link");
+    } else {
+        lab.sh_ok("n1-c1", "tc filter del dev eth0 ingress");
+    }
+    let out = lab.sh("n1-c1", &format!("curl -s --max-time 3 {url}"));
+    assert!(
+        !out.status.success(),
+        "without pod_receive, c1's replies bypass hairpin beside the eBPF CNI: {out:?}"
+    );
+
+    agent.start();
+    agent.wait_for_log(
+        "pod interface attached interface=vethc1",
+        Duration::from_secs(20),
+    );
+    assert_eq!(
+        curl(&lab, "n1-c1", &url),
+        "b1",
+        "served again after the restart"
+    );
+}
+
+#[test]
+fn a_pod_added_beside_an_ebpf_cni_is_served_and_detach_leaves_its_namespace_clean() {
+    require_privileged!();
+    let lab = Lab::up_beside(Cni::Ebpf);
+    let mut agent = lab.agent("n1", DUAL);
+    lab.add_pod("n1", "c3", "198.51.100.4");
+    agent.wait_for_log("interface=vethc3", Duration::from_secs(10));
+    assert_eq!(
+        curl(&lab, "n1-c3", &format!("http://{FRONTEND}:8080/")),
+        "b1",
+        "the new pod reaches the frontend"
+    );
+    agent.stop(libc::SIGTERM);
+    lab.hairpin("n1", &["detach"]);
+    let status = lab.hairpin("n1", &["status", "--output", "json"]);
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&status).expect("status json");
+    assert!(
+        rows.iter().all(|r| r["hairpin"] == 0),
+        "detach leaves no hairpin program on any hook, pod sides included: {status}"
+    );
+    for pod in ["n1-c1", "n1-c3", "n1-b1"] {
+        let filters = lab.sh_ok(pod, "tc filter show dev eth0 ingress");
+        assert!(
+            !filters.contains("pod_receive"),
+            "{pod}: a filter left in the pod's namespace:\n{filters}"
+        );
+    }
+}

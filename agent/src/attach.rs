@@ -33,6 +33,9 @@ use crate::{
 /// docs/datapath.md).
 pub const POD_SIDE: (&str, TcAttachType) = (PROG_POD_RECEIVE, TcAttachType::Ingress);
 
+/// The name of a pod interface's inside hook, in reports.
+pub const POD_SIDE_HOOK: &str = "pod side ingress";
+
 /// The role of an interface, which decides its programs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Role {

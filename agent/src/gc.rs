@@ -2,10 +2,12 @@
 //! entry when a packet meets it; expired flows are removed here, both
 //! entries together, judged on the most recent packet either way.
 
+use std::net::IpAddr;
+
 use anyhow::{Context as _, Result};
 use hairpin_common::{
-    ct_lifetime, CtDir, CtEntry, CtKey, CtTimeouts, EndReason, Event, SEEN_ENDED, SEEN_FIN,
-    SEEN_RST,
+    ct_lifetime, CtDir, CtEntry, CtKey, CtOrigin, CtTimeouts, EndReason, Event, SEEN_ENDED,
+    SEEN_FIN, SEEN_REPLY, SEEN_RST,
 };
 
 use crate::{family::Addr, loader::Conntrack};
@@ -18,6 +20,9 @@ pub struct Sweep {
     /// Flows that expired, for the monitors; those that closed or that the
     /// agent ended were told of when it happened.
     pub expired: Vec<Event>,
+    /// The clients of pod flows that expired without a reply translated:
+    /// a backend that never answered, or replies that bypass hairpin.
+    pub unreplied_pods: Vec<IpAddr>,
 }
 
 impl std::ops::Add for Sweep {
@@ -25,10 +30,12 @@ impl std::ops::Add for Sweep {
 
     fn add(mut self, o: Sweep) -> Sweep {
         self.expired.extend(o.expired);
+        self.unreplied_pods.extend(o.unreplied_pods);
         Sweep {
             entries: self.entries + o.entries,
             removed: self.removed + o.removed,
             expired: self.expired,
+            unreplied_pods: self.unreplied_pods,
         }
     }
 }
@@ -135,6 +142,10 @@ fn judge<A: Addr>(
                 sweep
                     .expired
                     .extend(crate::flows::ended_event(&k, &e, EndReason::Expired));
+            }
+            let replied = rev.is_some_and(|r| r.seen & SEEN_REPLY != 0);
+            if e.origin == CtOrigin::Pod as u8 && !replied && seen & SEEN_ENDED == 0 {
+                sweep.unreplied_pods.push(k.saddr.ip());
             }
             doomed.insert(k);
             if rev.is_some() {

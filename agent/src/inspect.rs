@@ -232,6 +232,9 @@ pub struct FlowView {
     pub age_s: u64,
     pub idle_s: u64,
     pub frontend_id: u32,
+    /// Whether a reply was translated (the state tells it for the user).
+    #[serde(skip)]
+    pub replied: bool,
 }
 
 fn state(proto: u8, seen: u8, has_reply: bool) -> &'static str {
@@ -287,6 +290,7 @@ fn family_flows<A: Addr>(ct: &Conntrack<A>, out: &mut Vec<FlowView>) -> Result<(
             age_s: now.saturating_sub(e.created_ns) / 1_000_000_000,
             idle_s: now.saturating_sub(last) / 1_000_000_000,
             frontend_id: e.frontend_id,
+            replied: has_reply,
         });
     }
     Ok(())

@@ -9,7 +9,7 @@ use futures::{channel::mpsc::UnboundedReceiver, StreamExt as _, TryStreamExt as 
 use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
 use netlink_packet_route::{
     address::{AddressAttribute, AddressMessage},
-    link::{LinkAttribute, LinkMessage},
+    link::{InfoKind, LinkAttribute, LinkInfo, LinkMessage},
     route::RouteAttribute,
     tc::{TcAttribute, TcFilterBpfOption, TcMessage, TcOption},
     RouteNetlinkMessage,
@@ -24,6 +24,8 @@ pub struct Link {
     pub name: String,
     pub mac: Option<[u8; 6]>,
     pub peer: Option<Peer>,
+    /// A netkit device (an eBPF CNI's pod device).
+    pub netkit: bool,
 }
 
 /// The other end of a device pair, in the namespace the node's namespace
@@ -37,12 +39,18 @@ pub struct Peer {
 impl Link {
     fn from_message(msg: &LinkMessage) -> Option<Self> {
         let (mut name, mut mac, mut peer_index, mut netns_id) = (None, None, None, None);
+        let mut netkit = false;
         for a in &msg.attributes {
             match a {
                 LinkAttribute::IfName(n) => name = Some(n.clone()),
                 LinkAttribute::Address(a) if a.len() == 6 => mac = a.as_slice().try_into().ok(),
                 LinkAttribute::Link(i) => peer_index = Some(*i),
                 LinkAttribute::LinkNetNsId(id) if *id >= 0 => netns_id = Some(*id),
+                LinkAttribute::LinkInfo(info) => {
+                    netkit = info
+                        .iter()
+                        .any(|i| matches!(i, LinkInfo::Kind(InfoKind::Netkit)));
+                }
                 _ => {}
             }
         }
@@ -55,6 +63,7 @@ impl Link {
             name: name?,
             mac,
             peer,
+            netkit,
         })
     }
 }

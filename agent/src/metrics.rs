@@ -31,6 +31,9 @@ pub struct AgentMetrics {
     pub gc_removed: Counter,
     pub gc_sweeps: Counter,
     pub ct_relieved: Counter,
+    /// Pod flows that expired without a reply translated, by the pod's
+    /// interface.
+    pub pod_flows_unreplied: Family<InterfaceLabel, Counter>,
     /// Resolutions of frontends' names, by name and result.
     pub resolutions: Family<NameLabel, Counter>,
     /// Frontend id → name, as last applied.
@@ -51,6 +54,11 @@ pub struct MapLabel {
     pub map: &'static str,
     /// `migrated` or `replaced`.
     pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct InterfaceLabel {
+    pub interface: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -183,6 +191,12 @@ pub fn render(pin_dir: &Path, agent: &AgentMetrics, health: &Health, hub: &Hub) 
         "conntrack_gc_removed",
         "Expired conntrack entries removed",
         agent.gc_removed.clone(),
+    );
+    reg.register(
+        "pod_flows_unreplied",
+        "Pod flows that expired without a reply translated, by the pod's interface: \
+         replies that bypass hairpin (see hairpin doctor), or a backend that never answered",
+        agent.pod_flows_unreplied.clone(),
     );
     reg.register(
         "conntrack_relieved_flows",

@@ -20,7 +20,7 @@ use crate::{
 };
 
 /// The doctor's checklist in node `node`, and whether it passed.
-fn doctor(lab: &Lab, node: &str, args: &[&str]) -> (Vec<Value>, bool) {
+pub fn doctor(lab: &Lab, node: &str, args: &[&str]) -> (Vec<Value>, bool) {
     let out = Command::new("nsenter")
         .arg(format!("--net=/run/netns/{}", lab.ns(node)))
         .arg(HAIRPIN)
@@ -41,7 +41,7 @@ fn doctor(lab: &Lab, node: &str, args: &[&str]) -> (Vec<Value>, bool) {
 }
 
 /// The verdict and evidence of check `name`.
-fn check<'a>(checks: &'a [Value], name: &str) -> (&'a str, &'a str) {
+pub fn check<'a>(checks: &'a [Value], name: &str) -> (&'a str, &'a str) {
     let c = checks
         .iter()
         .find(|c| c["check"] == name)

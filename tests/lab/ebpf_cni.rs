@@ -4,10 +4,12 @@
 //! `pod_egress` translates a pod client's replies. `pod_receive`, on the
 //! pod side's ingress, translates them wherever they come from.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::{
-    curl, require_privileged,
+    curl,
+    doctor::{check, doctor},
+    require_privileged,
     support::lab::{Cni, Lab, FRONTEND},
 };
 
@@ -82,12 +84,21 @@ fn beside_an_ebpf_cni_every_client_reaches_every_frontend() {
     );
 }
 
+/// `DUAL` with short lifetimes for flows that get no answer, so that the
+/// agent counts them soon.
+fn dual_short() -> String {
+    DUAL.replace(
+        "socket: { enabled: false }",
+        "socket: { enabled: false }\nconntrack: { timeouts: { syn: 3, udp: 3 } }",
+    )
+}
+
 #[test]
-fn without_its_pod_side_program_a_pod_client_fails_beside_an_ebpf_cni_until_the_agent_restores_it()
-{
+fn without_its_pod_side_program_a_pod_client_fails_beside_an_ebpf_cni_and_doctor_says_why() {
     require_privileged!();
     let lab = Lab::up_beside(Cni::Ebpf);
-    let mut agent = lab.agent("n1", DUAL);
+    let config = dual_short();
+    let mut agent = lab.agent("n1", &config);
     let url = format!("http://{FRONTEND}:8080/");
     assert_eq!(curl(&lab, "n1-c1", &url), "b1", "served with the pod side");
     let status = lab.hairpin("n1", &["status", "--output", "json"]);
@@ -104,6 +115,16 @@ fn without_its_pod_side_program_a_pod_client_fails_beside_an_ebpf_cni_until_the_
             "status shows {pod}'s pod side: {status}"
         );
     }
+    let cfg = agent.config.display().to_string();
+    let pins = agent.pin_dir.display().to_string();
+    let args = ["--config", &cfg, "--pin-dir", &pins];
+    let (checks, passed) = doctor(&lab, "n1", &args);
+    assert!(passed, "doctor passes with the pod sides: {checks:#?}");
+    let (_, datapath) = check(&checks, "cni datapath");
+    assert!(
+        datapath.contains("standin_pod") && datapath.contains("standin_uplink on eth0"),
+        "doctor names the eBPF dataplane's programs: {datapath}"
+    );
 
     // Take the pod side away, as an agent without it would leave c1.
     agent.stop(libc::SIGKILL);
@@ -122,6 +143,19 @@ fn without_its_pod_side_program_a_pod_client_fails_beside_an_ebpf_cni_until_the_
         !out.status.success(),
         "without pod_receive, c1's replies bypass hairpin beside the eBPF CNI: {out:?}"
     );
+    assert_eq!(curl(&lab, "n1", &url), "b1", "the backend answers the host");
+    let (checks, passed) = doctor(&lab, "n1", &args);
+    assert!(!passed, "doctor fails without the pod side: {checks:#?}");
+    let (verdict, programs) = check(&checks, "programs");
+    assert!(
+        verdict == "fail" && programs.contains("vethc1 pod side ingress"),
+        "doctor names the missing pod side: {programs}"
+    );
+    let (verdict, replies) = check(&checks, "pod replies");
+    assert!(
+        verdict == "fail" && replies.contains("bypass hairpin") && replies.contains("on vethc1"),
+        "doctor names the symptom: {replies}"
+    );
 
     agent.start();
     agent.wait_for_log(
@@ -133,6 +167,25 @@ fn without_its_pod_side_program_a_pod_client_fails_beside_an_ebpf_cni_until_the_
         "b1",
         "served again after the restart"
     );
+    // The flow left unanswered expires (3 s) and is counted by interface.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let counted = loop {
+        let metrics = lab.sh_ok("n1", "curl -s http://127.0.0.1:9469/metrics");
+        let line = metrics
+            .lines()
+            .find(|l| l.starts_with("hairpin_pod_flows_unreplied_total{interface=\"vethc1\"}"))
+            .map(str::to_owned);
+        if line.is_some() || Instant::now() > deadline {
+            break line;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert!(
+        counted.is_some_and(|l| !l.ends_with(" 0")),
+        "the agent counts the unanswered pod flow on vethc1"
+    );
+    let (checks, passed) = doctor(&lab, "n1", &args);
+    assert!(passed, "doctor passes again: {checks:#?}");
 }
 
 #[test]

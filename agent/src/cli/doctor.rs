@@ -8,10 +8,10 @@ use anyhow::Result;
 
 use super::{agent_view::AgentArgs, output::Format};
 use crate::{
-    caps,
+    attach, caps,
     config::{Config, DEFAULT_POD_PATTERNS},
     doctor::{
-        checks, checks_network, checks_probe, checks_system,
+        checks, checks_network, checks_pods, checks_probe, checks_system,
         facts::{self, Hook},
         facts_network::{self, Network},
         probe, Check, Verdict,
@@ -75,8 +75,28 @@ pub fn doctor(args: Args) -> Result<()> {
     report.push(checks::layout(layout, hairpin_common::LAYOUT_VERSION));
     if layout.is_some() {
         let is_hairpin = |p: &str| hairpin_common::TC_PROGRAMS.contains(&p);
-        let hooks: Vec<Hook> = facts::hooks(&interfaces, &pods);
+        let hooks: Vec<Hook> = facts::hooks(&net.links, &pods);
         report.extend(checks::programs(&hooks, is_hairpin));
+        let uplink = config
+            .as_ref()
+            .and_then(|c| c.interfaces.uplink.as_deref())
+            .or_else(|| checks_network::auto_uplink(&net.routes));
+        let netkit: Vec<String> = net
+            .links
+            .iter()
+            .filter(|l| l.netkit)
+            .map(|l| l.name.clone())
+            .collect();
+        report.push(checks_pods::datapath(
+            &hooks,
+            uplink,
+            &netkit,
+            is_hairpin,
+            attach::POD_SIDE_HOOK,
+        ));
+        if let Some((flows, answered)) = facts::pod_flows(&args.pin_dir, &net.links) {
+            report.push(checks_pods::replies(&flows, &answered));
+        }
         report.push(checks::counters(&counters));
         if let Some((entries, capacity)) = facts::conntrack(&args.pin_dir) {
             report.push(checks::conntrack(entries, capacity));

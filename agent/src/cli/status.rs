@@ -46,7 +46,7 @@ pub fn status(args: Args) -> Result<()> {
         let pod_side = attach::pod_side_programs(link)
             .ok()
             .flatten()
-            .map(|names| ("pod side ingress", names));
+            .map(|names| (attach::POD_SIDE_HOOK, names));
         for (hook, names) in attach::hook_programs(&link.name)?
             .into_iter()
             .chain(pod_side)

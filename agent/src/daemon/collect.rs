@@ -2,14 +2,14 @@
 //! and the backend addresses of flows just ended kept until their resets
 //! have reached the clients.
 
-use std::time::Instant;
+use std::{collections::BTreeMap, net::IpAddr, time::Instant};
 
 use tracing::{info, warn};
 
 use super::Agent;
 use hairpin_common::Counter;
 
-use crate::{flows, gc, reconcile, relief};
+use crate::{flows, gc, links, metrics::InterfaceLabel, reconcile, relief};
 
 /// Entries looked at per sweep, to bound the work of one tick.
 const GC_BUDGET: usize = 65_536;
@@ -56,7 +56,7 @@ impl Agent {
         }
     }
 
-    pub(super) fn collect(&mut self) {
+    pub(super) async fn collect(&mut self) {
         if self.collector.expire() {
             self.sync_lingering();
         }
@@ -76,11 +76,36 @@ impl Agent {
                 self.monitor.publish(&s.expired);
                 self.metrics.gc_removed.inc_by(s.removed as u64);
                 info!(entries = s.entries, removed = s.removed, "conntrack sweep");
+                self.count_unreplied(&s.unreplied_pods).await;
             }
             Ok(_) => {}
             Err(e) => warn!("conntrack sweep: {e:#}"),
         }
         self.relieve(now);
+    }
+
+    /// Counts unreplied pod flows by the interface of the route to their
+    /// client, the pod.
+    async fn count_unreplied(&mut self, clients: &[IpAddr]) {
+        let mut by_oif: BTreeMap<u32, u64> = BTreeMap::new();
+        for &client in clients {
+            match links::route_oif(&self.handle, client).await {
+                Ok(Some(oif)) => *by_oif.entry(oif).or_default() += 1,
+                Ok(None) => {}
+                Err(e) => return warn!("the route to a pod client: {e:#}"),
+            }
+        }
+        for (oif, n) in by_oif {
+            let interface = self
+                .known
+                .values()
+                .find(|l| l.index == oif)
+                .map_or_else(|| format!("#{oif}"), |l| l.name.clone());
+            self.metrics
+                .pod_flows_unreplied
+                .get_or_create(&InterfaceLabel { interface })
+                .inc_by(n);
+        }
     }
 
     /// Makes room when conntrack refused new flows since the last tick.

@@ -117,14 +117,23 @@ impl Agent {
         self.uplink.as_ref().is_some_and(|u| u.name == ifname)
     }
 
+    /// A pod interface: one the patterns name, or a netkit device whose
+    /// peer is in another namespace, whatever its name (netkit devices are
+    /// eBPF CNIs' pod devices).
     fn is_pod(&self, ifname: &str) -> bool {
+        let netkit_pod = || {
+            self.known
+                .get(ifname)
+                .is_some_and(|l| l.netkit && l.peer.is_some())
+        };
         !self.is_uplink(ifname)
-            && self
+            && (self
                 .config
                 .interfaces
                 .pods
                 .iter()
                 .any(|p| p.matches(ifname))
+                || netkit_pod())
     }
 
     pub(super) async fn link_up(&mut self, link: Link) {

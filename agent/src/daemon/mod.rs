@@ -304,7 +304,7 @@ impl Agent {
                     self.retry(due).await;
                     self.resolve_due();
                     self.expire_names().await;
-                    self.collect();
+                    self.collect().await;
                 }
                 _ = term.recv() => break,
                 _ = int.recv() => break,

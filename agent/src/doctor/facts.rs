@@ -1,7 +1,9 @@
 //! The node as the checks see it, read without changing anything.
 
 use std::{
+    collections::BTreeSet,
     ffi::CString,
+    net::{IpAddr, SocketAddr},
     os::unix::ffi::OsStrExt as _,
     path::{Path, PathBuf},
     process::Command,
@@ -10,8 +12,11 @@ use std::{
 pub use super::checks::Hook;
 use hairpin_common::TC_PROGRAMS;
 
+use super::{checks_pods::PodFlow, facts_network};
 use crate::{
-    attach, inspect,
+    attach::{self, POD_SIDE_HOOK},
+    inspect,
+    links::Link,
     loader::{refusal, Datapath, LoadOptions},
     migrate,
 };
@@ -94,25 +99,64 @@ pub fn netfilter_rules() -> String {
     .join("\n")
 }
 
-/// The programs (TCX and clsact) on both hooks of every interface; `wanted` where a pod
-/// pattern matches the interface. An interface whose programs cannot be
-/// read is left out.
-pub fn hooks(interfaces: &[String], pods: &[glob::Pattern]) -> Vec<Hook> {
-    interfaces
+/// The programs (TCX and clsact) on both hooks of every interface, and on
+/// the pod side's ingress of those whose peer is in another namespace;
+/// `wanted` where a pod pattern matches the interface. A hook whose
+/// programs cannot be read is left out.
+pub fn hooks(links: &[Link], pods: &[glob::Pattern]) -> Vec<Hook> {
+    links
         .iter()
-        .flat_map(|name| {
-            let wanted = pods.iter().any(|p| p.matches(name));
-            attach::hook_programs(name)
+        .flat_map(|link| {
+            let wanted = pods.iter().any(|p| p.matches(&link.name));
+            let pod_side = attach::pod_side_programs(link)
+                .ok()
+                .flatten()
+                .map(|programs| (POD_SIDE_HOOK, programs));
+            attach::hook_programs(&link.name)
                 .unwrap_or_default()
                 .into_iter()
+                .chain(pod_side)
                 .map(move |(hook, programs)| Hook {
-                    interface: name.clone(),
+                    interface: link.name.clone(),
                     hook,
                     programs,
                     wanted,
                 })
         })
         .collect()
+}
+
+/// The pod flows in the pinned conntrack, each with its pod's interface,
+/// and the backends that answered some client.
+pub fn pod_flows(pin_dir: &Path, links: &[Link]) -> Option<(Vec<PodFlow>, BTreeSet<String>)> {
+    let flows = inspect::flows(&inspect::Pinned::open(pin_dir).ok()?).ok()?;
+    let answered = flows
+        .iter()
+        .filter(|f| f.replied)
+        .map(|f| f.backend.clone())
+        .collect();
+    let pods: Vec<&inspect::FlowView> = flows.iter().filter(|f| f.origin == "pod").collect();
+    let clients: BTreeSet<IpAddr> = pods
+        .iter()
+        .filter_map(|f| f.client.parse::<SocketAddr>().ok())
+        .map(|a| a.ip())
+        .collect();
+    let clients: Vec<IpAddr> = clients.into_iter().collect();
+    let at = facts_network::route_interfaces(&clients, links).unwrap_or_default();
+    let interface = |client: &str| {
+        let ip = client.parse::<SocketAddr>().ok()?.ip();
+        at.iter().find(|(a, _)| *a == ip).map(|(_, i)| i.clone())
+    };
+    let pods = pods
+        .iter()
+        .map(|f| PodFlow {
+            interface: interface(&f.client),
+            backend: f.backend.clone(),
+            replied: f.replied,
+            age_s: f.age_s,
+        })
+        .collect();
+    Some((pods, answered))
 }
 
 /// Conntrack's entries and capacity, both families.

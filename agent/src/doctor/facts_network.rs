@@ -48,6 +48,24 @@ pub fn network(frontends: &[IpAddr]) -> Result<Network> {
         })
 }
 
+/// The interface of the node's route to each of `addrs` (a pod's: its
+/// interface on the node side); an address without one is left out.
+pub fn route_interfaces(addrs: &[IpAddr], links: &[Link]) -> Result<Vec<(IpAddr, String)>> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(async {
+            let handle = links::connect()?;
+            let mut out = Vec::new();
+            for &addr in addrs {
+                if let Ok(Some(index)) = links::route_oif(&handle, addr).await {
+                    out.push((addr, name_of(links, index)));
+                }
+            }
+            Ok(out)
+        })
+}
+
 fn name_of(links: &[Link], index: u32) -> String {
     links
         .iter()

@@ -11,6 +11,7 @@ use crate::{
     doctor::{check, doctor},
     require_privileged,
     support::lab::{Cni, Lab, FRONTEND},
+    transfers::{assert_same, download, finish_download, serve_file, COMPLETE},
 };
 
 const FRONTEND6: &str = "2001:db8:0:113::10";
@@ -190,16 +191,51 @@ fn without_its_pod_side_program_a_pod_client_fails_beside_an_ebpf_cni_and_doctor
 
 #[test]
 fn a_pod_added_beside_an_ebpf_cni_is_served_and_detach_leaves_its_namespace_clean() {
+    pod_added_then_detached(&[]);
+}
+
+#[test]
+fn the_clsact_fallback_serves_pod_sides_once_across_a_restart_and_detaches_them() {
+    pod_added_then_detached(&["--attach", "clsact"]);
+}
+
+/// hairpin's filters on the ingress of pod `pod`'s own end (clsact mode).
+fn pod_side_filters(lab: &Lab, pod: &str) -> usize {
+    lab.sh_ok(pod, "tc filter show dev eth0 ingress")
+        .lines()
+        .filter(|l| l.contains("pod_receive"))
+        .count()
+}
+
+fn pod_added_then_detached(extra: &[&str]) {
     require_privileged!();
     let lab = Lab::up_beside(Cni::Ebpf);
-    let mut agent = lab.agent("n1", DUAL);
+    let clsact = extra.contains(&"clsact");
+    let mut agent = lab.agent_with("n1", DUAL, extra);
     lab.add_pod("n1", "c3", "198.51.100.4");
     agent.wait_for_log("interface=vethc3", Duration::from_secs(10));
+    let url = format!("http://{FRONTEND}:8080/");
     assert_eq!(
-        curl(&lab, "n1-c3", &format!("http://{FRONTEND}:8080/")),
+        curl(&lab, "n1-c3", &url),
         "b1",
         "the new pod reaches the frontend"
     );
+    if clsact {
+        agent.stop(libc::SIGTERM);
+        agent.start();
+        agent.wait_for_log(
+            "pod interface attached interface=vethc3",
+            Duration::from_secs(20),
+        );
+        for pod in ["n1-c1", "n1-c3", "n1-b1"] {
+            assert_eq!(
+                pod_side_filters(&lab, pod),
+                1,
+                "{pod}: one pod_receive filter"
+            );
+        }
+        assert_eq!(curl(&lab, "n1-c3", &url), "b1", "served after a restart");
+    }
     agent.stop(libc::SIGTERM);
     lab.hairpin("n1", &["detach"]);
     let status = lab.hairpin("n1", &["status", "--output", "json"]);
@@ -209,10 +245,93 @@ fn a_pod_added_beside_an_ebpf_cni_is_served_and_detach_leaves_its_namespace_clea
         "detach leaves no hairpin program on any hook, pod sides included: {status}"
     );
     for pod in ["n1-c1", "n1-c3", "n1-b1"] {
-        let filters = lab.sh_ok(pod, "tc filter show dev eth0 ingress");
-        assert!(
-            !filters.contains("pod_receive"),
-            "{pod}: a filter left in the pod's namespace:\n{filters}"
+        assert_eq!(
+            pod_side_filters(&lab, pod),
+            0,
+            "{pod}: a filter left in the pod"
         );
     }
+}
+
+#[test]
+fn a_transfer_from_a_pod_beside_an_ebpf_cni_survives_a_kill_9_and_a_restart() {
+    require_privileged!();
+    let lab = Lab::up_beside(Cni::Ebpf);
+    let data = serve_file(&lab, "n1-b1", "big.bin", 16);
+    let mut agent = lab.agent("n1", DUAL);
+    let _n2 = lab.agent("n2", DUAL);
+    let (same, same_out) = download(&lab, "n1-c1", "big.bin", 8080, "3M");
+    let (other, other_out) = download(&lab, "n2-c2", "big.bin", 8080, "3M");
+    std::thread::sleep(Duration::from_secs(2));
+    agent.stop(libc::SIGKILL);
+    std::thread::sleep(Duration::from_secs(1));
+    agent.start();
+    for (bg, out, who) in [
+        (same, same_out, "pod on the backend's node"),
+        (other, other_out, "pod on the other node"),
+    ] {
+        assert_eq!(
+            finish_download(bg, Duration::from_secs(30)),
+            COMPLETE,
+            "{who}"
+        );
+        assert_same(&out, &data, who);
+    }
+}
+
+/// The socket path with scope `all` serves pods whose sockets are in its
+/// cgroup at `connect`, so nothing of theirs needs translating on the way
+/// back: beside an eBPF CNI they need no pod side.
+#[test]
+fn pods_on_the_socket_path_are_served_beside_an_ebpf_cni_without_a_pod_side() {
+    require_privileged!();
+    let lab = Lab::up_beside(Cni::Ebpf);
+    let cgroup = lab.cgroup("n1");
+    let config = DUAL.replace(
+        "socket: { enabled: false }",
+        &format!("socket: {{ scope: all, cgroup: {} }}", cgroup.display()),
+    );
+    let mut agent = lab.agent("n1", &config);
+    agent.stop(libc::SIGKILL);
+    if lab
+        .sh("n1-c1", "tc filter show dev eth0 ingress")
+        .stdout
+        .is_empty()
+    {
+        std::fs::remove_file(agent.pin_dir.join("links/pod_receive/vethc1")).expect("unpin");
+    } else {
+        lab.sh_ok("n1-c1", "tc filter del dev eth0 ingress");
+    }
+    for (url, peer) in [
+        (format!("http://{FRONTEND}:8080/"), FRONTEND),
+        (format!("-g http://[{FRONTEND6}]:8080/"), FRONTEND6),
+    ] {
+        let out = lab.sh_in(
+            &cgroup,
+            "n1-c1",
+            &format!("curl -s --max-time 5 -w ' %{{remote_ip}}' {url}"),
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            format!("b1\n {peer}"),
+            "pod c1 on the socket path, {url}: it sees the frontend"
+        );
+    }
+    let udp = lab.sh_in(
+        &cgroup,
+        "n1-c1",
+        &format!("echo ping | timeout 5 socat -t2 -T2 - UDP4:{FRONTEND}:5353"),
+    );
+    assert!(
+        String::from_utf8_lossy(&udp.stdout).contains("b1 ping"),
+        "UDP from pod c1 on the socket path: {udp:?}"
+    );
+    let out = lab.sh(
+        "n1-c1",
+        &format!("curl -s --max-time 3 http://{FRONTEND}:8080/"),
+    );
+    assert!(
+        !out.status.success(),
+        "outside the cgroup, c1 is on the TC path, which lacks its pod side here"
+    );
 }

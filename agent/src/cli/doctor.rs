@@ -71,29 +71,30 @@ pub fn doctor(args: Args) -> Result<()> {
     report.push(checks::netfilter(&frontends, &facts::netfilter_rules()));
     report.push(checks_network::ipvs(&frontends, net.kube_ipvs0.as_deref()));
 
+    let is_hairpin = |p: &str| hairpin_common::TC_PROGRAMS.contains(&p);
+    let hooks: Vec<Hook> = facts::hooks(&net.links, &pods);
+    let uplink = config
+        .as_ref()
+        .and_then(|c| c.interfaces.uplink.as_deref())
+        .or_else(|| checks_network::auto_uplink(&net.routes));
+    let netkit: Vec<String> = net
+        .links
+        .iter()
+        .filter(|l| l.netkit)
+        .map(|l| l.name.clone())
+        .collect();
+    report.push(checks_pods::datapath(
+        &hooks,
+        uplink,
+        &netkit,
+        is_hairpin,
+        attach::POD_SIDE_HOOK,
+    ));
+
     let (layout, counters) = facts::datapath(&args.pin_dir);
     report.push(checks::layout(layout, hairpin_common::LAYOUT_VERSION));
     if layout.is_some() {
-        let is_hairpin = |p: &str| hairpin_common::TC_PROGRAMS.contains(&p);
-        let hooks: Vec<Hook> = facts::hooks(&net.links, &pods);
         report.extend(checks::programs(&hooks, is_hairpin));
-        let uplink = config
-            .as_ref()
-            .and_then(|c| c.interfaces.uplink.as_deref())
-            .or_else(|| checks_network::auto_uplink(&net.routes));
-        let netkit: Vec<String> = net
-            .links
-            .iter()
-            .filter(|l| l.netkit)
-            .map(|l| l.name.clone())
-            .collect();
-        report.push(checks_pods::datapath(
-            &hooks,
-            uplink,
-            &netkit,
-            is_hairpin,
-            attach::POD_SIDE_HOOK,
-        ));
         if let Some((flows, answered)) = facts::pod_flows(&args.pin_dir, &net.links) {
             report.push(checks_pods::replies(&flows, &answered));
         }

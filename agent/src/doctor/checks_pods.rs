@@ -36,25 +36,38 @@ pub fn datapath(
     if !netkit.is_empty() {
         seen.push(format!("netkit devices {}", netkit.join(", ")));
     }
-    let inside = hooks
+    let sides: Vec<&Hook> = hooks
         .iter()
         .filter(|h| h.wanted && h.hook == pod_side)
+        .collect();
+    let inside = sides
+        .iter()
         .filter(|h| h.programs.iter().any(|p| is_hairpin(p)))
         .count();
-    let served = format!("pod replies are translated inside {inside} pod(s) ({pod_side})");
+    let served = format!(
+        "pod_receive inside {inside} of {} pods, where replies to them are translated \
+         however they are delivered",
+        sides.len()
+    );
     if seen.is_empty() {
-        Check::ok(
+        return Check::ok(
             "cni datapath",
             format!("the node's stack routes pods (no other programs on their hooks); {served}"),
+        );
+    }
+    let evidence = format!(
+        "an eBPF dataplane ({}), which may deliver into pods past the host side; {served}",
+        seen.join("; ")
+    );
+    if inside < sides.len() {
+        Check::warn(
+            "cni datapath",
+            evidence,
+            "replies delivered past the host side bypass hairpin in the other pods: start the \
+             agent, which attaches pod_receive inside each pod (it needs the node's /var/run/netns)",
         )
     } else {
-        Check::ok(
-            "cni datapath",
-            format!(
-                "an eBPF dataplane ({}), which may deliver into pods past the host side; {served}",
-                seen.join("; ")
-            ),
-        )
+        Check::ok("cni datapath", evidence)
     }
 }
 

@@ -44,16 +44,20 @@ fn an_ebpf_dataplane_is_named_with_where_its_programs_run() {
         hook("docker0", "ingress", &["other"], false),
     ];
     let c = datapath(&hooks, Some("eth0"), &["lxc2".into()], is_hairpin, POD_SIDE);
-    assert_eq!(c.verdict, Verdict::Ok);
+    assert_eq!(c.verdict, Verdict::Warn, "lxc2 lacks pod_receive");
     assert!(
         c.evidence.contains("cil_from_netdev on eth0")
             && c.evidence.contains("cil_from_container on 2 interfaces")
             && c.evidence.contains("netkit devices lxc2")
-            && c.evidence.contains("inside 1 pod(s)")
+            && c.evidence.contains("inside 1 of 2 pods")
             && !c.evidence.contains("other"),
         "{}",
         c.evidence
     );
+    let mut served = hooks;
+    served[4].programs = vec!["pod_receive".into()];
+    let c = datapath(&served, Some("eth0"), &[], is_hairpin, POD_SIDE);
+    assert_eq!(c.verdict, Verdict::Ok, "{}", c.evidence);
 }
 
 #[test]

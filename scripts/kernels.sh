@@ -47,6 +47,7 @@ LAB_SMOKE=(
 	doctor::doctor_finds_the_node_well_then_names_each_fault
 	netkit::a_pod_on_a_netkit_device_in_l2_mode_is_served_like_a_pod_on_a_veth
 	netkit::a_pod_on_a_netkit_device_in_l3_mode_is_served_like_a_pod_on_a_veth
+	netkit::a_pod_on_a_netkit_device_in_l3_mode_is_served_beside_an_ebpf_cni
 	sockets::host_processes_reach_the_frontends_through_the_socket_path_only
 	sockets::ipv6_host_processes_go_through_the_socket_path_too
 )

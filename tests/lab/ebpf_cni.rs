@@ -326,6 +326,16 @@ fn pods_on_the_socket_path_are_served_beside_an_ebpf_cni_without_a_pod_side() {
         String::from_utf8_lossy(&udp.stdout).contains("b1 ping"),
         "UDP from pod c1 on the socket path: {udp:?}"
     );
+    let host = lab.sh_in(
+        &cgroup,
+        "n1",
+        &format!("curl -s --max-time 5 http://{FRONTEND}:8080/"),
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&host.stdout).trim(),
+        "b1",
+        "a host process on the socket path"
+    );
     let out = lab.sh(
         "n1-c1",
         &format!("curl -s --max-time 3 http://{FRONTEND}:8080/"),

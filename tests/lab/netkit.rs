@@ -8,7 +8,11 @@
 
 use std::time::Duration;
 
-use crate::{curl, require_privileged, support::lab::Lab, FRONTEND};
+use crate::{
+    curl, require_privileged,
+    support::lab::{Cni, Lab},
+    FRONTEND,
+};
 
 const CONFIG: &str = r#"
 redirects:
@@ -22,7 +26,8 @@ redirects:
     frontend: 203.0.113.10
     ports: [{ port: 8090, protocol: TCP, targetPort: 80 }]
     backends: [{ ip: 198.51.100.6 }]
-interfaces: { uplink: auto, pods: ["veth*", "nk*"] }
+# No pattern names the netkit devices: they are pods by their kind.
+interfaces: { uplink: auto, pods: ["veth*"] }
 socket: { enabled: false }
 "#;
 
@@ -50,19 +55,26 @@ fn netkit(lab: &Lab) -> bool {
 
 #[test]
 fn a_pod_on_a_netkit_device_in_l2_mode_is_served_like_a_pod_on_a_veth() {
-    served_on("netkit-l2");
+    served_on("netkit-l2", Cni::Iptables);
 }
 
 #[test]
 fn a_pod_on_a_netkit_device_in_l3_mode_is_served_like_a_pod_on_a_veth() {
-    served_on("netkit-l3");
+    served_on("netkit-l3", Cni::Iptables);
+}
+
+/// As Cilium and Calico's eBPF dataplane run netkit pods: delivered into
+/// with `bpf_redirect_peer`.
+#[test]
+fn a_pod_on_a_netkit_device_in_l3_mode_is_served_beside_an_ebpf_cni() {
+    served_on("netkit-l3", Cni::Ebpf);
 }
 
 /// Pod k1 on a `link` device as a client; pod k2 on one as the backend of
 /// port 8090, for the node itself, a veth pod and itself.
-fn served_on(link: &str) {
+fn served_on(link: &str, cni: Cni) {
     require_privileged!();
-    let lab = Lab::up();
+    let lab = Lab::up_beside(cni);
     if !netkit(&lab) {
         return;
     }
@@ -93,7 +105,11 @@ fn served_on(link: &str) {
     // The device has hairpin's pod programs, once each way.
     let status = lab.hairpin("n1", &["status", "--output", "json"]);
     let rows: Vec<serde_json::Value> = serde_json::from_str(&status).expect("status json");
-    for (hook, program) in [("ingress", "pod_ingress"), ("egress", "pod_egress")] {
+    for (hook, program) in [
+        ("ingress", "pod_ingress"),
+        ("egress", "pod_egress"),
+        ("pod side ingress", "pod_receive"),
+    ] {
         assert!(
             rows.iter().any(|r| r["interface"] == "nkk1"
                 && r["hook"] == hook

@@ -234,7 +234,7 @@ lab_down() {
 				die "cannot delete namespace $n"
 		done
 	fi
-	rm -rf -- "$RUN"
+	rm -rf -- "$RUN" "$(standin_pins)"
 }
 
 # ---------------------------------------------------------------- up
@@ -419,8 +419,13 @@ standin() {
 	local node=$1
 	shift
 	[[ -x $STANDIN_CNI ]] || die "LAB_CNI=ebpf needs the stand-in's loader: cargo build -p hairpin-standin-cni (or LAB_STANDIN_CNI)"
-	nsx "$node" "$STANDIN_CNI" eth0 "$@"
+	# nsenter, not ip netns exec: a netkit pod's link is pinned on bpffs.
+	STANDIN_PIN_DIR=$(standin_pins)/$node nsenter --net="/run/netns/$(ns "$node")" \
+		"$STANDIN_CNI" eth0 "$@"
 }
+
+# Where the stand-in pins the links of netkit pods.
+standin_pins() { echo "/sys/fs/bpf/standin-$P"; }
 
 # start_nginx <namespace> <listens> <body>: daemonized, everything in $RUN;
 # <listens>: space-separated addresses of nginx "listen" directives.

@@ -8,6 +8,7 @@
 use std::{
     collections::BTreeMap,
     fs, io,
+    os::fd::AsFd as _,
     path::{Path, PathBuf},
 };
 
@@ -24,6 +25,7 @@ use hairpin_common::{
 use crate::{
     links::{Link, Peer},
     loader::Datapath,
+    netkit,
     pins::{self, not_found, pinned_links, unpin_link},
     pod_side::PodSide,
 };
@@ -133,13 +135,14 @@ impl Attachments {
         }
         for (name, dir) in role.programs() {
             let prog = dp.program(name)?;
+            let pin = pins::link_pin(&self.pin_dir, ifname, name);
+            // What a netkit pod sends is taken on the device's own hook,
+            // ahead of a CNI's program there, which may redirect it past
+            // the host side's ingress.
+            let netkit_peer = link.netkit && role == Role::Pod && dir == TcAttachType::Ingress;
             let attached = match self.mode {
-                Mode::Tcx => attach_pinned(
-                    prog,
-                    ifname,
-                    dir,
-                    &pins::link_pin(&self.pin_dir, ifname, name),
-                ),
+                _ if netkit_peer => attach_netkit_peer(prog, link.index, &pin),
+                Mode::Tcx => attach_pinned(prog, ifname, dir, &pin),
                 Mode::Clsact => attach_filter(prog, ifname, dir, name),
             };
             attached.with_context(|| format!("attaching {name} to {ifname} ({dir:?})"))?;
@@ -217,6 +220,29 @@ impl Attachments {
         names.dedup();
         names
     }
+}
+
+/// Attaches `prog` to what the pod of netkit device `ifindex` sends, first,
+/// through the link pinned at `pin` (updated in place) or a new one.
+fn attach_netkit_peer(prog: &mut SchedClassifier, ifindex: u32, pin: &Path) -> Result<()> {
+    let fd = netkit::prog_fd(prog)?;
+    if let Some(link) = netkit::pinned(pin)? {
+        // A link whose device is gone cannot be updated: start anew.
+        if netkit::update(link.as_fd(), fd).is_ok() {
+            return Ok(());
+        }
+    }
+    let link = netkit::attach_peer(fd, ifindex, netkit::Place::First)
+        .context("a netkit link (BPF_NETKIT_PEER)")?;
+    if let Some(parent) = pin.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    match fs::remove_file(pin) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("replacing pin {}", pin.display())),
+    }
+    netkit::pin(link.as_fd(), pin)
 }
 
 /// Adds a clsact qdisc to `ifname`; an existing one (a CNI's, or an
@@ -314,7 +340,13 @@ pub fn hook_programs(name: &str) -> Result<Vec<(&'static str, Vec<String>)>> {
         ("ingress", TcAttachType::Ingress),
         ("egress", TcAttachType::Egress),
     ] {
-        let mut names = match SchedClassifier::query_tcx(name, dir) {
+        // A netkit device's own hook for what its pod sends runs first.
+        let mut names = if dir == TcAttachType::Ingress {
+            netkit::peer_program_names(index)
+        } else {
+            Vec::new()
+        };
+        names.extend(match SchedClassifier::query_tcx(name, dir) {
             Ok((_, progs)) => progs
                 .iter()
                 .map(|p| p.name_as_str().unwrap_or("?").to_owned())
@@ -324,7 +356,7 @@ pub fn hook_programs(name: &str) -> Result<Vec<(&'static str, Vec<String>)>> {
             }
             // No TCX on this kernel.
             Err(_) => Vec::new(),
-        };
+        });
         names.extend(crate::links::clsact_programs(
             index,
             dir == TcAttachType::Egress,

@@ -22,6 +22,7 @@ pub mod map_keys;
 pub mod metrics;
 pub mod migrate;
 pub mod monitor;
+pub mod netkit;
 pub mod pins;
 pub mod pod_side;
 pub mod reconcile;

@@ -105,6 +105,19 @@ fn served_on(link: &str, cni: Cni) {
     // The device has hairpin's pod programs, once each way.
     let status = lab.hairpin("n1", &["status", "--output", "json"]);
     let rows: Vec<serde_json::Value> = serde_json::from_str(&status).expect("status json");
+    if cni == Cni::Ebpf {
+        // As Cilium's: the stand-in's pod program on the device's own hook
+        // for what its pod sends, after hairpin's, which runs first there.
+        let ingress = rows
+            .iter()
+            .find(|r| r["interface"] == "nkk1" && r["hook"] == "ingress")
+            .map(|r| r["programs"].clone());
+        assert_eq!(
+            ingress,
+            Some(serde_json::json!(["pod_ingress", "standin_pod"])),
+            "what nkk1's pod sends: {status}"
+        );
+    }
     for (hook, program) in [
         ("ingress", "pod_ingress"),
         ("egress", "pod_egress"),

@@ -4,6 +4,13 @@
 //! host-side interface, as clsact filters after hairpin's programs (TCX
 //! runs before clsact; hairpin's own filters have priority 1). Filters an
 //! earlier run left are replaced; the filters stay after this exits.
+//!
+//! A pod interface that is a netkit device gets the pod program on the
+//! device's own hook for what its pod sends instead (`BPF_NETKIT_PEER`,
+//! last), as Cilium attaches its programs to netkit pods: the link is
+//! pinned under `STANDIN_PIN_DIR` so that it outlives this process.
+
+use std::os::fd::AsFd as _;
 
 use anyhow::{bail, Context as _, Result};
 use aya::{
@@ -13,6 +20,7 @@ use aya::{
     },
     EbpfLoader,
 };
+use hairpin::netkit;
 
 const PRIORITY: u16 = 100;
 
@@ -23,6 +31,11 @@ fn main() -> Result<()> {
     };
     let pods: Vec<String> = args.collect();
     let index = index_of(&uplink)?;
+    let netkit_devices: Vec<String> = hairpin::links::list_now()?
+        .into_iter()
+        .filter(|l| l.netkit)
+        .map(|l| l.name)
+        .collect();
     let mut ebpf = EbpfLoader::new()
         .override_global("UPLINK_IFINDEX", &index, true)
         .load(aya::include_bytes_aligned!(concat!(
@@ -39,6 +52,10 @@ fn main() -> Result<()> {
             .try_into()?;
         if prog.fd().is_err() {
             prog.load()?;
+        }
+        if name == "standin_pod" && netkit_devices.iter().any(|n| n == ifname) {
+            attach_netkit(prog, ifname)?;
+            continue;
         }
         match tc::qdisc_add_clsact(ifname) {
             Ok(()) | Err(tc::TcError::AlreadyAttached) => {}
@@ -61,6 +78,21 @@ fn main() -> Result<()> {
         std::mem::forget(prog.take_link(id)?);
     }
     Ok(())
+}
+
+/// The pod program on netkit device `ifname`'s pod-sent hook, after
+/// hairpin's, pinned under `STANDIN_PIN_DIR` (an earlier pin replaced).
+fn attach_netkit(prog: &mut SchedClassifier, ifname: &str) -> Result<()> {
+    let dir = std::env::var_os("STANDIN_PIN_DIR")
+        .context("a netkit pod needs STANDIN_PIN_DIR, where its link is pinned")?;
+    let pin = std::path::Path::new(&dir).join(ifname);
+    std::fs::create_dir_all(&dir)?;
+    // Ignored error: no earlier link to replace.
+    let _ = std::fs::remove_file(&pin);
+    let fd = netkit::prog_fd(prog)?;
+    let link = netkit::attach_peer(fd, index_of(ifname)?, netkit::Place::Last)
+        .with_context(|| format!("attaching to netkit device {ifname}"))?;
+    netkit::pin(link.as_fd(), &pin)
 }
 
 fn index_of(name: &str) -> Result<u32> {

@@ -114,7 +114,7 @@ fn served_on(link: &str, cni: Cni) {
             .map(|r| r["programs"].clone());
         assert_eq!(
             ingress,
-            Some(serde_json::json!(["pod_ingress", "standin_pod"])),
+            Some(serde_json::json!(["pod_ingress", "standin_netkit"])),
             "what nkk1's pod sends: {status}"
         );
     }

@@ -43,8 +43,14 @@ fn main() -> Result<()> {
             "/standin-cni"
         )))
         .context("loading the stand-in CNI")?;
-    let targets = std::iter::once((uplink.as_str(), "standin_uplink"))
-        .chain(pods.iter().map(|p| (p.as_str(), "standin_pod")));
+    let targets =
+        std::iter::once((uplink.as_str(), "standin_uplink")).chain(pods.iter().map(|p| {
+            if netkit_devices.contains(p) {
+                (p.as_str(), "standin_netkit")
+            } else {
+                (p.as_str(), "standin_pod")
+            }
+        }));
     for (ifname, name) in targets {
         let prog: &mut SchedClassifier = ebpf
             .program_mut(name)
@@ -53,7 +59,8 @@ fn main() -> Result<()> {
         if prog.fd().is_err() {
             prog.load()?;
         }
-        if name == "standin_pod" && netkit_devices.iter().any(|n| n == ifname) {
+
+        if name == "standin_netkit" {
             attach_netkit(prog, ifname)?;
             continue;
         }

@@ -3,7 +3,8 @@
 //! straight into the pod with `bpf_redirect_peer`, skipping the node's stack
 //! and the host-side interface's egress; a pod's packet for another node
 //! leaves by the uplink without the node's stack (`bpf_redirect` after a
-//! FIB lookup, `bpf_redirect_neigh` while the neighbour is unresolved).
+//! FIB lookup); while a neighbour is unresolved, `bpf_redirect_neigh`
+//! delivers through the host side's egress.
 //! Attached after hairpin's programs, on the uplink's ingress and on every
 //! pod's host-side ingress. For the tests only: never shipped.
 #![no_std]
@@ -29,12 +30,28 @@ const AF_INET6: u8 = 10;
 
 #[classifier]
 pub fn standin_uplink(ctx: TcContext) -> i32 {
-    route(&ctx, false)
+    route(&ctx, At::Uplink)
 }
 
 #[classifier]
 pub fn standin_pod(ctx: TcContext) -> i32 {
-    route(&ctx, true)
+    route(&ctx, At::Pod)
+}
+
+/// On a netkit device's own hook for what its pod sends, which runs as the
+/// pod transmits, not at a TC ingress: `bpf_redirect_peer` would drop
+/// there, so a local pod is reached through its host side's egress.
+#[classifier]
+pub fn standin_netkit(ctx: TcContext) -> i32 {
+    route(&ctx, At::Netkit)
+}
+
+/// Where a program runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum At {
+    Uplink,
+    Pod,
+    Netkit,
 }
 
 fn uplink() -> u32 {
@@ -45,7 +62,8 @@ fn uplink() -> u32 {
 /// Looks the packet's destination up and delivers it as the CNI would:
 /// anything else (the node's own, unresolved pods, other protocols) goes on
 /// to the node's stack.
-fn route(ctx: &TcContext, from_pod: bool) -> i32 {
+fn route(ctx: &TcContext, at: At) -> i32 {
+    let from_pod = at != At::Uplink;
     // SAFETY: the context points at the program's `__sk_buff`.
     let here = unsafe { (*ctx.skb.skb).ifindex };
     // SAFETY: all-zero is a valid `bpf_fib_lookup`.
@@ -85,15 +103,18 @@ fn route(ctx: &TcContext, from_pod: bool) -> i32 {
             }
             // SAFETY: plain helper calls.
             unsafe {
-                if off_node {
+                if off_node || at == At::Netkit {
                     bpf_redirect(out, 0) as i32
                 } else {
                     bpf_redirect_peer(out, 0) as i32
                 }
             }
         }
+        // The neighbour is unresolved: the helper resolves it, as Cilium
+        // does; the node's stack would see a reply of a flow whose request
+        // it never saw, which its conntrack takes for invalid.
         // SAFETY: no parameters: the helper looks the route up itself.
-        BPF_FIB_LKUP_RET_NO_NEIGH if from_pod && off_node => unsafe {
+        BPF_FIB_LKUP_RET_NO_NEIGH if out != here && (from_pod || !off_node) => unsafe {
             bpf_redirect_neigh(out, core::ptr::null_mut(), 0, 0) as i32
         },
         _ => TC_ACT_OK,

@@ -5,7 +5,10 @@
 //! run again over the newer datapath, refuses it and leaves it serving,
 //! while its `detach` still removes everything.
 
-use std::{path::PathBuf, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use crate::{
     agent::ONE,
@@ -111,15 +114,24 @@ fn the_previous_release_is_taken_over_with_its_flows_and_cannot_take_back_the_ne
     );
     assert_eq!(curl_frontend(&lab), "b1", "the newer datapath serves on");
 
-    // And its detach removes what the newer release installed.
+    // And its detach removes what the newer release installed: every link
+    // and map (the directory of a program it does not know stays, empty).
     let detached = lab.binary_output(&earlier, "n1", &["detach"]);
     assert!(detached.status.success(), "{detached:?}");
-    assert!(
-        !agent.pin_dir.exists(),
-        "pins left: {:?}",
-        std::fs::read_dir(&agent.pin_dir).map(|d| d.count())
-    );
+    let left = pins_under(&agent.pin_dir);
+    assert!(left.is_empty(), "pins left: {left:?}");
     let status = lab.hairpin("n1", &["status", "--output", "json"]);
     assert_eq!(status.trim(), "[]", "programs left on the hooks: {status}");
     assert_eq!(curl_frontend(&lab), "", "no longer translated");
+}
+
+/// The pins (files) under `dir`, at any depth.
+fn pins_under(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .flat_map(|p| if p.is_dir() { pins_under(&p) } else { vec![p] })
+        .collect()
 }

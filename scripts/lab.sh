@@ -582,12 +582,16 @@ lab_is_up() {
 # How long a probe waits for its answer (seconds): an emulated VM (the
 # kernel matrix) needs longer than the 2 s that suit a machine's own kernel.
 PROBE_WAIT=${LAB_PROBE_WAIT:-2}
+# The probe's own deadline only catches a client that hangs: a client's
+# start counts against it too, and under emulation twenty of them starting
+# at once (curl loads dozens of libraries) take seconds before they send.
+PROBE_DEADLINE=$((PROBE_WAIT * 2 + 10))
 
 # probe_tcp <namespace> <url>
 probe_tcp() {
 	local out
 	# -g: no globbing, the brackets are an IPv6 address.
-	out=$(timeout $((PROBE_WAIT + 3)) ip netns exec "$(ns "$1")" \
+	out=$(timeout "$PROBE_DEADLINE" ip netns exec "$(ns "$1")" \
 		curl -g -s --max-time "$PROBE_WAIT" "$2" 2>/dev/null) || true
 	if [[ $out == b1 ]]; then echo ok; else echo FAIL; fi
 }
@@ -596,7 +600,7 @@ probe_tcp() {
 probe_udp() {
 	local out
 	# -t: after sending (stdin EOF) wait that long for the reply.
-	out=$(echo ping | timeout $((PROBE_WAIT + 3)) ip netns exec "$(ns "$1")" \
+	out=$(echo ping | timeout "$PROBE_DEADLINE" ip netns exec "$(ns "$1")" \
 		socat -t"$PROBE_WAIT" -T"$PROBE_WAIT" - "$2" 2>/dev/null) || true
 	if [[ $out == *b1* ]]; then echo ok; else echo FAIL; fi
 }

@@ -328,47 +328,75 @@ pub fn remove_filters(ifname: &str, dir: TcAttachType, name: &str) -> Result<boo
     }
 }
 
-/// The programs on each hook of interface `name`, first to run first, by
-/// name: its TCX programs (where the kernel has TCX), then its clsact
-/// filters, which run after them. Reading another program's name by its
-/// id needs CAP_SYS_ADMIN: a refusal is an error, since an empty list
-/// would be a lie.
-pub fn hook_programs(name: &str) -> Result<Vec<(&'static str, Vec<String>)>> {
+/// A program on a hook, and how it is attached there.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct OnHook {
+    pub name: String,
+    /// `netkit` (a netkit device's own hook), `tcx` or `clsact`.
+    pub via: &'static str,
+}
+
+impl OnHook {
+    pub fn new(name: impl Into<String>, via: &'static str) -> Self {
+        Self {
+            name: name.into(),
+            via,
+        }
+    }
+}
+
+impl std::fmt::Display for OnHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.name, self.via)
+    }
+}
+
+/// The programs on each hook of interface `name`, first to run first: a
+/// netkit device's own hook for what its pod sends, its TCX programs (where
+/// the kernel has TCX), then its clsact filters, which run after them.
+/// Reading another program's name by its id needs CAP_SYS_ADMIN: a refusal
+/// is an error, since an empty list would be a lie.
+pub fn hook_programs(name: &str) -> Result<Vec<(&'static str, Vec<OnHook>)>> {
     let index = crate::links::index_of(name)?;
     let mut out = Vec::new();
     for (hook, dir) in [
         ("ingress", TcAttachType::Ingress),
         ("egress", TcAttachType::Egress),
     ] {
-        // A netkit device's own hook for what its pod sends runs first.
-        let mut names = if dir == TcAttachType::Ingress {
+        let via = |via| move |name: String| OnHook::new(name, via);
+        let mut programs: Vec<OnHook> = if dir == TcAttachType::Ingress {
             netkit::peer_program_names(index)
+                .into_iter()
+                .map(via("netkit"))
+                .collect()
         } else {
             Vec::new()
         };
-        names.extend(match SchedClassifier::query_tcx(name, dir) {
-            Ok((_, progs)) => progs
-                .iter()
-                .map(|p| p.name_as_str().unwrap_or("?").to_owned())
-                .collect(),
+        match SchedClassifier::query_tcx(name, dir) {
+            Ok((_, progs)) => programs.extend(
+                progs
+                    .iter()
+                    .map(|p| OnHook::new(p.name_as_str().unwrap_or("?"), "tcx")),
+            ),
             Err(e) if denied(&e) => {
                 anyhow::bail!("reading the programs on {name}: {e} (it needs CAP_SYS_ADMIN)")
             }
             // No TCX on this kernel.
-            Err(_) => Vec::new(),
-        });
-        names.extend(crate::links::clsact_programs(
-            index,
-            dir == TcAttachType::Egress,
-        )?);
-        out.push((hook, names));
+            Err(_) => {}
+        }
+        programs.extend(
+            crate::links::clsact_programs(index, dir == TcAttachType::Egress)?
+                .into_iter()
+                .map(via("clsact")),
+        );
+        out.push((hook, programs));
     }
     Ok(out)
 }
 
 /// The programs on the ingress of `link`'s peer in its pod's namespace,
 /// first to run first; `None` for an interface without such a peer.
-pub fn pod_side_programs(link: &Link) -> Result<Option<Vec<String>>> {
+pub fn pod_side_programs(link: &Link) -> Result<Option<Vec<OnHook>>> {
     let Some(peer) = link.peer else {
         return Ok(None);
     };
@@ -377,7 +405,7 @@ pub fn pod_side_programs(link: &Link) -> Result<Option<Vec<String>>> {
     Ok(hooks
         .into_iter()
         .find(|(hook, _)| *hook == "ingress")
-        .map(|(_, names)| names))
+        .map(|(_, programs)| programs))
 }
 
 /// Whether an error comes down to a permission refused.

@@ -302,7 +302,11 @@ fn doctor_names_a_foreign_program_that_ends_the_chain_ahead_of_hairpins() {
         check(&checks, "program order"),
         (
             "warn",
-            format!("{} run before hairpin's on vethc1 ingress", foreign::NAME).as_str()
+            format!(
+                "{} (tcx) run before hairpin's on vethc1 ingress",
+                foreign::NAME
+            )
+            .as_str()
         )
     );
     assert_eq!(check(&checks, "programs").0, "ok", "hairpin's are attached");

@@ -122,9 +122,11 @@ fn without_its_pod_side_program_a_pod_client_fails_beside_an_ebpf_cni_and_doctor
     let (checks, passed) = doctor(&lab, "n1", &args);
     assert!(passed, "doctor passes with the pod sides: {checks:#?}");
     let (_, datapath) = check(&checks, "cni datapath");
+    // The stand-in attaches as clsact filters, after hairpin's programs.
     assert!(
-        datapath.contains("standin_pod") && datapath.contains("standin_uplink on eth0"),
-        "doctor names the eBPF dataplane's programs: {datapath}"
+        datapath.contains("standin_pod (clsact) on")
+            && datapath.contains("standin_uplink (clsact) on eth0"),
+        "doctor names the eBPF dataplane's programs and how they are attached: {datapath}"
     );
 
     // Take the pod side away, as an agent without it would leave c1.

@@ -34,6 +34,16 @@ pub enum Cni {
 }
 
 impl Cni {
+    /// The CNI of a lab that names none: `HAIRPIN_LAB_CNI` (`iptables`, the
+    /// default, or `ebpf`), so that any lab test can run beside either.
+    fn from_env() -> Self {
+        match std::env::var("HAIRPIN_LAB_CNI").as_deref() {
+            Err(_) | Ok("iptables") => Cni::Iptables,
+            Ok("ebpf") => Cni::Ebpf,
+            Ok(other) => panic!("HAIRPIN_LAB_CNI is iptables or ebpf, not {other:?}"),
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             Cni::Iptables => "iptables",
@@ -56,9 +66,10 @@ pub struct Lab {
 }
 
 impl Lab {
-    /// Brings up a lab under a fresh prefix.
+    /// Brings up a lab under a fresh prefix, beside the CNI that
+    /// `HAIRPIN_LAB_CNI` names.
     pub fn up() -> Self {
-        Self::up_beside(Cni::Iptables)
+        Self::up_beside(Cni::from_env())
     }
 
     /// Brings up a lab whose nodes route pods with `cni`.

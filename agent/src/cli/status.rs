@@ -46,14 +46,15 @@ pub fn status(args: Args) -> Result<()> {
         let pod_side = attach::pod_side_programs(link)
             .ok()
             .flatten()
-            .map(|names| (attach::POD_SIDE_HOOK, names));
-        for (hook, names) in attach::hook_programs(&link.name)?
+            .map(|programs| (attach::POD_SIDE_HOOK, programs));
+        for (hook, programs) in attach::hook_programs(&link.name)?
             .into_iter()
             .chain(pod_side)
         {
-            if names.is_empty() {
+            if programs.is_empty() {
                 continue;
             }
+            let names: Vec<String> = programs.into_iter().map(|p| p.name).collect();
             rows.push(Hook {
                 interface: link.name.clone(),
                 hook,

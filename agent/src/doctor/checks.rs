@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 
 use super::Check;
-use crate::kernel::Kernel;
+use crate::{attach::OnHook, kernel::Kernel};
 
 /// The kernel: at least 5.10, and each feature hairpin uses where present
 /// (`kernel::Kernel`) named when missing, with what serves instead.
@@ -190,7 +190,7 @@ fn mentions(line: &str, addr: &str) -> bool {
 pub struct Hook {
     pub interface: String,
     pub hook: &'static str,
-    pub programs: Vec<String>,
+    pub programs: Vec<OnHook>,
     /// Whether hairpin should be there (a matched pod interface).
     pub wanted: bool,
 }
@@ -201,7 +201,7 @@ pub fn programs(hooks: &[Hook], is_hairpin: impl Fn(&str) -> bool) -> Vec<Check>
     let mut out = Vec::new();
     let missing: Vec<String> = hooks
         .iter()
-        .filter(|h| h.wanted && !h.programs.iter().any(|p| is_hairpin(p)))
+        .filter(|h| h.wanted && !h.programs.iter().any(|p| is_hairpin(&p.name)))
         .map(|h| format!("{} {}", h.interface, h.hook))
         .collect();
     out.push(if missing.is_empty() {
@@ -214,7 +214,7 @@ pub fn programs(hooks: &[Hook], is_hairpin: impl Fn(&str) -> bool) -> Vec<Check>
         )
     });
     for h in hooks {
-        let Some(first) = h.programs.iter().position(|p| is_hairpin(p)) else {
+        let Some(first) = h.programs.iter().position(|p| is_hairpin(&p.name)) else {
             continue;
         };
         if first > 0 {
@@ -222,7 +222,11 @@ pub fn programs(hooks: &[Hook], is_hairpin: impl Fn(&str) -> bool) -> Vec<Check>
                 "program order",
                 format!(
                     "{} run before hairpin's on {} {}",
-                    h.programs[..first].join(", "),
+                    h.programs[..first]
+                        .iter()
+                        .map(OnHook::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", "),
                     h.interface,
                     h.hook
                 ),

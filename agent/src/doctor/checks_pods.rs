@@ -6,11 +6,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{checks::Hook, Check};
+use crate::attach::OnHook;
 
 /// The CNI's datapath as the hooks show it: programs of others on the
-/// uplink's and the pod interfaces' hooks (an eBPF CNI, which may deliver
-/// into pods with `bpf_redirect_peer`), and netkit devices; with the path
-/// that serves pods' replies there.
+/// uplink's and the pod interfaces' hooks, with how they are attached (an
+/// eBPF CNI, which may deliver into pods with `bpf_redirect_peer`), and
+/// netkit devices; with the path that serves pods' replies there.
 pub fn datapath(
     hooks: &[Hook],
     uplink: Option<&str>,
@@ -18,10 +19,10 @@ pub fn datapath(
     is_hairpin: impl Fn(&str) -> bool,
     pod_side: &str,
 ) -> Check {
-    let mut others: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    let mut others: BTreeMap<&OnHook, BTreeSet<&str>> = BTreeMap::new();
     for h in hooks {
         if h.wanted || Some(h.interface.as_str()) == uplink {
-            for p in h.programs.iter().filter(|p| !is_hairpin(p)) {
+            for p in h.programs.iter().filter(|p| !is_hairpin(&p.name)) {
                 others.entry(p).or_default().insert(&h.interface);
             }
         }
@@ -42,7 +43,7 @@ pub fn datapath(
         .collect();
     let inside = sides
         .iter()
-        .filter(|h| h.programs.iter().any(|p| is_hairpin(p)))
+        .filter(|h| h.programs.iter().any(|p| is_hairpin(&p.name)))
         .count();
     let served = format!(
         "pod_receive inside {inside} of {} pods, where replies to them are translated \

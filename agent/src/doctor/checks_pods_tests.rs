@@ -9,7 +9,7 @@ fn hook(interface: &str, hook: &'static str, programs: &[&str], wanted: bool) ->
     Hook {
         interface: interface.to_owned(),
         hook,
-        programs: programs.iter().map(|p| p.to_string()).collect(),
+        programs: programs.iter().map(|p| OnHook::new(*p, "tcx")).collect(),
         wanted,
     }
 }
@@ -43,11 +43,14 @@ fn an_ebpf_dataplane_is_named_with_where_its_programs_run() {
         hook("lxc2", POD_SIDE, &[], true),
         hook("docker0", "ingress", &["other"], false),
     ];
+    let mut hooks = hooks;
+    hooks[0].programs[1].via = "clsact";
     let c = datapath(&hooks, Some("eth0"), &["lxc2".into()], is_hairpin, POD_SIDE);
     assert_eq!(c.verdict, Verdict::Warn, "lxc2 lacks pod_receive");
     assert!(
-        c.evidence.contains("cil_from_netdev on eth0")
-            && c.evidence.contains("cil_from_container on 2 interfaces")
+        c.evidence.contains("cil_from_netdev (clsact) on eth0")
+            && c.evidence
+                .contains("cil_from_container (tcx) on 2 interfaces")
             && c.evidence.contains("netkit devices lxc2")
             && c.evidence.contains("inside 1 of 2 pods")
             && !c.evidence.contains("other"),
@@ -55,7 +58,7 @@ fn an_ebpf_dataplane_is_named_with_where_its_programs_run() {
         c.evidence
     );
     let mut served = hooks;
-    served[4].programs = vec!["pod_receive".into()];
+    served[4].programs = vec![OnHook::new("pod_receive", "tcx")];
     let c = datapath(&served, Some("eth0"), &[], is_hairpin, POD_SIDE);
     assert_eq!(c.verdict, Verdict::Ok, "{}", c.evidence);
 }

@@ -118,7 +118,7 @@ fn missing_programs_fail_and_a_program_ahead_of_hairpins_is_named() {
     let hook = |i: &str, progs: &[&str], wanted| Hook {
         interface: i.into(),
         hook: "ingress",
-        programs: progs.iter().map(|p| p.to_string()).collect(),
+        programs: progs.iter().map(|p| OnHook::new(*p, "tcx")).collect(),
         wanted,
     };
     let is_hairpin = |p: &str| p.starts_with("pod_") || p.starts_with("uplink_");
@@ -144,7 +144,7 @@ fn missing_programs_fail_and_a_program_ahead_of_hairpins_is_named() {
     assert_eq!(bad[0].evidence, "not attached on vethb1 ingress");
     assert_eq!(
         bad[1].evidence,
-        "cil_from run before hairpin's on vethc1 ingress"
+        "cil_from (tcx) run before hairpin's on vethc1 ingress"
     );
 }
 

@@ -192,6 +192,9 @@ pub struct DnsSettings {
     /// How long an address a name no longer has still takes new flows: a
     /// client that resolved just before the change still connects.
     pub grace: Duration,
+    /// The most addresses of one family a name is served at: its DNS
+    /// server, not the node's operator, decides how many it has.
+    pub max_addresses: usize,
 }
 
 impl Default for DnsSettings {
@@ -201,6 +204,7 @@ impl Default for DnsSettings {
             min_ttl: Duration::from_secs(5),
             max_ttl: Duration::from_secs(300),
             grace: Duration::from_secs(10),
+            max_addresses: 16,
         }
     }
 }

@@ -57,6 +57,8 @@ pub struct RawDns {
     pub max_ttl: Option<Spanned<u64>>,
     #[serde(default)]
     pub grace: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub max_addresses: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize)]

@@ -189,7 +189,7 @@ impl Agent {
                 .set(flows as i64);
         }
         let mut names = Names::new(config.dns.clone());
-        names.track(&config.named, &config.dns, Instant::now());
+        names.track(&config, Instant::now());
         let (resolving, resolved) = Resolving::new();
         let health = Health::default();
         let mut agent = Self {

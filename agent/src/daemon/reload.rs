@@ -88,7 +88,7 @@ impl Agent {
         let (config, node) = self.file.read(&self.handle).await?;
         self.node = node;
         let now = Instant::now();
-        self.names.track(&config.named, &config.dns, now);
+        self.names.track(&config, now);
         self.configure_cluster(config.kubernetes.clone()).await;
         self.refresh_cluster(&self.base(&config));
         let desired = self.desired(&config);
@@ -97,7 +97,7 @@ impl Agent {
             Ok(applied) => applied,
             Err(e) => {
                 // Put the maps back to the last good configuration.
-                self.names.track(&self.config.named, &self.config.dns, now);
+                self.names.track(&self.config, now);
                 let last = self.desired(&self.config);
                 if let Err(e) = reconcile::apply(&mut self.maps, &last, max) {
                     warn!("restoring the last good configuration: {e:#}");

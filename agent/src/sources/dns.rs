@@ -11,7 +11,9 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{unservable, DnsSettings, Frontend, NamedFrontend};
+use ipnet::IpNet;
+
+use crate::config::{unservable, Config, DnsSettings, Frontend, NamedFrontend};
 
 /// The first retry of a name that failed; each failure doubles the wait,
 /// up to the settings' `max_ttl`.
@@ -36,6 +38,8 @@ struct Host {
     next_wall: SystemTime,
     retry: Duration,
     error: Option<String>,
+    /// What the last answer had beyond `max_addresses`, per family.
+    capped: Vec<String>,
 }
 
 impl Host {
@@ -47,6 +51,7 @@ impl Host {
             next_wall: SystemTime::now(),
             retry: FIRST_RETRY,
             error: None,
+            capped: Vec::new(),
         }
     }
 }
@@ -68,6 +73,9 @@ pub struct NameView {
 #[derive(Debug)]
 pub struct Names {
     settings: DnsSettings,
+    /// Never frontends, whoever's name resolves there: the cluster's pod
+    /// and service ranges, with which.
+    cluster: Vec<(IpNet, &'static str)>,
     hosts: BTreeMap<String, Host>,
 }
 
@@ -79,15 +87,24 @@ impl Names {
     pub fn new(settings: DnsSettings) -> Self {
         Self {
             settings,
+            cluster: Vec::new(),
             hosts: BTreeMap::new(),
         }
     }
 
-    /// Follows the names of `named` (a configuration, applied): new ones
-    /// are due at once, those no longer there are forgotten, and their
-    /// frontends with them.
-    pub fn track(&mut self, named: &[NamedFrontend], settings: &DnsSettings, now: Instant) {
-        self.settings = settings.clone();
+    /// Follows the names of `config` (applied): new ones are due at once,
+    /// those no longer there are forgotten, and their frontends with them.
+    pub fn track(&mut self, config: &Config, now: Instant) {
+        let named = &config.named;
+        self.settings = config.dns.clone();
+        self.cluster = config
+            .kubernetes
+            .iter()
+            .flat_map(|k| {
+                let pods = k.pod_cidrs.iter().map(|n| (*n, "pod"));
+                pods.chain(k.service_cidrs.iter().map(|n| (*n, "service")))
+            })
+            .collect();
         self.hosts.retain(|h, _| named.iter().any(|n| &n.host == h));
         for n in named {
             self.hosts
@@ -137,6 +154,7 @@ impl Names {
                 (wait, false)
             }
             Outcome::Addrs(addrs, ttl) => {
+                let addrs = capped(addrs, s.max_addresses, &mut h.capped);
                 h.error = None;
                 h.retry = FIRST_RETRY;
                 h.resolved = Some(SystemTime::now());
@@ -174,8 +192,9 @@ impl Names {
 
     /// The frontends of `named` at every address their name has (or has
     /// had, within the grace period), in the family of their backends, and
-    /// the addresses refused, with why: a node's own address, or one that
-    /// the file already has for the same port.
+    /// the addresses refused, with why: a node's own address, one in the
+    /// cluster's pod or service ranges, or one that the file already has
+    /// for the same port; and the addresses beyond the cap.
     pub fn frontends(
         &self,
         named: &[NamedFrontend],
@@ -188,6 +207,7 @@ impl Names {
             let Some(h) = self.hosts.get(&n.host) else {
                 continue;
             };
+            refused.extend(h.capped.iter().map(|c| (n.host.clone(), c.clone())));
             for addr in h.addrs.keys().filter(|a| a.is_ipv4() == n.is_ipv4()) {
                 let fe = n.at(*addr);
                 let taken = written
@@ -195,6 +215,10 @@ impl Names {
                     .chain(&out)
                     .any(|w| w.addr == fe.addr && w.port == fe.port && w.proto == fe.proto);
                 let why = unservable(*addr, node)
+                    .or_else(|| {
+                        let (net, what) = self.cluster.iter().find(|(n, _)| n.contains(addr))?;
+                        Some(format!("{addr} is inside the cluster's {what} CIDR {net}"))
+                    })
                     .or_else(|| {
                         fe.backends
                             .iter()
@@ -240,6 +264,31 @@ impl Names {
             .filter_map(|(n, h)| h.error.clone().map(|e| (n.clone(), e)))
             .collect()
     }
+}
+
+/// At most `max` addresses of each family of an answer: the lowest, so that
+/// a server that rotates a longer list still gives the same ones. What is
+/// left out is said in `notes`.
+fn capped(mut addrs: Vec<IpAddr>, max: usize, notes: &mut Vec<String>) -> Vec<IpAddr> {
+    addrs.sort();
+    addrs.dedup();
+    notes.clear();
+    let mut out = Vec::new();
+    for (v4, family) in [(true, "IPv4"), (false, "IPv6")] {
+        let of: Vec<IpAddr> = addrs
+            .iter()
+            .copied()
+            .filter(|a| a.is_ipv4() == v4)
+            .collect();
+        if of.len() > max {
+            notes.push(format!(
+                "it has {} {family} addresses: served at the lowest {max} (dns.maxAddresses)",
+                of.len()
+            ));
+        }
+        out.extend(of.into_iter().take(max));
+    }
+    out
 }
 
 fn current(h: &Host) -> Vec<IpAddr> {

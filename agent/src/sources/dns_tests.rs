@@ -30,7 +30,7 @@ fn setup() -> (Config, Names, Instant) {
     let config = Config::parse(std::path::Path::new("t.yaml"), FILE).unwrap();
     let now = Instant::now();
     let mut names = Names::new(config.dns.clone());
-    names.track(&config.named, &config.dns, now);
+    names.track(&config, now);
     (config, names, now)
 }
 
@@ -198,7 +198,9 @@ fn a_name_removed_from_the_configuration_is_forgotten() {
         Outcome::Addrs(vec![ip("203.0.113.10")], Duration::from_secs(30)),
         now,
     );
-    names.track(&[], &config.dns, now);
+    let mut unnamed = config.clone();
+    unnamed.named.clear();
+    names.track(&unnamed, now);
     assert!(names.views().is_empty());
     assert!(addrs(&names, &config, &[]).is_empty());
 }
@@ -219,4 +221,84 @@ fn an_adopted_address_serves_until_the_name_resolves_then_lingers_if_gone() {
     );
     assert!(names.expire(now + Duration::from_secs(11), |_| false));
     assert_eq!(addrs(&names, &config, &[]), [ip("203.0.113.12")]);
+}
+
+#[test]
+fn a_name_is_served_at_its_lowest_addresses_up_to_the_cap_and_says_so() {
+    let text = FILE.replace("grace: 10 }", "grace: 10, maxAddresses: 2 }");
+    let config = Config::parse(std::path::Path::new("t.yaml"), &text).unwrap();
+    let now = Instant::now();
+    let mut names = Names::new(config.dns.clone());
+    names.track(&config, now);
+    // 3,000 records, as a hostile or broken server may answer, rotated.
+    let many: Vec<IpAddr> = (0..3000u32)
+        .rev()
+        .map(|i| IpAddr::V4(std::net::Ipv4Addr::from(0xCB00_7100 + i)))
+        .chain([ip("2001:db8:0:113::10")])
+        .collect();
+    names.resolved(
+        "registry.lab",
+        Outcome::Addrs(many, Duration::from_secs(30)),
+        now,
+    );
+    assert_eq!(
+        addrs(&names, &config, &[]),
+        [
+            ip("203.0.113.0"),
+            ip("203.0.113.1"),
+            ip("2001:db8:0:113::10")
+        ],
+        "the lowest two IPv4 addresses and the one IPv6 address"
+    );
+    let (_, refused) = names.frontends(&config.named, &config.frontends, &[]);
+    assert_eq!(
+        refused,
+        [(
+            "registry.lab".to_owned(),
+            "it has 3000 IPv4 addresses: served at the lowest 2 (dns.maxAddresses)".to_owned()
+        )]
+    );
+    // The next answer within the cap clears the note.
+    names.resolved(
+        "registry.lab",
+        Outcome::Addrs(vec![ip("203.0.113.1")], Duration::from_secs(30)),
+        now,
+    );
+    let (_, refused) = names.frontends(&config.named, &config.frontends, &[]);
+    assert!(refused.is_empty(), "{refused:?}");
+}
+
+#[test]
+fn a_name_resolving_into_the_clusters_pod_or_service_range_is_refused_there() {
+    let text = format!(
+        "{FILE}kubernetes: {{ allowedFrontends: [203.0.113.0/24], podCidrs: [10.244.0.0/16], \
+         serviceCidrs: [10.96.0.0/12] }}\n"
+    );
+    let config = Config::parse(std::path::Path::new("t.yaml"), &text).unwrap();
+    let now = Instant::now();
+    let mut names = Names::new(config.dns.clone());
+    names.track(&config, now);
+    names.resolved(
+        "registry.lab",
+        Outcome::Addrs(
+            vec![ip("10.96.0.10"), ip("10.244.1.5"), ip("203.0.113.10")],
+            Duration::from_secs(30),
+        ),
+        now,
+    );
+    assert_eq!(addrs(&names, &config, &[]), [ip("203.0.113.10")]);
+    let (_, refused) = names.frontends(&config.named, &config.frontends, &[]);
+    assert_eq!(
+        refused,
+        [
+            (
+                "registry.lab".to_owned(),
+                "10.244.1.5 is inside the cluster's pod CIDR 10.244.0.0/16".to_owned()
+            ),
+            (
+                "registry.lab".to_owned(),
+                "10.96.0.10 is inside the cluster's service CIDR 10.96.0.0/12".to_owned()
+            ),
+        ]
+    );
 }

@@ -333,6 +333,18 @@ fn a_ttl_or_grace_over_a_day_is_refused_where_run_would_overflow() {
 }
 
 #[test]
+fn a_names_address_cap_is_within_one_and_what_the_frontend_table_takes() {
+    assert_eq!(
+        refusal(&web_and(&["dns: { maxAddresses: 0 }"])),
+        "test.yaml:8:22: dns.maxAddresses: 0 is not within 1 and 256"
+    );
+    assert_eq!(
+        refusal(&web_and(&["dns: { maxAddresses: 3000 }"])),
+        "test.yaml:8:22: dns.maxAddresses: 3000 is not within 1 and 256"
+    );
+}
+
+#[test]
 fn backend_weights_beyond_a_frontends_slots_are_refused_where_run_would_exit() {
     let mut lines = vec![
         "redirects:".to_owned(),

@@ -206,7 +206,7 @@ fn a_frontend_may_be_a_name_resolved_in_the_family_of_its_backends() {
         "    frontend: registry.lab",
         "    ports: [{ port: 8080, protocol: TCP, targetPort: 80 }]",
         "    backends: [{ ip: \"2001:db8:0:51::2\" }]",
-        "dns: { minTtl: 2, maxTtl: 60, grace: 3, resolvConf: /tmp/resolv.conf }",
+        "dns: { minTtl: 2, maxTtl: 60, grace: 3, resolvConf: /tmp/resolv.conf, maxAddresses: 4 }",
     ])
     .unwrap();
     assert!(config.frontends.is_empty(), "no frontend at an address");
@@ -226,6 +226,7 @@ fn a_frontend_may_be_a_name_resolved_in_the_family_of_its_backends() {
             min_ttl: std::time::Duration::from_secs(2),
             max_ttl: std::time::Duration::from_secs(60),
             grace: std::time::Duration::from_secs(3),
+            max_addresses: 4,
         }
     );
 }

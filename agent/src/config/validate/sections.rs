@@ -18,6 +18,9 @@ use crate::config::{
 const MIN_CT_ENTRIES: u32 = 1024;
 /// The longest TTL bound or grace a name may have, in seconds: a day.
 const MAX_DNS_SECS: u64 = 86_400;
+/// The most addresses of one family a name may be served at: each is a
+/// frontend per port, and the frontend table holds a few thousand.
+const MAX_NAME_ADDRESSES: u64 = 256;
 /// IFNAMSIZ: 15 characters and the terminating zero.
 const MAX_IFNAME: usize = 15;
 
@@ -214,6 +217,16 @@ impl Validator<'_> {
                     format!("{} s is over a day ({MAX_DNS_SECS} s)", m.value),
                 ));
             }
+        }
+        if let Some(m) = raw.max_addresses.as_ref() {
+            if !(1..=MAX_NAME_ADDRESSES).contains(&m.value) {
+                return Err(self.err(
+                    m,
+                    "dns.maxAddresses",
+                    format!("{} is not within 1 and {MAX_NAME_ADDRESSES}", m.value),
+                ));
+            }
+            dns.max_addresses = m.value as usize;
         }
         let disordered = dns.max_ttl < dns.min_ttl;
         if let Some(m) = raw.max_ttl.as_ref().filter(|_| disordered) {

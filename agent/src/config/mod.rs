@@ -22,7 +22,7 @@ mod error;
 mod raw;
 mod validate;
 
-pub use validate::unservable;
+pub use validate::{unservable, unusable_backend};
 
 use std::{
     net::{IpAddr, SocketAddr},

@@ -372,3 +372,43 @@ fn backend_weights_beyond_a_frontends_slots_are_refused_where_run_would_exit() {
     );
     assert!(e.starts_with("test.yaml:261:"), "{e}");
 }
+
+#[test]
+fn link_local_mapped_and_reserved_addresses_are_neither_frontends_nor_backends() {
+    for (frontend, backend, why) in [
+        (
+            "169.254.169.254",
+            "198.51.100.2",
+            "169.254.169.254 is link-local (169.254.0.0/16, the cloud metadata service's range)",
+        ),
+        (
+            "240.0.0.1",
+            "198.51.100.2",
+            "240.0.0.1 is reserved (240.0.0.0/4)",
+        ),
+        (
+            "\"::ffff:203.0.113.10\"",
+            "\"2001:db8::2\"",
+            "::ffff:203.0.113.10 is an IPv4-mapped IPv6 address: write the IPv4 address",
+        ),
+        (
+            "\"fe80::1\"",
+            "\"2001:db8::2\"",
+            "fe80::1 is link-local (fe80::/10)",
+        ),
+    ] {
+        let got = refusal_of_redirect(frontend, "8080", backend);
+        assert!(
+            got.ends_with(&format!("redirects[0].frontend: {why}")),
+            "{got}"
+        );
+    }
+    let got = refusal_of_redirect("203.0.113.10", "8080", "169.254.169.254");
+    assert!(
+        got.ends_with(
+            "redirects[0].backends[0].ip: 169.254.169.254 is link-local \
+             (169.254.0.0/16, the cloud metadata service's range)"
+        ),
+        "{got}"
+    );
+}

@@ -89,15 +89,49 @@ impl Validator<'_> {
 }
 
 /// Why `addr` cannot be a frontend on the node whose addresses are `node`,
-/// if it cannot: the same test for a written address and a resolved one.
+/// if it cannot: the same test for every source's frontends (the file, a
+/// name's addresses, the cluster's).
 pub fn unservable(addr: IpAddr, node: &[IpAddr]) -> Option<String> {
-    not_unicast(addr).or_else(|| {
+    not_unicast(addr).or_else(|| reserved(addr)).or_else(|| {
         node.contains(&addr).then(|| {
             format!(
                 "{addr} is an address of this node: hairpin would capture the node's own traffic"
             )
         })
     })
+}
+
+/// Why `addr` cannot be a backend of `frontend`, if it cannot: the same
+/// test for every source's backends (the file, EndpointSlices, pods).
+pub fn unusable_backend(addr: IpAddr, frontend: IpAddr) -> Option<String> {
+    not_unicast(addr).or_else(|| reserved(addr)).or_else(|| {
+        if addr.is_ipv4() != frontend.is_ipv4() {
+            Some(format!(
+                "{addr} is not of the frontend's family: a redirect is IPv4 or IPv6"
+            ))
+        } else {
+            (addr == frontend).then(|| format!("{addr} is the frontend's own address: a loop"))
+        }
+    })
+}
+
+/// Addresses no frontend or backend has: link-local ones (the cloud
+/// metadata service's among them) mean a different host on every link,
+/// IPv4-mapped IPv6 ones are IPv4 packets, and 240.0.0.0/4 is reserved.
+fn reserved(addr: IpAddr) -> Option<String> {
+    match addr {
+        IpAddr::V4(a) if a.is_link_local() => Some(format!(
+            "{addr} is link-local (169.254.0.0/16, the cloud metadata service's range)"
+        )),
+        IpAddr::V4(a) if a.octets()[0] >= 240 => Some(format!("{addr} is reserved (240.0.0.0/4)")),
+        IpAddr::V6(a) if a.segments()[0] & 0xffc0 == 0xfe80 => {
+            Some(format!("{addr} is link-local (fe80::/10)"))
+        }
+        IpAddr::V6(a) if a.to_ipv4_mapped().is_some() => Some(format!(
+            "{addr} is an IPv4-mapped IPv6 address: write the IPv4 address"
+        )),
+        _ => None,
+    }
 }
 
 fn not_unicast(addr: IpAddr) -> Option<String> {

@@ -6,7 +6,7 @@ use std::{collections::BTreeSet, net::IpAddr};
 use hairpin_common::{IPPROTO_TCP, IPPROTO_UDP};
 use serde_saphyr::Spanned;
 
-use super::{is_dns_name, Validator};
+use super::{is_dns_name, unusable_backend, Validator};
 use crate::config::{
     raw::{RawBackend, RawPort, RawRedirect},
     Backend, ConfigError, Frontend, NamedFrontend,
@@ -297,19 +297,8 @@ impl Validator<'_> {
     ) -> Result<Backend, ConfigError> {
         let field = format!("{at}.ip");
         let addr = self.unicast(&b.ip, &field)?;
-        if addr.is_ipv4() != frontend.is_ipv4() {
-            return Err(self.err(
-                &b.ip,
-                field,
-                format!("{addr} is not of the frontend's family: a redirect is IPv4 or IPv6"),
-            ));
-        }
-        if addr == frontend {
-            return Err(self.err(
-                &b.ip,
-                field,
-                format!("{addr} is the frontend's own address: a loop"),
-            ));
+        if let Some(why) = unusable_backend(addr, frontend) {
+            return Err(self.err(&b.ip, field, why));
         }
         let by_port = b.ports.as_ref().and_then(|m| {
             port.raw

@@ -25,7 +25,7 @@ use super::{
     crd::{PortRef, Protocol},
     endpoints::{self, Want, SERVICE_NAME_LABEL},
 };
-use crate::config::Frontend;
+use crate::config::{unusable_backend, Frontend};
 
 /// The objects the agent follows, as its reflectors hold them.
 #[derive(Clone, Debug, Default)]
@@ -130,7 +130,19 @@ pub fn desired(snap: &Snapshot, node: &str, admission: &Admission, taken: &[Fron
         };
         let mut notes = claim.notes;
         let mut applied = 0;
-        for f in claim.frontends {
+        for mut f in claim.frontends {
+            // The cluster's addresses pass the file's test for a backend.
+            f.backends
+                .retain(|b| match unusable_backend(b.addr, f.addr) {
+                    Some(why) => {
+                        let note = format!("backend {why}: left out");
+                        if !notes.contains(&note) {
+                            notes.push(note);
+                        }
+                        false
+                    }
+                    None => true,
+                });
             let key = (f.addr, f.port, f.proto);
             if let Some(owner) = claimed.get(&key) {
                 let at = std::net::SocketAddr::new(f.addr, f.port);

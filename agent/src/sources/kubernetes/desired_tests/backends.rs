@@ -147,3 +147,40 @@ fn a_local_endpoint_selector_takes_this_nodes_ready_matching_pods() {
         .run();
     assert_eq!(backends(&d), ["10.244.1.5:80"]);
 }
+
+#[test]
+fn endpoint_addresses_a_files_backend_could_not_have_are_left_out_and_reported() {
+    let refused = [
+        "0.0.0.0",
+        "127.0.0.1",
+        "224.0.0.1",
+        "255.255.255.255",
+        "169.254.169.254",
+        "240.0.0.1",
+        "203.0.113.10",
+    ];
+    let mut eps: Vec<(&str, &str, bool, bool, bool)> = refused
+        .iter()
+        .map(|a| (*a, "n1", true, true, false))
+        .collect();
+    eps.push(("10.244.1.5", "n1", true, true, false));
+    let d = World::new()
+        .service(service("web", "web", json!({})))
+        .slice(slice("web", "web", "IPv4", &eps))
+        .redirect(web_redirect())
+        .run();
+    assert_eq!(backends(&d), ["10.244.1.5:8080"], "only the pod's address");
+    let (state, message) = report(&d);
+    assert_eq!(state, State::Applied);
+    for why in [
+        "backend 0.0.0.0 is not a unicast address: left out",
+        "backend 127.0.0.1 is not a unicast address: left out",
+        "backend 224.0.0.1 is not a unicast address: left out",
+        "backend 255.255.255.255 is not a unicast address: left out",
+        "backend 169.254.169.254 is link-local (169.254.0.0/16, the cloud metadata service's range): left out",
+        "backend 240.0.0.1 is reserved (240.0.0.0/4): left out",
+        "backend 203.0.113.10 is the frontend's own address: a loop: left out",
+    ] {
+        assert!(message.contains(why), "{why:?} in {message:?}");
+    }
+}

@@ -24,6 +24,22 @@ redirects:
     backends: [{ ip: 198.51.100.67 }]
 "#;
 
+/// Two redirects of 157 backends of weight 256 each: within a frontend's
+/// 65,535 slots, beyond the maps' 65,536 together.
+fn beyond_the_backend_slots() -> String {
+    let mut out = String::new();
+    for port in [9001, 9002] {
+        out += &format!(
+            "  - name: wide{port}\n    frontend: 203.0.113.10\n    \
+             ports: [{{ port: {port}, protocol: TCP, targetPort: 80 }}]\n    backends:\n"
+        );
+        for i in 1..=157 {
+            out += &format!("      - {{ ip: 198.51.100.{i}, weight: 256 }}\n");
+        }
+    }
+    out
+}
+
 #[test]
 fn a_reload_of_the_kubernetes_section_applies_at_once_and_spares_the_files_redirects() {
     require_privileged!();
@@ -76,6 +92,28 @@ fn a_reload_of_the_kubernetes_section_applies_at_once_and_spares_the_files_redir
     eventually(5, "allowed again, it is served again", || {
         all(CLUSTER_URL, "b1")
     });
+
+    // A reload that check passes and the maps cannot hold (more backend
+    // slots than they have) is refused whole: the allow-list it would
+    // narrow too stays as it was, and so does every frontend.
+    let refused = format!(
+        "{}{}",
+        with_cluster.replace("[203.0.113.0/24]", "[198.51.100.128/25]"),
+        beyond_the_backend_slots()
+    );
+    fs::write(&agent.config, refused).expect("write the configuration");
+    agent.wait_for_log("reload refused", Duration::from_secs(20));
+    // The cluster is compared with what the file allows at every change.
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        all(CLUSTER_URL, "b1") && all(FILE_URL, "b2"),
+        "a refused reload changes nothing"
+    );
+    let list = lab.hairpin("n1", &["list"]);
+    assert!(
+        list.contains("203.0.113.10:8080") && !list.contains(":9001"),
+        "{list}"
+    );
 
     // Kubernetes mode off: the cluster's frontends go, the file's stay.
     let without = lab.hairpin("n1", &["status"]);

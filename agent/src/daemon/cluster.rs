@@ -128,20 +128,43 @@ pub fn node_name(given: Option<&str>) -> String {
 
 impl Agent {
     /// Follows the cluster as the configuration says: starts, restarts
-    /// (other settings) or stops the watches.
-    pub(super) async fn configure_cluster(&mut self, wanted: Option<Kubernetes>) {
+    /// (other settings) or stops the watches. Returns what it replaced or
+    /// stopped, `Some(previous)`, for a refused reload to put back.
+    pub(super) async fn configure_cluster(
+        &mut self,
+        wanted: Option<Kubernetes>,
+    ) -> Option<Option<Cluster>> {
         match (&self.cluster, wanted) {
+            (None, None) => None,
+            (Some(c), Some(k)) if c.settings == k => None,
             (_, None) => {
-                if self.cluster.take().is_some() {
-                    info!("kubernetes mode off");
-                    self.retries.forget(&Item::Kubernetes);
-                    self.health.set_cluster(ClusterView::default());
-                }
+                info!("kubernetes mode off");
+                self.retries.forget(&Item::Kubernetes);
+                self.health.set_cluster(ClusterView::default());
+                Some(self.cluster.take())
             }
-            (Some(c), Some(k)) if c.settings == k => {}
             (_, Some(k)) => {
-                self.cluster = Some(Cluster::new(k, self.node_name.clone()));
+                let previous = self
+                    .cluster
+                    .replace(Cluster::new(k, self.node_name.clone()));
                 self.connect_cluster().await;
+                Some(previous)
+            }
+        }
+    }
+
+    /// Puts back the cluster a refused reload replaced: its watches, its
+    /// state and its settings (what the cluster may ask) are as before.
+    pub(super) fn restore_cluster(&mut self, previous: Option<Cluster>) {
+        match previous {
+            Some(c) => {
+                self.cluster = Some(c);
+                self.publish_cluster();
+            }
+            None => {
+                self.cluster = None;
+                self.retries.forget(&Item::Kubernetes);
+                self.health.set_cluster(ClusterView::default());
             }
         }
     }

@@ -89,15 +89,20 @@ impl Agent {
         self.node = node;
         let now = Instant::now();
         self.names.track(&config, now);
-        self.configure_cluster(config.kubernetes.clone()).await;
+        let replaced = self.configure_cluster(config.kubernetes.clone()).await;
         self.refresh_cluster(&self.base(&config));
         let desired = self.desired(&config);
         let max = self.opts.max_frontends;
         let applied = match reconcile::apply(&mut self.maps, &desired, max) {
             Ok(applied) => applied,
             Err(e) => {
-                // Put the maps back to the last good configuration.
+                // Put the maps back to the last good configuration, and
+                // the cluster as it followed it.
                 self.names.track(&self.config, now);
+                if let Some(previous) = replaced {
+                    self.restore_cluster(previous);
+                }
+                self.refresh_cluster(&self.base(&self.config));
                 let last = self.desired(&self.config);
                 if let Err(e) = reconcile::apply(&mut self.maps, &last, max) {
                     warn!("restoring the last good configuration: {e:#}");

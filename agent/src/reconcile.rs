@@ -165,7 +165,6 @@ fn apply_family<A: Addr>(
         .map(|r| r.map(|(k, v)| ((k.addr, k.port, k.proto), (k, v))))
         .collect::<Result<_, _>>()
         .context("reading frontends")?;
-    let mut keep = BTreeSet::new();
     let mut members = Vec::new();
     let mut ended_backends: Vec<(u32, BTreeSet<(A, u16)>)> = Vec::new();
     let mine: Vec<(&config::Frontend, FrontendKey<A>)> = desired
@@ -173,8 +172,32 @@ fn apply_family<A: Addr>(
         .filter_map(|fe| Some((fe, frontend_key::<A>(fe)?)))
         .collect();
 
+    let keep: BTreeSet<FrontendTuple<A>> = mine
+        .iter()
+        .map(|(_, k)| (k.addr, k.port, k.proto))
+        .collect();
+
+    // Removals first: the ids and slots they free may be the ones the new
+    // frontends need.
+    let mut removed_ids = BTreeSet::new();
+    for (tuple, (key, f)) in &current {
+        if keep.contains(tuple) {
+            continue;
+        }
+        fm.frontends.remove(key)?;
+        for slot in 0..u32::from(f.slots) {
+            // Ignored error: a slot already gone needs no removal.
+            let _ = fm.backends.remove(&BackendKey {
+                frontend_id: f.id,
+                slot,
+            });
+        }
+        ids.used.remove(&f.id);
+        removed_ids.insert(f.id);
+        applied.removed += 1;
+    }
+
     for (fe, key) in &mine {
-        keep.insert((key.addr, key.port, key.proto));
         let new_slots = slots::<A>(fe);
         let slot_count = u16::try_from(new_slots.len()).with_context(|| {
             format!(
@@ -246,24 +269,6 @@ fn apply_family<A: Addr>(
                 ended_backends.push((id, gone));
             }
         }
-    }
-
-    let mut removed_ids = BTreeSet::new();
-    for (tuple, (key, f)) in &current {
-        if keep.contains(tuple) {
-            continue;
-        }
-        fm.frontends.remove(key)?;
-        for slot in 0..u32::from(f.slots) {
-            // Ignored error: a slot already gone needs no removal.
-            let _ = fm.backends.remove(&BackendKey {
-                frontend_id: f.id,
-                slot,
-            });
-        }
-        ids.used.remove(&f.id);
-        removed_ids.insert(f.id);
-        applied.removed += 1;
     }
 
     sync_addrs(&mut fm.frontend_addrs, mine.iter().map(|(_, k)| k.addr))?;

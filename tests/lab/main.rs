@@ -12,6 +12,7 @@
 mod support;
 
 mod agent;
+mod capacity;
 mod clsact;
 mod cluster_reload;
 mod degraded;

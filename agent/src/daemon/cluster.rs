@@ -18,11 +18,14 @@ use super::{degraded::Item, Agent};
 use crate::{
     config::{Frontend, Kubernetes},
     health::ClusterView,
-    sources::kubernetes::{
-        admission::Admission,
-        desired::{desired, Report, State},
-        events, state,
-        watch::{self, Message, Watches, KINDS},
+    sources::{
+        kubernetes::{
+            admission::Admission,
+            desired::{desired, Report, State},
+            events, state,
+            watch::{self, Message, Watches, KINDS},
+        },
+        room::Room,
     },
 };
 
@@ -34,6 +37,8 @@ pub struct Cluster {
     /// The cluster's frontends: computed from the stores once they are
     /// synced, else as last saved.
     frontends: Vec<Frontend>,
+    /// Whether `frontends` changed since they were last saved.
+    unsaved: bool,
     view: ClusterView,
     /// Says each object's outcome on this node as an Event of the object.
     recorder: Option<Recorder>,
@@ -58,6 +63,7 @@ impl Cluster {
             recorder: None,
             synced: BTreeSet::new(),
             frontends,
+            unsaved: false,
             view: ClusterView {
                 enabled: true,
                 ..ClusterView::default()
@@ -71,12 +77,12 @@ impl Cluster {
 
     /// Recomputes the frontends from the stores, once synced: whether they
     /// changed.
-    fn refresh(&mut self, base: &[Frontend], node_addrs: &[std::net::IpAddr]) -> bool {
+    fn refresh(&mut self, base: &[Frontend], node_addrs: &[std::net::IpAddr], room: Room) -> bool {
         let Some(watches) = self.watches.as_ref().filter(|_| self.synced()) else {
             return false;
         };
         let admission = Admission::new(&self.settings, node_addrs);
-        let d = desired(&watches.snapshot(), &self.node, &admission, base);
+        let d = desired(&watches.snapshot(), &self.node, &admission, base, room);
         for r in changed(&self.view.reports, &d.reports) {
             log_report(r);
             if let Some(rec) = &self.recorder {
@@ -88,10 +94,20 @@ impl Cluster {
             return false;
         }
         self.frontends = d.frontends;
+        self.unsaved = true;
+        true
+    }
+
+    /// Keeps the frontends as applied, for an agent that starts while the
+    /// API server is away: saved only once the maps hold them, so that a
+    /// state that could not be applied is never the next start's.
+    fn save(&mut self) {
+        if !std::mem::take(&mut self.unsaved) {
+            return;
+        }
         if let Err(e) = state::save(&self.settings.state_file, &self.frontends) {
             warn!("saving the cluster state: {e:#}");
         }
-        true
     }
 }
 
@@ -243,25 +259,49 @@ impl Agent {
     /// the names': whether they changed.
     pub(super) fn refresh_cluster(&mut self, base: &[Frontend]) -> bool {
         let node = self.node.clone();
+        let room = self.room().after(base);
         self.cluster
             .as_mut()
-            .is_some_and(|c| c.refresh(base, &node))
+            .is_some_and(|c| c.refresh(base, &node, room))
     }
 
-    /// The cluster's frontends that the file and the names leave free.
+    /// The datapath tables' whole room.
+    fn room(&self) -> Room {
+        Room::of(self.opts.max_frontends, self.opts.max_backend_slots)
+    }
+
+    /// The cluster's frontends that the file and the names leave free and
+    /// the tables have room for: those of a state file kept by an agent
+    /// with larger tables are fitted object by object, as the watches' are.
     pub(super) fn cluster_frontends(&self, base: &[Frontend]) -> Vec<Frontend> {
         let Some(c) = &self.cluster else {
             return Vec::new();
         };
         let taken: BTreeSet<_> = base.iter().map(|f| (f.addr, f.port, f.proto)).collect();
         let admission = Admission::new(&c.settings, &self.node);
-        c.frontends
-            .iter()
-            .filter(|f| {
-                !taken.contains(&(f.addr, f.port, f.proto)) && admission.admit(f.addr).is_ok()
-            })
-            .cloned()
-            .collect()
+        let mut room = self.room().after(base);
+        let mut out = Vec::new();
+        for object in c.frontends.chunk_by(|a, b| a.source == b.source) {
+            let free: Vec<Frontend> = object
+                .iter()
+                .filter(|f| {
+                    !taken.contains(&(f.addr, f.port, f.proto)) && admission.admit(f.addr).is_ok()
+                })
+                .cloned()
+                .collect();
+            match room.take(&free) {
+                Ok(()) => out.extend(free),
+                Err(why) => warn!(object = %object[0].source, "not served: {why}"),
+            }
+        }
+        out
+    }
+
+    /// Saves the cluster's frontends once an apply put them in the maps.
+    pub(super) fn save_cluster(&mut self) {
+        if let Some(c) = self.cluster.as_mut() {
+            c.save();
+        }
     }
 
     fn publish_cluster(&self) {

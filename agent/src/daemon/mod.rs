@@ -314,9 +314,10 @@ impl Agent {
         Ok(())
     }
 
-    /// Records the frontends the maps now hold, for the loop, the listener
-    /// and the metrics' names.
+    /// Records the frontends the maps now hold, for the loop, the listener,
+    /// the metrics' names and the cluster's state file.
     fn record_applied(&mut self, desired: Vec<crate::config::Frontend>) -> Result<()> {
+        self.save_cluster();
         self.health.set_frontends(desired.clone());
         let named = self.metrics.set_names(&self.maps, &desired);
         self.applied = desired;

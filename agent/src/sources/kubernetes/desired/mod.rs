@@ -25,7 +25,10 @@ use super::{
     crd::{PortRef, Protocol},
     endpoints::{self, Want, SERVICE_NAME_LABEL},
 };
-use crate::config::{unusable_backend, Frontend};
+use crate::{
+    config::{unusable_backend, Frontend},
+    sources::room::Room,
+};
 
 /// The objects the agent follows, as its reflectors hold them.
 #[derive(Clone, Debug, Default)]
@@ -89,8 +92,16 @@ struct Claim {
 
 /// The objects of `snap` as this node's desired state: `admission` decides
 /// which frontends the cluster may have, `taken` are the file's (the file
-/// wins a conflict).
-pub fn desired(snap: &Snapshot, node: &str, admission: &Admission, taken: &[Frontend]) -> Desired {
+/// wins a conflict), `room` is what the datapath's tables have left for
+/// the cluster: an object that does not fit is refused whole, the oldest
+/// objects served first.
+pub fn desired(
+    snap: &Snapshot,
+    node: &str,
+    admission: &Admission,
+    taken: &[Frontend],
+    mut room: Room,
+) -> Desired {
     let index = Index::new(snap);
     let mut out = Desired::default();
     let mut claimed: BTreeMap<(IpAddr, u16, u8), String> = taken
@@ -129,7 +140,7 @@ pub fn desired(snap: &Snapshot, node: &str, admission: &Admission, taken: &[Fron
             }
         };
         let mut notes = claim.notes;
-        let mut applied = 0;
+        let mut fits = Vec::new();
         for mut f in claim.frontends {
             // The cluster's addresses pass the file's test for a backend.
             f.backends
@@ -144,20 +155,32 @@ pub fn desired(snap: &Snapshot, node: &str, admission: &Admission, taken: &[Fron
                     None => true,
                 });
             let key = (f.addr, f.port, f.proto);
-            if let Some(owner) = claimed.get(&key) {
+            let owner = claimed.get(&key).cloned().or_else(|| {
+                let again = fits
+                    .iter()
+                    .any(|g: &Frontend| (g.addr, g.port, g.proto) == key);
+                again.then(|| claim.source.to_string())
+            });
+            if let Some(owner) = owner {
                 let at = std::net::SocketAddr::new(f.addr, f.port);
                 notes.push(format!("{at} is taken by {owner}"));
                 continue;
             }
-            claimed.insert(key, claim.source.to_string());
-            out.frontends.push(f);
-            applied += 1;
+            fits.push(f);
         }
-        let state = if applied > 0 {
-            State::Applied
-        } else {
+        if let Err(why) = room.take(&fits) {
+            notes.push(why);
+            fits.clear();
+        }
+        for f in &fits {
+            claimed.insert((f.addr, f.port, f.proto), claim.source.to_string());
+        }
+        let state = if fits.is_empty() {
             State::Refused
+        } else {
+            State::Applied
         };
+        out.frontends.extend(fits);
         out.reports.push(Report {
             source: claim.source,
             state,

@@ -14,7 +14,10 @@ use super::{
     admission::Admission,
     desired::{desired, Desired, Snapshot, State},
 };
-use crate::config::{Backend, Frontend, Kubernetes};
+use crate::{
+    config::{Backend, Frontend, Kubernetes},
+    sources::room::Room,
+};
 
 const NODE: &str = "n1";
 
@@ -103,6 +106,7 @@ struct World {
     snap: Snapshot,
     node_addrs: Vec<IpAddr>,
     file: Vec<Frontend>,
+    room: Room,
 }
 
 impl World {
@@ -111,6 +115,7 @@ impl World {
             snap: Snapshot::default(),
             node_addrs: vec!["192.0.2.2".parse().unwrap()],
             file: Vec::new(),
+            room: Room::of(1024, 65_536),
         }
     }
     fn redirect(mut self, v: Value) -> Self {
@@ -131,7 +136,7 @@ impl World {
     }
     fn run(&self) -> Desired {
         let admission = Admission::new(&settings(), &self.node_addrs);
-        desired(&self.snap, NODE, &admission, &self.file)
+        desired(&self.snap, NODE, &admission, &self.file, self.room)
     }
 }
 

@@ -260,6 +260,67 @@ fn the_file_and_then_the_oldest_object_win_a_frontend() {
 }
 
 #[test]
+fn objects_the_tables_have_no_room_for_are_refused_whole_the_oldest_served_first() {
+    let at = |name: &str, addr: &str, when: &str| {
+        let mut r = redirect(name, addr, to_service(json!("http")), json!({}));
+        r["metadata"]["creationTimestamp"] = json!(when);
+        r
+    };
+    let mut w = web_world()
+        .redirect(at("newer", "203.0.113.12", "2026-03-01T00:00:00Z"))
+        .service(annotated(
+            "web",
+            "203.0.113.11:8080=http, 203.0.113.11:8081=http",
+        ))
+        .redirect(at("older", "203.0.113.10", "2026-01-01T00:00:00Z"));
+    // Room for three frontends: the redirects, oldest first, take two; the
+    // Service's two do not fit in the third, and none of them is served.
+    w.room = Room::of(3, 65_536);
+    let d = w.run();
+    let names: Vec<_> = d.frontends.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "HairpinRedirect/older/8080/tcp",
+            "HairpinRedirect/newer/8080/tcp"
+        ]
+    );
+    let refused: Vec<_> = d
+        .reports
+        .iter()
+        .filter(|r| r.state == State::Refused)
+        .map(|r| (r.source.to_string(), r.message.as_str()))
+        .collect();
+    assert_eq!(
+        refused,
+        [(
+            "Service/web/web".to_string(),
+            "the datapath's tables are full: it needs 2 frontends, with room for 1"
+        )]
+    );
+    w.room = Room::of(1, 65_536);
+    let names: Vec<_> = w.run().frontends.iter().map(|f| f.name.clone()).collect();
+    assert_eq!(
+        names,
+        ["HairpinRedirect/older/8080/tcp"],
+        "the oldest first"
+    );
+
+    // Backend slots count too, per family: two endpoints need two.
+    let mut w = web_world().redirect(web_redirect());
+    w.room = Room::of(16, 1);
+    let d = w.run();
+    assert!(d.frontends.is_empty());
+    assert_eq!(
+        report(&d),
+        (
+            State::Refused,
+            "the datapath's tables are full: it needs 2 IPv4 backend slots, with room for 1".into()
+        )
+    );
+}
+
+#[test]
 fn skip_and_reject_are_the_frontends_policy() {
     let d = web_world()
         .redirect(redirect(

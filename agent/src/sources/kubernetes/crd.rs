@@ -49,8 +49,9 @@ pub struct HairpinRedirectSpec {
 #[serde(rename_all = "camelCase")]
 pub struct FrontendSpec {
     /// An IPv4 or IPv6 address, inside the agents' `allowedFrontends`.
+    #[schemars(length(min = 2, max = 45), pattern(r"^[0-9A-Fa-f.:]+$"))]
     pub address: String,
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = MAX_PORTS))]
     pub to_ports: Vec<FrontendPort>,
 }
 
@@ -64,6 +65,7 @@ pub struct FrontendPort {
     /// Pairs the port with the backend's port of the same name; needed
     /// when there are several.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = MAX_PORT_NAME))]
     pub name: Option<String>,
 }
 
@@ -89,20 +91,24 @@ pub struct BackendSpec {
     pub local_endpoint_selector: Option<PodSelector>,
     /// The backends' ports: a Service's port by name or number, or a pod's
     /// container port by name or number.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = MAX_PORTS))]
     pub to_ports: Vec<BackendPort>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ServiceRef {
+    #[schemars(length(min = 1, max = 63))]
     pub namespace: String,
+    #[schemars(length(min = 1, max = 63))]
     pub name: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PodSelector {
+    #[schemars(length(min = 1, max = 63))]
     pub namespace: String,
+    #[schemars(extend("maxProperties" = 64))]
     pub match_labels: BTreeMap<String, String>,
 }
 
@@ -114,14 +120,25 @@ pub struct BackendPort {
     #[serde(default)]
     pub protocol: Protocol,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = MAX_PORT_NAME))]
     pub name: Option<String>,
 }
 
-/// Kubernetes' own schema for a value that is a number or a name.
+/// The most ports a frontend or a backend lists.
+const MAX_PORTS: u32 = 64;
+/// A port's name, as Kubernetes bounds it (IANA_SVC_NAME).
+const MAX_PORT_NAME: u32 = 15;
+
+/// Kubernetes' own schema for a value that is a number or a name, bounded
+/// by a rule the API server checks (a schema cannot bound either alone).
 fn int_or_string(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     schemars::json_schema!({
         "x-kubernetes-int-or-string": true,
-        "description": "A number, or the name of a Service port or container port."
+        "description": "A number, or the name of a Service port or container port.",
+        "x-kubernetes-validations": [{
+            "rule": "type(self) == string ? self.size() >= 1 && self.size() <= 15 : self >= 1 && self <= 65535",
+            "message": "a port number from 1 to 65535, or a port name of 1 to 15 characters"
+        }]
     })
 }
 
@@ -169,6 +186,51 @@ mod tests {
         assert!(
             checked_in == super::manifest(),
             "deploy/kubernetes/crd.yaml differs from the type: run `hairpin crd > deploy/kubernetes/crd.yaml`"
+        );
+    }
+
+    /// What the API server can refuse, it does: every number and list and
+    /// string of the schema has its bounds, a backend port (number or
+    /// name) its rule.
+    #[test]
+    fn the_schema_bounds_what_the_api_server_can_check() {
+        use kube::CustomResourceExt as _;
+        let crd = serde_json::to_value(super::HairpinRedirect::crd()).expect("a CRD");
+        let spec = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+            ["properties"];
+        let (fe, be) = (
+            &spec["frontend"]["properties"],
+            &spec["backend"]["properties"],
+        );
+        let n = |v: &serde_json::Value| v.as_f64();
+        let port = &fe["toPorts"]["items"]["properties"]["port"];
+        assert_eq!(
+            (n(&port["minimum"]), n(&port["maximum"])),
+            (Some(1.0), Some(65535.0))
+        );
+        assert_eq!(n(&fe["address"]["maxLength"]), Some(45.0));
+        for ports in [&fe["toPorts"], &be["toPorts"]] {
+            assert_eq!(
+                (n(&ports["minItems"]), n(&ports["maxItems"])),
+                (Some(1.0), Some(64.0))
+            );
+            assert_eq!(
+                n(&ports["items"]["properties"]["name"]["maxLength"]),
+                Some(15.0)
+            );
+        }
+        let rule = &be["toPorts"]["items"]["properties"]["port"]["x-kubernetes-validations"][0];
+        assert!(
+            rule["rule"]
+                .as_str()
+                .is_some_and(|r| r.contains("self <= 65535") && r.contains("self.size() <= 15")),
+            "{rule}"
+        );
+        let selector = &be["localEndpointSelector"]["properties"];
+        assert_eq!(n(&selector["matchLabels"]["maxProperties"]), Some(64.0));
+        assert_eq!(
+            n(&be["service"]["properties"]["name"]["maxLength"]),
+            Some(63.0)
         );
     }
 

@@ -155,7 +155,10 @@ pub fn from_pods<'a>(
             .match_labels
             .iter()
             .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v));
-        if !selected {
+        // The watch asks for this node's pods; a pod is taken as local
+        // only when it says so itself too.
+        let here = pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(want.node);
+        if !selected || !here {
             continue;
         }
         let Some(status) = &pod.status else { continue };

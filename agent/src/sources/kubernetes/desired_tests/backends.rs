@@ -125,16 +125,17 @@ fn prefer_local_takes_this_nodes_endpoints_while_there_are_any_and_local_only_th
 
 #[test]
 fn a_local_endpoint_selector_takes_this_nodes_ready_matching_pods() {
-    let pod = |name: &str, ip: &str, labels: Value, ready: &str| {
+    let on = |node: &str, name: &str, ip: &str, labels: Value, ready: &str| {
         json!({
             "apiVersion": "v1", "kind": "Pod",
             "metadata": {"namespace": "default", "name": name, "labels": labels},
-            "spec": {"nodeName": NODE, "containers": [{"name": "nginx",
+            "spec": {"nodeName": node, "containers": [{"name": "nginx",
                      "ports": [{"name": "http", "containerPort": 80}]}]},
             "status": {"phase": "Running", "podIPs": [{"ip": ip}],
                        "conditions": [{"type": "Ready", "status": ready}]}
         })
     };
+    let pod = |name: &str, ip: &str, labels: Value, ready: &str| on(NODE, name, ip, labels, ready);
     let selector = json!({
         "localEndpointSelector": {"namespace": "default", "matchLabels": {"run": "nginx"}},
         "toPorts": [{"port": "http"}]
@@ -143,6 +144,8 @@ fn a_local_endpoint_selector_takes_this_nodes_ready_matching_pods() {
         .pod(pod("a", "10.244.1.5", json!({"run": "nginx"}), "True"))
         .pod(pod("b", "10.244.1.6", json!({"run": "nginx"}), "False"))
         .pod(pod("c", "10.244.1.7", json!({"run": "other"}), "True"))
+        // Given by a watch that did not filter: another node's pod.
+        .pod(on("n9", "d", "10.244.9.5", json!({"run": "nginx"}), "True"))
         .redirect(redirect("nginx", "203.0.113.10", selector, json!({})))
         .run();
     assert_eq!(backends(&d), ["10.244.1.5:80"]);

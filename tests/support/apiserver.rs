@@ -23,9 +23,10 @@ use std::{
 use serde_json::{json, Value};
 
 /// The resources served: URL path, kind, apiVersion.
-const RESOURCES: [(&str, &str, &str); 4] = [
+const RESOURCES: [(&str, &str, &str); 5] = [
     ("/api/v1/services", "Service", "v1"),
     ("/api/v1/pods", "Pod", "v1"),
+    ("/api/v1/nodes", "Node", "v1"),
     (
         "/apis/discovery.k8s.io/v1/endpointslices",
         "EndpointSlice",

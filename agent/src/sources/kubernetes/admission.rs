@@ -1,8 +1,9 @@
 //! Which frontends the cluster may ask for. Whoever can create a redirect
 //! can intercept traffic to its address (CVE-2020-8554), so the node's own
 //! file bounds it: only addresses inside `allowedFrontends`, never the
-//! node's own, loopback, or the cluster's pod and service ranges; Service
-//! annotations only in the namespaces the file lists.
+//! node's own or any other node's, loopback, or the cluster's pod and
+//! service ranges; Service annotations only in the namespaces the file
+//! lists.
 
 use std::net::IpAddr;
 
@@ -10,12 +11,16 @@ use ipnet::IpNet;
 
 use crate::config::{unservable, Kubernetes};
 
+#[derive(Clone)]
 pub struct Admission {
     allowed: Vec<IpNet>,
     pods: Vec<IpNet>,
     services: Vec<IpNet>,
     namespaces: Vec<String>,
     node: Vec<IpAddr>,
+    /// The cluster's nodes' addresses, by node: a redirect there would take
+    /// the traffic of one node's clients to another.
+    nodes: Vec<(IpAddr, String)>,
 }
 
 impl Admission {
@@ -26,13 +31,25 @@ impl Admission {
             services: settings.service_cidrs.clone(),
             namespaces: settings.annotation_namespaces.clone(),
             node: node.to_vec(),
+            nodes: Vec::new(),
         }
+    }
+
+    /// Refuses the addresses of the cluster's `nodes` (address, node) too.
+    pub fn beside(mut self, nodes: Vec<(IpAddr, String)>) -> Self {
+        self.nodes = nodes;
+        self
     }
 
     /// Why the cluster may not have a frontend at `addr`, if it may not.
     pub fn admit(&self, addr: IpAddr) -> Result<(), String> {
         if let Some(why) = unservable(addr, &self.node) {
             return Err(why);
+        }
+        if let Some((_, name)) = self.nodes.iter().find(|(a, _)| *a == addr) {
+            return Err(format!(
+                "{addr} is node {name}'s address: its clients' traffic to that node would be taken"
+            ));
         }
         for (nets, what) in [(&self.pods, "pod"), (&self.services, "service")] {
             if let Some(net) = nets.iter().find(|n| n.contains(&addr)) {

@@ -9,7 +9,7 @@ use std::path::Path;
 use anyhow::{Context as _, Result};
 use futures::StreamExt as _;
 use k8s_openapi::api::{
-    core::v1::{Pod, Service},
+    core::v1::{Node, Pod, Service},
     discovery::v1::EndpointSlice,
 };
 use kube::{
@@ -60,15 +60,17 @@ pub struct Watches {
     services: Store<Service>,
     slices: Store<EndpointSlice>,
     pods: Store<Pod>,
+    nodes: Store<Node>,
     tasks: Vec<JoinHandle<()>>,
 }
 
 /// The kinds followed, by the name their messages carry.
-pub const KINDS: [&str; 4] = ["HairpinRedirect", "Service", "EndpointSlice", "Pod"];
+pub const KINDS: [&str; 5] = ["HairpinRedirect", "Service", "EndpointSlice", "Pod", "Node"];
 
 impl Watches {
-    /// Starts following the cluster: every Service, EndpointSlice and
-    /// redirect, and the pods of `node` only.
+    /// Starts following the cluster: every Service, EndpointSlice, redirect
+    /// and Node (whose addresses are never frontends), and the pods of
+    /// `node` only.
     pub fn start(client: &Client, node: &str, tx: &UnboundedSender<Message>) -> Self {
         let mut tasks = Vec::new();
         let all = watcher::Config::default();
@@ -99,11 +101,20 @@ impl Watches {
             tx,
             &mut tasks,
         );
+        let nodes = follow(
+            Api::all(client.clone()),
+            (),
+            watcher::Config::default(),
+            KINDS[4],
+            tx,
+            &mut tasks,
+        );
         Self {
             redirects,
             services,
             slices,
             pods,
+            nodes,
             tasks,
         }
     }
@@ -114,6 +125,7 @@ impl Watches {
             services: self.services.state(),
             slices: self.slices.state(),
             pods: self.pods.state(),
+            nodes: self.nodes.state(),
         }
     }
 }

@@ -11,7 +11,7 @@ use std::{
 };
 
 use k8s_openapi::api::{
-    core::v1::{Pod, Service},
+    core::v1::{Node, Pod, Service},
     discovery::v1::EndpointSlice,
 };
 use kube::api::DynamicObject;
@@ -39,6 +39,8 @@ pub struct Snapshot {
     pub slices: Vec<Arc<EndpointSlice>>,
     /// This node's pods.
     pub pods: Vec<Arc<Pod>>,
+    /// Every node, for their addresses.
+    pub nodes: Vec<Arc<Node>>,
 }
 
 /// An object frontends come from.
@@ -103,6 +105,7 @@ pub fn desired(
     mut room: Room,
 ) -> Desired {
     let index = Index::new(snap);
+    let admission = &admission.clone().beside(node_addresses(&snap.nodes));
     let mut out = Desired::default();
     let mut claimed: BTreeMap<(IpAddr, u16, u8), String> = taken
         .iter()
@@ -267,6 +270,20 @@ fn served_by_kubernetes(svc: &Service) -> impl Iterator<Item = IpAddr> + '_ {
         .filter(|i| i.ip_mode.as_deref().is_none_or(|m| m == "VIP"))
         .filter_map(|i| i.ip.as_ref());
     external.chain(ingress).filter_map(|a| a.parse().ok())
+}
+
+/// Every node's addresses (`status.addresses`), with its name.
+fn node_addresses(nodes: &[Arc<Node>]) -> Vec<(IpAddr, String)> {
+    nodes
+        .iter()
+        .flat_map(|n| {
+            let name = n.metadata.name.clone().unwrap_or_default();
+            n.status
+                .iter()
+                .flat_map(|s| s.addresses.iter().flatten())
+                .filter_map(move |a| Some((a.address.parse().ok()?, name.clone())))
+        })
+        .collect()
 }
 
 fn proto_number(p: Protocol) -> u8 {

@@ -134,6 +134,10 @@ impl World {
         self.snap.pods.push(obj(v));
         self
     }
+    fn node(mut self, v: Value) -> Self {
+        self.snap.nodes.push(obj(v));
+        self
+    }
     fn run(&self) -> Desired {
         let admission = Admission::new(&settings(), &self.node_addrs);
         desired(&self.snap, NODE, &admission, &self.file, self.room)

@@ -321,6 +321,32 @@ fn objects_the_tables_have_no_room_for_are_refused_whole_the_oldest_served_first
 }
 
 #[test]
+fn another_nodes_address_is_never_a_frontend() {
+    let d = web_world()
+        .node(
+            json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n2"},
+                     "status": {"addresses": [{"type": "InternalIP", "address": "203.0.113.12"},
+                                              {"type": "Hostname", "address": "n2"}]}}),
+        )
+        .redirect(redirect(
+            "n2",
+            "203.0.113.12",
+            to_service(json!("http")),
+            json!({}),
+        ))
+        .run();
+    assert!(d.frontends.is_empty());
+    assert_eq!(
+        report(&d),
+        (
+            State::Refused,
+            "203.0.113.12 is node n2's address: its clients' traffic to that node would be taken"
+                .into()
+        )
+    );
+}
+
+#[test]
 fn skip_and_reject_are_the_frontends_policy() {
     let d = web_world()
         .redirect(redirect(

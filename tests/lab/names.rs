@@ -207,8 +207,17 @@ fn clients_reach_a_frontend_by_name_and_follow_it_when_its_address_changes() {
     let (transfer, out) = download_from(&lab, "n1-c1", NEW, "big.bin", 8080, "2M");
     std::thread::sleep(Duration::from_secs(1));
     agent.stop(libc::SIGKILL);
+    let failed = "keeping the last known addresses";
+    let before = agent.log_text().matches(failed).count();
     agent.start();
     assert_eq!(addrs(&lab, "n1"), [OLD6, NEW], "kept across the restart");
+    // Served from the kept addresses, the name is no alarm, as before.
+    agent.wait_for_count(failed, before + 1, Duration::from_secs(45));
+    let metrics = lab.sh_ok("n1", "curl -s http://127.0.0.1:9469/metrics");
+    assert!(
+        metrics.contains("hairpin_degraded_items 0"),
+        "a name served from kept addresses is not degraded:\n{metrics}"
+    );
     assert_eq!(
         finish_download(transfer, Duration::from_secs(30)),
         COMPLETE,

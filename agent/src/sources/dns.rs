@@ -256,11 +256,13 @@ impl Names {
             .collect()
     }
 
-    /// Names never resolved yet, with why.
+    /// Names without an address to serve, never resolved, with why. A
+    /// name served from the addresses an earlier agent had is not one: it
+    /// is as served as a name whose server went away after it resolved.
     pub fn unresolved(&self) -> Vec<(String, String)> {
         self.hosts
             .iter()
-            .filter(|(_, h)| h.resolved.is_none())
+            .filter(|(_, h)| h.resolved.is_none() && h.addrs.is_empty())
             .filter_map(|(n, h)| h.error.clone().map(|e| (n.clone(), e)))
             .collect()
     }

@@ -224,6 +224,24 @@ fn an_adopted_address_serves_until_the_name_resolves_then_lingers_if_gone() {
 }
 
 #[test]
+fn a_name_served_from_adopted_addresses_while_dns_is_away_is_not_unresolved() {
+    let (config, mut names, now) = setup();
+    names.adopt("registry.lab", ip("203.0.113.10"));
+    let away = Outcome::Failed("timed out".into());
+    names.resolved("registry.lab", away.clone(), now);
+    assert!(names.unresolved().is_empty(), "{:?}", names.unresolved());
+    assert_eq!(addrs(&names, &config, &[]), [ip("203.0.113.10")]);
+    assert_eq!(names.views()[0].error.as_deref(), Some("timed out"));
+    // Without an address of an earlier agent, the same failure is one.
+    let (_, mut names, now) = setup();
+    names.resolved("registry.lab", away, now);
+    assert_eq!(
+        names.unresolved(),
+        [("registry.lab".to_owned(), "timed out".to_owned())]
+    );
+}
+
+#[test]
 fn a_name_is_served_at_its_lowest_addresses_up_to_the_cap_and_says_so() {
     let text = FILE.replace("grace: 10 }", "grace: 10, maxAddresses: 2 }");
     let config = Config::parse(std::path::Path::new("t.yaml"), &text).unwrap();

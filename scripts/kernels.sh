@@ -44,15 +44,20 @@ done
 # IPv4 and IPv6.
 lab_smoke() {
 	case $1 in
-	# clsact; beside an iptables CNI and beside the stand-in eBPF CNI
+	# clsact; beside an iptables CNI and beside the stand-in eBPF CNI; the
+	# socket path without SO_NETNS_COOKIE (5.14)
 	5.10) echo ipv6::ipv6_clients_reach_ipv6_frontends_beside_ipv4 \
-		ebpf_cni::beside_an_ebpf_cni_every_client_reaches_every_frontend ;;
+		ebpf_cni::beside_an_ebpf_cni_every_client_reaches_every_frontend \
+		sockets::host_processes_reach_the_frontends_through_the_socket_path_only ;;
 	# clsact, Debian 12's nodes: beside an iptables CNI
 	6.1) echo ipv6::ipv6_clients_reach_ipv6_frontends_beside_ipv4 ;;
 	# TCX, and netkit pods beside the stand-in eBPF CNI
 	*) echo netkit::a_pod_on_a_netkit_device_in_l3_mode_is_served_beside_an_ebpf_cni ;;
 	esac
 }
+# The kernels with netkit (6.7+), where its test must run, not skip.
+NETKIT_KERNELS=" 6.12 "
+
 # The guest's command: the tests run from the package's directory, as
 # cargo runs them.
 smoke() {

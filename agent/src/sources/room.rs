@@ -41,6 +41,16 @@ impl Room {
     /// Takes the room `fes` need, all of it or none: what is short, if
     /// anything is.
     pub fn take(&mut self, fes: &[Frontend]) -> Result<(), String> {
+        // A frontend's slots are counted in 16 bits.
+        if let Some(fe) = fes.iter().find(|fe| slots(fe) > u32::from(u16::MAX)) {
+            return Err(format!(
+                "{}:{} has {} backend slots (weights summed): a frontend has at most {}",
+                fe.addr,
+                fe.port,
+                slots(fe),
+                u16::MAX
+            ));
+        }
         let need = Self::default().needs(fes);
         let mut short = Vec::new();
         if need.frontends > self.frontends {
@@ -147,6 +157,17 @@ mod tests {
             got,
             Err("the datapath's tables are full: it needs 2 frontends, with room for 1".into())
         );
+    }
+
+    #[test]
+    fn a_frontend_beyond_its_own_slots_is_refused_whatever_the_room() {
+        let mut room = Room::of(4, 1 << 20);
+        let wide = fe("203.0.113.10", &[65_535, 1]);
+        assert_eq!(
+            room.take(&[wide]),
+            Err("203.0.113.10:80 has 65536 backend slots (weights summed): a frontend has at most 65535".into())
+        );
+        assert_eq!(room, Room::of(4, 1 << 20), "nothing taken");
     }
 
     #[test]

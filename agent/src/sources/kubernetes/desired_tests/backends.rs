@@ -187,3 +187,28 @@ fn endpoint_addresses_a_files_backend_could_not_have_are_left_out_and_reported()
         assert!(message.contains(why), "{why:?} in {message:?}");
     }
 }
+
+#[test]
+fn a_slice_of_more_endpoints_than_a_frontend_has_slots_is_refused_not_a_failed_apply() {
+    let addrs: Vec<String> = (0..70_000u32)
+        .map(|i| std::net::Ipv4Addr::from(0x0AC8_0001 + i).to_string())
+        .collect();
+    let eps: Vec<(&str, &str, bool, bool, bool)> = addrs
+        .iter()
+        .map(|a| (a.as_str(), "n1", true, true, false))
+        .collect();
+    let d = World::new()
+        .service(service("web", "web", json!({})))
+        .slice(slice("web", "web", "IPv4", &eps))
+        .redirect(web_redirect())
+        .run();
+    assert!(d.frontends.is_empty());
+    assert_eq!(
+        report(&d),
+        (
+            State::Refused,
+            "203.0.113.10:8080 has 70000 backend slots (weights summed): a frontend has at most 65535"
+                .into()
+        )
+    );
+}

@@ -289,3 +289,59 @@ fn every_kind_of_client_reaches_a_named_frontend_and_the_socket_path_answers_fro
         );
     }
 }
+
+/// A name of 1,100 ports: 16 addresses (the cap) make 17,600 frontends,
+/// more than the table's 16,384.
+fn wide_config(lab: &Lab) -> String {
+    let resolv = lab.run_dir().join("agent-resolv.conf");
+    fs::write(&resolv, format!("nameserver {DNS}\n")).expect("resolv");
+    let ports: Vec<String> = (10_000..11_100)
+        .map(|p| format!("{{ port: {p}, protocol: TCP, targetPort: 80 }}"))
+        .collect();
+    format!(
+        r#"
+redirects:
+  - name: wide
+    frontend: registry.lab
+    ports: [{ports}]
+    backends: [{{ ip: 198.51.100.2 }}]
+interfaces: {{ uplink: auto, pods: ["veth*"] }}
+socket: {{ enabled: false }}
+dns: {{ resolvConf: {resolv}, minTtl: 1, maxTtl: 3 }}
+"#,
+        ports = ports.join(", "),
+        resolv = resolv.display()
+    )
+}
+
+#[test]
+fn an_apply_the_tables_cannot_hold_changes_nothing() {
+    require_privileged!();
+    let lab = Lab::up();
+    let (dns, hosts) = dns_server(&lab, &format!("{OLD} registry.lab\n"));
+    let agent = lab.agent("n1", &wide_config(&lab));
+    crate::degraded::eventually(10, "the name's 1,100 frontends applied", || {
+        listed(&lab, "n1").len() == 1_100
+    });
+    let served = || {
+        lab.sh_ok(
+            "n1-c1",
+            &format!("curl -s --max-time 3 http://{OLD}:10999/"),
+        )
+        .trim()
+        .to_owned()
+    };
+    assert_eq!(served(), "b1");
+
+    let sixteen: String = (10..26)
+        .map(|a| format!("203.0.113.{a} registry.lab\n"))
+        .collect();
+    fs::write(&hosts, sixteen).expect("hosts");
+    // dnsmasq reads its hosts file again on SIGHUP.
+    dns.signal(libc::SIGHUP);
+    agent.wait_for_log("keeping what was applied", Duration::from_secs(30));
+    crate::degraded::eventually(10, "the failed apply leaves nothing of itself", || {
+        listed(&lab, "n1").len() == 1_100
+    });
+    assert_eq!(served(), "b1", "and what was served still is");
+}

@@ -202,7 +202,14 @@ impl Agent {
                 info!(why, ?applied, "applied");
                 self.set_uplink().await;
             }
-            Err(e) => warn!(why, "applying: {e:#}"),
+            Err(e) => {
+                // All or nothing: what the maps held before is put back.
+                warn!(why, "applying: {e:#}; keeping what was applied");
+                let last = self.applied.clone();
+                if let Err(e) = reconcile::apply(&mut self.maps, &last, self.opts.max_frontends) {
+                    warn!("restoring what was applied: {e:#}");
+                }
+            }
         }
         self.report_names();
     }

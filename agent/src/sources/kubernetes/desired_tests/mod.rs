@@ -1,7 +1,8 @@
 //! The cluster's objects into this node's frontends: backends from
 //! EndpointSlices and pods and the policies (backends.rs), objects
 //! skipped, refused or in conflict, each with its exact message
-//! (objects.rs).
+//! (objects.rs); nothing refused installed, whatever the objects
+//! (properties.rs).
 
 use std::{net::IpAddr, path::PathBuf, sync::Arc};
 
@@ -9,6 +10,7 @@ use serde_json::{json, Value};
 
 mod backends;
 mod objects;
+mod properties;
 
 use super::{
     admission::Admission,

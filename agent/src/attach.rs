@@ -88,15 +88,24 @@ pub struct Attachments {
     mode: Mode,
     pin_dir: PathBuf,
     roles: BTreeMap<String, (Role, Option<Peer>)>,
+    /// Whether pods' namespaces can be entered (CAP_SYS_ADMIN), to attach
+    /// `POD_SIDE` there.
+    pod_sides: bool,
 }
 
 impl Attachments {
-    pub fn new(mode: Mode, pin_dir: &Path) -> Self {
+    pub fn new(mode: Mode, pin_dir: &Path, pod_sides: bool) -> Self {
         Self {
             mode,
             pin_dir: pin_dir.to_owned(),
             roles: BTreeMap::new(),
+            pod_sides,
         }
+    }
+
+    /// The peer whose pod side `link` gets in `role`, if any.
+    fn pod_side(&self, link: &Link, role: Role) -> Option<Peer> {
+        link.peer.filter(|_| role == Role::Pod && self.pod_sides)
     }
 
     pub fn role(&self, ifname: &str) -> Option<Role> {
@@ -113,7 +122,7 @@ impl Attachments {
     /// CNI's: they return "next" for every packet they do not translate.
     pub fn attach(&mut self, dp: &mut Datapath, link: &Link, role: Role) -> Result<()> {
         let ifname = link.name.as_str();
-        let peer = link.peer.filter(|_| role == Role::Pod);
+        let peer = self.pod_side(link, role);
         match self.roles.get(ifname) {
             Some(&(r, p)) if r == role && p == peer => return Ok(()),
             // The peer moved into a pod's namespace after the interface
@@ -156,8 +165,7 @@ impl Attachments {
 
     /// Whether `link` has `role`'s programs, its pod side included.
     pub fn serves(&self, link: &Link, role: Role) -> bool {
-        let peer = link.peer.filter(|_| role == Role::Pod);
-        self.roles.get(&link.name) == Some(&(role, peer))
+        self.roles.get(&link.name) == Some(&(role, self.pod_side(link, role)))
     }
 
     fn attach_pod_side(&self, dp: &mut Datapath, ifname: &str, peer: &Peer) -> Result<()> {

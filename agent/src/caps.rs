@@ -48,6 +48,12 @@ fn effective() -> Result<u64> {
     u64::from_str_radix(hex.trim(), 16).context("CapEff in /proc/self/status")
 }
 
+/// Whether this process may enter other network namespaces (setns needs
+/// CAP_SYS_ADMIN): the pods', to attach there.
+pub fn enters_namespaces() -> bool {
+    effective().is_ok_and(|eff| eff & (1 << CAP_SYS_ADMIN) != 0)
+}
+
 /// The capabilities `run` needs that this process lacks.
 pub fn missing_now() -> Result<Vec<String>> {
     Ok(missing(effective()?))

@@ -149,10 +149,10 @@ fn without_its_pod_side_program_a_pod_client_fails_beside_an_ebpf_cni_and_doctor
     assert_eq!(curl(&lab, "n1", &url), "b1", "the backend answers the host");
     let (checks, passed) = doctor(&lab, "n1", &args);
     assert!(!passed, "doctor fails without the pod side: {checks:#?}");
-    let (verdict, programs) = check(&checks, "programs");
+    let (verdict, datapath) = check(&checks, "cni datapath");
     assert!(
-        verdict == "fail" && programs.contains("vethc1 pod side ingress"),
-        "doctor names the missing pod side: {programs}"
+        verdict == "warn" && datapath.contains("pod_receive inside 1 of 2 pods"),
+        "doctor names the missing pod side: {datapath}"
     );
     let (verdict, replies) = check(&checks, "pod replies");
     assert!(

@@ -17,7 +17,7 @@ use crate::{
     require_privileged,
     support::{
         containerd::{Containerd, Contract, Run},
-        lab::{Lab, HAIRPIN},
+        lab::{Cni, Lab, HAIRPIN},
     },
     transfers::{assert_same, download, finish_download, serve_file, COMPLETE},
     CONFIG,
@@ -174,7 +174,10 @@ fn build_image(out: &Path) {
 #[test]
 fn the_image_serves_every_client_with_three_capabilities_and_a_read_only_root() {
     require_privileged!();
-    let lab = Lab::up();
+    // The manifest's three capabilities serve pods beside a CNI that routes
+    // them through the node's stack; beside an eBPF CNI, pod_receive needs
+    // CAP_SYS_ADMIN (deploy/kubernetes/hairpin.yaml says so).
+    let lab = Lab::up_beside(Cni::Iptables);
     // Declared before containerd, so removed after it has stopped.
     let work = Scratch(std::env::temp_dir().join(format!("{}-image", lab.prefix)));
     let archive = work.0.join("hairpin.oci.tar");

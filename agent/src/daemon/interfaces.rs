@@ -193,3 +193,19 @@ impl Agent {
         }
     }
 }
+
+/// Whether the agent can attach `pod_receive` inside pods (entering their
+/// namespaces needs CAP_SYS_ADMIN); says once what is lost where it cannot.
+pub(super) fn pod_sides() -> bool {
+    let can = crate::caps::enters_namespaces();
+    if !can {
+        warn!(
+            "without CAP_SYS_ADMIN the agent cannot enter pods' network namespaces to attach \
+             pod_receive there: beside an eBPF CNI that delivers into pods with \
+             bpf_redirect_peer (Cilium's host routing, Calico's eBPF dataplane), replies to pod \
+             clients bypass hairpin; grant CAP_SYS_ADMIN, or serve pods on the socket path \
+             (socket.scope: all). A CNI that routes pods through the node's stack needs neither"
+        );
+    }
+    can
+}

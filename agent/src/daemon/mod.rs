@@ -193,7 +193,7 @@ impl Agent {
         let (resolving, resolved) = Resolving::new();
         let health = Health::default();
         let mut agent = Self {
-            attached: Attachments::new(mode, &settings.pin_dir),
+            attached: Attachments::new(mode, &settings.pin_dir, interfaces::pod_sides()),
             settings,
             file,
             applied: Vec::new(),

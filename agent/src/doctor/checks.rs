@@ -3,7 +3,10 @@
 use std::net::IpAddr;
 
 use super::Check;
-use crate::{attach::OnHook, kernel::Kernel};
+use crate::{
+    attach::{OnHook, POD_SIDE_HOOK},
+    kernel::Kernel,
+};
 
 /// The kernel: at least 5.10, and each feature hairpin uses where present
 /// (`kernel::Kernel`) named when missing, with what serves instead.
@@ -196,11 +199,14 @@ pub struct Hook {
 }
 
 /// hairpin's programs on the hooks it should be on, and programs of others
-/// that run before them.
+/// that run before them. A pod side without `pod_receive` is for `cni
+/// datapath` to judge: beside a CNI that routes pods through the node's
+/// stack, nothing is lost.
 pub fn programs(hooks: &[Hook], is_hairpin: impl Fn(&str) -> bool) -> Vec<Check> {
     let mut out = Vec::new();
     let missing: Vec<String> = hooks
         .iter()
+        .filter(|h| h.hook != POD_SIDE_HOOK)
         .filter(|h| h.wanted && !h.programs.iter().any(|p| is_hairpin(&p.name)))
         .map(|h| format!("{} {}", h.interface, h.hook))
         .collect();

@@ -65,7 +65,9 @@ pub fn datapath(
             "cni datapath",
             evidence,
             "replies delivered past the host side bypass hairpin in the other pods: start the \
-             agent, which attaches pod_receive inside each pod (it needs the node's /var/run/netns)",
+             agent, which attaches pod_receive inside each pod (it needs the node's \
+             /var/run/netns, and CAP_SYS_ADMIN to enter them), or serve pods on the socket path \
+             (socket.scope: all)",
         )
     } else {
         Check::ok("cni datapath", evidence)

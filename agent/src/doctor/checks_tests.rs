@@ -122,8 +122,13 @@ fn missing_programs_fail_and_a_program_ahead_of_hairpins_is_named() {
         wanted,
     };
     let is_hairpin = |p: &str| p.starts_with("pod_") || p.starts_with("uplink_");
+    // A pod side without pod_receive is cni datapath's to judge.
+    let pod_side = Hook {
+        hook: crate::attach::POD_SIDE_HOOK,
+        ..hook("vethb1", &[], true)
+    };
     let ok = programs(
-        &[hook("vethb1", &["pod_ingress", "cil_from"], true)],
+        &[hook("vethb1", &["pod_ingress", "cil_from"], true), pod_side],
         is_hairpin,
     );
     assert_eq!(verdicts(&ok), [("programs", Verdict::Ok)]);

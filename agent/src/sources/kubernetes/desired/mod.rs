@@ -142,42 +142,13 @@ pub fn desired(
                 continue;
             }
         };
-        let mut notes = claim.notes;
-        let mut fits = Vec::new();
-        for mut f in claim.frontends {
-            // The cluster's addresses pass the file's test for a backend.
-            f.backends
-                .retain(|b| match unusable_backend(b.addr, f.addr) {
-                    Some(why) => {
-                        let note = format!("backend {why}: left out");
-                        if !notes.contains(&note) {
-                            notes.push(note);
-                        }
-                        false
-                    }
-                    None => true,
-                });
-            let key = (f.addr, f.port, f.proto);
-            let owner = claimed.get(&key).cloned().or_else(|| {
-                let again = fits
-                    .iter()
-                    .any(|g: &Frontend| (g.addr, g.port, g.proto) == key);
-                again.then(|| claim.source.to_string())
-            });
-            if let Some(owner) = owner {
-                let at = std::net::SocketAddr::new(f.addr, f.port);
-                notes.push(format!("{at} is taken by {owner}"));
-                continue;
-            }
-            fits.push(f);
-        }
-        if let Err(why) = room.take(&fits) {
-            notes.push(why);
-            fits.clear();
-        }
-        for f in &fits {
-            claimed.insert((f.addr, f.port, f.proto), claim.source.to_string());
-        }
+        let (fits, notes) = settle(
+            claim.frontends,
+            claim.notes,
+            &claim.source,
+            &mut claimed,
+            &mut room,
+        );
         let state = if fits.is_empty() {
             State::Refused
         } else {
@@ -191,6 +162,64 @@ pub fn desired(
         });
     }
     out
+}
+
+/// What of one object's `frontends` is served: its backends that pass the
+/// file's test, its frontends that no older claim has, all of them if the
+/// tables have room. Returns them with the notes that say what was not.
+fn settle(
+    frontends: Vec<Frontend>,
+    mut notes: Vec<String>,
+    source: &Source,
+    claimed: &mut BTreeMap<(IpAddr, u16, u8), String>,
+    room: &mut Room,
+) -> (Vec<Frontend>, Vec<String>) {
+    let mut fits: Vec<Frontend> = Vec::new();
+    let mut taken: BTreeMap<String, Vec<std::net::SocketAddr>> = BTreeMap::new();
+    for mut f in frontends {
+        // The cluster's addresses pass the file's test for a backend.
+        f.backends
+            .retain(|b| match unusable_backend(b.addr, f.addr) {
+                Some(why) => {
+                    let note = format!("backend {why}: left out");
+                    if !notes.contains(&note) {
+                        notes.push(note);
+                    }
+                    false
+                }
+                None => true,
+            });
+        let key = (f.addr, f.port, f.proto);
+        let owner = claimed.get(&key).cloned().or_else(|| {
+            let again = fits.iter().any(|g| (g.addr, g.port, g.proto) == key);
+            again.then(|| source.to_string())
+        });
+        match owner {
+            Some(owner) => taken
+                .entry(owner)
+                .or_default()
+                .push(std::net::SocketAddr::new(f.addr, f.port)),
+            None => fits.push(f),
+        }
+    }
+    // A few conflicts each, many summed up: a report is an Event's note.
+    for (owner, at) in taken {
+        match at.as_slice() {
+            [first, _, _, _, ..] => notes.push(format!(
+                "{first} and {} more are taken by {owner}",
+                at.len() - 1
+            )),
+            _ => notes.extend(at.iter().map(|a| format!("{a} is taken by {owner}"))),
+        }
+    }
+    if let Err(why) = room.take(&fits) {
+        notes.push(why);
+        fits.clear();
+    }
+    for f in &fits {
+        claimed.insert((f.addr, f.port, f.proto), source.to_string());
+    }
+    (fits, notes)
 }
 
 /// The snapshot's Services and slices by namespace and name, and the

@@ -347,6 +347,31 @@ fn another_nodes_address_is_never_a_frontend() {
 }
 
 #[test]
+fn many_conflicts_are_summed_up_in_the_report() {
+    let five = "203.0.113.11:8080=http, 203.0.113.11:8081=http, 203.0.113.11:8082=http, \
+                203.0.113.11:8083=http, 203.0.113.11:8084=http";
+    let mut newer = service("web", "newer", json!({}));
+    newer["metadata"]["creationTimestamp"] = json!("2026-06-01T00:00:00Z");
+    newer["metadata"]["annotations"] = json!({"hairpin.dev/frontends": five});
+    let d = web_world()
+        .service(annotated("web", five))
+        .service(newer)
+        .run();
+    let newer = d
+        .reports
+        .iter()
+        .find(|r| r.source.to_string() == "Service/web/newer")
+        .expect("a report for the newer Service");
+    assert_eq!(
+        (newer.state, newer.message.as_str()),
+        (
+            State::Refused,
+            "203.0.113.11:8080 and 4 more are taken by Service/web/web"
+        )
+    );
+}
+
+#[test]
 fn skip_and_reject_are_the_frontends_policy() {
     let d = web_world()
         .redirect(redirect(

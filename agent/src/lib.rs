@@ -13,6 +13,7 @@ pub mod filter;
 pub mod flows;
 pub mod gc;
 pub mod health;
+pub mod hooks;
 pub mod inspect;
 pub mod kernel;
 pub mod links;

@@ -7,7 +7,7 @@ use super::{
     agent_view::{self, AgentArgs},
     output::{print, Format},
 };
-use crate::{attach, kernel::Kernel, links, pins};
+use crate::{attach, hooks, kernel::Kernel, links, pins};
 
 /// Where hairpin is attached: the programs (TCX, clsact) on every hook,
 /// in order, and the links hairpin pinned; then what the kernel lacks and
@@ -43,11 +43,11 @@ pub fn status(args: Args) -> Result<()> {
     for link in &all {
         // A peer whose namespace cannot be entered is none of a pod's that
         // hairpin serves (those it found to attach).
-        let pod_side = attach::pod_side_programs(link)
+        let pod_side = hooks::pod_side_programs(link)
             .ok()
             .flatten()
             .map(|programs| (attach::POD_SIDE_HOOK, programs));
-        for (hook, programs) in attach::hook_programs(&link.name)?
+        for (hook, programs) in hooks::hook_programs(&link.name)?
             .into_iter()
             .chain(pod_side)
         {

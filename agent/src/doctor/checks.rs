@@ -3,10 +3,7 @@
 use std::net::IpAddr;
 
 use super::Check;
-use crate::{
-    attach::{OnHook, POD_SIDE_HOOK},
-    kernel::Kernel,
-};
+use crate::{attach::POD_SIDE_HOOK, hooks::OnHook, kernel::Kernel};
 
 /// The kernel: at least 5.10, and each feature hairpin uses where present
 /// (`kernel::Kernel`) named when missing, with what serves instead.

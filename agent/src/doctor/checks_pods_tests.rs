@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::doctor::Verdict;
+use crate::hooks::OnHook;
 
 const POD_SIDE: &str = "pod side ingress";
 

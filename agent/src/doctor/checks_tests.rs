@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::doctor::Verdict;
+use crate::hooks::OnHook;
 
 fn verdicts(checks: &[Check]) -> Vec<(&'static str, Verdict)> {
     checks.iter().map(|c| (c.check, c.verdict)).collect()

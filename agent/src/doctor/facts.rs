@@ -14,8 +14,8 @@ use hairpin_common::TC_PROGRAMS;
 
 use super::{checks_pods::PodFlow, facts_network};
 use crate::{
-    attach::{self, POD_SIDE_HOOK},
-    inspect,
+    attach::POD_SIDE_HOOK,
+    hooks, inspect,
     links::Link,
     loader::{refusal, Datapath, LoadOptions},
     migrate,
@@ -108,11 +108,11 @@ pub fn hooks(links: &[Link], pods: &[glob::Pattern]) -> Vec<Hook> {
         .iter()
         .flat_map(|link| {
             let wanted = pods.iter().any(|p| p.matches(&link.name));
-            let pod_side = attach::pod_side_programs(link)
+            let pod_side = hooks::pod_side_programs(link)
                 .ok()
                 .flatten()
                 .map(|programs| (POD_SIDE_HOOK, programs));
-            attach::hook_programs(&link.name)
+            hooks::hook_programs(&link.name)
                 .unwrap_or_default()
                 .into_iter()
                 .chain(pod_side)

@@ -71,11 +71,19 @@ struct Node<'a> {
     sources: Vec<(String, PathBuf)>,
 }
 
-/// The pins a node's containers leave in the host's bpffs go with the test.
-impl Drop for Node<'_> {
+/// The pins the nodes' containers leave in the host's bpffs go with the
+/// test, passed or failed. Declared before containerd, so dropped once it
+/// has killed the containers: a running agent would pin again.
+struct Pins<'a>(&'a Lab);
+
+impl Drop for Pins<'_> {
     fn drop(&mut self) {
-        // Ignored result: a node whose agent never started pinned nothing.
-        let _ = self.lab.hairpin_output(self.node, &["detach"]);
+        for node in ["n1", "n2"] {
+            // Ignored results: a node whose agent never started pinned
+            // nothing, and detach removed what it did.
+            let _ = self.0.hairpin_output(node, &["detach"]);
+            let _ = fs::remove_dir_all(format!("/sys/fs/bpf/{}-{node}", self.0.prefix));
+        }
     }
 }
 
@@ -178,6 +186,7 @@ fn the_image_serves_every_client_with_three_capabilities_and_a_read_only_root() 
     // them through the node's stack; beside an eBPF CNI, pod_receive needs
     // CAP_SYS_ADMIN (deploy/kubernetes/hairpin.yaml says so).
     let lab = Lab::up_beside(Cni::Iptables);
+    let _pins = Pins(&lab);
     // Declared before containerd, so removed after it has stopped.
     let work = Scratch(std::env::temp_dir().join(format!("{}-image", lab.prefix)));
     let archive = work.0.join("hairpin.oci.tar");

@@ -73,6 +73,19 @@ pub struct Kubernetes {
     pub state_file: PathBuf,
 }
 
+impl Kubernetes {
+    /// Why `addr` is the cluster's own (inside its pod or service ranges),
+    /// if it is: never a frontend, from the cluster or a name.
+    pub fn own_range(&self, addr: IpAddr) -> Option<String> {
+        [(&self.pod_cidrs, "pod"), (&self.service_cidrs, "service")]
+            .into_iter()
+            .find_map(|(nets, what)| {
+                let net = nets.iter().find(|n| n.contains(&addr))?;
+                Some(format!("{addr} is inside the cluster's {what} CIDR {net}"))
+            })
+    }
+}
+
 pub const DEFAULT_CLUSTER_STATE: &str = "/var/lib/hairpin/cluster-state.json";
 
 /// The socket-level path for processes that never cross a pod's veth.

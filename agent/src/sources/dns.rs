@@ -11,9 +11,7 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use ipnet::IpNet;
-
-use crate::config::{unservable, Config, DnsSettings, Frontend, NamedFrontend};
+use crate::config::{unservable, Config, DnsSettings, Frontend, Kubernetes, NamedFrontend};
 
 /// The first retry of a name that failed; each failure doubles the wait,
 /// up to the settings' `max_ttl`.
@@ -73,9 +71,9 @@ pub struct NameView {
 #[derive(Debug)]
 pub struct Names {
     settings: DnsSettings,
-    /// Never frontends, whoever's name resolves there: the cluster's pod
-    /// and service ranges, with which.
-    cluster: Vec<(IpNet, &'static str)>,
+    /// The cluster's ranges are never frontends, whoever's name resolves
+    /// there.
+    kubernetes: Option<Kubernetes>,
     hosts: BTreeMap<String, Host>,
 }
 
@@ -87,7 +85,7 @@ impl Names {
     pub fn new(settings: DnsSettings) -> Self {
         Self {
             settings,
-            cluster: Vec::new(),
+            kubernetes: None,
             hosts: BTreeMap::new(),
         }
     }
@@ -97,14 +95,7 @@ impl Names {
     pub fn track(&mut self, config: &Config, now: Instant) {
         let named = &config.named;
         self.settings = config.dns.clone();
-        self.cluster = config
-            .kubernetes
-            .iter()
-            .flat_map(|k| {
-                let pods = k.pod_cidrs.iter().map(|n| (*n, "pod"));
-                pods.chain(k.service_cidrs.iter().map(|n| (*n, "service")))
-            })
-            .collect();
+        self.kubernetes = config.kubernetes.clone();
         self.hosts.retain(|h, _| named.iter().any(|n| &n.host == h));
         for n in named {
             self.hosts
@@ -215,10 +206,7 @@ impl Names {
                     .chain(&out)
                     .any(|w| w.addr == fe.addr && w.port == fe.port && w.proto == fe.proto);
                 let why = unservable(*addr, node)
-                    .or_else(|| {
-                        let (net, what) = self.cluster.iter().find(|(n, _)| n.contains(addr))?;
-                        Some(format!("{addr} is inside the cluster's {what} CIDR {net}"))
-                    })
+                    .or_else(|| self.kubernetes.as_ref()?.own_range(*addr))
                     .or_else(|| {
                         fe.backends
                             .iter()

@@ -11,6 +11,7 @@ use hairpin_common::{CtTimeouts, DEFAULT_CT_ENTRIES, IPPROTO_TCP, IPPROTO_UDP, N
 
 use super::*;
 
+mod address_refusals;
 mod kubernetes;
 mod redirect_refusals;
 mod refusals;

@@ -7,16 +7,11 @@
 
 use std::net::IpAddr;
 
-use ipnet::IpNet;
-
 use crate::config::{unservable, Kubernetes};
 
 #[derive(Clone)]
 pub struct Admission {
-    allowed: Vec<IpNet>,
-    pods: Vec<IpNet>,
-    services: Vec<IpNet>,
-    namespaces: Vec<String>,
+    settings: Kubernetes,
     node: Vec<IpAddr>,
     /// The cluster's nodes' addresses, by node: a redirect there would take
     /// the traffic of one node's clients to another.
@@ -26,10 +21,7 @@ pub struct Admission {
 impl Admission {
     pub fn new(settings: &Kubernetes, node: &[IpAddr]) -> Self {
         Self {
-            allowed: settings.allowed_frontends.clone(),
-            pods: settings.pod_cidrs.clone(),
-            services: settings.service_cidrs.clone(),
-            namespaces: settings.annotation_namespaces.clone(),
+            settings: settings.clone(),
             node: node.to_vec(),
             nodes: Vec::new(),
         }
@@ -51,19 +43,17 @@ impl Admission {
                 "{addr} is node {name}'s address: its clients' traffic to that node would be taken"
             ));
         }
-        for (nets, what) in [(&self.pods, "pod"), (&self.services, "service")] {
-            if let Some(net) = nets.iter().find(|n| n.contains(&addr)) {
-                return Err(format!("{addr} is inside the cluster's {what} CIDR {net}"));
-            }
+        if let Some(why) = self.settings.own_range(addr) {
+            return Err(why);
         }
-        if self.allowed.is_empty() {
+        let allowed = &self.settings.allowed_frontends;
+        if allowed.is_empty() {
             return Err(format!(
                 "{addr} is not allowed: kubernetes.allowedFrontends is empty, so no frontend from the cluster is"
             ));
         }
-        if !self.allowed.iter().any(|n| n.contains(&addr)) {
-            let list = self
-                .allowed
+        if !allowed.iter().any(|n| n.contains(&addr)) {
+            let list = allowed
                 .iter()
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()
@@ -76,6 +66,9 @@ impl Admission {
     }
 
     pub fn annotations_in(&self, namespace: &str) -> bool {
-        self.namespaces.iter().any(|n| n == namespace)
+        self.settings
+            .annotation_namespaces
+            .iter()
+            .any(|n| n == namespace)
     }
 }

@@ -153,16 +153,7 @@ fn a_local_endpoint_selector_takes_this_nodes_ready_matching_pods() {
 
 #[test]
 fn endpoint_addresses_a_files_backend_could_not_have_are_left_out_and_reported() {
-    let refused = [
-        "0.0.0.0",
-        "127.0.0.1",
-        "224.0.0.1",
-        "255.255.255.255",
-        "169.254.169.254",
-        "240.0.0.1",
-        "203.0.113.10",
-    ];
-    let mut eps: Vec<(&str, &str, bool, bool, bool)> = refused
+    let mut eps: Vec<(&str, &str, bool, bool, bool)> = REFUSED_BACKENDS
         .iter()
         .map(|a| (*a, "n1", true, true, false))
         .collect();

@@ -1,14 +1,15 @@
 //! The cluster's objects into this node's frontends: backends from
 //! EndpointSlices and pods and the policies (backends.rs), objects
-//! skipped, refused or in conflict, each with its exact message
-//! (objects.rs); nothing refused installed, whatever the objects
-//! (properties.rs).
+//! skipped or refused, each with its exact message (objects.rs), who gets
+//! a frontend: conflicts, room, nodes' addresses (claims.rs), and nothing
+//! refused installed, whatever the objects (properties.rs).
 
 use std::{net::IpAddr, path::PathBuf, sync::Arc};
 
 use serde_json::{json, Value};
 
 mod backends;
+mod claims;
 mod objects;
 mod properties;
 
@@ -22,6 +23,17 @@ use crate::{
 };
 
 const NODE: &str = "n1";
+
+/// Addresses no backend of the usual frontend (203.0.113.10) may have.
+const REFUSED_BACKENDS: [&str; 7] = [
+    "0.0.0.0",
+    "127.0.0.1",
+    "224.0.0.1",
+    "255.255.255.255",
+    "169.254.169.254",
+    "240.0.0.1",
+    "203.0.113.10",
+];
 
 fn settings() -> Kubernetes {
     Kubernetes {

@@ -13,18 +13,14 @@ fn addr() -> impl Strategy<Value = String> {
     prop_oneof![
         any::<u32>().prop_map(|a| std::net::Ipv4Addr::from(a).to_string()),
         (0u8..=255).prop_map(|a| format!("203.0.113.{a}")),
-        prop::sample::select(vec![
-            "0.0.0.0",
-            "127.0.0.1",
-            "224.0.0.1",
-            "255.255.255.255",
-            "169.254.169.254",
-            "240.0.0.1",
-            "10.96.0.10",
-            "10.244.1.5",
-            "192.0.2.2",
-            "203.0.113.10",
-        ])
+        // The refused kinds, and the cluster's ranges and the node's own.
+        prop::sample::select(
+            REFUSED_BACKENDS
+                .iter()
+                .chain(&["10.96.0.10", "10.244.1.5", "192.0.2.2"])
+                .copied()
+                .collect::<Vec<_>>()
+        )
         .prop_map(str::to_owned),
         // Not an address at all.
         "[a-z0-9:.]{0,12}",

@@ -166,8 +166,9 @@ pub fn print_cluster(c: &ClusterView) {
         println!("kubernetes: {e}");
     }
     for r in &c.reports {
-        if !r.message.is_empty() {
-            println!("kubernetes: {} {:?}: {}", r.source, r.state, r.message);
+        let note = r.note();
+        if !note.is_empty() {
+            println!("kubernetes: {} {:?}: {note}", r.source, r.state);
         }
     }
 }

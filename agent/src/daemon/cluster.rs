@@ -117,11 +117,15 @@ fn changed<'a>(old: &'a [Report], new: &'a [Report]) -> impl Iterator<Item = &'a
 }
 
 fn log_report(r: &Report) {
+    let note = r.note();
     match r.state {
-        State::Applied if r.message.is_empty() => info!(object = %r.source, "applied"),
-        State::Applied => warn!(object = %r.source, "applied in part: {}", r.message),
-        State::Skipped => info!(object = %r.source, "skipped: {}", r.message),
-        State::Refused => warn!(object = %r.source, "refused: {}", r.message),
+        State::Applied if !r.message.is_empty() => {
+            warn!(object = %r.source, "applied in part: {note}")
+        }
+        State::Applied if !note.is_empty() => warn!(object = %r.source, "applied: {note}"),
+        State::Applied => info!(object = %r.source, "applied"),
+        State::Skipped => info!(object = %r.source, "skipped: {note}"),
+        State::Refused => warn!(object = %r.source, "refused: {note}"),
     }
 }
 

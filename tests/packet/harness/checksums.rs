@@ -164,7 +164,9 @@ fn verify_quoted(quote: &[u8]) -> Result<(), String> {
         ));
     }
     let total = usize::from(h.total_len());
-    if quote.len() < total {
+    // Cut short, or a total length shorter than its own header (a mangled
+    // quote): no transport header to check.
+    if quote.len() < total || total < h.slice().len() {
         return Ok(());
     }
     let l4 = &quote[h.slice().len()..total];

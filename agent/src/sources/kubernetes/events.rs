@@ -26,15 +26,15 @@ pub fn recorder(client: Client, node: &str) -> Recorder {
 /// log have the same).
 pub fn publish(rec: &Recorder, node: &str, r: &Report) {
     let (type_, reason) = match r.state {
-        State::Applied if r.message.is_empty() => (EventType::Normal, "Applied"),
-        State::Applied => (EventType::Warning, "AppliedInPart"),
+        State::Applied if !r.message.is_empty() => (EventType::Warning, "AppliedInPart"),
+        State::Applied if !r.contested_by.is_empty() => (EventType::Warning, "Contested"),
+        State::Applied => (EventType::Normal, "Applied"),
         State::Skipped => (EventType::Normal, "Skipped"),
         State::Refused => (EventType::Warning, "Refused"),
     };
-    let note = if r.message.is_empty() {
-        format!("node {node}: applied")
-    } else {
-        format!("node {node}: {}", r.message)
+    let note = match r.note() {
+        n if n.is_empty() => format!("node {node}: applied"),
+        n => format!("node {node}: {n}"),
     };
     let ev = Event {
         type_,

@@ -3,7 +3,7 @@
 
 use k8s_openapi::api::core::v1::Service;
 
-use super::{proto_number, refused, Claim, Index, Report, Source, State};
+use super::{proto_number, refused, skipped, Claim, Index, Report, Source};
 use crate::{
     config::Frontend,
     sources::kubernetes::{
@@ -96,11 +96,7 @@ fn annotated_claim(
         });
     }
     if claim.frontends.is_empty() {
-        return Err(Report {
-            source,
-            state: State::Skipped,
-            message: claim.notes.join("; "),
-        });
+        return Err(skipped(source, claim.notes.join("; ")));
     }
     Ok(claim)
 }

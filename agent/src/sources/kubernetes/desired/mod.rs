@@ -67,6 +67,29 @@ pub struct Report {
     pub state: State,
     /// Why, where it is not simply applied.
     pub message: String,
+    /// The later objects refused a frontend this one holds: a conflict is
+    /// said on both sides, so the owner learns of it too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub contested_by: Vec<String>,
+}
+
+impl Report {
+    /// Everything the report says beyond its state, in a line.
+    pub fn note(&self) -> String {
+        let contest = match self.contested_by.as_slice() {
+            [] => None,
+            [one] => Some(format!("{one} claims its frontends too (refused there)")),
+            [first, rest @ ..] => Some(format!(
+                "{first} and {} more claim its frontends too (refused there)",
+                rest.len()
+            )),
+        };
+        [Some(self.message.clone()).filter(|m| !m.is_empty()), contest]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -142,7 +165,7 @@ pub fn desired(
                 continue;
             }
         };
-        let (fits, notes) = settle(
+        let (fits, notes, owners) = settle(
             claim.frontends,
             claim.notes,
             &claim.source,
@@ -154,26 +177,30 @@ pub fn desired(
         } else {
             State::Applied
         };
+        // The owners are older, so reported already.
+        let loser = claim.source.to_string();
+        for r in &mut out.reports {
+            if owners.contains(&r.source.to_string()) && !r.contested_by.contains(&loser) {
+                r.contested_by.push(loser.clone());
+            }
+        }
         out.frontends.extend(fits);
-        out.reports.push(Report {
-            source: claim.source,
-            state,
-            message: notes.join("; "),
-        });
+        out.reports.push(report(claim.source, state, notes.join("; ")));
     }
     out
 }
 
 /// What of one object's `frontends` is served: its backends that pass the
 /// file's test, its frontends that no older claim has, all of them if the
-/// tables have room. Returns them with the notes that say what was not.
+/// tables have room. Returns them with the notes that say what was not,
+/// and the other objects that hold what it asked for.
 fn settle(
     frontends: Vec<Frontend>,
     mut notes: Vec<String>,
     source: &Source,
     claimed: &mut BTreeMap<(IpAddr, u16, u8), String>,
     room: &mut Room,
-) -> (Vec<Frontend>, Vec<String>) {
+) -> (Vec<Frontend>, Vec<String>, Vec<String>) {
     let mut fits: Vec<Frontend> = Vec::new();
     let mut taken: BTreeMap<String, Vec<std::net::SocketAddr>> = BTreeMap::new();
     for mut f in frontends {
@@ -202,6 +229,8 @@ fn settle(
             None => fits.push(f),
         }
     }
+    let me = source.to_string();
+    let owners = taken.keys().filter(|o| **o != me).cloned().collect();
     // A few conflicts each, many summed up: a report is an Event's note.
     for (owner, at) in taken {
         match at.as_slice() {
@@ -217,9 +246,9 @@ fn settle(
         fits.clear();
     }
     for f in &fits {
-        claimed.insert((f.addr, f.port, f.proto), source.to_string());
+        claimed.insert((f.addr, f.port, f.proto), me.clone());
     }
-    (fits, notes)
+    (fits, notes, owners)
 }
 
 /// The snapshot's Services and slices by namespace and name, and the
@@ -323,9 +352,18 @@ fn proto_number(p: Protocol) -> u8 {
 }
 
 fn refused(source: Source, message: String) -> Report {
+    report(source, State::Refused, message)
+}
+
+fn skipped(source: Source, message: String) -> Report {
+    report(source, State::Skipped, message)
+}
+
+fn report(source: Source, state: State, message: String) -> Report {
     Report {
         source,
-        state: State::Refused,
+        state,
         message,
+        contested_by: Vec::new(),
     }
 }

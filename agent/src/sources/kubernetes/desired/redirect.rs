@@ -4,7 +4,7 @@ use std::net::IpAddr;
 
 use kube::api::DynamicObject;
 
-use super::{proto_number, refused, Claim, Index, Report, Source, State};
+use super::{proto_number, refused, skipped, Claim, Index, Report, Source};
 use crate::{
     config::{Frontend, Policy},
     sources::kubernetes::{
@@ -55,14 +55,13 @@ pub(super) fn claim(
     })?;
     admission.admit(addr).map_err(&fail)?;
     if index.served.contains(&addr) && !spec.force {
-        return Err(Report {
+        return Err(skipped(
             source,
-            state: State::Skipped,
-            message: format!(
+            format!(
                 "{addr} is a Service's external IP or load balancer VIP, which Kubernetes \
                  already serves on every node (force: true redirects it anyway)"
             ),
-        });
+        ));
     }
     let backend = &spec.backend;
     let (policy, local) = match (&backend.service, &backend.local_endpoint_selector) {

@@ -51,6 +51,9 @@ pub struct Config {
     pub socket: SocketLb,
     /// Redirects from the cluster too, when set.
     pub kubernetes: Option<Kubernetes>,
+    /// Link-local and reserved addresses that every source may have as
+    /// frontends and backends all the same (a metadata service's proxy).
+    pub allow_reserved: Vec<ipnet::IpNet>,
 }
 
 /// Kubernetes mode: the agent also follows `HairpinRedirect` resources,
@@ -295,7 +298,12 @@ impl Config {
                     message: parser_message(&e),
                 }
             })?;
-        validate::Validator { file, node }.config(raw)
+        validate::Validator {
+            file,
+            node,
+            allow: &[],
+        }
+        .config(raw)
     }
 }
 

@@ -24,6 +24,9 @@ pub struct RawConfig {
     pub dns: Option<RawDns>,
     #[serde(default)]
     pub kubernetes: Option<Spanned<RawKubernetes>>,
+    /// Link-local and reserved ranges served all the same.
+    #[serde(default)]
+    pub allow_reserved: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Deserialize)]

@@ -6,6 +6,7 @@
 
 use std::{
     collections::BTreeSet,
+    net::IpAddr,
     time::{SystemTime, UNIX_EPOCH},
 };
 
@@ -16,7 +17,7 @@ use tracing::{info, warn};
 
 use super::{degraded::Item, Agent};
 use crate::{
-    config::{Frontend, Kubernetes},
+    config::{Config, Frontend, Kubernetes},
     health::ClusterView,
     sources::{
         kubernetes::{
@@ -77,11 +78,17 @@ impl Cluster {
 
     /// Recomputes the frontends from the stores, once synced: whether they
     /// changed.
-    fn refresh(&mut self, base: &[Frontend], node_addrs: &[std::net::IpAddr], room: Room) -> bool {
+    fn refresh(
+        &mut self,
+        base: &[Frontend],
+        config: &Config,
+        node_addrs: &[IpAddr],
+        room: Room,
+    ) -> bool {
         let Some(watches) = self.watches.as_ref().filter(|_| self.synced()) else {
             return false;
         };
-        let admission = Admission::new(&self.settings, node_addrs);
+        let admission = Admission::new(&self.settings, node_addrs, &config.allow_reserved);
         let d = desired(&watches.snapshot(), &self.node, &admission, base, room);
         for r in changed(&self.view.reports, &d.reports) {
             log_report(r);
@@ -262,11 +269,10 @@ impl Agent {
     /// Recomputes the cluster's frontends against `base`, the file's and
     /// the names': whether they changed.
     pub(super) fn refresh_cluster(&mut self, base: &[Frontend]) -> bool {
-        let node = self.node.clone();
         let room = self.room().after(base);
         self.cluster
             .as_mut()
-            .is_some_and(|c| c.refresh(base, &node, room))
+            .is_some_and(|c| c.refresh(base, &self.config, &self.node, room))
     }
 
     /// The datapath tables' whole room.
@@ -282,7 +288,7 @@ impl Agent {
             return Vec::new();
         };
         let taken: BTreeSet<_> = base.iter().map(|f| (f.addr, f.port, f.proto)).collect();
-        let admission = Admission::new(&c.settings, &self.node);
+        let admission = Admission::new(&c.settings, &self.node, &self.config.allow_reserved);
         let mut room = self.room().after(base);
         let mut out = Vec::new();
         for object in c.frontends.chunk_by(|a, b| a.source == b.source) {

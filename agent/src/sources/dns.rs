@@ -74,6 +74,8 @@ pub struct Names {
     /// The cluster's ranges are never frontends, whoever's name resolves
     /// there.
     kubernetes: Option<Kubernetes>,
+    /// The file's `allowReserved`.
+    allow_reserved: Vec<ipnet::IpNet>,
     hosts: BTreeMap<String, Host>,
 }
 
@@ -86,6 +88,7 @@ impl Names {
         Self {
             settings,
             kubernetes: None,
+            allow_reserved: Vec::new(),
             hosts: BTreeMap::new(),
         }
     }
@@ -96,6 +99,7 @@ impl Names {
         let named = &config.named;
         self.settings = config.dns.clone();
         self.kubernetes = config.kubernetes.clone();
+        self.allow_reserved = config.allow_reserved.clone();
         self.hosts.retain(|h, _| named.iter().any(|n| &n.host == h));
         for n in named {
             self.hosts
@@ -205,7 +209,7 @@ impl Names {
                     .iter()
                     .chain(&out)
                     .any(|w| w.addr == fe.addr && w.port == fe.port && w.proto == fe.proto);
-                let why = unservable(*addr, node)
+                let why = unservable(*addr, node, &self.allow_reserved)
                     .or_else(|| self.kubernetes.as_ref()?.own_range(*addr))
                     .or_else(|| {
                         fe.backends

@@ -191,6 +191,23 @@ fn a_name_that_resolves_to_a_node_address_or_loopback_is_refused() {
 }
 
 #[test]
+fn a_name_at_a_link_local_address_is_served_only_where_the_file_allows_it() {
+    let (mut config, mut names, now) = setup();
+    let answer = || {
+        Outcome::Addrs(
+            vec![ip("169.254.169.254"), ip("240.0.0.9")],
+            Duration::from_secs(30),
+        )
+    };
+    names.resolved("registry.lab", answer(), now);
+    assert!(addrs(&names, &config, &[]).is_empty());
+    config.allow_reserved = vec!["169.254.169.254/32".parse().unwrap()];
+    names.track(&config, now);
+    names.resolved("registry.lab", answer(), now);
+    assert_eq!(addrs(&names, &config, &[]), [ip("169.254.169.254")]);
+}
+
+#[test]
 fn a_name_removed_from_the_configuration_is_forgotten() {
     let (config, mut names, now) = setup();
     names.resolved(

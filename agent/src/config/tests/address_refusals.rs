@@ -101,12 +101,13 @@ fn link_local_mapped_and_reserved_addresses_are_neither_frontends_nor_backends()
         (
             "169.254.169.254",
             "198.51.100.2",
-            "169.254.169.254 is link-local (169.254.0.0/16, the cloud metadata service's range)",
+            "169.254.169.254 is link-local (169.254.0.0/16, the cloud metadata service's range), \
+             which allowReserved does not list",
         ),
         (
             "240.0.0.1",
             "198.51.100.2",
-            "240.0.0.1 is reserved (240.0.0.0/4)",
+            "240.0.0.1 is reserved (240.0.0.0/4), which allowReserved does not list",
         ),
         (
             "\"::ffff:203.0.113.10\"",
@@ -116,7 +117,7 @@ fn link_local_mapped_and_reserved_addresses_are_neither_frontends_nor_backends()
         (
             "\"fe80::1\"",
             "\"2001:db8::2\"",
-            "fe80::1 is link-local (fe80::/10)",
+            "fe80::1 is link-local (fe80::/10), which allowReserved does not list",
         ),
     ] {
         let got = refusal_of_redirect(frontend, "8080", backend);
@@ -129,8 +130,75 @@ fn link_local_mapped_and_reserved_addresses_are_neither_frontends_nor_backends()
     assert!(
         got.ends_with(
             "redirects[0].backends[0].ip: 169.254.169.254 is link-local \
-             (169.254.0.0/16, the cloud metadata service's range)"
+             (169.254.0.0/16, the cloud metadata service's range), which allowReserved does not list"
         ),
         "{got}"
     );
+}
+
+#[test]
+fn allow_reserved_admits_its_ranges_and_no_other() {
+    let with = |allow: &str, frontend: &str, ip: &str| {
+        parse(&[
+            allow,
+            "redirects:",
+            "  - name: metadata",
+            &format!("    frontend: {frontend}"),
+            "    ports:",
+            "      - { port: 80, protocol: TCP }",
+            "    backends:",
+            &format!("      - ip: {ip}"),
+        ])
+    };
+    let c = with(
+        "allowReserved: [169.254.169.254/32]",
+        "169.254.169.254",
+        "198.51.100.2",
+    )
+    .unwrap();
+    assert_eq!(c.allow_reserved, ["169.254.169.254/32".parse().unwrap()]);
+    assert_eq!(c.frontends[0].addr.to_string(), "169.254.169.254");
+    // A backend in the range too; another link-local address is not in it.
+    with(
+        "allowReserved: [169.254.0.0/16]",
+        "203.0.113.10",
+        "169.254.1.1",
+    )
+    .unwrap();
+    let e = with(
+        "allowReserved: [169.254.169.254/32]",
+        "169.254.169.253",
+        "198.51.100.2",
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("which allowReserved does not list"),
+        "{e}"
+    );
+    // Only link-local and reserved ranges: nothing else is opened by it.
+    for (range, col) in [
+        ("203.0.113.0/24", 17),
+        ("169.254.0.0/15", 17),
+        ("\"::ffff:0:0/96\"", 17),
+    ] {
+        let e = with(
+            &format!("allowReserved: [{range}]"),
+            "203.0.113.10",
+            "198.51.100.2",
+        )
+        .unwrap_err();
+        assert_eq!(
+            (e.line, e.column, e.field.as_str()),
+            (1, col, "allowReserved[0]")
+        );
+        assert!(e.message.ends_with("nothing to allow"), "{e}");
+    }
+    // An IPv4-mapped address is written as IPv4, whatever the file allows.
+    let e = with(
+        "allowReserved: [\"fe80::/10\"]",
+        "\"::ffff:203.0.113.10\"",
+        "\"2001:db8::2\"",
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("IPv4-mapped"), "{e}");
 }

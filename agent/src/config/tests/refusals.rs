@@ -22,7 +22,7 @@ fn an_unknown_field_at_the_top_level_is_refused() {
     assert_eq!(
         refusal(&web_and(&["metric: {}"])),
         "test.yaml:8:1: metric: unknown field `metric`, \
-         expected one of redirects, interfaces, conntrack, metrics, socket, dns, kubernetes"
+         expected one of redirects, interfaces, conntrack, metrics, socket, dns, kubernetes, allowReserved"
     );
 }
 

@@ -48,6 +48,7 @@ fn a_full_configuration_gives_every_frontend_with_its_backends() {
         Config {
             named: Vec::new(),
             kubernetes: None,
+            allow_reserved: Vec::new(),
             dns: DnsSettings::default(),
             frontends: vec![
                 Frontend {
@@ -119,6 +120,7 @@ fn a_minimal_configuration_takes_the_defaults() {
         Config {
             named: Vec::new(),
             kubernetes: None,
+            allow_reserved: Vec::new(),
             dns: DnsSettings::default(),
             frontends: vec![Frontend {
                 policy: Default::default(),

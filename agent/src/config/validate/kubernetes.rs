@@ -52,7 +52,7 @@ impl Validator<'_> {
     }
 
     /// A CIDR, or a single address as its own /32 or /128.
-    fn cidr(&self, s: &Spanned<String>, field: &str) -> Result<IpNet, ConfigError> {
+    pub(super) fn cidr(&self, s: &Spanned<String>, field: &str) -> Result<IpNet, ConfigError> {
         let v = s.value.trim();
         v.parse::<IpNet>()
             .or_else(|_| v.parse::<std::net::IpAddr>().map(IpNet::from))

@@ -8,15 +8,19 @@ mod sections;
 
 use std::{net::IpAddr, path::Path};
 
+use ipnet::IpNet;
 use serde_saphyr::Spanned;
 
 use super::{raw::RawConfig, Config, ConfigError};
 
+#[derive(Clone, Copy)]
 pub struct Validator<'a> {
     pub file: &'a Path,
     /// The node's own addresses; empty where the file is checked for no
     /// node in particular.
     pub node: &'a [IpAddr],
+    /// The file's `allowReserved`, once read.
+    pub allow: &'a [IpNet],
 }
 
 impl Validator<'_> {
@@ -31,6 +35,15 @@ impl Validator<'_> {
     }
 
     pub fn config(&self, raw: RawConfig) -> Result<Config, ConfigError> {
+        let allow_reserved = self.allow_reserved(raw.allow_reserved.as_deref())?;
+        Validator {
+            allow: &allow_reserved,
+            ..*self
+        }
+        .sections(raw)
+    }
+
+    fn sections(&self, raw: RawConfig) -> Result<Config, ConfigError> {
         let kubernetes = self.kubernetes(raw.kubernetes)?;
         let (frontends, named) = match &raw.redirects {
             Some(redirects) => self.redirects(redirects, kubernetes.is_some())?,
@@ -56,7 +69,30 @@ impl Validator<'_> {
             metrics: self.metrics(raw.metrics)?,
             socket: self.socket(raw.socket)?,
             kubernetes,
+            allow_reserved: self.allow.to_vec(),
         })
+    }
+
+    /// Ranges of `reserved` addresses to serve all the same: only those,
+    /// so that a mistyped range opens nothing else.
+    fn allow_reserved(&self, raw: Option<&[Spanned<String>]>) -> Result<Vec<IpNet>, ConfigError> {
+        let mut out = Vec::new();
+        for (i, s) in raw.unwrap_or_default().iter().enumerate() {
+            let field = format!("allowReserved[{i}]");
+            let net = self.cidr(s, &field)?;
+            if !allowable(net.network()) || !allowable(net.broadcast()) {
+                return Err(self.err(
+                    s,
+                    field,
+                    format!(
+                        "{net} is not within a link-local or reserved range \
+                         (169.254.0.0/16, 240.0.0.0/4, fe80::/10): nothing to allow"
+                    ),
+                ));
+            }
+            out.push(net);
+        }
+        Ok(out)
     }
 
     fn unicast(&self, s: &Spanned<String>, field: &str) -> Result<IpAddr, ConfigError> {
@@ -74,7 +110,7 @@ impl Validator<'_> {
     /// node's own addresses, or anything but a unicast address.
     fn frontend_addr(&self, s: &Spanned<String>, field: &str) -> Result<IpAddr, ConfigError> {
         let addr = self.unicast(s, field)?;
-        if let Some(why) = unservable(addr, self.node) {
+        if let Some(why) = unservable(addr, self.node, self.allow) {
             return Err(self.err(s, field, why));
         }
         Ok(addr)
@@ -90,48 +126,64 @@ impl Validator<'_> {
 
 /// Why `addr` cannot be a frontend on the node whose addresses are `node`,
 /// if it cannot: the same test for every source's frontends (the file, a
-/// name's addresses, the cluster's).
-pub fn unservable(addr: IpAddr, node: &[IpAddr]) -> Option<String> {
-    not_unicast(addr).or_else(|| reserved(addr)).or_else(|| {
-        node.contains(&addr).then(|| {
-            format!(
+/// name's addresses, the cluster's). `allow` is the file's `allowReserved`.
+pub fn unservable(addr: IpAddr, node: &[IpAddr], allow: &[IpNet]) -> Option<String> {
+    not_unicast(addr)
+        .or_else(|| reserved(addr, allow))
+        .or_else(|| {
+            node.contains(&addr).then(|| {
+                format!(
                 "{addr} is an address of this node: hairpin would capture the node's own traffic"
             )
+            })
         })
-    })
 }
 
 /// Why `addr` cannot be a backend of `frontend`, if it cannot: the same
 /// test for every source's backends (the file, EndpointSlices, pods).
-pub fn unusable_backend(addr: IpAddr, frontend: IpAddr) -> Option<String> {
-    not_unicast(addr).or_else(|| reserved(addr)).or_else(|| {
-        if addr.is_ipv4() != frontend.is_ipv4() {
-            Some(format!(
-                "{addr} is not of the frontend's family: a redirect is IPv4 or IPv6"
-            ))
-        } else {
-            (addr == frontend).then(|| format!("{addr} is the frontend's own address: a loop"))
-        }
-    })
+pub fn unusable_backend(addr: IpAddr, frontend: IpAddr, allow: &[IpNet]) -> Option<String> {
+    not_unicast(addr)
+        .or_else(|| reserved(addr, allow))
+        .or_else(|| {
+            if addr.is_ipv4() != frontend.is_ipv4() {
+                Some(format!(
+                    "{addr} is not of the frontend's family: a redirect is IPv4 or IPv6"
+                ))
+            } else {
+                (addr == frontend).then(|| format!("{addr} is the frontend's own address: a loop"))
+            }
+        })
 }
 
-/// Addresses no frontend or backend has: link-local ones (the cloud
-/// metadata service's among them) mean a different host on every link,
-/// IPv4-mapped IPv6 ones are IPv4 packets, and 240.0.0.0/4 is reserved.
-fn reserved(addr: IpAddr) -> Option<String> {
+/// Addresses no frontend or backend has unless `allow` covers them:
+/// link-local ones (the cloud metadata service's among them) mean a
+/// different host on every link, and 240.0.0.0/4 is reserved. IPv4-mapped
+/// IPv6 ones never: such packets are IPv4 on the wire, where a redirect of
+/// the IPv4 address meets them.
+fn reserved(addr: IpAddr, allow: &[IpNet]) -> Option<String> {
+    let unless = "which allowReserved does not list";
     match addr {
-        IpAddr::V4(a) if a.is_link_local() => Some(format!(
-            "{addr} is link-local (169.254.0.0/16, the cloud metadata service's range)"
-        )),
-        IpAddr::V4(a) if a.octets()[0] >= 240 => Some(format!("{addr} is reserved (240.0.0.0/4)")),
-        IpAddr::V6(a) if a.segments()[0] & 0xffc0 == 0xfe80 => {
-            Some(format!("{addr} is link-local (fe80::/10)"))
-        }
         IpAddr::V6(a) if a.to_ipv4_mapped().is_some() => Some(format!(
             "{addr} is an IPv4-mapped IPv6 address: write the IPv4 address"
         )),
+        _ if allow.iter().any(|n| n.contains(&addr)) => None,
+        IpAddr::V4(a) if a.is_link_local() => Some(format!(
+            "{addr} is link-local (169.254.0.0/16, the cloud metadata service's range), {unless}"
+        )),
+        IpAddr::V4(a) if a.octets()[0] >= 240 => {
+            Some(format!("{addr} is reserved (240.0.0.0/4), {unless}"))
+        }
+        IpAddr::V6(a) if a.segments()[0] & 0xffc0 == 0xfe80 => {
+            Some(format!("{addr} is link-local (fe80::/10), {unless}"))
+        }
         _ => None,
     }
+}
+
+/// Whether `allowReserved` may list `addr`: a link-local or reserved one
+/// (an IPv4-mapped one is a spelling, never allowed).
+fn allowable(addr: IpAddr) -> bool {
+    reserved(addr, &[]).is_some() && !matches!(addr, IpAddr::V6(a) if a.to_ipv4_mapped().is_some())
 }
 
 fn not_unicast(addr: IpAddr) -> Option<String> {

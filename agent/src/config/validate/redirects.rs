@@ -297,7 +297,7 @@ impl Validator<'_> {
     ) -> Result<Backend, ConfigError> {
         let field = format!("{at}.ip");
         let addr = self.unicast(&b.ip, &field)?;
-        if let Some(why) = unusable_backend(addr, frontend) {
+        if let Some(why) = unusable_backend(addr, frontend, self.allow) {
             return Err(self.err(&b.ip, field, why));
         }
         let by_port = b.ports.as_ref().and_then(|m| {

@@ -7,22 +7,28 @@
 
 use std::net::IpAddr;
 
-use crate::config::{unservable, Kubernetes};
+use ipnet::IpNet;
+
+use crate::config::{unservable, unusable_backend, Kubernetes};
 
 #[derive(Clone)]
 pub struct Admission {
     settings: Kubernetes,
     node: Vec<IpAddr>,
+    /// The file's `allowReserved`: the cluster may have those addresses
+    /// where `allowedFrontends` covers them too.
+    allow_reserved: Vec<IpNet>,
     /// The cluster's nodes' addresses, by node: a redirect there would take
     /// the traffic of one node's clients to another.
     nodes: Vec<(IpAddr, String)>,
 }
 
 impl Admission {
-    pub fn new(settings: &Kubernetes, node: &[IpAddr]) -> Self {
+    pub fn new(settings: &Kubernetes, node: &[IpAddr], allow_reserved: &[IpNet]) -> Self {
         Self {
             settings: settings.clone(),
             node: node.to_vec(),
+            allow_reserved: allow_reserved.to_vec(),
             nodes: Vec::new(),
         }
     }
@@ -35,7 +41,7 @@ impl Admission {
 
     /// Why the cluster may not have a frontend at `addr`, if it may not.
     pub fn admit(&self, addr: IpAddr) -> Result<(), String> {
-        if let Some(why) = unservable(addr, &self.node) {
+        if let Some(why) = unservable(addr, &self.node, &self.allow_reserved) {
             return Err(why);
         }
         if let Some((_, name)) = self.nodes.iter().find(|(a, _)| *a == addr) {
@@ -63,6 +69,12 @@ impl Admission {
             ));
         }
         Ok(())
+    }
+
+    /// Why `addr` cannot be a backend of `frontend`, if it cannot: the
+    /// file's test for a backend.
+    pub fn backend(&self, addr: IpAddr, frontend: IpAddr) -> Option<String> {
+        unusable_backend(addr, frontend, &self.allow_reserved)
     }
 
     pub fn annotations_in(&self, namespace: &str) -> bool {

@@ -25,10 +25,7 @@ use super::{
     crd::{PortRef, Protocol},
     endpoints::{self, Want, SERVICE_NAME_LABEL},
 };
-use crate::{
-    config::{unusable_backend, Frontend},
-    sources::room::Room,
-};
+use crate::{config::Frontend, sources::room::Room};
 
 /// The objects the agent follows, as its reflectors hold them.
 #[derive(Clone, Debug, Default)]
@@ -68,15 +65,16 @@ pub struct Report {
     /// Why, where it is not simply applied.
     pub message: String,
     /// The later objects refused a frontend this one holds: a conflict is
-    /// said on both sides, so the owner learns of it too.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub contested_by: Vec<String>,
+    /// said on both sides, so the owner learns of it too. A slice: a
+    /// report is the error of the claims, kept small.
+    #[serde(default, skip_serializing_if = "<[String]>::is_empty")]
+    pub contested_by: Box<[String]>,
 }
 
 impl Report {
     /// Everything the report says beyond its state, in a line.
     pub fn note(&self) -> String {
-        let contest = match self.contested_by.as_slice() {
+        let contest = match &*self.contested_by {
             [] => None,
             [one] => Some(format!("{one} claims its frontends too (refused there)")),
             [first, rest @ ..] => Some(format!(
@@ -84,11 +82,14 @@ impl Report {
                 rest.len()
             )),
         };
-        [Some(self.message.clone()).filter(|m| !m.is_empty()), contest]
-            .into_iter()
-            .flatten()
-            .collect::<Vec<_>>()
-            .join("; ")
+        [
+            Some(self.message.clone()).filter(|m| !m.is_empty()),
+            contest,
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join("; ")
     }
 }
 
@@ -169,6 +170,7 @@ pub fn desired(
             claim.frontends,
             claim.notes,
             &claim.source,
+            admission,
             &mut claimed,
             &mut room,
         );
@@ -181,11 +183,14 @@ pub fn desired(
         let loser = claim.source.to_string();
         for r in &mut out.reports {
             if owners.contains(&r.source.to_string()) && !r.contested_by.contains(&loser) {
-                r.contested_by.push(loser.clone());
+                let mut by = std::mem::take(&mut r.contested_by).into_vec();
+                by.push(loser.clone());
+                r.contested_by = by.into();
             }
         }
         out.frontends.extend(fits);
-        out.reports.push(report(claim.source, state, notes.join("; ")));
+        out.reports
+            .push(report(claim.source, state, notes.join("; ")));
     }
     out
 }
@@ -198,6 +203,7 @@ fn settle(
     frontends: Vec<Frontend>,
     mut notes: Vec<String>,
     source: &Source,
+    admission: &Admission,
     claimed: &mut BTreeMap<(IpAddr, u16, u8), String>,
     room: &mut Room,
 ) -> (Vec<Frontend>, Vec<String>, Vec<String>) {
@@ -206,7 +212,7 @@ fn settle(
     for mut f in frontends {
         // The cluster's addresses pass the file's test for a backend.
         f.backends
-            .retain(|b| match unusable_backend(b.addr, f.addr) {
+            .retain(|b| match admission.backend(b.addr, f.addr) {
                 Some(why) => {
                     let note = format!("backend {why}: left out");
                     if !notes.contains(&note) {
@@ -364,6 +370,6 @@ fn report(source: Source, state: State, message: String) -> Report {
         source,
         state,
         message,
-        contested_by: Vec::new(),
+        contested_by: Box::default(),
     }
 }

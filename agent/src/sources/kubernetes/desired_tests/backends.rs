@@ -171,12 +171,33 @@ fn endpoint_addresses_a_files_backend_could_not_have_are_left_out_and_reported()
         "backend 127.0.0.1 is not a unicast address: left out",
         "backend 224.0.0.1 is not a unicast address: left out",
         "backend 255.255.255.255 is not a unicast address: left out",
-        "backend 169.254.169.254 is link-local (169.254.0.0/16, the cloud metadata service's range): left out",
-        "backend 240.0.0.1 is reserved (240.0.0.0/4): left out",
+        "backend 169.254.169.254 is link-local (169.254.0.0/16, the cloud metadata service's range), \
+         which allowReserved does not list: left out",
+        "backend 240.0.0.1 is reserved (240.0.0.0/4), which allowReserved does not list: left out",
         "backend 203.0.113.10 is the frontend's own address: a loop: left out",
     ] {
         assert!(message.contains(why), "{why:?} in {message:?}");
     }
+}
+
+#[test]
+fn a_reserved_endpoint_address_is_a_backend_where_the_file_allows_its_range() {
+    let eps = [
+        ("169.254.169.254", "n1", true, true, false),
+        ("240.0.0.1", "n1", true, true, false),
+    ];
+    let mut w = World::new()
+        .service(service("web", "web", json!({})))
+        .slice(slice("web", "web", "IPv4", &eps))
+        .redirect(web_redirect());
+    w.allow_reserved = vec!["169.254.169.254/32".parse().unwrap()];
+    let d = w.run();
+    assert_eq!(
+        backends(&d),
+        ["169.254.169.254:8080"],
+        "only the allowed one"
+    );
+    assert!(report(&d).1.contains("240.0.0.1 is reserved"));
 }
 
 #[test]

@@ -58,7 +58,7 @@ fn the_file_and_then_the_oldest_object_win_a_frontend() {
     );
     // The owner is told too: a conflict is said on both objects.
     let older = &d.reports[0];
-    assert_eq!(older.contested_by, ["HairpinRedirect/newer"]);
+    assert_eq!(&*older.contested_by, ["HairpinRedirect/newer"]);
     assert_eq!(
         older.note(),
         "HairpinRedirect/newer claims its frontends too (refused there)"

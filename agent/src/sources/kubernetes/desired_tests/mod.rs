@@ -121,6 +121,7 @@ struct World {
     node_addrs: Vec<IpAddr>,
     file: Vec<Frontend>,
     room: Room,
+    allow_reserved: Vec<ipnet::IpNet>,
 }
 
 impl World {
@@ -130,6 +131,7 @@ impl World {
             node_addrs: vec!["192.0.2.2".parse().unwrap()],
             file: Vec::new(),
             room: Room::of(1024, 65_536),
+            allow_reserved: Vec::new(),
         }
     }
     fn redirect(mut self, v: Value) -> Self {
@@ -153,7 +155,7 @@ impl World {
         self
     }
     fn run(&self) -> Desired {
-        let admission = Admission::new(&settings(), &self.node_addrs);
+        let admission = Admission::new(&settings(), &self.node_addrs, &self.allow_reserved);
         desired(&self.snap, NODE, &admission, &self.file, self.room)
     }
 }

@@ -44,13 +44,13 @@ proptest! {
             w = w.redirect(redirect(&format!("r{i}"), fe, to_service(json!("http")), json!({})));
         }
         let d = w.run();
-        let admission = Admission::new(&settings(), &w.node_addrs);
+        let admission = Admission::new(&settings(), &w.node_addrs, &[]);
         for f in &d.frontends {
             prop_assert!(admission.admit(f.addr).is_ok(), "frontend {}", f.addr);
-            prop_assert!(unservable(f.addr, &w.node_addrs).is_none());
+            prop_assert!(unservable(f.addr, &w.node_addrs, &[]).is_none());
             for b in &f.backends {
                 prop_assert!(
-                    unusable_backend(b.addr, f.addr).is_none(),
+                    unusable_backend(b.addr, f.addr, &[]).is_none(),
                     "backend {} of {}", b.addr, f.addr
                 );
             }

@@ -28,7 +28,7 @@ socket: { enabled: false }
 "#;
 
 /// `/readyz` of the agent of `node`: its status code and body.
-fn readyz(lab: &Lab, node: &str) -> (String, String) {
+pub fn readyz(lab: &Lab, node: &str) -> (String, String) {
     let out = lab.sh_ok(
         node,
         "curl -s --max-time 3 -w '\\n%{http_code}' http://127.0.0.1:9469/readyz",

@@ -307,7 +307,8 @@ redirects:
     backends: [{{ ip: 198.51.100.2 }}]
 interfaces: {{ uplink: auto, pods: ["veth*"] }}
 socket: {{ enabled: false }}
-dns: {{ resolvConf: {resolv}, minTtl: 1, maxTtl: 3 }}
+conntrack: {{ timeouts: {{ close: 2 }} }}
+dns: {{ resolvConf: {resolv}, minTtl: 1, maxTtl: 3, grace: 3 }}
 "#,
         ports = ports.join(", "),
         resolv = resolv.display()
@@ -315,33 +316,59 @@ dns: {{ resolvConf: {resolv}, minTtl: 1, maxTtl: 3 }}
 }
 
 #[test]
-fn an_apply_the_tables_cannot_hold_changes_nothing() {
+fn a_name_the_tables_cannot_hold_is_served_where_it_fits_and_follows_a_changed_record() {
     require_privileged!();
     let lab = Lab::up();
     let (dns, hosts) = dns_server(&lab, &format!("{OLD} registry.lab\n"));
-    let agent = lab.agent("n1", &wide_config(&lab));
+    let _agent = lab.agent("n1", &wide_config(&lab));
     crate::degraded::eventually(10, "the name's 1,100 frontends applied", || {
         listed(&lab, "n1").len() == 1_100
     });
-    let served = || {
+    let served = |addr: &str| {
         lab.sh_ok(
             "n1-c1",
-            &format!("curl -s --max-time 3 http://{OLD}:10999/"),
+            &format!("curl -s --max-time 3 http://{addr}:10999/"),
         )
         .trim()
         .to_owned()
     };
-    assert_eq!(served(), "b1");
+    assert_eq!(served(OLD), "b1");
 
+    // Sixteen addresses: fourteen fit, the one served first among them.
     let sixteen: String = (10..26)
         .map(|a| format!("203.0.113.{a} registry.lab\n"))
         .collect();
     fs::write(&hosts, sixteen).expect("hosts");
     // dnsmasq reads its hosts file again on SIGHUP.
     dns.signal(libc::SIGHUP);
-    agent.wait_for_log("keeping what was applied", Duration::from_secs(30));
-    crate::degraded::eventually(10, "the failed apply leaves nothing of itself", || {
-        listed(&lab, "n1").len() == 1_100
+    crate::degraded::eventually(15, "fourteen addresses of 1,100 ports applied", || {
+        listed(&lab, "n1").len() == 14 * 1_100
     });
-    assert_eq!(served(), "b1", "and what was served still is");
+    let mut held = addrs(&lab, "n1");
+    held.dedup();
+    let want: Vec<String> = (10..24).map(|a| format!("203.0.113.{a}")).collect();
+    assert_eq!(held, want, "the lowest, beside the one served before");
+    let (code, body) = crate::degraded::readyz(&lab, "n1");
+    assert_eq!(code, "200", "{body}");
+    assert!(
+        body.contains("203.0.113.24 not served: the datapath's tables are full")
+            && body.contains("registry.lab"),
+        "readyz says what of the name is not served: {body}"
+    );
+    assert_eq!(served(OLD), "b1", "what was served still is");
+    assert_eq!(served("203.0.113.23"), "b1");
+
+    // The record changes after the refusal: once the old addresses are let
+    // go, the new one takes their room.
+    fs::write(&hosts, "203.0.113.99 registry.lab\n").expect("hosts");
+    dns.signal(libc::SIGHUP);
+    crate::degraded::eventually(30, "the changed record served alone", || {
+        let mut a = addrs(&lab, "n1");
+        a.dedup();
+        a == ["203.0.113.99"]
+    });
+    assert_eq!(served("203.0.113.99"), "b1");
+    crate::degraded::eventually(10, "nothing of the name degraded", || {
+        crate::degraded::readyz(&lab, "n1").1 == "ready"
+    });
 }

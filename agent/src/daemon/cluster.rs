@@ -276,7 +276,7 @@ impl Agent {
     }
 
     /// The datapath tables' whole room.
-    fn room(&self) -> Room {
+    pub(super) fn room(&self) -> Room {
         Room::of(self.opts.max_frontends, self.opts.max_backend_slots)
     }
 

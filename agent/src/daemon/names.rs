@@ -16,7 +16,7 @@ use crate::{
     config::{Config, Frontend},
     metrics::NameLabel,
     reconcile,
-    sources::dns::Outcome,
+    sources::dns::{Bounds, Outcome},
 };
 
 pub type Resolved = (String, Outcome);
@@ -175,10 +175,18 @@ impl Agent {
     /// The frontends of `config` at their written addresses and at the
     /// addresses their names have.
     pub(super) fn base(&self, config: &Config) -> Vec<Frontend> {
-        let (named, _) = self
-            .names
-            .frontends(&config.named, &config.frontends, &self.node);
+        let (named, _) = self.names.frontends(&config.named, &self.bounds(config));
         config.frontends.iter().cloned().chain(named).collect()
+    }
+
+    /// What `config`'s names must leave alone.
+    fn bounds<'a>(&'a self, config: &'a Config) -> Bounds<'a> {
+        Bounds {
+            written: &config.frontends,
+            node: &self.node,
+            room: self.room().after(&config.frontends),
+            applied: &self.applied,
+        }
     }
 
     /// Every frontend the maps should hold: the file's, its names' and the
@@ -217,9 +225,9 @@ impl Agent {
     /// Says which names cannot be served (never resolved, or resolved to
     /// an address that cannot be a frontend), and shows every name.
     pub(super) fn report_names(&mut self) {
-        let (_, refused) =
-            self.names
-                .frontends(&self.config.named, &self.config.frontends, &self.node);
+        let (_, refused) = self
+            .names
+            .frontends(&self.config.named, &self.bounds(&self.config));
         let unresolved = self.names.unresolved();
         let mut hosts: Vec<String> = self.config.named.iter().map(|n| n.host.clone()).collect();
         hosts.dedup();

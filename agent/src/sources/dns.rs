@@ -11,6 +11,7 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
+use super::room::Room;
 use crate::config::{unservable, Config, DnsSettings, Frontend, Kubernetes, NamedFrontend};
 
 /// The first retry of a name that failed; each failure doubles the wait,
@@ -66,6 +67,18 @@ pub struct NameView {
     /// Seconds since the epoch of the next resolution.
     pub next: u64,
     pub error: Option<String>,
+}
+
+/// What the names' frontends must leave alone.
+pub struct Bounds<'a> {
+    /// The file's frontends, written as addresses.
+    pub written: &'a [Frontend],
+    /// The node's own addresses.
+    pub node: &'a [IpAddr],
+    /// The room the tables have once the file's frontends are in.
+    pub room: Room,
+    /// What the maps hold: their addresses keep their room first.
+    pub applied: &'a [Frontend],
 }
 
 #[derive(Debug)]
@@ -188,45 +201,73 @@ impl Names {
     /// The frontends of `named` at every address their name has (or has
     /// had, within the grace period), in the family of their backends, and
     /// the addresses refused, with why: a node's own address, one in the
-    /// cluster's pod or service ranges, or one that the file already has
-    /// for the same port; and the addresses beyond the cap.
+    /// cluster's pod or service ranges, one that the file already has for
+    /// the same port, one beyond the cap, or one the tables have no room
+    /// for. Room is taken an address at a time (with all its ports), names
+    /// in the file's order, the addresses the maps hold first: a new
+    /// address never pushes out one that serves flows.
     pub fn frontends(
         &self,
         named: &[NamedFrontend],
-        written: &[Frontend],
-        node: &[IpAddr],
+        bounds: &Bounds<'_>,
     ) -> (Vec<Frontend>, Vec<(String, String)>) {
-        let mut out = Vec::new();
+        let mut out: Vec<Frontend> = Vec::new();
         let mut refused = Vec::new();
-        for n in named {
-            let Some(h) = self.hosts.get(&n.host) else {
+        let mut room = bounds.room;
+        let mut hosts: Vec<&str> = named.iter().map(|n| n.host.as_str()).collect();
+        hosts.dedup();
+        for host in hosts {
+            let Some(h) = self.hosts.get(host) else {
                 continue;
             };
-            refused.extend(h.capped.iter().map(|c| (n.host.clone(), c.clone())));
-            for addr in h.addrs.keys().filter(|a| a.is_ipv4() == n.is_ipv4()) {
-                let fe = n.at(*addr);
-                let taken = written
+            refused.extend(h.capped.iter().map(|c| (host.to_owned(), c.clone())));
+            let mut addrs: Vec<IpAddr> = h.addrs.keys().copied().collect();
+            addrs.sort_by_key(|a| !bounds.applied.iter().any(|f| f.addr == *a));
+            for addr in addrs {
+                let mut unit = Vec::new();
+                for n in named
                     .iter()
-                    .chain(&out)
-                    .any(|w| w.addr == fe.addr && w.port == fe.port && w.proto == fe.proto);
-                let why = unservable(*addr, node, &self.allow_reserved)
-                    .or_else(|| self.kubernetes.as_ref()?.own_range(*addr))
-                    .or_else(|| {
-                        fe.backends
-                            .iter()
-                            .any(|b| b.addr == *addr)
-                            .then(|| format!("{addr} is a backend's own address: a loop"))
-                    })
-                    .or_else(|| taken.then(|| format!("{addr}:{} is another frontend's", fe.port)));
-                match why {
-                    Some(why) => refused.push((n.host.clone(), why)),
-                    None => out.push(fe),
+                    .filter(|n| n.host == host && n.is_ipv4() == addr.is_ipv4())
+                {
+                    let fe = n.at(addr);
+                    match self.refusal(&fe, bounds, out.iter().chain(&unit)) {
+                        Some(why) => refused.push((host.to_owned(), why)),
+                        None => unit.push(fe),
+                    }
+                }
+                match room.take(&unit) {
+                    Ok(()) => out.extend(unit),
+                    Err(why) => {
+                        refused.push((host.to_owned(), format!("{addr} not served: {why}")))
+                    }
                 }
             }
         }
         refused.sort();
         refused.dedup();
         (out, refused)
+    }
+
+    /// Why `fe`, at one of a name's addresses, cannot be served, if it
+    /// cannot; `others` are the names' frontends so far.
+    fn refusal<'a>(
+        &self,
+        fe: &Frontend,
+        bounds: &Bounds<'_>,
+        mut others: impl Iterator<Item = &'a Frontend>,
+    ) -> Option<String> {
+        let addr = fe.addr;
+        let same = |w: &Frontend| w.addr == fe.addr && w.port == fe.port && w.proto == fe.proto;
+        let taken = bounds.written.iter().any(same) || others.any(same);
+        unservable(addr, bounds.node, &self.allow_reserved)
+            .or_else(|| self.kubernetes.as_ref()?.own_range(addr))
+            .or_else(|| {
+                fe.backends
+                    .iter()
+                    .any(|b| b.addr == addr)
+                    .then(|| format!("{addr} is a backend's own address: a loop"))
+            })
+            .or_else(|| taken.then(|| format!("{addr}:{} is another frontend's", fe.port)))
     }
 
     pub fn views(&self) -> Vec<NameView> {

@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 
 use super::*;
-use crate::config::Config;
+use crate::{config::Config, sources::room::Room};
 
 const FILE: &str = r#"
 redirects:
@@ -34,9 +34,19 @@ fn setup() -> (Config, Names, Instant) {
     (config, names, now)
 }
 
+/// Room for plenty, nothing applied yet.
+fn bounds<'a>(config: &'a Config, node: &'a [IpAddr]) -> Bounds<'a> {
+    Bounds {
+        written: &config.frontends,
+        node,
+        room: Room::of(1024, 65_536),
+        applied: &[],
+    }
+}
+
 fn addrs(names: &Names, config: &Config, node: &[IpAddr]) -> Vec<IpAddr> {
     names
-        .frontends(&config.named, &config.frontends, node)
+        .frontends(&config.named, &bounds(&config, node))
         .0
         .iter()
         .map(|f| f.addr)
@@ -76,7 +86,7 @@ fn each_address_gets_the_frontends_of_its_family() {
         Duration::from_secs(30),
     );
     names.resolved("registry.lab", got, now);
-    let (fes, refused) = names.frontends(&config.named, &config.frontends, &[]);
+    let (fes, refused) = names.frontends(&config.named, &bounds(&config, &[]));
     assert!(refused.is_empty());
     let got: Vec<(IpAddr, IpAddr)> = fes.iter().map(|f| (f.addr, f.backends[0].addr)).collect();
     assert_eq!(
@@ -176,7 +186,7 @@ fn a_name_that_resolves_to_a_node_address_or_loopback_is_refused() {
         ),
         now,
     );
-    let (fes, refused) = names.frontends(&config.named, &config.frontends, &[ip("192.0.2.11")]);
+    let (fes, refused) = names.frontends(&config.named, &bounds(&config, &[ip("192.0.2.11")]));
     let got: Vec<IpAddr> = fes.iter().map(|f| f.addr).collect();
     assert_eq!(got, [ip("203.0.113.10")]);
     let why: Vec<&str> = refused.iter().map(|(_, w)| w.as_str()).collect();
@@ -285,7 +295,7 @@ fn a_name_is_served_at_its_lowest_addresses_up_to_the_cap_and_says_so() {
         ],
         "the lowest two IPv4 addresses and the one IPv6 address"
     );
-    let (_, refused) = names.frontends(&config.named, &config.frontends, &[]);
+    let (_, refused) = names.frontends(&config.named, &bounds(&config, &[]));
     assert_eq!(
         refused,
         [(
@@ -299,7 +309,7 @@ fn a_name_is_served_at_its_lowest_addresses_up_to_the_cap_and_says_so() {
         Outcome::Addrs(vec![ip("203.0.113.1")], Duration::from_secs(30)),
         now,
     );
-    let (_, refused) = names.frontends(&config.named, &config.frontends, &[]);
+    let (_, refused) = names.frontends(&config.named, &bounds(&config, &[]));
     assert!(refused.is_empty(), "{refused:?}");
 }
 
@@ -322,7 +332,7 @@ fn a_name_resolving_into_the_clusters_pod_or_service_range_is_refused_there() {
         now,
     );
     assert_eq!(addrs(&names, &config, &[]), [ip("203.0.113.10")]);
-    let (_, refused) = names.frontends(&config.named, &config.frontends, &[]);
+    let (_, refused) = names.frontends(&config.named, &bounds(&config, &[]));
     assert_eq!(
         refused,
         [
@@ -336,4 +346,49 @@ fn a_name_resolving_into_the_clusters_pod_or_service_range_is_refused_there() {
             ),
         ]
     );
+}
+
+#[test]
+fn a_name_takes_room_an_address_at_a_time_those_the_maps_hold_first() {
+    let (config, mut names, now) = setup();
+    let answer =
+        |v4: &[&str]| Outcome::Addrs(v4.iter().map(|a| ip(a)).collect(), Duration::from_secs(30));
+    names.resolved(
+        "registry.lab",
+        answer(&["203.0.113.11", "203.0.113.12"]),
+        now,
+    );
+    // The file's frontend and one address of the name fit, not two.
+    let mut b = bounds(&config, &[]);
+    b.room = Room::of(2, 65_536).after(&config.frontends);
+    let (fes, refused) = names.frontends(&config.named, &b);
+    let got: Vec<IpAddr> = fes.iter().map(|f| f.addr).collect();
+    assert_eq!(got, [ip("203.0.113.11")], "the lowest first");
+    assert_eq!(
+        refused,
+        [(
+            "registry.lab".to_owned(),
+            "203.0.113.12 not served: the datapath's tables are full: it needs 1 frontends, \
+             with room for 0"
+                .to_owned()
+        )]
+    );
+
+    // The record changes: the new address waits while the old one, which
+    // the maps hold, lingers, and takes its room once it is let go.
+    let applied = fes.clone();
+    names.resolved("registry.lab", answer(&["203.0.113.10"]), now);
+    b.applied = &applied;
+    let got: Vec<IpAddr> = names
+        .frontends(&config.named, &b)
+        .0
+        .iter()
+        .map(|f| f.addr)
+        .collect();
+    assert_eq!(got, [ip("203.0.113.11")], "the held address keeps its room");
+    names.expire(now + Duration::from_secs(11), |_| false);
+    let (fes, refused) = names.frontends(&config.named, &b);
+    let got: Vec<IpAddr> = fes.iter().map(|f| f.addr).collect();
+    assert_eq!(got, [ip("203.0.113.10")]);
+    assert!(refused.is_empty(), "{refused:?}");
 }

@@ -46,7 +46,7 @@ fn bounds<'a>(config: &'a Config, node: &'a [IpAddr]) -> Bounds<'a> {
 
 fn addrs(names: &Names, config: &Config, node: &[IpAddr]) -> Vec<IpAddr> {
     names
-        .frontends(&config.named, &bounds(&config, node))
+        .frontends(&config.named, &bounds(config, node))
         .0
         .iter()
         .map(|f| f.addr)

@@ -24,6 +24,7 @@ mod ipv6;
 mod kubernetes;
 mod listener;
 mod monitor;
+mod name_answers;
 mod names;
 mod netkit;
 mod policies;

@@ -11,8 +11,8 @@ use crate::{
     transfers::{assert_same, download_from, finish_download, serve_file, COMPLETE},
 };
 
-const DNS: &str = "192.0.2.1";
-const OLD: &str = "203.0.113.10";
+pub const DNS: &str = "192.0.2.1";
+pub const OLD: &str = "203.0.113.10";
 const NEW: &str = "203.0.113.11";
 const OLD6: &str = "2001:db8:0:113::10";
 
@@ -36,7 +36,7 @@ impl Drop for NetnsResolver {
 }
 
 /// dnsmasq answering `registry.lab` from a hosts file, TTL 1 s.
-fn dns_server(lab: &Lab, records: &str) -> (Background, PathBuf) {
+pub fn dns_server(lab: &Lab, records: &str) -> (Background, PathBuf) {
     let hosts = lab.run_dir().join("dns-hosts");
     fs::write(&hosts, records).expect("hosts");
     let bg = lab.background(
@@ -77,7 +77,7 @@ dns: {{ resolvConf: {resolv}, minTtl: 1, maxTtl: 3, grace: 3 }}
 }
 
 /// The addresses of the frontends `hairpin list` shows, with their names.
-fn listed(lab: &Lab, node: &str) -> Vec<(String, String)> {
+pub fn listed(lab: &Lab, node: &str) -> Vec<(String, String)> {
     let list: Vec<serde_json::Value> =
         serde_json::from_str(&lab.hairpin(node, &["list", "--output", "json"])).expect("list");
     list.iter()
@@ -91,7 +91,7 @@ fn listed(lab: &Lab, node: &str) -> Vec<(String, String)> {
 }
 
 /// The frontends' addresses, sorted.
-fn addrs(lab: &Lab, node: &str) -> Vec<String> {
+pub fn addrs(lab: &Lab, node: &str) -> Vec<String> {
     let mut addrs: Vec<String> = listed(lab, node).into_iter().map(|(a, _)| a).collect();
     addrs.sort();
     addrs
@@ -288,87 +288,4 @@ fn every_kind_of_client_reaches_a_named_frontend_and_the_socket_path_answers_fro
             "n2, IPv{family}: c2 and the host outside the cgroup on TC, one socket connect"
         );
     }
-}
-
-/// A name of 1,100 ports: 16 addresses (the cap) make 17,600 frontends,
-/// more than the table's 16,384.
-fn wide_config(lab: &Lab) -> String {
-    let resolv = lab.run_dir().join("agent-resolv.conf");
-    fs::write(&resolv, format!("nameserver {DNS}\n")).expect("resolv");
-    let ports: Vec<String> = (10_000..11_100)
-        .map(|p| format!("{{ port: {p}, protocol: TCP, targetPort: 80 }}"))
-        .collect();
-    format!(
-        r#"
-redirects:
-  - name: wide
-    frontend: registry.lab
-    ports: [{ports}]
-    backends: [{{ ip: 198.51.100.2 }}]
-interfaces: {{ uplink: auto, pods: ["veth*"] }}
-socket: {{ enabled: false }}
-conntrack: {{ timeouts: {{ close: 2 }} }}
-dns: {{ resolvConf: {resolv}, minTtl: 1, maxTtl: 3, grace: 3 }}
-"#,
-        ports = ports.join(", "),
-        resolv = resolv.display()
-    )
-}
-
-#[test]
-fn a_name_the_tables_cannot_hold_is_served_where_it_fits_and_follows_a_changed_record() {
-    require_privileged!();
-    let lab = Lab::up();
-    let (dns, hosts) = dns_server(&lab, &format!("{OLD} registry.lab\n"));
-    let _agent = lab.agent("n1", &wide_config(&lab));
-    crate::degraded::eventually(10, "the name's 1,100 frontends applied", || {
-        listed(&lab, "n1").len() == 1_100
-    });
-    let served = |addr: &str| {
-        lab.sh_ok(
-            "n1-c1",
-            &format!("curl -s --max-time 3 http://{addr}:10999/"),
-        )
-        .trim()
-        .to_owned()
-    };
-    assert_eq!(served(OLD), "b1");
-
-    // Sixteen addresses: fourteen fit, the one served first among them.
-    let sixteen: String = (10..26)
-        .map(|a| format!("203.0.113.{a} registry.lab\n"))
-        .collect();
-    fs::write(&hosts, sixteen).expect("hosts");
-    // dnsmasq reads its hosts file again on SIGHUP.
-    dns.signal(libc::SIGHUP);
-    crate::degraded::eventually(15, "fourteen addresses of 1,100 ports applied", || {
-        listed(&lab, "n1").len() == 14 * 1_100
-    });
-    let mut held = addrs(&lab, "n1");
-    held.dedup();
-    let want: Vec<String> = (10..24).map(|a| format!("203.0.113.{a}")).collect();
-    assert_eq!(held, want, "the lowest, beside the one served before");
-    let (code, body) = crate::degraded::readyz(&lab, "n1");
-    assert_eq!(code, "200", "{body}");
-    assert!(
-        body.contains("203.0.113.24 not served: the datapath's tables are full")
-            && body.contains("registry.lab"),
-        "readyz says what of the name is not served: {body}"
-    );
-    assert_eq!(served(OLD), "b1", "what was served still is");
-    assert_eq!(served("203.0.113.23"), "b1");
-
-    // The record changes after the refusal: once the old addresses are let
-    // go, the new one takes their room.
-    fs::write(&hosts, "203.0.113.99 registry.lab\n").expect("hosts");
-    dns.signal(libc::SIGHUP);
-    crate::degraded::eventually(30, "the changed record served alone", || {
-        let mut a = addrs(&lab, "n1");
-        a.dedup();
-        a == ["203.0.113.99"]
-    });
-    assert_eq!(served("203.0.113.99"), "b1");
-    crate::degraded::eventually(10, "nothing of the name degraded", || {
-        crate::degraded::readyz(&lab, "n1").1 == "ready"
-    });
 }

@@ -89,26 +89,9 @@ struct CounterLabel {
 }
 
 impl AgentMetrics {
-    /// Records the names of the frontends as applied to the maps.
-    pub fn set_names(
-        &self,
-        maps: &crate::loader::Maps,
-        frontends: &[crate::config::Frontend],
-    ) -> Result<()> {
-        let mut names = BTreeMap::new();
-        for fe in frontends {
-            use crate::reconcile::frontend_key;
-            let found = match (frontend_key::<u32>(fe), frontend_key::<[u32; 4]>(fe)) {
-                (Some(k), _) => maps.v4.frontends.get(&k, 0).ok(),
-                (_, Some(k)) => maps.v6.frontends.get(&k, 0).ok(),
-                _ => None,
-            };
-            if let Some(f) = found {
-                names.insert(f.id, fe.name.clone());
-            }
-        }
+    /// Records the names of the frontends the maps hold, by id.
+    pub fn set_names(&self, names: BTreeMap<u32, String>) {
         *self.names.lock().expect("names lock") = names;
-        Ok(())
     }
 
     pub fn reload(&self, ok: bool) {

@@ -234,7 +234,7 @@ impl Agent {
         if let Some(m) = pending.as_ref() {
             m.end_unreadable(&mut agent.maps, &agent.node, false);
         }
-        agent.record_applied(desired)?;
+        agent.record_applied(desired, &applied);
         agent.migrations = pending.take();
         Ok(agent)
     }
@@ -316,12 +316,15 @@ impl Agent {
 
     /// Records the frontends the maps now hold, for the loop, the listener,
     /// the metrics' names and the cluster's state file.
-    fn record_applied(&mut self, desired: Vec<crate::config::Frontend>) -> Result<()> {
+    fn record_applied(
+        &mut self,
+        desired: Vec<crate::config::Frontend>,
+        applied: &reconcile::Applied,
+    ) {
         self.save_cluster();
         self.health.set_frontends(desired.clone());
-        let named = self.metrics.set_names(&self.maps, &desired);
+        self.metrics.set_names(applied.names.clone());
         self.applied = desired;
-        named
     }
 
     /// Tries failed items again.

@@ -203,9 +203,7 @@ impl Agent {
         let desired = self.desired(&self.config);
         match reconcile::apply(&mut self.maps, &desired, self.opts.max_frontends) {
             Ok(applied) => {
-                if let Err(e) = self.record_applied(desired) {
-                    warn!("frontend names for metrics: {e:#}");
-                }
+                self.record_applied(desired, &applied);
                 self.flows_ended(&applied);
                 info!(why, ?applied, "applied");
                 self.set_uplink().await;

@@ -115,9 +115,7 @@ impl Agent {
         }
         let socket_changed = config.socket != self.config.socket;
         self.config = config;
-        if let Err(e) = self.record_applied(desired) {
-            warn!("frontend names for metrics: {e:#}");
-        }
+        self.record_applied(desired, &applied);
         self.flows_ended(&applied);
         if socket_changed {
             self.set_socket_path();

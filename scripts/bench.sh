@@ -2,7 +2,7 @@
 # hairpin's cost, side by side with the direct path and with iptables DNAT,
 # in one bounded run in a lab of its own (LAB_PREFIX=hpbench):
 #   1. per packet: BPF_PROG_TEST_RUN against an empty TC program
-#      (agent/examples/packet_bench.rs)
+#      (agent/examples/packet_bench/)
 #   2. end to end: wrk and iperf3 from pods and a host to b1, directly,
 #      through hairpin, and through hand-written iptables DNAT; interleaved
 #   3. scale: 1 to 100,000 frontends (iptables: DNAT rules)

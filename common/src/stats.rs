@@ -23,7 +23,8 @@ user_pod!(FrontendStats);
 pub enum Counter {
     /// A new flow was not translated because conntrack refused its entries.
     CtInsertFailed = 0,
-    /// An IPv4 packet with a bad header, a truncated one, or a fragment.
+    /// An IPv4 or IPv6 packet with a bad header, a truncated one, or a
+    /// fragment.
     Unparsable = 1,
     /// ICMP errors about a translated flow, translated with it.
     IcmpTranslated = 2,

@@ -15,7 +15,7 @@ use kube::runtime::events::Recorder;
 use tokio::sync::mpsc::UnboundedSender;
 use tracing::{info, warn};
 
-use super::{degraded::Item, Agent};
+use super::{apply::Cause, degraded::Item, Agent};
 use crate::{
     config::{Config, Frontend, Kubernetes},
     health::ClusterView,
@@ -261,7 +261,7 @@ impl Agent {
             None => self.retries.served(&Item::Kubernetes),
         }
         if changed && self.refresh_cluster(&self.base(&self.config)) {
-            self.apply_desired("cluster").await;
+            self.apply_desired(Cause::Cluster).await;
         }
         self.publish_cluster();
     }

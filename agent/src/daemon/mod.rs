@@ -3,6 +3,7 @@
 //! configuration when it changes. The command line only turns its arguments
 //! into [`Settings`].
 
+mod apply;
 mod cluster;
 mod collect;
 mod degraded;
@@ -33,11 +34,12 @@ use crate::{
     links::{self, Link, NetEvent},
     loader::{self, Datapath, LoadOptions, Maps},
     metrics::AgentMetrics,
-    pins, reconcile,
+    pins,
     sources::{dns::Names, kubernetes::watch::Message},
 };
 
 use self::{
+    apply::Cause,
     cluster::Cluster,
     collect::Collector,
     degraded::{Item, Retries},
@@ -228,13 +230,11 @@ impl Agent {
             .await;
         // So are the addresses the file's names had.
         agent.adopt_names();
-        let desired = agent.desired(&agent.config);
-        let applied = reconcile::apply(&mut agent.maps, &desired, agent.opts.max_frontends)?;
-        info!(config = %agent.settings.config.display(), ?applied, "configuration applied");
+        let config = agent.config.clone();
+        agent.apply(&config, Cause::Start)?;
         if let Some(m) = pending.as_ref() {
             m.end_unreadable(&mut agent.maps, &agent.node, false);
         }
-        agent.record_applied(desired, &applied);
         agent.migrations = pending.take();
         Ok(agent)
     }
@@ -312,19 +312,6 @@ impl Agent {
         }
         info!("stopping; the datapath stays in place (`hairpin detach` removes it)");
         Ok(())
-    }
-
-    /// Records the frontends the maps now hold, for the loop, the listener,
-    /// the metrics' names and the cluster's state file.
-    fn record_applied(
-        &mut self,
-        desired: Vec<crate::config::Frontend>,
-        applied: &reconcile::Applied,
-    ) {
-        self.save_cluster();
-        self.health.set_frontends(desired.clone());
-        self.metrics.set_names(applied.names.clone());
-        self.applied = desired;
     }
 
     /// Tries failed items again.

@@ -11,13 +11,8 @@ use hickory_resolver::{
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tracing::{info, warn};
 
-use super::{degraded::Item, Agent, TICK};
-use crate::{
-    config::{Config, Frontend},
-    metrics::NameLabel,
-    reconcile,
-    sources::dns::{Bounds, Outcome},
-};
+use super::{apply::Cause, degraded::Item, Agent};
+use crate::{metrics::NameLabel, sources::dns::Outcome};
 
 pub type Resolved = (String, Outcome);
 
@@ -112,7 +107,7 @@ impl Agent {
         if changed {
             info!(name = %host, "addresses changed");
             self.refresh_cluster(&self.base(&self.config));
-            self.apply_desired("name").await;
+            self.apply_desired(Cause::Name).await;
         } else {
             self.report_names();
         }
@@ -168,56 +163,8 @@ impl Agent {
         });
         if expired {
             self.refresh_cluster(&self.base(&self.config));
-            self.apply_desired("name").await;
+            self.apply_desired(Cause::Name).await;
         }
-    }
-
-    /// The frontends of `config` at their written addresses and at the
-    /// addresses their names have.
-    pub(super) fn base(&self, config: &Config) -> Vec<Frontend> {
-        let (named, _) = self.names.frontends(&config.named, &self.bounds(config));
-        config.frontends.iter().cloned().chain(named).collect()
-    }
-
-    /// What `config`'s names must leave alone.
-    fn bounds<'a>(&'a self, config: &'a Config) -> Bounds<'a> {
-        Bounds {
-            written: &config.frontends,
-            node: &self.node,
-            room: self.room().after(&config.frontends),
-            applied: &self.applied,
-        }
-    }
-
-    /// Every frontend the maps should hold: the file's, its names' and the
-    /// cluster's that these leave free.
-    pub(super) fn desired(&self, config: &Config) -> Vec<Frontend> {
-        let mut all = self.base(config);
-        let cluster = self.cluster_frontends(&all);
-        all.extend(cluster);
-        all
-    }
-
-    /// Applies the desired frontends after a name or the cluster changed.
-    pub(super) async fn apply_desired(&mut self, why: &str) {
-        let desired = self.desired(&self.config);
-        match reconcile::apply(&mut self.maps, &desired, self.opts.max_frontends) {
-            Ok(applied) => {
-                self.record_applied(desired, &applied);
-                self.flows_ended(&applied);
-                info!(why, ?applied, "applied");
-                self.set_uplink().await;
-            }
-            Err(e) => {
-                // All or nothing: what the maps held before is put back.
-                warn!(why, "applying: {e:#}; keeping what was applied");
-                let last = self.applied.clone();
-                if let Err(e) = reconcile::apply(&mut self.maps, &last, self.opts.max_frontends) {
-                    warn!("restoring what was applied: {e:#}");
-                }
-            }
-        }
-        self.report_names();
     }
 
     /// Says which names cannot be served (never resolved, or resolved to
@@ -225,7 +172,7 @@ impl Agent {
     pub(super) fn report_names(&mut self) {
         let (_, refused) = self
             .names
-            .frontends(&self.config.named, &self.bounds(&self.config));
+            .frontends(&self.config.named, &self.name_bounds(&self.config));
         let unresolved = self.names.unresolved();
         let mut hosts: Vec<String> = self.config.named.iter().map(|n| n.host.clone()).collect();
         hosts.dedup();
@@ -245,15 +192,5 @@ impl Agent {
             }
         }
         self.health.set_name_views(self.names.views());
-    }
-
-    /// Tells the monitors of the flows an apply ended, and keeps their
-    /// backends' addresses until their resets have reached the clients.
-    pub(super) fn flows_ended(&mut self, applied: &reconcile::Applied) {
-        self.monitor.publish(&applied.ended.events);
-        let until =
-            Instant::now() + std::time::Duration::from_nanos(self.opts.timeouts.close) + TICK;
-        self.collector.linger(until, applied.lingering.clone());
-        self.sync_lingering();
     }
 }

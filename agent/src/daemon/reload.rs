@@ -12,7 +12,7 @@ use std::{
 use anyhow::Result;
 use tracing::{info, warn};
 
-use super::Agent;
+use super::{apply::Cause, Agent};
 use crate::{config::Config, links, reconcile};
 
 /// Identity of the file behind the config path: a ConfigMap update swaps a
@@ -91,22 +91,16 @@ impl Agent {
         self.names.track(&config, now);
         let replaced = self.configure_cluster(config.kubernetes.clone()).await;
         self.refresh_cluster(&self.base(&config));
-        let desired = self.desired(&config);
-        let max = self.opts.max_frontends;
-        let applied = match reconcile::apply(&mut self.maps, &desired, max) {
+        let applied = match self.apply(&config, Cause::Reload) {
             Ok(applied) => applied,
             Err(e) => {
-                // Put the maps back to the last good configuration, and
-                // the cluster as it followed it.
+                // The maps are as they were: so are the names and the
+                // cluster, as they followed the last good configuration.
                 self.names.track(&self.config, now);
                 if let Some(previous) = replaced {
                     self.restore_cluster(previous);
                 }
                 self.refresh_cluster(&self.base(&self.config));
-                let last = self.desired(&self.config);
-                if let Err(e) = reconcile::apply(&mut self.maps, &last, max) {
-                    warn!("restoring the last good configuration: {e:#}");
-                }
                 return Err(e);
             }
         };
@@ -115,8 +109,6 @@ impl Agent {
         }
         let socket_changed = config.socket != self.config.socket;
         self.config = config;
-        self.record_applied(desired, &applied);
-        self.flows_ended(&applied);
         if socket_changed {
             self.set_socket_path();
         }

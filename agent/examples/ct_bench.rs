@@ -1,5 +1,5 @@
 //! Conntrack at scale: the kernel memory of `CT_V4` sized for a million
-//! entries, and the time of the agent's collector (`hairpin::gc::sweep`)
+//! entries, and the time of the agent's collector (`hairpin::conntrack::sweep::sweep`)
 //! over a full table.
 //!
 //! ```sh
@@ -22,8 +22,8 @@ use std::{
 use anyhow::{bail, ensure, Context as _, Result};
 use aya::maps::IterableMap as _;
 use hairpin::{
-    gc,
-    loader::{Conntrack, Datapath, LoadOptions},
+    conntrack::sweep,
+    datapath::loader::{Conntrack, Datapath, LoadOptions},
     reconcile::{addr_key, port_key},
 };
 use hairpin_common::{
@@ -178,7 +178,7 @@ fn main() -> Result<()> {
     let all_memlock: u64 = all.values().map(|(m, _)| m).sum();
 
     // Fill: established flows, both entries, as the datapath writes them.
-    let now = hairpin::clock::monotonic_ns();
+    let now = hairpin::datapath::clock::monotonic_ns();
     let t = Instant::now();
     fill(ct, o.flows, now)?;
     let fill_s = t.elapsed().as_secs_f64();
@@ -191,21 +191,30 @@ fn main() -> Result<()> {
 
     // A full sweep with nothing expired: the collector's reading cost.
     let t = Instant::now();
-    let s = gc::sweep(ct, &timeouts, hairpin::clock::monotonic_ns(), usize::MAX)?;
+    let s = sweep::sweep(
+        ct,
+        &timeouts,
+        hairpin::datapath::clock::monotonic_ns(),
+        usize::MAX,
+    )?;
     let sweep_live_s = t.elapsed().as_secs_f64();
     ensure!(s.entries == entries && s.removed == 0, "live sweep: {s:?}");
 
     // One tick of the agent's collector.
     let t = Instant::now();
-    let s =
-        gc::Sweeper::default().step(ct, &timeouts, hairpin::clock::monotonic_ns(), TICK_BUDGET)?;
+    let s = sweep::Sweeper::default().step(
+        ct,
+        &timeouts,
+        hairpin::datapath::clock::monotonic_ns(),
+        TICK_BUDGET,
+    )?;
     let tick_s = t.elapsed().as_secs_f64();
     ensure!(s.entries == TICK_BUDGET.min(entries), "tick: {s:?}");
 
     // Seven hours on, every flow has expired: a full sweep removes them.
     let later = now + 7 * 3600 * NS_PER_SEC;
     let t = Instant::now();
-    let s = gc::sweep(ct, &timeouts, later, usize::MAX)?;
+    let s = sweep::sweep(ct, &timeouts, later, usize::MAX)?;
     let sweep_expired_s = t.elapsed().as_secs_f64();
     let removed = s.removed;
     ensure!(
@@ -224,7 +233,7 @@ fn main() -> Result<()> {
         ct.insert(k, e, 0)?;
     }
     let expired_behind = ct.keys().count() - head.len();
-    let mut sweeper = gc::Sweeper::default();
+    let mut sweeper = sweep::Sweeper::default();
     let (mut ticks, mut tick_removed) = (0, 0);
     let t = Instant::now();
     // Twice the ticks a full pass needs: the cursor must come round.

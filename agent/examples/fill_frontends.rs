@@ -23,8 +23,8 @@ use std::{
 use anyhow::{bail, Context as _, Result};
 use aya::maps::{HashMap, Map, MapData, MapError};
 use hairpin::{
-    loader::{Datapath, LoadOptions},
-    pins,
+    datapath::loader::{Datapath, LoadOptions},
+    datapath::pins,
     reconcile::{addr_key, port_key},
 };
 use hairpin_common::{

@@ -128,7 +128,7 @@ fn a_missing_socket_path_cgroup_leaves_the_tc_path_serving_until_it_appears() {
     require_privileged!();
     let lab = Lab::up();
     // The lab's cgroup for n1, not created yet (Lab::cgroup creates it).
-    let cgroup = hairpin::sockets::cgroup2_root()
+    let cgroup = hairpin::datapath::sockets::cgroup2_root()
         .expect("cgroup v2")
         .join(lab.ns("n1"));
     assert!(!cgroup.exists(), "{} exists already", cgroup.display());
@@ -188,9 +188,10 @@ fn a_missing_socket_path_cgroup_leaves_the_tc_path_serving_until_it_appears() {
 /// A BPF object of another's at the path where hairpin pins `prog`'s link
 /// on `ifname`: not a link, so hairpin must neither use nor replace it.
 fn pin_foreign_object(pin_dir: &std::path::Path, prog: &str, ifname: &str) -> std::path::PathBuf {
-    let path = hairpin::pins::link_pin(pin_dir, ifname, prog);
+    let path = hairpin::datapath::pins::link_pin(pin_dir, ifname, prog);
     std::fs::create_dir_all(path.parent().expect("parent")).expect("pin dir");
-    let mut dp = hairpin::loader::Datapath::load(&Default::default(), None).expect("load");
+    let mut dp =
+        hairpin::datapath::loader::Datapath::load(&Default::default(), None).expect("load");
     let maps = dp.take_maps().expect("maps");
     maps.node.pin(&path).expect("pin a foreign map");
     path

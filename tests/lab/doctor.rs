@@ -121,7 +121,7 @@ fn doctor_finds_the_node_well_then_names_each_fault() {
         assert_eq!(check(&checks, name).0, "ok", "{name}: {checks:?}");
     }
     // What the kernel lacks is named, with what serves instead.
-    let kernel = hairpin::kernel::Kernel::probe();
+    let kernel = hairpin::datapath::kernel::Kernel::probe();
     let (verdict, evidence) = check(&checks, "kernel");
     assert_eq!(verdict == "ok", kernel.lacks().is_empty(), "{evidence}");
     for lack in kernel.lacks() {

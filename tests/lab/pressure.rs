@@ -34,7 +34,7 @@ fn fill(pin_dir: &std::path::Path, n: u16) -> usize {
     let flooder = u32::from_ne_bytes([198, 51, 100, 99]);
     let frontend = u32::from_ne_bytes([203, 0, 113, 10]);
     // Fresh: the collector alone would keep them for the SYN lifetime.
-    let now = hairpin::clock::monotonic_ns();
+    let now = hairpin::datapath::clock::monotonic_ns();
     (0..n)
         .filter(|i| {
             let key = CtKeyV4 {

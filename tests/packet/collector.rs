@@ -2,9 +2,9 @@
 //! the whole table, flows judged with both their entries.
 
 use hairpin::{
-    clock::monotonic_ns,
-    gc::Sweeper,
-    loader::{Datapath, LoadOptions},
+    conntrack::sweep::Sweeper,
+    datapath::clock::monotonic_ns,
+    datapath::loader::{Datapath, LoadOptions},
 };
 use hairpin_common::{
     CtDir, CtEntryV4, CtKeyV4, CtOrigin, CtTimeouts, EndReason, EventKind, IPPROTO_TCP,

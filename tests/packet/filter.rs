@@ -27,7 +27,7 @@ fn the_address_filter_is_asked_before_the_maps<F: Family>() {
         "an empty filter: not ours"
     );
 
-    hairpin::filter::sync(&mut h.maps, &Default::default()).unwrap();
+    hairpin::reconcile::address_filter::sync(&mut h.maps, &Default::default()).unwrap();
     let step = h.expect_step(Hook::PodIngress, &syn);
     assert_ne!(F::endpoints(&step.out).1, F::WEB, "translated to a backend");
 }

@@ -5,9 +5,9 @@
 //! 5.10, 6.1, 6.12).
 
 use hairpin::{
-    kernel::{self, Kernel},
-    loader::{Datapath, LoadOptions},
-    sockets,
+    datapath::kernel::{self, Kernel},
+    datapath::loader::{Datapath, LoadOptions},
+    datapath::sockets,
 };
 use hairpin_common::{PROG_NETNS_PROBE, SOCK_PROGRAMS, TC_PROGRAMS};
 

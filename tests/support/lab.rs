@@ -127,7 +127,7 @@ impl Lab {
     /// processes (the socket-level path attaches there, never to the
     /// machine's root cgroup), created on first use.
     pub fn cgroup(&self, node: &str) -> PathBuf {
-        let root = hairpin::sockets::cgroup2_root().expect("a cgroup v2 hierarchy");
+        let root = hairpin::datapath::sockets::cgroup2_root().expect("a cgroup v2 hierarchy");
         let dir = root.join(format!("{}-{node}", self.prefix));
         if !dir.exists() {
             fs::create_dir(&dir).expect("create test cgroup");

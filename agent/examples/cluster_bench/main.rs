@@ -146,10 +146,10 @@ impl Node {
 
     /// Each frontend's backend addresses, from the pinned maps.
     fn backends(&self) -> Vec<String> {
-        let Ok(pinned) = hairpin::inspect::Pinned::open(&self.pins) else {
+        let Ok(pinned) = hairpin::datapath::pinned::Pinned::open(&self.pins) else {
             return Vec::new();
         };
-        hairpin::inspect::frontends(&pinned)
+        hairpin::datapath::pinned::frontends(&pinned)
             .unwrap_or_default()
             .into_iter()
             .flat_map(|f| f.backends.into_iter().map(|(b, _)| b))
@@ -157,9 +157,9 @@ impl Node {
     }
 
     fn frontends(&self) -> usize {
-        hairpin::inspect::Pinned::open(&self.pins)
+        hairpin::datapath::pinned::Pinned::open(&self.pins)
             .ok()
-            .and_then(|p| hairpin::inspect::frontends(&p).ok())
+            .and_then(|p| hairpin::datapath::pinned::frontends(&p).ok())
             .map_or(0, |f| f.len())
     }
 }

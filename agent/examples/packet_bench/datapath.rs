@@ -9,7 +9,7 @@ use anyhow::{ensure, Result};
 use aya::maps::MapError;
 use hairpin::{
     config,
-    loader::{Datapath, LoadOptions, Maps},
+    datapath::loader::{Datapath, LoadOptions, Maps},
     reconcile::{self, addr_key, port_key},
 };
 use hairpin_common::{
@@ -116,7 +116,7 @@ impl Hairpin {
             };
             self.maps.v4.frontend_addrs.insert(a, count + 1, 0)?;
         }
-        hairpin::filter::sync(&mut self.maps, &Default::default())
+        hairpin::reconcile::address_filter::sync(&mut self.maps, &Default::default())
     }
 }
 
@@ -143,9 +143,9 @@ pub fn add_mirror_flow(hp: &mut Hairpin, fwd_key: CtKeyV4, rev_key: CtKeyV4) -> 
     // the filter as a backend of an ended flow would be).
     hp.maps.v4.frontend_addrs.insert(fwd.nat.daddr, 1, 0)?;
     hp.maps.v4.backend_addrs.insert(rev.nat.saddr, 1, 0)?;
-    let mut mirrored = hairpin::flows::Lingering::default();
+    let mut mirrored = hairpin::conntrack::flows::Lingering::default();
     mirrored.v4.insert((rev.nat.saddr, rev.nat.sport));
-    hairpin::filter::sync(&mut hp.maps, &mirrored)
+    hairpin::reconcile::address_filter::sync(&mut hp.maps, &mirrored)
 }
 
 /// Medians of 5 chunks of one-run calls: the empty program and hairpin's

@@ -36,7 +36,7 @@ mod report;
 use std::{net::Ipv4Addr, os::fd::AsFd as _};
 
 use anyhow::{bail, ensure, Context as _, Result};
-use hairpin::loader::LoadOptions;
+use hairpin::datapath::loader::LoadOptions;
 use hairpin_common::{CtTimeouts, PROG_POD_EGRESS, PROG_POD_INGRESS, PROG_UPLINK_EGRESS};
 
 use bpf::{load_empty, test_run};

@@ -4,10 +4,10 @@ use anyhow::Result;
 use clap::Subcommand;
 
 use super::{
-    agent_view::AgentArgs,
+    control::AgentArgs,
     output::{print, Format},
 };
-use crate::{inspect, pins};
+use crate::{datapath::pinned, datapath::pins};
 
 /// Conntrack: list or flush flows, from the pinned maps.
 #[derive(clap::Args)]
@@ -39,13 +39,13 @@ struct Filter {
 
 pub fn ct(args: Args) -> Result<()> {
     let (Command::List(filter) | Command::Flush(filter)) = &args.command;
-    let pinned = inspect::Pinned::open(&filter.pin_dir)?;
+    let pinned = pinned::Pinned::open(&filter.pin_dir)?;
     let id = filter
         .frontend
         .as_deref()
-        .map(|f| inspect::frontend_id(&pinned, f))
+        .map(|f| pinned::frontend_id(&pinned, f))
         .transpose()?;
-    let flows: Vec<_> = inspect::flows(&pinned)?
+    let flows: Vec<_> = pinned::flows(&pinned)?
         .into_iter()
         .filter(|f| id.is_none_or(|id| f.frontend_id == id))
         .collect();

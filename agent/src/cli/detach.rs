@@ -2,7 +2,7 @@ use std::{fs, path::PathBuf};
 
 use anyhow::{Context as _, Result};
 
-use crate::{attach, pins, pod_side::PodSide, sockets};
+use crate::{datapath::attach, datapath::pins, datapath::pod_side::PodSide, datapath::sockets};
 
 /// Remove everything hairpin installed under the pin directory: its links
 /// (the programs detach with them), then its maps. Traffic to the frontends

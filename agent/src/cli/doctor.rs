@@ -6,19 +6,20 @@ use std::{
 
 use anyhow::Result;
 
-use super::{agent_view::AgentArgs, output::Format};
+use super::{control::AgentArgs, output::Format};
 use crate::{
-    attach, caps,
+    caps,
     config::{Config, DEFAULT_POD_PATTERNS},
+    datapath::attach,
+    datapath::kernel::Kernel,
+    datapath::loader::LoadOptions,
+    datapath::pins,
     doctor::{
         checks, checks_network, checks_pods, checks_probe, checks_system,
         facts::{self, Hook},
         facts_network::{self, Network},
         probe, Check, Verdict,
     },
-    kernel::Kernel,
-    loader::LoadOptions,
-    pins,
 };
 
 /// What is wrong on this node: the kernel and system, the node's network,

@@ -3,10 +3,10 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 use super::{
-    agent_view::{self, AgentArgs},
+    control::{self, AgentArgs},
     output::{print, Format},
 };
-use crate::{inspect, pins};
+use crate::{datapath::pinned, datapath::pins};
 
 /// Frontends with their backends and live counters, from the pinned maps,
 /// and what the agent reports it cannot serve.
@@ -21,8 +21,8 @@ pub struct Args {
 }
 
 pub fn list(args: Args) -> Result<()> {
-    let pinned = inspect::Pinned::open(&args.pin_dir)?;
-    let mut rows = inspect::frontends(&pinned)?;
+    let pinned = pinned::Pinned::open(&args.pin_dir)?;
+    let mut rows = pinned::frontends(&pinned)?;
     let degraded = args.agent.degraded().unwrap_or_default();
     let (names, applied) = if rows.is_empty() {
         (Vec::new(), Vec::new())
@@ -56,7 +56,7 @@ pub fn list(args: Args) -> Result<()> {
             });
         row.source = applied
             .iter()
-            .find(|f| row.frontend == crate::inspect::frontend_label(f))
+            .find(|f| row.frontend == crate::datapath::pinned::frontend_label(f))
             .map(|f| f.source.clone());
         row.not_served = degraded
             .iter()
@@ -113,13 +113,13 @@ pub fn list(args: Args) -> Result<()> {
     if matches!(args.output, Format::Table) {
         // The counters that explain a packet left untranslated or refused
         // (docs/datapath.md, "Counters"), as the metrics have them.
-        let counters: Vec<String> = inspect::global_counters(&pinned)?
+        let counters: Vec<String> = pinned::global_counters(&pinned)?
             .iter()
             .map(|(c, v)| format!("{}={v}", c.name()))
             .collect();
         println!("\ndatapath: {}", counters.join(" "));
         let others: Vec<_> = degraded.into_iter().filter(|d| d.kind != "route").collect();
-        agent_view::print_lines(&others);
+        control::print_lines(&others);
     }
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! The `hairpin` command line: one file per subcommand.
 
-mod agent_view;
 mod check;
+mod control;
 mod crd;
 mod ct;
 mod detach;

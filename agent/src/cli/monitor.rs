@@ -2,7 +2,7 @@ use std::{io::BufRead as _, net::IpAddr};
 
 use anyhow::{Context as _, Result};
 
-use super::{agent_view::AgentArgs, output::Format};
+use super::{control::AgentArgs, output::Format};
 use crate::monitor::{
     event::Shown,
     filter::{self, Filter, FrontendMatch},

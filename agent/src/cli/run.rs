@@ -2,7 +2,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use crate::{attach::Mode, daemon, listener, pins};
+use crate::{daemon, datapath::attach::Mode, datapath::pins, listener};
 
 /// Run the datapath: load and attach the programs, apply the configuration,
 /// follow the node's interfaces, collect expired flows, serve metrics, and

@@ -4,10 +4,10 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::{
-    agent_view::{self, AgentArgs},
+    control::{self, AgentArgs},
     output::{print, Format},
 };
-use crate::{attach, hooks, kernel::Kernel, links, pins};
+use crate::{datapath::attach, datapath::hooks, datapath::kernel::Kernel, datapath::pins, links};
 
 /// Where hairpin is attached: the programs (TCX, clsact) on every hook,
 /// in order, and the links hairpin pinned; then what the kernel lacks and
@@ -82,7 +82,7 @@ pub fn status(args: Args) -> Result<()> {
     );
     if matches!(args.output, Format::Table) {
         // Which datapath is pinned, against what this binary makes.
-        match crate::migrate::pinned_layout(&args.pin_dir) {
+        match crate::datapath::migrate::pinned_layout(&args.pin_dir) {
             Ok(Some(v)) => println!(
                 "\ndatapath: layout {v}; this binary's: {} (hairpin {})",
                 hairpin_common::LAYOUT_VERSION,
@@ -101,10 +101,10 @@ pub fn status(args: Args) -> Result<()> {
             );
         }
         if let Some(items) = args.agent.degraded() {
-            agent_view::print_lines(&items);
+            control::print_lines(&items);
         }
         if let Some(c) = args.agent.cluster().filter(|c| c.enabled) {
-            agent_view::print_cluster(&c);
+            control::print_cluster(&c);
         }
     }
     Ok(())

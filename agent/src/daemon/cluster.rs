@@ -18,7 +18,7 @@ use tracing::{info, warn};
 use super::{apply::Cause, degraded::Item, Agent};
 use crate::{
     config::{Config, Frontend, Kubernetes},
-    health::ClusterView,
+    listener::published::ClusterView,
     sources::{
         kubernetes::{
             admission::Admission,

@@ -9,7 +9,10 @@ use tracing::{info, warn};
 use super::Agent;
 use hairpin_common::Counter;
 
-use crate::{flows, gc, links, metrics::InterfaceLabel, reconcile, relief};
+use crate::{
+    conntrack::flows, conntrack::pressure, conntrack::sweep, links,
+    listener::metrics::InterfaceLabel, reconcile,
+};
 
 /// Entries looked at per sweep, to bound the work of one tick.
 const GC_BUDGET: usize = 65_536;
@@ -18,8 +21,8 @@ const GC_BUDGET: usize = 65_536;
 pub struct Collector {
     /// Backend addresses kept for the reverse entries of flows just ended.
     lingering: Vec<(Instant, flows::Lingering)>,
-    sweep_v4: gc::Sweeper<u32>,
-    sweep_v6: gc::Sweeper<[u32; 4]>,
+    sweep_v4: sweep::Sweeper<u32>,
+    sweep_v6: sweep::Sweeper<[u32; 4]>,
     /// `ct_insert_failed` at the last tick: when it moves, the table is
     /// full.
     insert_failed: u64,
@@ -61,7 +64,7 @@ impl Agent {
             self.sync_lingering();
         }
         self.metrics.gc_sweeps.inc();
-        let (now, t) = (crate::clock::monotonic_ns(), &self.opts.timeouts);
+        let (now, t) = (crate::datapath::clock::monotonic_ns(), &self.opts.timeouts);
         let c = &mut self.collector;
         let swept = c
             .sweep_v4
@@ -122,8 +125,8 @@ impl Agent {
             return;
         }
         self.collector.insert_failed = failed;
-        let relieved = relief::relieve(&mut self.maps.v4.conntrack, now).and_then(|mut a| {
-            a.extend(relief::relieve(&mut self.maps.v6.conntrack, now)?);
+        let relieved = pressure::relieve(&mut self.maps.v4.conntrack, now).and_then(|mut a| {
+            a.extend(pressure::relieve(&mut self.maps.v6.conntrack, now)?);
             Ok(a)
         });
         match relieved {

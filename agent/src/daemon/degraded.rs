@@ -11,7 +11,7 @@ use std::{
 
 use tracing::{debug, info, warn};
 
-use crate::health::{Change, Health};
+use crate::listener::published::{Change, Health};
 
 /// The first retry comes this soon; each failure doubles the wait.
 const FIRST_RETRY: Duration = Duration::from_secs(1);

@@ -7,7 +7,7 @@ use anyhow::Result;
 use aya::maps::{MapData, RingBuf};
 use hairpin_common::Event;
 
-use crate::{inspect, loader::Datapath, monitor::Hub};
+use crate::{datapath::loader::Datapath, datapath::pinned, monitor::Hub};
 
 /// Events read per wake-up at most, so that a flood cannot starve the loop.
 const BATCH: usize = 1024;
@@ -23,8 +23,8 @@ pub fn spawn(dp: &mut Datapath, pin_dir: &Path) -> Result<Hub> {
     let hub = Hub::new(
         Some(config),
         Box::new(move |fm| {
-            inspect::Pinned::open(&pins)
-                .and_then(|p| inspect::frontends(&p))
+            pinned::Pinned::open(&pins)
+                .and_then(|p| pinned::frontends(&p))
                 .map(|fes| {
                     fes.into_iter()
                         .filter(|f| f.addr == fm.addr && fm.port.is_none_or(|p| p == f.port))

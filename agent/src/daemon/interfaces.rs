@@ -9,9 +9,9 @@ use tracing::{info, warn};
 
 use super::{degraded::Item, Agent};
 use crate::{
-    attach::{self, Role},
+    datapath::attach::{self, Role},
+    datapath::pins,
     links::{self, Link},
-    pins,
 };
 
 impl Agent {

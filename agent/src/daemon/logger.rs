@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 
-use crate::loader::Datapath;
+use crate::datapath::loader::Datapath;
 
 /// Polls the datapath's log ring buffer from a task. The logger must stay
 /// alive and be polled, or the datapath's records are lost.

@@ -28,13 +28,13 @@ use tokio::signal::unix::{signal, SignalKind};
 use tracing::info;
 
 use crate::{
-    attach::{Attachments, Mode},
     config::Config,
-    health::Health,
+    datapath::attach::{Attachments, Mode},
+    datapath::loader::{self, Datapath, LoadOptions, Maps},
+    datapath::pins,
     links::{self, Link, NetEvent},
-    loader::{self, Datapath, LoadOptions, Maps},
-    metrics::AgentMetrics,
-    pins,
+    listener::metrics::AgentMetrics,
+    listener::published::Health,
     sources::{dns::Names, kubernetes::watch::Message},
 };
 
@@ -120,7 +120,7 @@ struct Agent {
     cluster_tx: tokio::sync::mpsc::UnboundedSender<Message>,
     cluster_rx: Option<tokio::sync::mpsc::UnboundedReceiver<Message>>,
     /// Maps migrated at start, copied once more after the programs moved.
-    migrations: Option<crate::migrate::Migrations>,
+    migrations: Option<crate::datapath::migrate::Migrations>,
     opts: LoadOptions,
     dp: Datapath,
     maps: Maps,
@@ -155,7 +155,7 @@ impl Agent {
     async fn load(
         settings: Settings,
         handle: rtnetlink::Handle,
-        pending: &mut Option<crate::migrate::Migrations>,
+        pending: &mut Option<crate::datapath::migrate::Migrations>,
     ) -> Result<Self> {
         let (file, config, node) =
             ConfigFile::open(&settings.config, settings.kubeconfig.clone(), &handle).await?;
@@ -164,7 +164,8 @@ impl Agent {
             opts.log_level = loader::LOG_LEVEL_DEBUG;
         }
         pins::create_dirs(&settings.pin_dir)?;
-        let migrations = pending.insert(crate::migrate::prepare(&settings.pin_dir, &opts)?);
+        let migrations =
+            pending.insert(crate::datapath::migrate::prepare(&settings.pin_dir, &opts)?);
         let mut dp = Datapath::load(&opts, Some(&settings.pin_dir))?;
         migrations.copy(&settings.pin_dir, false)?;
         let maps = dp.take_maps()?;
@@ -181,13 +182,13 @@ impl Agent {
         for &(map, outcome) in &migrations.outcomes {
             metrics
                 .maps_at_start
-                .get_or_create(&crate::metrics::MapLabel { map, outcome })
+                .get_or_create(&crate::listener::metrics::MapLabel { map, outcome })
                 .set(1);
         }
         for &(map, flows) in &migrations.flows_lost {
             metrics
                 .flows_lost_at_start
-                .get_or_create(&crate::metrics::MapName { map })
+                .get_or_create(&crate::listener::metrics::MapName { map })
                 .set(flows as i64);
         }
         let mut names = Names::new(config.dns.clone());

@@ -12,7 +12,7 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tracing::{info, warn};
 
 use super::{apply::Cause, degraded::Item, Agent};
-use crate::{metrics::NameLabel, sources::dns::Outcome};
+use crate::{listener::metrics::NameLabel, sources::dns::Outcome};
 
 pub type Resolved = (String, Outcome);
 
@@ -117,13 +117,13 @@ impl Agent {
     /// in the pinned maps: a frontend at the name's port and protocol, with
     /// the name's backends, and not one the file writes as an address.
     pub(super) fn adopt_names(&mut self) {
-        let Ok(pinned) = crate::inspect::Pinned::open(&self.settings.pin_dir) else {
+        let Ok(pinned) = crate::datapath::pinned::Pinned::open(&self.settings.pin_dir) else {
             return;
         };
-        let Ok(installed) = crate::inspect::frontends(&pinned) else {
+        let Ok(installed) = crate::datapath::pinned::frontends(&pinned) else {
             return;
         };
-        let label = crate::inspect::frontend_label;
+        let label = crate::datapath::pinned::frontend_label;
         let written: Vec<String> = self.config.frontends.iter().map(label).collect();
         for nf in &self.config.named {
             let mut backends: Vec<(String, u32)> = nf
@@ -159,7 +159,7 @@ impl Agent {
         let maps = &self.maps;
         let expired = self.names.expire(Instant::now(), |addr| {
             // On a read error, keep the address: a flow may live.
-            crate::flows::has_flows_to(maps, addr).unwrap_or(true)
+            crate::conntrack::flows::has_flows_to(maps, addr).unwrap_or(true)
         });
         if expired {
             self.refresh_cluster(&self.base(&self.config));

@@ -6,7 +6,7 @@ use hairpin_common::SockScope;
 use tracing::info;
 
 use super::{degraded::Item, Agent};
-use crate::{config::SocketScope, sockets};
+use crate::{config::SocketScope, datapath::sockets};
 
 impl Agent {
     /// Sets the socket-level path up as configured; a failure (a cgroup not

@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 
 use super::Check;
-use crate::{attach::POD_SIDE_HOOK, hooks::OnHook, kernel::Kernel};
+use crate::{datapath::attach::POD_SIDE_HOOK, datapath::hooks::OnHook, datapath::kernel::Kernel};
 
 /// The kernel: at least 5.10, and each feature hairpin uses where present
 /// (`kernel::Kernel`) named when missing, with what serves instead.

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{checks::Hook, Check};
-use crate::hooks::OnHook;
+use crate::datapath::hooks::OnHook;
 
 /// The CNI's datapath as the hooks show it: programs of others on the
 /// uplink's and the pod interfaces' hooks, with how they are attached (an

@@ -1,8 +1,8 @@
 //! The pod checks' verdicts from recorded inputs.
 
 use super::*;
+use crate::datapath::hooks::OnHook;
 use crate::doctor::Verdict;
-use crate::hooks::OnHook;
 
 const POD_SIDE: &str = "pod side ingress";
 

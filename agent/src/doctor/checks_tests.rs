@@ -1,8 +1,8 @@
 //! Each check's verdict from recorded inputs.
 
 use super::*;
+use crate::datapath::hooks::OnHook;
 use crate::doctor::Verdict;
-use crate::hooks::OnHook;
 
 fn verdicts(checks: &[Check]) -> Vec<(&'static str, Verdict)> {
     checks.iter().map(|c| (c.check, c.verdict)).collect()
@@ -125,7 +125,7 @@ fn missing_programs_fail_and_a_program_ahead_of_hairpins_is_named() {
     let is_hairpin = |p: &str| p.starts_with("pod_") || p.starts_with("uplink_");
     // A pod side without pod_receive is cni datapath's to judge.
     let pod_side = Hook {
-        hook: crate::attach::POD_SIDE_HOOK,
+        hook: crate::datapath::attach::POD_SIDE_HOOK,
         ..hook("vethb1", &[], true)
     };
     let ok = programs(

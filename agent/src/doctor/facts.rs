@@ -14,11 +14,12 @@ use hairpin_common::TC_PROGRAMS;
 
 use super::{checks_pods::PodFlow, facts_network};
 use crate::{
-    attach::POD_SIDE_HOOK,
-    hooks, inspect,
+    datapath::attach::POD_SIDE_HOOK,
+    datapath::hooks,
+    datapath::loader::{refusal, Datapath, LoadOptions},
+    datapath::migrate,
+    datapath::pinned,
     links::Link,
-    loader::{refusal, Datapath, LoadOptions},
-    migrate,
 };
 
 /// The verifier's answer to the TC programs, then to the socket path's:
@@ -129,13 +130,13 @@ pub fn hooks(links: &[Link], pods: &[glob::Pattern]) -> Vec<Hook> {
 /// The pod flows in the pinned conntrack, each with its pod's interface,
 /// and the backends that answered some client.
 pub fn pod_flows(pin_dir: &Path, links: &[Link]) -> Option<(Vec<PodFlow>, BTreeSet<String>)> {
-    let flows = inspect::flows(&inspect::Pinned::open(pin_dir).ok()?).ok()?;
+    let flows = pinned::flows(&pinned::Pinned::open(pin_dir).ok()?).ok()?;
     let answered = flows
         .iter()
         .filter(|f| f.replied)
         .map(|f| f.backend.clone())
         .collect();
-    let pods: Vec<&inspect::FlowView> = flows.iter().filter(|f| f.origin == "pod").collect();
+    let pods: Vec<&pinned::FlowView> = flows.iter().filter(|f| f.origin == "pod").collect();
     let clients: BTreeSet<IpAddr> = pods
         .iter()
         .filter_map(|f| f.client.parse::<SocketAddr>().ok())
@@ -161,11 +162,13 @@ pub fn pod_flows(pin_dir: &Path, links: &[Link]) -> Option<(Vec<PodFlow>, BTreeS
 
 /// Conntrack's entries and capacity, both families.
 pub fn conntrack(pin_dir: &Path) -> Option<(usize, u64)> {
-    let pinned = inspect::Pinned::open(pin_dir).ok()?;
-    let entries = inspect::conntrack_len(&pinned).ok()?;
+    let pinned = pinned::Pinned::open(pin_dir).ok()?;
+    let entries = pinned::conntrack_len(&pinned).ok()?;
     let capacity = [hairpin_common::CT_V4, hairpin_common::CT_V6]
         .iter()
-        .filter_map(|m| aya::maps::MapInfo::from_pin(crate::pins::map_pin(pin_dir, m)).ok())
+        .filter_map(|m| {
+            aya::maps::MapInfo::from_pin(crate::datapath::pins::map_pin(pin_dir, m)).ok()
+        })
         .map(|i| u64::from(i.max_entries()))
         .sum();
     Some((entries, capacity))
@@ -175,15 +178,15 @@ pub fn conntrack(pin_dir: &Path) -> Option<(usize, u64)> {
 pub fn socket_hooks(pin_dir: &Path) -> usize {
     hairpin_common::SOCK_PROGRAMS
         .iter()
-        .filter(|p| crate::pins::cgroup_link_pin(pin_dir, p).exists())
+        .filter(|p| crate::datapath::pins::cgroup_link_pin(pin_dir, p).exists())
         .count()
 }
 
 /// The pinned datapath's layout and counters, if one is pinned.
 pub fn datapath(pin_dir: &Path) -> (Option<u32>, Vec<(&'static str, u64)>) {
     let layout = migrate::pinned_layout(pin_dir).ok().flatten();
-    let counters = inspect::Pinned::open(pin_dir)
-        .and_then(|p| inspect::global_counters(&p))
+    let counters = pinned::Pinned::open(pin_dir)
+        .and_then(|p| pinned::global_counters(&p))
         .map(|c| c.into_iter().map(|(c, v)| (c.name(), v)).collect())
         .unwrap_or_default();
     (layout, counters)

@@ -12,6 +12,8 @@
 //! so that idle connections can never keep the platform's probes out.
 
 mod conns;
+pub mod metrics;
+pub mod published;
 mod routes;
 
 use std::{
@@ -33,7 +35,10 @@ use tokio::{
 };
 use tracing::warn;
 
-use crate::{config::ListenerLimits, health::Health, metrics::AgentMetrics, monitor::Hub};
+use crate::{
+    config::ListenerLimits, listener::metrics::AgentMetrics, listener::published::Health,
+    monitor::Hub,
+};
 
 /// Time for a request's headers, from the connection's start.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);

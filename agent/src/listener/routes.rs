@@ -18,8 +18,8 @@ use tokio::sync::Semaphore;
 
 use super::{conns::Slot, Access, Shared};
 use crate::{
-    inspect,
-    metrics::render,
+    datapath::pinned,
+    listener::metrics::render,
     monitor::{filter::Filter, stream},
 };
 
@@ -150,8 +150,8 @@ async fn flush(routes: &Routes, query: &str) -> Response<Body> {
     let pin_dir = routes.shared.pin_dir.clone();
     let done = tokio::task::spawn_blocking(move || -> Result<Option<_>> {
         if let Some(id) = id {
-            let pinned = inspect::Pinned::open(&pin_dir)?;
-            if !inspect::frontends(&pinned)?.iter().any(|f| f.id == id) {
+            let pinned = pinned::Pinned::open(&pin_dir)?;
+            if !pinned::frontends(&pinned)?.iter().any(|f| f.id == id) {
                 return Ok(None);
             }
         }

@@ -51,7 +51,7 @@ fn wall_time(mono_ns: u64) -> f64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()
         .as_secs_f64();
-    let ago = crate::clock::monotonic_ns().saturating_sub(mono_ns);
+    let ago = crate::datapath::clock::monotonic_ns().saturating_sub(mono_ns);
     now - ago as f64 / 1e9
 }
 
@@ -141,7 +141,7 @@ impl Shown {
     /// The line saying that `count` events were missed.
     pub fn lost(count: u64) -> Self {
         Self {
-            time: wall_time(crate::clock::monotonic_ns()),
+            time: wall_time(crate::datapath::clock::monotonic_ns()),
             kind: "lost".into(),
             hook: String::new(),
             path: String::new(),
@@ -198,7 +198,7 @@ mod tests {
     use hairpin_common::{CtDir, CtEntry, CtKey};
 
     use super::*;
-    use crate::flows::ended_event as ended;
+    use crate::conntrack::flows::ended_event as ended;
 
     fn key() -> CtKey<u32> {
         CtKey {

@@ -8,7 +8,7 @@ use anyhow::Result;
 use hairpin_common::EndReason;
 
 use super::Subscription;
-use crate::{flows, inspect};
+use crate::{conntrack::flows, datapath::pinned};
 
 /// An idle stream writes an empty line this often: a monitor that went
 /// away is noticed, and its filter leaves the datapath.
@@ -36,7 +36,7 @@ pub async fn next_lines(sub: &mut Subscription) -> Option<String> {
 /// Ends the flows of frontend `id` (every flow without one) in the maps
 /// pinned under `pin_dir`.
 pub fn flush(pin_dir: &Path, id: Option<u32>) -> Result<flows::Ended> {
-    let mut pinned = inspect::Pinned::open(pin_dir)?;
+    let mut pinned = pinned::Pinned::open(pin_dir)?;
     let ours = |f: &flows::FlowView<_>| id.is_none_or(|id| f.frontend_id == id);
     let mut ended = flows::end_flows(&mut pinned.v4.conntrack, EndReason::Flushed, ours)?;
     let ours = |f: &flows::FlowView<_>| id.is_none_or(|id| f.frontend_id == id);

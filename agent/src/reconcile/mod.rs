@@ -3,6 +3,7 @@
 //! be made changes nothing), then carried out on the tables. Each family
 //! has its maps; frontend ids (and so the counters) are shared.
 
+pub mod address_filter;
 mod plan;
 mod tables;
 
@@ -15,7 +16,7 @@ use self::{
     plan::{plan, Ids, Plan},
     tables::{sync_addrs, Tables},
 };
-use crate::{config, family::Addr, flows::Lingering, loader::Maps};
+use crate::{config, conntrack::flows::Lingering, datapath::family::Addr, datapath::loader::Maps};
 
 /// What an apply changed, for the log.
 #[derive(Default, PartialEq, Eq)]
@@ -24,7 +25,7 @@ pub struct Applied {
     pub updated: usize,
     pub removed: usize,
     /// The flows ended, with their events for the monitors.
-    pub ended: crate::flows::Ended,
+    pub ended: crate::conntrack::flows::Ended,
     /// Addresses of backends that are gone with flows just ended: they stay
     /// among the backend addresses a while (see `sync_backend_addrs`), so
     /// that the datapath still meets those flows' reverse entries.
@@ -115,7 +116,7 @@ pub fn sync_backend_addrs(
             .chain(lingering.v6.iter().map(|&(a, _)| a)),
     )?;
     // Every apply ends here, after the frontend addresses too.
-    crate::filter::sync(maps, lingering)
+    crate::reconcile::address_filter::sync(maps, lingering)
 }
 
 #[cfg(test)]

@@ -12,8 +12,8 @@ use hairpin_common::{BackendKey, EndReason, FrontendStats, MemberKey};
 
 use super::plan::{Ends, Installed, Write};
 use crate::{
-    family::{Addr, FamilyMaps},
-    flows::Ended,
+    conntrack::flows::Ended,
+    datapath::family::{Addr, FamilyMaps},
 };
 
 /// One family's tables, as a plan changes them.
@@ -120,13 +120,17 @@ impl<A: Addr> Tables<A> for Maps<'_, A> {
 
     fn end_flows(&mut self, ends: &Ends<A>) -> Result<(Ended, BTreeSet<(A, u16)>)> {
         let mut gone = BTreeSet::new();
-        let ended = crate::flows::end_flows(&mut self.family.conntrack, EndReason::Removed, |e| {
-            let end = ends.cover(e.frontend_id, e.backend.saddr, e.backend.sport);
-            if end {
-                gone.insert((e.backend.saddr, e.backend.sport));
-            }
-            end
-        })?;
+        let ended = crate::conntrack::flows::end_flows(
+            &mut self.family.conntrack,
+            EndReason::Removed,
+            |e| {
+                let end = ends.cover(e.frontend_id, e.backend.saddr, e.backend.sport);
+                if end {
+                    gone.insert((e.backend.saddr, e.backend.sport));
+                }
+                end
+            },
+        )?;
         Ok((ended, gone))
     }
 }

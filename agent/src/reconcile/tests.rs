@@ -14,7 +14,7 @@ use super::{
 };
 use crate::{
     config::{Backend, Frontend, Policy},
-    flows::Ended,
+    conntrack::flows::Ended,
 };
 
 /// One family's tables as plain collections, with flows as (frontend id,
@@ -200,7 +200,7 @@ fn a_changed_backend_set_keeps_the_id_and_ends_only_the_flows_of_the_backend_gon
     assert_eq!(applied.ended.flows, 1);
     assert_eq!(
         applied.lingering,
-        crate::flows::Lingering {
+        crate::conntrack::flows::Lingering {
             v4: BTreeSet::from([(b3, port)]),
             v6: BTreeSet::new()
         },

@@ -20,7 +20,7 @@ use aya::{
     },
     EbpfLoader,
 };
-use hairpin::netkit;
+use hairpin::datapath::netkit;
 
 const PRIORITY: u16 = 100;
 

@@ -5,8 +5,8 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use hairpin::{
-    family::{Addr, FamilyMaps},
-    loader::Maps,
+    datapath::family::{Addr, FamilyMaps},
+    datapath::loader::Maps,
 };
 use hairpin_common::{
     Backend, BackendKey, CtEntry, CtKey, Frontend, FrontendKey, MemberKey, FRONTEND_SKIP_BACKENDS,

@@ -23,7 +23,7 @@ use aya::{
     maps::{Array, MapData, RingBuf},
     programs::{TestRun as _, TestRunOptions},
 };
-use hairpin::loader::{Datapath, LoadOptions, Maps};
+use hairpin::datapath::loader::{Datapath, LoadOptions, Maps};
 use hairpin_common::{
     CtDir, CtEntryV4, CtEntryV6, CtOrigin, CtTimeouts, MonitorConfig, NodeConfig,
 };
@@ -102,7 +102,8 @@ impl Harness {
                 SocketAddr::V6(_) => insert_frontend(&mut maps.v6, fe),
             }
         }
-        hairpin::filter::sync(&mut maps, &Default::default()).expect("the address filter");
+        hairpin::reconcile::address_filter::sync(&mut maps, &Default::default())
+            .expect("the address filter");
         if let Some((ifindex, mac)) = tables.uplink {
             let node = NodeConfig {
                 uplink_ifindex: ifindex,

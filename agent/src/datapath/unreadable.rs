@@ -17,7 +17,7 @@ use hairpin_common::{
     CtDir, CtEntry, CtKey, CtOrigin, FrontendKey, IPPROTO_TCP, SEEN_ACK, SEEN_ENDED, SEEN_RST,
 };
 
-use crate::family::{Addr, FamilyMaps};
+use crate::datapath::family::{Addr, FamilyMaps};
 
 /// Enters the TCP flows of `old` in `maps`' conntrack, ended; `node`: the
 /// node's own addresses (a flow from one was a host process's). `again`:
@@ -29,7 +29,7 @@ pub fn end_unreadable<A: Addr>(
     node: &[IpAddr],
     again: bool,
 ) -> Result<Option<usize>> {
-    let Some(keys) = crate::map_keys::keys::<CtKey<A>>(old)? else {
+    let Some(keys) = crate::datapath::map_keys::keys::<CtKey<A>>(old)? else {
         return Ok(None);
     };
     // A forward key is to a frontend: its frontend, by key.
@@ -51,7 +51,7 @@ pub fn end_unreadable<A: Addr>(
             }
         }
     }
-    let now = crate::clock::monotonic_ns();
+    let now = crate::datapath::clock::monotonic_ns();
     let flags = if again { 1 } else { 0 };
     let mut ended = 0;
     for (k, fe) in forward {

@@ -9,7 +9,10 @@ use hairpin_common::{
     SEEN_REPLY, SEEN_RST,
 };
 
-use crate::{family::Addr, flows::ended_event, gc::partner, loader::Conntrack};
+use crate::{
+    conntrack::flows::ended_event, conntrack::sweep::partner, datapath::family::Addr,
+    datapath::loader::Conntrack,
+};
 
 /// A UDP flow idle this long may go under pressure, answered or not.
 pub const UDP_IDLE_NS: u64 = 10 * NS_PER_SEC;

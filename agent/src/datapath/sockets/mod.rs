@@ -19,8 +19,8 @@ mod netns;
 pub use netns::host_cookie;
 
 use crate::{
-    loader::Datapath,
-    pins::{self, unpin_link},
+    datapath::loader::Datapath,
+    datapath::pins::{self, unpin_link},
 };
 
 /// The root of the machine's cgroup v2 hierarchy, from the mount table

@@ -17,8 +17,8 @@ use prometheus_client::{
 };
 
 use crate::{
-    health::{ClusterView, Health},
-    inspect::{self, Pinned},
+    datapath::pinned::{self, Pinned},
+    listener::published::{ClusterView, Health},
     monitor::Hub,
     sources::kubernetes::desired::State,
 };
@@ -110,7 +110,7 @@ pub fn render(pin_dir: &Path, agent: &AgentMetrics, health: &Health, hub: &Hub) 
     let connects = Family::<FrontendLabel, Counter>::default();
     let datagrams = Family::<FrontendLabel, Counter>::default();
     let names = agent.names.lock().expect("names lock").clone();
-    for fe in inspect::frontends(&pinned)? {
+    for fe in pinned::frontends(&pinned)? {
         let label = FrontendLabel {
             frontend: fe.frontend.clone(),
             name: names.get(&fe.id).cloned().unwrap_or_default(),
@@ -152,7 +152,7 @@ pub fn render(pin_dir: &Path, agent: &AgentMetrics, health: &Health, hub: &Hub) 
     );
 
     let datapath = Family::<CounterLabel, Counter>::default();
-    for (c, v) in inspect::global_counters(&pinned)? {
+    for (c, v) in pinned::global_counters(&pinned)? {
         datapath
             .get_or_create(&CounterLabel { counter: c.name() })
             .inc_by(v);
@@ -164,7 +164,7 @@ pub fn render(pin_dir: &Path, agent: &AgentMetrics, health: &Health, hub: &Hub) 
     );
 
     let entries = Gauge::<i64>::default();
-    entries.set(inspect::conntrack_len(&pinned)? as i64);
+    entries.set(pinned::conntrack_len(&pinned)? as i64);
     reg.register(
         "conntrack_entries",
         "Conntrack entries (two per flow)",

@@ -23,11 +23,11 @@ use hairpin_common::{
 };
 
 use crate::{
+    datapath::loader::Datapath,
+    datapath::netkit,
+    datapath::pins::{self, not_found, pinned_links, unpin_link},
+    datapath::pod_side::PodSide,
     links::{Link, Peer},
-    loader::Datapath,
-    netkit,
-    pins::{self, not_found, pinned_links, unpin_link},
-    pod_side::PodSide,
 };
 
 /// The program on a pod interface's peer, inside the pod's namespace: its
@@ -75,7 +75,7 @@ impl Mode {
     }
 
     pub fn detect() -> Self {
-        if crate::kernel::Kernel::probe().tcx {
+        if crate::datapath::kernel::Kernel::probe().tcx {
             Mode::Tcx
         } else {
             Mode::Clsact

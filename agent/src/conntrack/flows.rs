@@ -11,8 +11,8 @@ use hairpin_common::{
 };
 
 use crate::{
-    family::Addr,
-    loader::{Conntrack, Maps},
+    datapath::family::Addr,
+    datapath::loader::{Conntrack, Maps},
 };
 
 /// Backends (address, port as on the wire) kept for ended flows, per
@@ -77,7 +77,7 @@ pub fn end_flows<A: Addr>(
             doomed.push((k, e));
         }
     }
-    let now = crate::clock::monotonic_ns();
+    let now = crate::datapath::clock::monotonic_ns();
     let seen: std::collections::HashMap<CtKey<A>, u8> =
         doomed.iter().map(|(k, e)| (*k, e.seen)).collect();
     let mut out = Ended::default();
@@ -123,7 +123,7 @@ pub fn has_flows_to(maps: &Maps, addr: std::net::IpAddr) -> Result<bool> {
 /// The event of a flow the agent ends, from its forward entry.
 pub fn ended_event<A: WireAddr>(k: &CtKey<A>, e: &CtEntry<A>, reason: EndReason) -> Option<Event> {
     (e.dir == CtDir::Forward as u8).then(|| Event {
-        ts_ns: crate::clock::monotonic_ns(),
+        ts_ns: crate::datapath::clock::monotonic_ns(),
         client: k.saddr.wide(),
         frontend: k.daddr.wide(),
         backend: e.nat.daddr.wide(),

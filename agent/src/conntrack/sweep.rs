@@ -10,7 +10,7 @@ use hairpin_common::{
     SEEN_FIN, SEEN_REPLY, SEEN_RST,
 };
 
-use crate::{family::Addr, loader::Conntrack};
+use crate::{datapath::family::Addr, datapath::loader::Conntrack};
 
 /// What a sweep found.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -101,7 +101,7 @@ fn keys_after<A: Addr>(
     let mut keys = Vec::with_capacity(n.min(65_536));
     while keys.len() < n {
         let mut next = CtKey::<A>::default();
-        if !crate::map_keys::next_key_of(ct.map(), cursor.as_ref(), &mut next)
+        if !crate::datapath::map_keys::next_key_of(ct.map(), cursor.as_ref(), &mut next)
             .context("BPF_MAP_GET_NEXT_KEY on conntrack")?
         {
             break;
@@ -139,9 +139,11 @@ fn judge<A: Addr>(
         if expired(&e, rev.as_ref(), t, now_ns) {
             let seen = e.seen | rev.map_or(0, |r| r.seen);
             if seen & (SEEN_FIN | SEEN_RST | SEEN_ENDED) == 0 {
-                sweep
-                    .expired
-                    .extend(crate::flows::ended_event(&k, &e, EndReason::Expired));
+                sweep.expired.extend(crate::conntrack::flows::ended_event(
+                    &k,
+                    &e,
+                    EndReason::Expired,
+                ));
             }
             let replied = rev.is_some_and(|r| r.seen & SEEN_REPLY != 0);
             if e.origin == CtOrigin::Pod as u8 && !replied && seen & SEEN_ENDED == 0 {

@@ -13,7 +13,7 @@ use aya::{
 };
 use hairpin_common::{NETNS_COOKIE, NETNS_PROBE, NETNS_TGID, PROG_NETNS_PROBE};
 
-use crate::{kernel, loader::Datapath};
+use crate::{datapath::kernel, datapath::loader::Datapath};
 
 /// The cookie of the namespace the agent runs in: the node's.
 pub fn host_cookie(dp: &mut Datapath) -> Result<u64> {

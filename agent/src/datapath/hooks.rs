@@ -4,7 +4,7 @@
 use anyhow::Result;
 use aya::programs::{SchedClassifier, TcAttachType};
 
-use crate::{links::Link, netkit, pod_side::PodSide};
+use crate::{datapath::netkit, datapath::pod_side::PodSide, links::Link};
 
 /// A program on a hook, and how it is attached there.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]

@@ -29,8 +29,8 @@ use hairpin_common::{
 use tracing::{info, warn};
 
 use crate::{
-    loader::{LoadOptions, Maps},
-    pins::map_pin,
+    datapath::loader::{LoadOptions, Maps},
+    datapath::pins::map_pin,
 };
 use copy::{copy_map, typed, EARLIER_VALUES};
 
@@ -213,7 +213,7 @@ pub fn prepare(pin_dir: &Path, opts: &LoadOptions) -> Result<Migrations> {
         } else if matches!(name, CT_V4 | CT_V6) {
             // Both entries of a flow went into the table together.
             let table = MapData::from_pin(&path)?;
-            let entries = crate::map_keys::count(&table)?;
+            let entries = crate::datapath::map_keys::count(&table)?;
             let flows = entries.div_ceil(2);
             m.outcomes.push((name, "replaced"));
             m.flows_lost.push((name, flows));
@@ -271,9 +271,9 @@ impl Migrations {
     pub fn end_unreadable(&self, maps: &mut Maps, node: &[IpAddr], again: bool) {
         for (name, old) in &self.unreadable {
             let ended = if *name == CT_V4 {
-                crate::salvage::end_unreadable(old, &mut maps.v4, node, again)
+                crate::datapath::unreadable::end_unreadable(old, &mut maps.v4, node, again)
             } else {
-                crate::salvage::end_unreadable(old, &mut maps.v6, node, again)
+                crate::datapath::unreadable::end_unreadable(old, &mut maps.v6, node, again)
             };
             match ended {
                 Ok(Some(flows)) => info!(

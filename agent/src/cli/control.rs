@@ -14,7 +14,7 @@ use anyhow::{bail, Context as _, Result};
 use serde::de::DeserializeOwned;
 
 use crate::{
-    health::{ClusterView, Degraded},
+    listener::published::{ClusterView, Degraded},
     sources::dns::NameView,
 };
 

@@ -7,8 +7,8 @@
 use std::path::Path;
 
 use crate::{
-    family::{Addr, FamilyMaps},
-    kernel::Kernel,
+    datapath::family::{Addr, FamilyMaps},
+    datapath::kernel::Kernel,
 };
 
 use anyhow::{Context as _, Result};
@@ -194,7 +194,7 @@ impl Datapath {
         let pins: Vec<_> = pin_dir
             .map(|dir| {
                 PINNED_MAPS
-                    .map(|m| (m, crate::pins::map_pin(dir, m)))
+                    .map(|m| (m, crate::datapath::pins::map_pin(dir, m)))
                     .to_vec()
             })
             .unwrap_or_default();

@@ -12,9 +12,8 @@ use hairpin_common::{
 };
 use serde::Serialize;
 
-use crate::{
+use super::{
     family::{endpoint, Addr},
-    gc,
     loader::Conntrack,
     pins,
 };
@@ -263,13 +262,14 @@ pub fn flows(p: &Pinned) -> Result<Vec<FlowView>> {
 }
 
 fn family_flows<A: Addr>(ct: &Conntrack<A>, out: &mut Vec<FlowView>) -> Result<()> {
-    let now = crate::clock::monotonic_ns();
+    let now = crate::datapath::clock::monotonic_ns();
     for r in ct.iter() {
         let (k, e) = r.context("reading conntrack")?;
         if e.dir != CtDir::Forward as u8 {
             continue;
         }
-        let rev_key = gc::partner(&e);
+        // The reply direction's entry.
+        let rev_key = e.nat.reversed();
         let rev = ct.get(&rev_key, 0).ok();
         let last = rev.map_or(e.last_seen_ns, |r| r.last_seen_ns.max(e.last_seen_ns));
         let seen = rev.map_or(e.seen, |r| r.seen | e.seen);

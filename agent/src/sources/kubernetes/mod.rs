@@ -12,6 +12,3 @@ pub mod endpoints;
 pub mod events;
 pub mod state;
 pub mod watch;
-
-#[cfg(test)]
-mod desired_tests;

@@ -373,3 +373,6 @@ fn report(source: Source, state: State, message: String) -> Report {
         contested_by: Box::default(),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -13,13 +13,10 @@ mod claims;
 mod objects;
 mod properties;
 
-use super::{
-    admission::Admission,
-    desired::{desired, Desired, Snapshot, State},
-};
+use super::{desired, Desired, Snapshot, State};
 use crate::{
     config::{Backend, Frontend, Kubernetes},
-    sources::room::Room,
+    sources::{kubernetes::admission::Admission, room::Room},
 };
 
 const NODE: &str = "n1";

@@ -27,6 +27,7 @@ mod monitor;
 mod name_answers;
 mod names;
 mod netkit;
+mod ownership;
 mod policies;
 mod pressure;
 mod release;

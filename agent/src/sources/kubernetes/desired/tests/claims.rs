@@ -177,3 +177,39 @@ fn many_conflicts_are_summed_up_in_the_report() {
         )
     );
 }
+
+#[test]
+fn a_frontend_belongs_to_the_namespace_that_claimed_it_first_and_both_are_told() {
+    let eps = [("10.244.1.5", "n1", true, true, false)];
+    let mut later = annotated("shop", "203.0.113.10:8080=http");
+    later["metadata"]["creationTimestamp"] = json!("2026-02-01T00:00:00Z");
+    let mut w = World::new()
+        .service(later)
+        .slice(slice("shop", "web", "IPv4", &eps))
+        .service(annotated("web", "203.0.113.10:8080=http"))
+        .slice(slice("web", "web", "IPv4", &eps));
+    w.settings.annotation_namespaces = vec!["web".into(), "shop".into()];
+    let d = w.run();
+    let names: Vec<_> = d.frontends.iter().map(|f| f.source.as_str()).collect();
+    assert_eq!(names, ["Service/web/web"], "the first namespace keeps it");
+    let told: Vec<_> = d
+        .reports
+        .iter()
+        .map(|r| (r.source.to_string(), r.state, r.note()))
+        .collect();
+    assert_eq!(
+        told,
+        [
+            (
+                "Service/web/web".to_string(),
+                State::Applied,
+                "Service/shop/web claims its frontends too (refused there)".to_string()
+            ),
+            (
+                "Service/shop/web".to_string(),
+                State::Refused,
+                "203.0.113.10:8080 is taken by Service/web/web".to_string()
+            ),
+        ]
+    );
+}

@@ -119,6 +119,7 @@ struct World {
     file: Vec<Frontend>,
     room: Room,
     allow_reserved: Vec<ipnet::IpNet>,
+    settings: Kubernetes,
 }
 
 impl World {
@@ -129,6 +130,7 @@ impl World {
             file: Vec::new(),
             room: Room::of(1024, 65_536),
             allow_reserved: Vec::new(),
+            settings: settings(),
         }
     }
     fn redirect(mut self, v: Value) -> Self {
@@ -152,7 +154,7 @@ impl World {
         self
     }
     fn run(&self) -> Desired {
-        let admission = Admission::new(&settings(), &self.node_addrs, &self.allow_reserved);
+        let admission = Admission::new(&self.settings, &self.node_addrs, &self.allow_reserved);
         desired(&self.snap, NODE, &admission, &self.file, self.room)
     }
 }

@@ -41,6 +41,7 @@ impl Agent {
     /// addresses their names have.
     pub(super) fn base(&self, config: &Config) -> Vec<Frontend> {
         let (named, _) = self
+            .sources
             .names
             .frontends(&config.named, &self.name_bounds(config));
         config.frontends.iter().cloned().chain(named).collect()
@@ -50,9 +51,9 @@ impl Agent {
     pub(super) fn name_bounds<'a>(&'a self, config: &'a Config) -> Bounds<'a> {
         Bounds {
             written: &config.frontends,
-            node: &self.node,
+            node: &self.sources.node,
             room: self.room().after(&config.frontends),
-            applied: &self.applied,
+            applied: &self.datapath.applied,
         }
     }
 
@@ -70,8 +71,8 @@ impl Agent {
     /// they hold is an earlier agent's and stays as it is.
     pub(super) fn apply(&mut self, config: &Config, cause: Cause) -> Result<reconcile::Applied> {
         let desired = self.desired(config);
-        let max = self.opts.max_frontends;
-        match reconcile::apply(&mut self.maps, &desired, max) {
+        let max = self.datapath.opts.max_frontends;
+        match reconcile::apply(&mut self.datapath.maps, &desired, max) {
             Ok(applied) => {
                 info!(%cause, ?applied, "applied");
                 self.record_applied(desired, &applied);
@@ -80,8 +81,8 @@ impl Agent {
             }
             Err(e) if cause == Cause::Start => Err(e),
             Err(e) => {
-                let last = self.applied.clone();
-                if let Err(e) = reconcile::apply(&mut self.maps, &last, max) {
+                let last = self.datapath.applied.clone();
+                if let Err(e) = reconcile::apply(&mut self.datapath.maps, &last, max) {
                     warn!("restoring what was applied: {e:#}");
                 }
                 Err(e)
@@ -92,7 +93,7 @@ impl Agent {
     /// Applies the running configuration after a name or the cluster
     /// changed.
     pub(super) async fn apply_desired(&mut self, cause: Cause) {
-        let config = self.config.clone();
+        let config = self.sources.config.clone();
         match self.apply(&config, cause) {
             Ok(_) => self.set_uplink().await,
             Err(e) => warn!(%cause, "applying: {e:#}; keeping what was applied"),
@@ -104,18 +105,21 @@ impl Agent {
     /// the metrics' names and the cluster's state file.
     fn record_applied(&mut self, desired: Vec<Frontend>, applied: &reconcile::Applied) {
         self.save_cluster();
-        self.health.set_frontends(desired.clone());
-        self.metrics.set_names(applied.names.clone());
-        self.applied = desired;
+        self.published.health.set_frontends(desired.clone());
+        self.published.metrics.set_names(applied.names.clone());
+        self.datapath.applied = desired;
     }
 
     /// Tells the monitors of the flows an apply ended, and keeps their
     /// backends' addresses until their resets have reached the clients.
     fn flows_ended(&mut self, applied: &reconcile::Applied) {
-        self.monitor.publish(&applied.ended.events);
-        let until =
-            Instant::now() + std::time::Duration::from_nanos(self.opts.timeouts.close) + TICK;
-        self.collector.linger(until, applied.lingering.clone());
+        self.published.monitor.publish(&applied.ended.events);
+        let until = Instant::now()
+            + std::time::Duration::from_nanos(self.datapath.opts.timeouts.close)
+            + TICK;
+        self.datapath
+            .collector
+            .linger(until, applied.lingering.clone());
         self.sync_lingering();
     }
 }

@@ -161,19 +161,20 @@ impl Agent {
         &mut self,
         wanted: Option<Kubernetes>,
     ) -> Option<Option<Cluster>> {
-        match (&self.cluster, wanted) {
+        match (&self.sources.cluster, wanted) {
             (None, None) => None,
             (Some(c), Some(k)) if c.settings == k => None,
             (_, None) => {
                 info!("kubernetes mode off");
-                self.retries.forget(&Item::Kubernetes);
-                self.health.set_cluster(ClusterView::default());
-                Some(self.cluster.take())
+                self.published.retries.forget(&Item::Kubernetes);
+                self.published.health.set_cluster(ClusterView::default());
+                Some(self.sources.cluster.take())
             }
             (_, Some(k)) => {
                 let previous = self
+                    .sources
                     .cluster
-                    .replace(Cluster::new(k, self.node_name.clone()));
+                    .replace(Cluster::new(k, self.sources.node_name.clone()));
                 self.connect_cluster().await;
                 Some(previous)
             }
@@ -185,13 +186,13 @@ impl Agent {
     pub(super) fn restore_cluster(&mut self, previous: Option<Cluster>) {
         match previous {
             Some(c) => {
-                self.cluster = Some(c);
+                self.sources.cluster = Some(c);
                 self.publish_cluster();
             }
             None => {
-                self.cluster = None;
-                self.retries.forget(&Item::Kubernetes);
-                self.health.set_cluster(ClusterView::default());
+                self.sources.cluster = None;
+                self.published.retries.forget(&Item::Kubernetes);
+                self.published.health.set_cluster(ClusterView::default());
             }
         }
     }
@@ -199,8 +200,13 @@ impl Agent {
     /// Makes the client and starts the watches; a failure is reported and
     /// retried.
     pub(super) async fn connect_cluster(&mut self) {
-        let tx: UnboundedSender<Message> = self.cluster_tx.clone();
-        let Some(c) = self.cluster.as_mut().filter(|c| c.watches.is_none()) else {
+        let tx: UnboundedSender<Message> = self.sources.cluster_tx.clone();
+        let Some(c) = self
+            .sources
+            .cluster
+            .as_mut()
+            .filter(|c| c.watches.is_none())
+        else {
             return;
         };
         match watch::client(c.settings.kubeconfig.as_deref()).await {
@@ -211,7 +217,7 @@ impl Agent {
             }
             Err(e) => {
                 c.view.error = Some(format!("{e:#}"));
-                self.retries.failed(Item::Kubernetes, &e);
+                self.published.retries.failed(Item::Kubernetes, &e);
             }
         }
         self.publish_cluster();
@@ -220,7 +226,7 @@ impl Agent {
     /// A batch of the watches' messages: the stores changed, or a request
     /// failed (the stores keep their contents and the watch retries).
     pub(super) async fn cluster_messages(&mut self, batch: Vec<Message>) {
-        let Some(c) = self.cluster.as_mut() else {
+        let Some(c) = self.sources.cluster.as_mut() else {
             return;
         };
         let was_synced = c.synced();
@@ -253,14 +259,14 @@ impl Agent {
         match failed {
             Some(why) => {
                 c.view.error = Some(why.clone());
-                self.retries.failed(
+                self.published.retries.failed(
                     Item::Kubernetes,
                     &anyhow::anyhow!("{why}; serving the last known state"),
                 );
             }
-            None => self.retries.served(&Item::Kubernetes),
+            None => self.published.retries.served(&Item::Kubernetes),
         }
-        if changed && self.refresh_cluster(&self.base(&self.config)) {
+        if changed && self.refresh_cluster(&self.base(&self.sources.config)) {
             self.apply_desired(Cause::Cluster).await;
         }
         self.publish_cluster();
@@ -270,25 +276,33 @@ impl Agent {
     /// the names': whether they changed.
     pub(super) fn refresh_cluster(&mut self, base: &[Frontend]) -> bool {
         let room = self.room().after(base);
-        self.cluster
+        self.sources
+            .cluster
             .as_mut()
-            .is_some_and(|c| c.refresh(base, &self.config, &self.node, room))
+            .is_some_and(|c| c.refresh(base, &self.sources.config, &self.sources.node, room))
     }
 
     /// The datapath tables' whole room.
     pub(super) fn room(&self) -> Room {
-        Room::of(self.opts.max_frontends, self.opts.max_backend_slots)
+        Room::of(
+            self.datapath.opts.max_frontends,
+            self.datapath.opts.max_backend_slots,
+        )
     }
 
     /// The cluster's frontends that the file and the names leave free and
     /// the tables have room for: those of a state file kept by an agent
     /// with larger tables are fitted object by object, as the watches' are.
     pub(super) fn cluster_frontends(&self, base: &[Frontend]) -> Vec<Frontend> {
-        let Some(c) = &self.cluster else {
+        let Some(c) = &self.sources.cluster else {
             return Vec::new();
         };
         let taken: BTreeSet<_> = base.iter().map(|f| (f.addr, f.port, f.proto)).collect();
-        let admission = Admission::new(&c.settings, &self.node, &self.config.allow_reserved);
+        let admission = Admission::new(
+            &c.settings,
+            &self.sources.node,
+            &self.sources.config.allow_reserved,
+        );
         let mut room = self.room().after(base);
         let mut out = Vec::new();
         for object in c.frontends.chunk_by(|a, b| a.source == b.source) {
@@ -309,16 +323,16 @@ impl Agent {
 
     /// Saves the cluster's frontends once an apply put them in the maps.
     pub(super) fn save_cluster(&mut self) {
-        if let Some(c) = self.cluster.as_mut() {
+        if let Some(c) = self.sources.cluster.as_mut() {
             c.save();
         }
     }
 
     fn publish_cluster(&self) {
-        if let Some(c) = &self.cluster {
+        if let Some(c) = &self.sources.cluster {
             let mut view = c.view.clone();
             view.synced = c.synced();
-            self.health.set_cluster(view);
+            self.published.health.set_cluster(view);
         }
     }
 }

@@ -53,31 +53,38 @@ impl Collector {
 
 impl Agent {
     pub(super) fn sync_lingering(&mut self) {
-        let lingering = self.collector.lingering();
-        if let Err(e) = reconcile::sync_backend_addrs(&mut self.maps, &self.applied, &lingering) {
+        let lingering = self.datapath.collector.lingering();
+        if let Err(e) = reconcile::sync_backend_addrs(
+            &mut self.datapath.maps,
+            &self.datapath.applied,
+            &lingering,
+        ) {
             warn!("backend addresses: {e:#}");
         }
     }
 
     pub(super) async fn collect(&mut self) {
-        if self.collector.expire() {
+        if self.datapath.collector.expire() {
             self.sync_lingering();
         }
-        self.metrics.gc_sweeps.inc();
-        let (now, t) = (crate::datapath::clock::monotonic_ns(), &self.opts.timeouts);
-        let c = &mut self.collector;
+        self.published.metrics.gc_sweeps.inc();
+        let (now, t) = (
+            crate::datapath::clock::monotonic_ns(),
+            &self.datapath.opts.timeouts,
+        );
+        let c = &mut self.datapath.collector;
         let swept = c
             .sweep_v4
-            .step(&mut self.maps.v4.conntrack, t, now, GC_BUDGET)
+            .step(&mut self.datapath.maps.v4.conntrack, t, now, GC_BUDGET)
             .and_then(|a| {
                 Ok(a + c
                     .sweep_v6
-                    .step(&mut self.maps.v6.conntrack, t, now, GC_BUDGET)?)
+                    .step(&mut self.datapath.maps.v6.conntrack, t, now, GC_BUDGET)?)
             });
         match swept {
             Ok(s) if s.removed > 0 => {
-                self.monitor.publish(&s.expired);
-                self.metrics.gc_removed.inc_by(s.removed as u64);
+                self.published.monitor.publish(&s.expired);
+                self.published.metrics.gc_removed.inc_by(s.removed as u64);
                 info!(entries = s.entries, removed = s.removed, "conntrack sweep");
                 self.count_unreplied(&s.unreplied_pods).await;
             }
@@ -92,7 +99,7 @@ impl Agent {
     async fn count_unreplied(&mut self, clients: &[IpAddr]) {
         let mut by_oif: BTreeMap<u32, u64> = BTreeMap::new();
         for &client in clients {
-            match links::route_oif(&self.handle, client).await {
+            match links::route_oif(&self.datapath.handle, client).await {
                 Ok(Some(oif)) => *by_oif.entry(oif).or_default() += 1,
                 Ok(None) => {}
                 Err(e) => return warn!("the route to a pod client: {e:#}"),
@@ -100,11 +107,13 @@ impl Agent {
         }
         for (oif, n) in by_oif {
             let interface = self
+                .datapath
                 .known
                 .values()
                 .find(|l| l.index == oif)
                 .map_or_else(|| format!("#{oif}"), |l| l.name.clone());
-            self.metrics
+            self.published
+                .metrics
                 .pod_flows_unreplied
                 .get_or_create(&InterfaceLabel { interface })
                 .inc_by(n);
@@ -114,6 +123,7 @@ impl Agent {
     /// Makes room when conntrack refused new flows since the last tick.
     fn relieve(&mut self, now: u64) {
         let failed = match self
+            .datapath
             .maps
             .global_stats
             .get(&(Counter::CtInsertFailed as u32), 0)
@@ -121,22 +131,29 @@ impl Agent {
             Ok(per_cpu) => per_cpu.iter().sum::<u64>(),
             Err(e) => return warn!("reading the datapath's counters: {e}"),
         };
-        if failed == self.collector.insert_failed {
+        if failed == self.datapath.collector.insert_failed {
             return;
         }
-        self.collector.insert_failed = failed;
-        let relieved = pressure::relieve(&mut self.maps.v4.conntrack, now).and_then(|mut a| {
-            a.extend(pressure::relieve(&mut self.maps.v6.conntrack, now)?);
-            Ok(a)
-        });
+        self.datapath.collector.insert_failed = failed;
+        let relieved =
+            pressure::relieve(&mut self.datapath.maps.v4.conntrack, now).and_then(|mut a| {
+                a.extend(pressure::relieve(
+                    &mut self.datapath.maps.v6.conntrack,
+                    now,
+                )?);
+                Ok(a)
+            });
         match relieved {
             Ok(ended) => {
-                self.metrics.ct_relieved.inc_by(ended.len() as u64);
+                self.published
+                    .metrics
+                    .ct_relieved
+                    .inc_by(ended.len() as u64);
                 warn!(
                     flows = ended.len(),
                     "conntrack full: ended the flows that were not established"
                 );
-                self.monitor.publish(&ended);
+                self.published.monitor.publish(&ended);
             }
             Err(e) => warn!("conntrack relief: {e:#}"),
         }

@@ -20,18 +20,21 @@ impl Agent {
     /// route. Failures are reported and retried, never fatal.
     pub(super) async fn set_uplink(&mut self) {
         let found = self.find_uplink().await;
-        if self.uplink.is_none() {
+        if self.datapath.uplink.is_none() {
             match found.and_then(|link| self.attach_uplink(link)) {
-                Ok(()) => self.retries.served(&Item::Uplink),
-                Err(e) => self.retries.failed(Item::Uplink, &e),
+                Ok(()) => self.published.retries.served(&Item::Uplink),
+                Err(e) => self.published.retries.failed(Item::Uplink, &e),
             }
         }
-        self.health.set_ready(self.uplink.is_some());
+        self.published
+            .health
+            .set_ready(self.datapath.uplink.is_some());
     }
 
     async fn find_uplink(&mut self) -> Result<Link> {
-        match self.config.interfaces.uplink.clone() {
+        match self.sources.config.interfaces.uplink.clone() {
             Some(name) => self
+                .datapath
                 .known
                 .get(&name)
                 .cloned()
@@ -44,13 +47,15 @@ impl Agent {
     }
 
     fn attach_uplink(&mut self, link: Link) -> Result<()> {
-        self.attached.attach(&mut self.dp, &link, Role::Uplink)?;
-        self.maps.update_node(|n| {
+        self.datapath
+            .attached
+            .attach(&mut self.datapath.dp, &link, Role::Uplink)?;
+        self.datapath.maps.update_node(|n| {
             n.uplink_ifindex = link.index;
             n.uplink_mac = link.mac.unwrap_or_default();
         })?;
         info!(interface = %link.name, index = link.index, "uplink attached");
-        self.uplink = Some(link);
+        self.datapath.uplink = Some(link);
         Ok(())
     }
 
@@ -58,23 +63,25 @@ impl Agent {
     /// route is reported (it stays in the maps: pods and the socket path
     /// need no route to it).
     async fn routed_uplink(&mut self) -> Result<Option<Link>> {
-        let addrs: BTreeSet<IpAddr> = self.applied.iter().map(|f| f.addr).collect();
-        for gone in self.retries.routes() {
+        let addrs: BTreeSet<IpAddr> = self.datapath.applied.iter().map(|f| f.addr).collect();
+        for gone in self.published.retries.routes() {
             if !addrs.contains(&gone) {
-                self.retries.forget(&Item::Route(gone));
+                self.published.retries.forget(&Item::Route(gone));
             }
         }
         let mut oifs = BTreeSet::new();
         for addr in addrs {
-            let route = links::route_oif(&self.handle, addr).await.and_then(|oif| {
-                oif.with_context(|| format!("route to {addr}: no outgoing interface"))
-            });
+            let route = links::route_oif(&self.datapath.handle, addr)
+                .await
+                .and_then(|oif| {
+                    oif.with_context(|| format!("route to {addr}: no outgoing interface"))
+                });
             match route {
                 Ok(oif) => {
                     oifs.insert(oif);
-                    self.retries.served(&Item::Route(addr));
+                    self.published.retries.served(&Item::Route(addr));
                 }
-                Err(e) => self.retries.failed(Item::Route(addr), &e),
+                Err(e) => self.published.retries.failed(Item::Route(addr), &e),
             }
         }
         if oifs.len() > 1 {
@@ -85,9 +92,13 @@ impl Agent {
                 "the frontends route through several interfaces; the first is the uplink"
             );
         }
-        Ok(oifs
-            .first()
-            .and_then(|oif| self.known.values().find(|l| l.index == *oif).cloned()))
+        Ok(oifs.first().and_then(|oif| {
+            self.datapath
+                .known
+                .values()
+                .find(|l| l.index == *oif)
+                .cloned()
+        }))
     }
 
     /// Removes links an earlier agent pinned on interfaces that are gone or
@@ -99,8 +110,8 @@ impl Agent {
     }
 
     fn try_forget_stale_pins(&mut self) -> Result<()> {
-        for ifname in self.attached.pinned_interfaces() {
-            let keep = self.known.contains_key(&ifname)
+        for ifname in self.datapath.attached.pinned_interfaces() {
+            let keep = self.datapath.known.contains_key(&ifname)
                 && (self.is_uplink(&ifname) || self.is_pod(&ifname));
             if !keep {
                 let programs = [Role::Uplink, Role::Pod].iter().flat_map(|r| r.programs());
@@ -114,7 +125,10 @@ impl Agent {
     }
 
     fn is_uplink(&self, ifname: &str) -> bool {
-        self.uplink.as_ref().is_some_and(|u| u.name == ifname)
+        self.datapath
+            .uplink
+            .as_ref()
+            .is_some_and(|u| u.name == ifname)
     }
 
     /// A pod interface: one the patterns name, or a netkit device whose
@@ -122,12 +136,14 @@ impl Agent {
     /// eBPF CNIs' pod devices).
     fn is_pod(&self, ifname: &str) -> bool {
         let netkit_pod = || {
-            self.known
+            self.datapath
+                .known
                 .get(ifname)
                 .is_some_and(|l| l.netkit && l.peer.is_some())
         };
         !self.is_uplink(ifname)
             && (self
+                .sources
                 .config
                 .interfaces
                 .pods
@@ -137,17 +153,19 @@ impl Agent {
     }
 
     pub(super) async fn link_up(&mut self, link: Link) {
-        self.known.insert(link.name.clone(), link.clone());
+        self.datapath.known.insert(link.name.clone(), link.clone());
         self.follow(&link);
-        if self.uplink.is_none() {
+        if self.datapath.uplink.is_none() {
             self.set_uplink().await;
         }
     }
 
     pub(super) fn link_gone(&mut self, link: &Link) {
-        self.known.remove(&link.name);
-        self.retries.forget(&Item::Interface(link.name.clone()));
-        match self.attached.detach(&link.name) {
+        self.datapath.known.remove(&link.name);
+        self.published
+            .retries
+            .forget(&Item::Interface(link.name.clone()));
+        match self.datapath.attached.detach(&link.name) {
             Ok(true) => info!(interface = %link.name, "interface gone, forgotten"),
             Ok(false) => {}
             Err(e) => warn!(interface = %link.name, "forgetting a gone interface: {e:#}"),
@@ -155,7 +173,7 @@ impl Agent {
     }
 
     pub(super) fn follow_all(&mut self) {
-        let all: Vec<Link> = self.known.values().cloned().collect();
+        let all: Vec<Link> = self.datapath.known.values().cloned().collect();
         for link in &all {
             self.follow(link);
         }
@@ -166,25 +184,29 @@ impl Agent {
     /// interface must not stop the others.
     pub(super) fn follow(&mut self, link: &Link) {
         let want = self.is_pod(&link.name);
-        let have = self.attached.role(&link.name) == Some(Role::Pod);
-        let whole = self.attached.serves(link, Role::Pod);
+        let have = self.datapath.attached.role(&link.name) == Some(Role::Pod);
+        let whole = self.datapath.attached.serves(link, Role::Pod);
         let item = Item::Interface(link.name.clone());
         if !want {
-            self.retries.forget(&item);
+            self.published.retries.forget(&item);
         }
         if want && !whole {
-            match self.attached.attach(&mut self.dp, link, Role::Pod) {
+            match self
+                .datapath
+                .attached
+                .attach(&mut self.datapath.dp, link, Role::Pod)
+            {
                 Ok(()) => {
                     info!(interface = %link.name, "pod interface attached");
-                    self.retries.served(&item);
+                    self.published.retries.served(&item);
                 }
                 Err(e) => {
-                    self.metrics.attach_errors.inc();
-                    self.retries.failed(item, &e);
+                    self.published.metrics.attach_errors.inc();
+                    self.published.retries.failed(item, &e);
                 }
             }
         } else if have && !want {
-            match self.attached.detach(&link.name) {
+            match self.datapath.attached.detach(&link.name) {
                 Ok(_) => {
                     info!(interface = %link.name, "no longer matches the pod patterns: detached")
                 }

@@ -22,45 +22,55 @@ pub struct Listening {
 impl Agent {
     /// Binds what is not bound yet and hands it to the listener's thread.
     pub(super) fn set_listeners(&mut self) {
-        if self.listening.thread.is_none() {
+        if self.published.listening.thread.is_none() {
             let shared = Shared {
                 pin_dir: self.settings.pin_dir.clone(),
-                metrics: self.metrics.clone(),
-                health: self.health.clone(),
-                hub: self.monitor.clone(),
+                metrics: self.published.metrics.clone(),
+                health: self.published.health.clone(),
+                hub: self.published.monitor.clone(),
             };
-            match Listeners::start(shared, self.config.listener) {
-                Ok(l) => self.listening.thread = Some(l),
+            match Listeners::start(shared, self.sources.config.listener) {
+                Ok(l) => self.published.listening.thread = Some(l),
                 Err(e) => {
-                    self.retries.failed(CONTROL, &e);
+                    self.published.retries.failed(CONTROL, &e);
                     return;
                 }
             }
         }
-        let thread = self.listening.thread.as_ref().expect("started above");
-        if let Some(addr) = self.config.metrics.filter(|_| !self.listening.metrics) {
+        let thread = self
+            .published
+            .listening
+            .thread
+            .as_ref()
+            .expect("started above");
+        if let Some(addr) = self
+            .sources
+            .config
+            .metrics
+            .filter(|_| !self.published.listening.metrics)
+        {
             match listener::bind(addr).and_then(|b| thread.serve(b)) {
                 Ok(()) => {
-                    self.listening.metrics = true;
-                    self.retries.served(&METRICS);
+                    self.published.listening.metrics = true;
+                    self.published.retries.served(&METRICS);
                     if addr.ip().is_loopback() {
                         info!(%addr, "serving metrics and health");
                     } else {
                         warn!(%addr, "serving metrics and health to other hosts (metrics.exposed)");
                     }
                 }
-                Err(e) => self.retries.failed(METRICS, &e),
+                Err(e) => self.published.retries.failed(METRICS, &e),
             }
         }
-        if !self.listening.control {
+        if !self.published.listening.control {
             let path = &self.settings.socket;
             match listener::bind_control(path).and_then(|b| thread.serve(b)) {
                 Ok(()) => {
-                    self.listening.control = true;
-                    self.retries.served(&CONTROL);
+                    self.published.listening.control = true;
+                    self.published.retries.served(&CONTROL);
                     info!(socket = %path.display(), "serving the control socket");
                 }
-                Err(e) => self.retries.failed(CONTROL, &e),
+                Err(e) => self.published.retries.failed(CONTROL, &e),
             }
         }
     }

@@ -100,14 +100,20 @@ impl Signals {
     }
 }
 
+/// The agent: where desired state comes from, the datapath it is written
+/// to, and what the agent tells the node about both.
 struct Agent {
     settings: Settings,
+    sources: Sources,
+    datapath: Node,
+    published: Published,
+}
+
+/// Where desired state comes from: the file, its names, the cluster.
+struct Sources {
     file: ConfigFile,
     /// The configuration the maps hold: the last good one.
     config: Config,
-    /// The frontends the maps hold: the file's, its names' addresses and
-    /// the cluster's.
-    applied: Vec<crate::config::Frontend>,
     /// The node's own addresses, as of the last read of the file.
     node: Vec<IpAddr>,
     /// The frontends' names and their addresses.
@@ -119,21 +125,34 @@ struct Agent {
     node_name: String,
     cluster_tx: tokio::sync::mpsc::UnboundedSender<Message>,
     cluster_rx: Option<tokio::sync::mpsc::UnboundedReceiver<Message>>,
-    /// Maps migrated at start, copied once more after the programs moved.
-    migrations: Option<crate::datapath::migrate::Migrations>,
+}
+
+/// The datapath on this node: its programs and maps, where they are
+/// attached, and the flows the agent collects.
+struct Node {
     opts: LoadOptions,
     dp: Datapath,
     maps: Maps,
+    /// The frontends the maps hold: the file's, its names' addresses and
+    /// the cluster's.
+    applied: Vec<crate::config::Frontend>,
+    /// Maps migrated at start, copied once more after the programs moved.
+    migrations: Option<crate::datapath::migrate::Migrations>,
     attached: Attachments,
     uplink: Option<Link>,
     /// The node's interfaces by name, as netlink last told.
     known: BTreeMap<String, Link>,
     handle: rtnetlink::Handle,
+    collector: Collector,
+}
+
+/// What the agent tells the node: metrics, health and readiness, what it
+/// cannot serve, its listeners, and the monitors' events.
+struct Published {
     metrics: AgentMetrics,
     health: Health,
     /// What this node could not serve, retried.
     retries: Retries,
-    collector: Collector,
     listening: listener::Listening,
     /// The monitors listening to the datapath's events.
     monitor: crate::monitor::Hub,
@@ -196,47 +215,53 @@ impl Agent {
         let (resolving, resolved) = Resolving::new();
         let health = Health::default();
         let mut agent = Self {
-            attached: Attachments::new(mode, &settings.pin_dir, interfaces::pod_sides()),
+            datapath: Node {
+                attached: Attachments::new(mode, &settings.pin_dir, interfaces::pod_sides()),
+                applied: Vec::new(),
+                opts,
+                dp,
+                maps,
+                uplink: None,
+                known: BTreeMap::new(),
+                handle,
+                collector: Collector::default(),
+                migrations: None,
+            },
             settings,
-            file,
-            applied: Vec::new(),
-            config,
-            node,
-            names,
-            resolving,
-            resolved: Some(resolved),
-            opts,
-            dp,
-            maps,
-            uplink: None,
-            known: BTreeMap::new(),
-            handle,
-            metrics,
-            retries: Retries::new(health.clone()),
-            health,
-            collector: Collector::default(),
-            monitor,
-            cluster: None,
-            node_name,
-            cluster_tx,
-            cluster_rx: Some(cluster_rx),
-            migrations: None,
-            listening: Default::default(),
+            sources: Sources {
+                file,
+                config,
+                node,
+                names,
+                resolving,
+                resolved: Some(resolved),
+                cluster: None,
+                node_name,
+                cluster_tx,
+                cluster_rx: Some(cluster_rx),
+            },
+            published: Published {
+                metrics,
+                retries: Retries::new(health.clone()),
+                health,
+                monitor,
+                listening: Default::default(),
+            },
         };
         agent.set_listeners();
         // The cluster's last known frontends are in the first apply, so
         // that a restart ends none of their flows.
         agent
-            .configure_cluster(agent.config.kubernetes.clone())
+            .configure_cluster(agent.sources.config.kubernetes.clone())
             .await;
         // So are the addresses the file's names had.
         agent.adopt_names();
-        let config = agent.config.clone();
+        let config = agent.sources.config.clone();
         agent.apply(&config, Cause::Start)?;
         if let Some(m) = pending.as_ref() {
-            m.end_unreadable(&mut agent.maps, &agent.node, false);
+            m.end_unreadable(&mut agent.datapath.maps, &agent.sources.node, false);
         }
-        agent.migrations = pending.take();
+        agent.datapath.migrations = pending.take();
         Ok(agent)
     }
 
@@ -248,10 +273,10 @@ impl Agent {
         } = signals;
         // Subscribe before listing, so that no interface is missed between.
         let mut events = std::pin::pin!(links::events()?);
-        let mut resolved = self.resolved.take().expect("served once");
-        let mut cluster = self.cluster_rx.take().expect("served once");
-        for link in links::list(&self.handle).await? {
-            self.known.insert(link.name.clone(), link);
+        let mut resolved = self.sources.resolved.take().expect("served once");
+        let mut cluster = self.sources.cluster_rx.take().expect("served once");
+        for link in links::list(&self.datapath.handle).await? {
+            self.datapath.known.insert(link.name.clone(), link);
         }
         // Nothing here waits on what cannot be served: it is reported and
         // retried, and the rest is served at once.
@@ -261,18 +286,18 @@ impl Agent {
         self.follow_all();
         // The programs moved over: what the old ones wrote since the first
         // copy follows.
-        if let Some(m) = self.migrations.take() {
+        if let Some(m) = self.datapath.migrations.take() {
             if let Err(e) = m.copy(&self.settings.pin_dir, true) {
                 tracing::warn!("migrating maps: {e:#}");
             }
-            m.end_unreadable(&mut self.maps, &self.node, true);
+            m.end_unreadable(&mut self.datapath.maps, &self.sources.node, true);
             m.finish(&self.settings.pin_dir);
         }
         self.resolve_due();
         self.report_names();
         info!(
-            interfaces = self.attached.interfaces().count(),
-            degraded = self.health.degraded().len(),
+            interfaces = self.datapath.attached.interfaces().count(),
+            degraded = self.published.health.degraded().len(),
             "ready: attached"
         );
         let mut tick = tokio::time::interval(TICK);
@@ -282,7 +307,7 @@ impl Agent {
                     NetEvent::Up(link) => self.link_up(link).await,
                     NetEvent::Gone(link) => self.link_gone(&link),
                     NetEvent::Routing => {
-                        let items = self.retries.routing();
+                        let items = self.published.retries.routing();
                         self.retry(items).await;
                     }
                 },
@@ -297,11 +322,11 @@ impl Agent {
                 }
                 _ = hup.recv() => self.reload("SIGHUP").await,
                 _ = tick.tick() => {
-                    self.health.beat();
-                    if self.file.changed() {
+                    self.published.health.beat();
+                    if self.sources.file.changed() {
                         self.reload("file change").await;
                     }
-                    let due = self.retries.due(Instant::now());
+                    let due = self.published.retries.due(Instant::now());
                     self.retry(due).await;
                     self.resolve_due();
                     self.expire_names().await;
@@ -328,9 +353,9 @@ impl Agent {
                 // The watches retry on their own; a client never made is
                 // made again.
                 Item::Kubernetes => self.connect_cluster().await,
-                Item::Interface(name) => match self.known.get(&name).cloned() {
+                Item::Interface(name) => match self.datapath.known.get(&name).cloned() {
                     Some(link) => self.follow(&link),
-                    None => self.retries.forget(&Item::Interface(name)),
+                    None => self.published.retries.forget(&Item::Interface(name)),
                 },
             }
         }

@@ -67,10 +67,14 @@ impl Agent {
     /// Starts the resolutions that are due.
     pub(super) fn resolve_due(&mut self) {
         let now = Instant::now();
-        for host in self.names.due(now) {
-            self.names.started(&host, now);
-            let tx = self.resolving.tx.clone();
-            match self.resolving.resolver(&self.config.dns.resolv_conf) {
+        for host in self.sources.names.due(now) {
+            self.sources.names.started(&host, now);
+            let tx = self.sources.resolving.tx.clone();
+            match self
+                .sources
+                .resolving
+                .resolver(&self.sources.config.dns.resolv_conf)
+            {
                 Ok(r) => {
                     tokio::spawn(async move {
                         let outcome = lookup(r, &host).await;
@@ -90,7 +94,8 @@ impl Agent {
             Outcome::Addrs(..) => "ok",
             Outcome::Failed(_) => "failed",
         };
-        self.metrics
+        self.published
+            .metrics
             .resolutions
             .get_or_create(&NameLabel {
                 name: host.clone(),
@@ -100,13 +105,15 @@ impl Agent {
         if let Outcome::Failed(why) = &outcome {
             warn!(name = %host, "resolving: {why}; keeping the last known addresses");
         }
-        let changed = self.names.resolved(&host, outcome, Instant::now());
+        let changed = self.sources.names.resolved(&host, outcome, Instant::now());
         // Shown before the maps change, so that no listing has an address
         // without its name.
-        self.health.set_name_views(self.names.views());
+        self.published
+            .health
+            .set_name_views(self.sources.names.views());
         if changed {
             info!(name = %host, "addresses changed");
-            self.refresh_cluster(&self.base(&self.config));
+            self.refresh_cluster(&self.base(&self.sources.config));
             self.apply_desired(Cause::Name).await;
         } else {
             self.report_names();
@@ -124,8 +131,8 @@ impl Agent {
             return;
         };
         let label = crate::datapath::pinned::frontend_label;
-        let written: Vec<String> = self.config.frontends.iter().map(label).collect();
-        for nf in &self.config.named {
+        let written: Vec<String> = self.sources.config.frontends.iter().map(label).collect();
+        for nf in &self.sources.config.named {
             let mut backends: Vec<(String, u32)> = nf
                 .frontend
                 .backends
@@ -148,7 +155,7 @@ impl Agent {
                     && have == backends
                 {
                     info!(name = %nf.host, addr = %f.addr, "kept from the earlier agent until the name resolves");
-                    self.names.adopt(&nf.host, f.addr);
+                    self.sources.names.adopt(&nf.host, f.addr);
                 }
             }
         }
@@ -156,13 +163,13 @@ impl Agent {
 
     /// Lets go of addresses past their grace period with no flow left.
     pub(super) async fn expire_names(&mut self) {
-        let maps = &self.maps;
-        let expired = self.names.expire(Instant::now(), |addr| {
+        let maps = &self.datapath.maps;
+        let expired = self.sources.names.expire(Instant::now(), |addr| {
             // On a read error, keep the address: a flow may live.
             crate::conntrack::flows::has_flows_to(maps, addr).unwrap_or(true)
         });
         if expired {
-            self.refresh_cluster(&self.base(&self.config));
+            self.refresh_cluster(&self.base(&self.sources.config));
             self.apply_desired(Cause::Name).await;
         }
     }
@@ -170,11 +177,18 @@ impl Agent {
     /// Says which names cannot be served (never resolved, or resolved to
     /// an address that cannot be a frontend), and shows every name.
     pub(super) fn report_names(&mut self) {
-        let (_, refused) = self
-            .names
-            .frontends(&self.config.named, &self.name_bounds(&self.config));
-        let unresolved = self.names.unresolved();
-        let mut hosts: Vec<String> = self.config.named.iter().map(|n| n.host.clone()).collect();
+        let (_, refused) = self.sources.names.frontends(
+            &self.sources.config.named,
+            &self.name_bounds(&self.sources.config),
+        );
+        let unresolved = self.sources.names.unresolved();
+        let mut hosts: Vec<String> = self
+            .sources
+            .config
+            .named
+            .iter()
+            .map(|n| n.host.clone())
+            .collect();
         hosts.dedup();
         for host in hosts {
             let why = unresolved
@@ -186,11 +200,13 @@ impl Agent {
                 .join("; ");
             let item = Item::Name(host);
             if why.is_empty() {
-                self.retries.served(&item);
+                self.published.retries.served(&item);
             } else {
-                self.retries.failed(item, &anyhow::anyhow!(why));
+                self.published.retries.failed(item, &anyhow::anyhow!(why));
             }
         }
-        self.health.set_name_views(self.names.views());
+        self.published
+            .health
+            .set_name_views(self.sources.names.views());
     }
 }

@@ -71,11 +71,11 @@ impl Agent {
     pub(super) async fn reload(&mut self, why: &str) {
         match self.try_reload().await {
             Ok(applied) => {
-                self.metrics.reload(true);
+                self.published.metrics.reload(true);
                 info!(why, ?applied, "configuration reloaded");
             }
             Err(e) => {
-                self.metrics.reload(false);
+                self.published.metrics.reload(false);
                 warn!(
                     why,
                     "reload refused, keeping the last good configuration: {e:#}"
@@ -85,10 +85,10 @@ impl Agent {
     }
 
     async fn try_reload(&mut self) -> Result<reconcile::Applied> {
-        let (config, node) = self.file.read(&self.handle).await?;
-        self.node = node;
+        let (config, node) = self.sources.file.read(&self.datapath.handle).await?;
+        self.sources.node = node;
         let now = Instant::now();
-        self.names.track(&config, now);
+        self.sources.names.track(&config, now);
         let replaced = self.configure_cluster(config.kubernetes.clone()).await;
         self.refresh_cluster(&self.base(&config));
         let applied = match self.apply(&config, Cause::Reload) {
@@ -96,19 +96,21 @@ impl Agent {
             Err(e) => {
                 // The maps are as they were: so are the names and the
                 // cluster, as they followed the last good configuration.
-                self.names.track(&self.config, now);
+                self.sources.names.track(&self.sources.config, now);
                 if let Some(previous) = replaced {
                     self.restore_cluster(previous);
                 }
-                self.refresh_cluster(&self.base(&self.config));
+                self.refresh_cluster(&self.base(&self.sources.config));
                 return Err(e);
             }
         };
-        if config.ct_entries != self.config.ct_entries || config.timeouts != self.config.timeouts {
+        if config.ct_entries != self.sources.config.ct_entries
+            || config.timeouts != self.sources.config.timeouts
+        {
             warn!("conntrack size and timeouts take effect at the next start");
         }
-        let socket_changed = config.socket != self.config.socket;
-        self.config = config;
+        let socket_changed = config.socket != self.sources.config.socket;
+        self.sources.config = config;
         if socket_changed {
             self.set_socket_path();
         }

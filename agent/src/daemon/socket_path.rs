@@ -13,30 +13,31 @@ impl Agent {
     /// mounted yet) is reported and retried, and leaves the TC path serving.
     pub(super) fn set_socket_path(&mut self) {
         match self.try_socket_path() {
-            Ok(()) => self.retries.served(&Item::SocketPath),
-            Err(e) => self.retries.failed(Item::SocketPath, &e),
+            Ok(()) => self.published.retries.served(&Item::SocketPath),
+            Err(e) => self.published.retries.failed(Item::SocketPath, &e),
         }
     }
 
     /// Attaches the socket-level path (or detaches it) and tells the
     /// datapath its scope.
     fn try_socket_path(&mut self) -> Result<()> {
-        let lb = &self.config.socket;
+        let lb = &self.sources.config.socket;
         let pin_dir = &self.settings.pin_dir;
         if !lb.enabled {
-            self.maps
+            self.datapath
+                .maps
                 .update_node(|n| n.sock_scope = SockScope::Off as u8)?;
             for pin in sockets::detach(pin_dir)? {
                 info!(pin = %pin.display(), "socket-level path off: detached");
             }
             return Ok(());
         }
-        let cookie = sockets::host_cookie(&mut self.dp)?;
+        let cookie = sockets::host_cookie(&mut self.datapath.dp)?;
         let scope = match lb.scope {
             SocketScope::Host => SockScope::Host,
             SocketScope::All => SockScope::All,
         };
-        self.maps.update_node(|n| {
+        self.datapath.maps.update_node(|n| {
             n.sock_scope = scope as u8;
             n.host_netns_cookie = cookie;
         })?;
@@ -44,7 +45,7 @@ impl Agent {
             Some(c) => c.clone(),
             None => sockets::cgroup2_root()?,
         };
-        sockets::attach(&mut self.dp, &cgroup, pin_dir)?;
+        sockets::attach(&mut self.datapath.dp, &cgroup, pin_dir)?;
         info!(cgroup = %cgroup.display(), scope = ?lb.scope, "socket-level path attached");
         Ok(())
     }

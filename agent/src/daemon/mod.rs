@@ -105,7 +105,7 @@ impl Signals {
 struct Agent {
     settings: Settings,
     sources: Sources,
-    datapath: Node,
+    datapath: DatapathState,
     published: Published,
 }
 
@@ -129,7 +129,7 @@ struct Sources {
 
 /// The datapath on this node: its programs and maps, where they are
 /// attached, and the flows the agent collects.
-struct Node {
+struct DatapathState {
     opts: LoadOptions,
     dp: Datapath,
     maps: Maps,
@@ -215,7 +215,7 @@ impl Agent {
         let (resolving, resolved) = Resolving::new();
         let health = Health::default();
         let mut agent = Self {
-            datapath: Node {
+            datapath: DatapathState {
                 attached: Attachments::new(mode, &settings.pin_dir, interfaces::pod_sides()),
                 applied: Vec::new(),
                 opts,

@@ -58,19 +58,24 @@ impl Agent {
     }
 
     /// Every frontend the maps should hold: the file's, its names' and the
-    /// cluster's that these leave free.
-    pub(super) fn desired(&self, config: &Config) -> Vec<Frontend> {
+    /// cluster's that these leave free (refreshed against them first).
+    fn desired(&mut self, config: &Config) -> Vec<Frontend> {
+        self.refresh_cluster(config);
         let mut all = self.base(config);
-        let cluster = self.cluster_frontends(&all);
-        all.extend(cluster);
+        all.extend_from_slice(self.cluster_frontends());
         all
     }
 
     /// Applies what `config` and the sources ask for. All or nothing: on a
     /// failure what the maps held is put back, but at start, when what
-    /// they hold is an earlier agent's and stays as it is.
+    /// they hold is an earlier agent's and stays as it is. A change that
+    /// leaves the desired frontends as they are touches no map.
     pub(super) fn apply(&mut self, config: &Config, cause: Cause) -> Result<reconcile::Applied> {
         let desired = self.desired(config);
+        if matches!(cause, Cause::Name | Cause::Cluster) && desired == self.datapath.applied {
+            self.save_cluster();
+            return Ok(reconcile::Applied::default());
+        }
         let max = self.datapath.opts.max_frontends;
         match reconcile::apply(&mut self.datapath.maps, &desired, max) {
             Ok(applied) => {

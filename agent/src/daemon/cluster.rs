@@ -35,8 +35,11 @@ pub struct Cluster {
     node: String,
     watches: Option<Watches>,
     synced: BTreeSet<&'static str>,
-    /// The cluster's frontends: computed from the stores once they are
-    /// synced, else as last saved.
+    /// The frontends the state file kept, served until the stores are
+    /// synced.
+    saved: Vec<Frontend>,
+    /// The cluster's frontends this node serves: computed from the stores
+    /// once they are synced, else fitted from `saved`.
     frontends: Vec<Frontend>,
     /// Whether `frontends` changed since they were last saved.
     unsaved: bool,
@@ -47,13 +50,13 @@ pub struct Cluster {
 
 impl Cluster {
     fn new(settings: Kubernetes, node: String) -> Self {
-        let frontends = state::load(&settings.state_file).unwrap_or_else(|e| {
+        let saved = state::load(&settings.state_file).unwrap_or_else(|e| {
             warn!("{e:#}; starting without the cluster's last redirects");
             Vec::new()
         });
-        if !frontends.is_empty() {
+        if !saved.is_empty() {
             info!(
-                frontends = frontends.len(),
+                frontends = saved.len(),
                 "serving the cluster's last known redirects until the watches have synced"
             );
         }
@@ -63,7 +66,8 @@ impl Cluster {
             watches: None,
             recorder: None,
             synced: BTreeSet::new(),
-            frontends,
+            saved,
+            frontends: Vec::new(),
             unsaved: false,
             view: ClusterView {
                 enabled: true,
@@ -76,33 +80,39 @@ impl Cluster {
         self.watches.is_some() && KINDS.iter().all(|k| self.synced.contains(k))
     }
 
-    /// Recomputes the frontends from the stores, once synced: whether they
-    /// changed.
-    fn refresh(
-        &mut self,
-        base: &[Frontend],
-        config: &Config,
-        node_addrs: &[IpAddr],
-        room: Room,
-    ) -> bool {
-        let Some(watches) = self.watches.as_ref().filter(|_| self.synced()) else {
-            return false;
-        };
+    /// Recomputes the frontends this node serves against `base` (the
+    /// file's and the names'): from the stores once synced, else from the
+    /// state file; the one place the cluster's frontends are admitted.
+    fn refresh(&mut self, base: &[Frontend], config: &Config, node_addrs: &[IpAddr], room: Room) {
         let admission = Admission::new(&self.settings, node_addrs, &config.allow_reserved);
-        let d = desired(&watches.snapshot(), &self.node, &admission, base, room);
-        for r in changed(&self.view.reports, &d.reports) {
-            log_report(r);
-            if let Some(rec) = &self.recorder {
-                events::publish(rec, &self.node, r);
+        let synced = self.synced();
+        let frontends = match self.watches.as_ref().filter(|_| synced) {
+            Some(watches) => {
+                let d = desired(&watches.snapshot(), &self.node, &admission, base, room);
+                for r in changed(&self.view.reports, &d.reports) {
+                    log_report(r);
+                    if let Some(rec) = &self.recorder {
+                        events::publish(rec, &self.node, r);
+                    }
+                }
+                self.view.reports = d.reports;
+                d.frontends
             }
+            None => {
+                let (fits, refused) = state::fit(&self.saved, base, &admission, room);
+                if fits != self.frontends {
+                    for (object, why) in refused {
+                        warn!(%object, "not served from the state file: {why}");
+                    }
+                }
+                fits
+            }
+        };
+        if frontends != self.frontends {
+            self.frontends = frontends;
+            // Only what the cluster says now is kept for the next start.
+            self.unsaved |= synced;
         }
-        self.view.reports = d.reports;
-        if d.frontends == self.frontends {
-            return false;
-        }
-        self.frontends = d.frontends;
-        self.unsaved = true;
-        true
     }
 
     /// Keeps the frontends as applied, for an agent that starts while the
@@ -266,20 +276,28 @@ impl Agent {
             }
             None => self.published.retries.served(&Item::Kubernetes),
         }
-        if changed && self.refresh_cluster(&self.base(&self.sources.config)) {
+        if changed {
             self.apply_desired(Cause::Cluster).await;
         }
         self.publish_cluster();
     }
 
-    /// Recomputes the cluster's frontends against `base`, the file's and
-    /// the names': whether they changed.
-    pub(super) fn refresh_cluster(&mut self, base: &[Frontend]) -> bool {
-        let room = self.room().after(base);
+    /// Recomputes the cluster's frontends against `config`'s own and its
+    /// names'.
+    pub(super) fn refresh_cluster(&mut self, config: &Config) {
+        let base = self.base(config);
+        let room = self.room().after(&base);
+        if let Some(c) = self.sources.cluster.as_mut() {
+            c.refresh(&base, config, &self.sources.node, room);
+        }
+    }
+
+    /// The cluster's frontends, as last refreshed.
+    pub(super) fn cluster_frontends(&self) -> &[Frontend] {
         self.sources
             .cluster
-            .as_mut()
-            .is_some_and(|c| c.refresh(base, &self.sources.config, &self.sources.node, room))
+            .as_ref()
+            .map_or(&[], |c| c.frontends.as_slice())
     }
 
     /// The datapath tables' whole room.
@@ -288,37 +306,6 @@ impl Agent {
             self.datapath.opts.max_frontends,
             self.datapath.opts.max_backend_slots,
         )
-    }
-
-    /// The cluster's frontends that the file and the names leave free and
-    /// the tables have room for: those of a state file kept by an agent
-    /// with larger tables are fitted object by object, as the watches' are.
-    pub(super) fn cluster_frontends(&self, base: &[Frontend]) -> Vec<Frontend> {
-        let Some(c) = &self.sources.cluster else {
-            return Vec::new();
-        };
-        let taken: BTreeSet<_> = base.iter().map(|f| (f.addr, f.port, f.proto)).collect();
-        let admission = Admission::new(
-            &c.settings,
-            &self.sources.node,
-            &self.sources.config.allow_reserved,
-        );
-        let mut room = self.room().after(base);
-        let mut out = Vec::new();
-        for object in c.frontends.chunk_by(|a, b| a.source == b.source) {
-            let free: Vec<Frontend> = object
-                .iter()
-                .filter(|f| {
-                    !taken.contains(&(f.addr, f.port, f.proto)) && admission.admit(f.addr).is_ok()
-                })
-                .cloned()
-                .collect();
-            match room.take(&free) {
-                Ok(()) => out.extend(free),
-                Err(why) => warn!(object = %object[0].source, "not served: {why}"),
-            }
-        }
-        out
     }
 
     /// Saves the cluster's frontends once an apply put them in the maps.

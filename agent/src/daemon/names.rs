@@ -113,7 +113,6 @@ impl Agent {
             .set_name_views(self.sources.names.views());
         if changed {
             info!(name = %host, "addresses changed");
-            self.refresh_cluster(&self.base(&self.sources.config));
             self.apply_desired(Cause::Name).await;
         } else {
             self.report_names();
@@ -169,7 +168,6 @@ impl Agent {
             crate::conntrack::flows::has_flows_to(maps, addr).unwrap_or(true)
         });
         if expired {
-            self.refresh_cluster(&self.base(&self.sources.config));
             self.apply_desired(Cause::Name).await;
         }
     }

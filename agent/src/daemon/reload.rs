@@ -90,7 +90,6 @@ impl Agent {
         let now = Instant::now();
         self.sources.names.track(&config, now);
         let replaced = self.configure_cluster(config.kubernetes.clone()).await;
-        self.refresh_cluster(&self.base(&config));
         let applied = match self.apply(&config, Cause::Reload) {
             Ok(applied) => applied,
             Err(e) => {
@@ -100,7 +99,8 @@ impl Agent {
                 if let Some(previous) = replaced {
                     self.restore_cluster(previous);
                 }
-                self.refresh_cluster(&self.base(&self.sources.config));
+                let last = self.sources.config.clone();
+                self.refresh_cluster(&last);
                 return Err(e);
             }
         };

@@ -6,7 +6,8 @@ use std::{fs, io::Write as _, path::Path};
 
 use anyhow::{Context as _, Result};
 
-use crate::config::Frontend;
+use super::admission::Admission;
+use crate::{config::Frontend, sources::room::Room};
 
 /// The frontends of `path`; none where there is no such file yet.
 pub fn load(path: &Path) -> Result<Vec<Frontend>> {
@@ -28,6 +29,34 @@ pub fn save(path: &Path, frontends: &[Frontend]) -> Result<()> {
     f.write_all(&serde_json::to_vec(frontends)?)?;
     f.sync_all()?;
     fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))
+}
+
+/// The frontends of a state file that this node may serve now: those
+/// `admission` admits and `taken` leaves free, each object's whole or none
+/// of it, in the order they were saved (oldest first), while `room` lasts;
+/// a state kept by an agent with larger tables is fitted as the watches'
+/// objects are. Returns them, and the objects left out with why.
+pub fn fit(
+    saved: &[Frontend],
+    taken: &[Frontend],
+    admission: &Admission,
+    mut room: Room,
+) -> (Vec<Frontend>, Vec<(String, String)>) {
+    let same = |a: &Frontend, b: &Frontend| (a.addr, a.port, a.proto) == (b.addr, b.port, b.proto);
+    let mut out = Vec::new();
+    let mut refused = Vec::new();
+    for object in saved.chunk_by(|a, b| a.source == b.source) {
+        let free: Vec<Frontend> = object
+            .iter()
+            .filter(|f| !taken.iter().any(|t| same(t, f)) && admission.admit(f.addr).is_ok())
+            .cloned()
+            .collect();
+        match room.take(&free) {
+            Ok(()) => out.extend(free),
+            Err(why) => refused.push((object[0].source.clone(), why)),
+        }
+    }
+    (out, refused)
 }
 
 #[cfg(test)]
@@ -61,5 +90,63 @@ mod tests {
             .to_string()
             .contains("cluster-state.json"));
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn at(source: &str, addr: &str, port: u16) -> Frontend {
+        Frontend {
+            policy: Default::default(),
+            name: format!("{source}/{port}/tcp"),
+            source: source.into(),
+            addr: addr.parse().unwrap(),
+            port,
+            proto: 6,
+            backends: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_state_is_fitted_object_by_object_as_the_watches_objects_are() {
+        let settings = crate::config::Kubernetes {
+            kubeconfig: None,
+            allowed_frontends: vec!["203.0.113.0/24".parse().unwrap()],
+            annotation_namespaces: Vec::new(),
+            pod_cidrs: Vec::new(),
+            service_cidrs: Vec::new(),
+            state_file: "/nonexistent".into(),
+        };
+        let node: [std::net::IpAddr; 1] = ["203.0.113.5".parse().unwrap()];
+        let admission = Admission::new(&settings, &node, &[]);
+        let saved = [
+            at("HairpinRedirect/old", "203.0.113.10", 8080),
+            at("HairpinRedirect/old", "203.0.113.10", 8081),
+            // Now this node's address, and one the file has since.
+            at("HairpinRedirect/moved", "203.0.113.5", 8080),
+            at("HairpinRedirect/taken", "203.0.113.11", 8080),
+            at("HairpinRedirect/wide", "203.0.113.12", 8080),
+            at("HairpinRedirect/wide", "203.0.113.12", 8081),
+            at("HairpinRedirect/last", "203.0.113.13", 8080),
+        ];
+        let file = [at("hairpin.yaml:3", "203.0.113.11", 8080)];
+        // Room for four, taken in the order saved: the old object's two and
+        // the wide one's; the last finds none. The node's address and the
+        // file's frontend are left out whatever the room.
+        let (fits, refused) = fit(&saved, &file, &admission, Room::of(4, 64));
+        let got: Vec<_> = fits.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(
+            got,
+            [
+                "HairpinRedirect/old/8080/tcp",
+                "HairpinRedirect/old/8081/tcp",
+                "HairpinRedirect/wide/8080/tcp",
+                "HairpinRedirect/wide/8081/tcp",
+            ]
+        );
+        assert_eq!(
+            refused,
+            [(
+                "HairpinRedirect/last".to_owned(),
+                "the datapath's tables are full: it needs 1 frontends, with room for 0".to_owned()
+            )]
+        );
     }
 }

@@ -10,7 +10,7 @@
 mod clock;
 mod conntrack;
 mod csum;
-mod events;
+mod debug_log;
 mod family;
 mod icmp;
 mod l4;
@@ -18,9 +18,9 @@ mod maps;
 mod monitor;
 mod nat;
 mod parse;
+mod plain;
 mod redirect;
 mod refuse;
-mod shortcut;
 mod sock;
 
 use aya_ebpf::{
@@ -34,10 +34,10 @@ use hairpin_common::{
 };
 
 use conntrack::{Forward, Hook};
-use events::Loggable;
+use debug_log::Loggable;
 use family::Family;
 use icmp::IcmpFamily;
-use monitor::{note, tell, Cause};
+use monitor::{emit_flow, emit_packet, Cause};
 use parse::{Packet, Parsed, ETH_P_IP, ETH_P_IPV6, TCP_RST};
 
 #[classifier]
@@ -119,7 +119,7 @@ pub fn netns_probe(ctx: SockAddrContext) -> i32 {
 #[inline(always)]
 fn process(ctx: &TcContext, hook: Hook) -> i32 {
     match parse::ethertype(ctx) {
-        Some(ETH_P_IP) if shortcut::not_ours_v4(ctx, hook) => TC_ACT_UNSPEC,
+        Some(ETH_P_IP) if plain::not_ours_v4(ctx, hook) => TC_ACT_UNSPEC,
         Some(ETH_P_IP) => ipv4(ctx, hook),
         Some(ETH_P_IPV6) => ipv6(ctx, hook),
         _ => TC_ACT_UNSPEC,
@@ -164,7 +164,7 @@ const REFUSE: i32 = i32::MIN;
 #[inline(never)]
 fn malformed<F: Family>(ctx: &TcContext, hook: Hook) -> i32 {
     maps::count(Counter::Unparsable);
-    note::<F>(
+    emit_packet::<F>(
         ctx,
         EventKind::Malformed,
         hook,
@@ -186,7 +186,7 @@ fn untranslated<F: Family>(
     e: &CtEntry<F>,
 ) -> i32 {
     maps::count(c);
-    tell(
+    emit_flow(
         ctx,
         Cause::new(EventKind::Untranslated, hook, c as u8),
         key,
@@ -237,7 +237,7 @@ fn flow<F: Family + Loggable + refuse::Unreachable>(
         found => found,
     };
     let e: &CtEntry<F> = e;
-    // Reported through `tell`, a subprogram: built here, the events would
+    // Emitted through `emit_flow`, a subprogram: built here, the events would
     // take room in this frame, which the refusals' path shares.
     let new_flow = match found {
         Some(Forward::Known) => false,
@@ -248,23 +248,23 @@ fn flow<F: Family + Loggable + refuse::Unreachable>(
             } else {
                 EndReason::Fin
             };
-            tell(ctx, Cause::new(EventKind::Ended, hook, how as u8), key, e);
+            emit_flow(ctx, Cause::new(EventKind::Ended, hook, how as u8), key, e);
             false
         }
         Some(Forward::Refuse) => {
-            tell(ctx, Cause::new(EventKind::Refused, hook, 0).alone(), key, e);
+            emit_flow(ctx, Cause::new(EventKind::Refused, hook, 0).alone(), key, e);
             return REFUSE;
         }
         Some(Forward::Skipped) => {
             maps::count(Counter::BackendSkipped);
-            tell(ctx, Cause::new(EventKind::Skipped, hook, 0).alone(), key, e);
+            emit_flow(ctx, Cause::new(EventKind::Skipped, hook, 0).alone(), key, e);
             return TC_ACT_UNSPEC;
         }
         Some(Forward::InsertFailed) => {
             let c = Counter::CtInsertFailed;
             maps::count(c);
             let cause = Cause::new(EventKind::Untranslated, hook, c as u8).alone();
-            tell(ctx, cause, key, e);
+            emit_flow(ctx, cause, key, e);
             return TC_ACT_UNSPEC;
         }
         None => return TC_ACT_UNSPEC,
@@ -292,7 +292,7 @@ fn flow<F: Family + Loggable + refuse::Unreachable>(
     maps::account(e.frontend_id, ctx.len(), new_flow);
     if new_flow {
         F::log_new_flow(ctx, key, &e.nat);
-        tell(ctx, Cause::new(EventKind::Opened, hook, e.origin), key, e);
+        emit_flow(ctx, Cause::new(EventKind::Opened, hook, e.origin), key, e);
     }
     deliver(ctx, hook, e)
 }
@@ -316,7 +316,7 @@ fn icmp_error<F: IcmpFamily>(ctx: &TcContext, pkt: &Packet<F>, hook: Hook) -> i3
     }
     maps::count(Counter::IcmpTranslated);
     if let Some(m) = monitor::wanted(EventKind::Icmp) {
-        monitor::report_entry(m, hook, e, redirect::ifindex(ctx));
+        monitor::emit_icmp_error(m, hook, e, redirect::ifindex(ctx));
     }
     deliver(ctx, hook, e)
 }

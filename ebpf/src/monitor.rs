@@ -45,11 +45,11 @@ impl Cause {
     }
 }
 
-/// Reports a packet of tuple `key` at a TC hook with its flow's entry `e`
+/// Emits a packet of tuple `key` at a TC hook with its flow's entry `e`
 /// (see `Cause::alone`), when a monitor wants it; the first FIN or RST of a
 /// flow only when its other direction has seen neither.
 #[inline(never)]
-pub fn tell<F: Family>(ctx: &TcContext, cause: Cause, key: &CtKey<F>, e: &CtEntry<F>) {
+pub fn emit_flow<F: Family>(ctx: &TcContext, cause: Cause, key: &CtKey<F>, e: &CtEntry<F>) {
     let Some(m) = MONITOR
         .get(0)
         .filter(|m| m.kinds & (1 << (cause.0 & 0xff)) != 0)
@@ -61,15 +61,15 @@ pub fn tell<F: Family>(ctx: &TcContext, cause: Cause, key: &CtKey<F>, e: &CtEntr
     }
     let entry = (cause.0 & ALONE == 0).then_some(e);
     let tag = tag(e.frontend_id, crate::redirect::ifindex(ctx));
-    report(m, cause, key, entry, tag);
+    emit(m, cause, key, entry, tag);
 }
 
-/// Reports a packet of tuple `key`: with its flow's entry `e` when it has
+/// Emits the event of a packet of tuple `key`: with its flow's entry `e` when it has
 /// one (the flow is told from either direction's entry), else as the
 /// client's packet to a frontend. `tag` is the frontend's id and the
 /// interface (or the process, on the socket path), in one register.
 #[inline(never)]
-pub fn report<F: Family>(
+pub fn emit<F: Family>(
     m: &MonitorConfig,
     cause: Cause,
     key: &CtKey<F>,
@@ -126,7 +126,7 @@ pub fn report<F: Family>(
     slot.submit(wakeup());
 }
 
-/// Unread bytes past which a report wakes the reader: waking it for every
+/// Unread bytes past which an event wakes the reader: waking it for every
 /// event would cost each new flow several times its translation. The
 /// agent also reads on a timer (see `daemon::events`).
 const WAKEUP_BYTES: u64 = 64 * 1024;
@@ -141,12 +141,12 @@ fn wakeup() -> u64 {
     }
 }
 
-/// Reports an ICMP error translated with `e`'s flow, from the entry alone,
+/// Emits an ICMP error translated with `e`'s flow, from the entry alone,
 /// in a frame of its own: the error's path has the deepest stack. The flow's
 /// frontend is known by its id only (the agent fills it in), and a client
 /// reaching itself shows as the frontend.
 #[inline(never)]
-pub fn report_entry<F: Family>(m: &MonitorConfig, hook: Hook, e: &CtEntry<F>, ifindex: u32) {
+pub fn emit_icmp_error<F: Family>(m: &MonitorConfig, hook: Hook, e: &CtEntry<F>, ifindex: u32) {
     let (client, client_port, frontend, frontend_port, backend, backend_port) =
         if e.dir == CtDir::Reverse as u8 {
             let n = &e.nat;
@@ -194,15 +194,15 @@ fn selects<F: Family>(m: &MonitorConfig, frontend_id: u32, client: F) -> bool {
             || (m.client_family == u32::from(F::FAMILY) && m.client == client.wide()))
 }
 
-/// The tag of `report`.
+/// The tag of `emit`.
 #[inline(always)]
 pub fn tag(frontend_id: u32, ifindex: u32) -> u64 {
     u64::from(frontend_id) | u64::from(ifindex) << 32
 }
 
-/// Reports a packet seen at a TC hook, when a monitor wants its kind.
+/// Emits a packet seen at a TC hook, when a monitor wants its kind.
 #[inline(always)]
-pub fn note<F: Family>(
+pub fn emit_packet<F: Family>(
     ctx: &TcContext,
     kind: EventKind,
     hook: crate::conntrack::Hook,
@@ -213,6 +213,6 @@ pub fn note<F: Family>(
 ) {
     if let Some(m) = wanted(kind) {
         let tag = tag(frontend_id, crate::redirect::ifindex(ctx));
-        report(m, Cause::new(kind, hook, detail), key, e, tag);
+        emit(m, Cause::new(kind, hook, detail), key, e, tag);
     }
 }

@@ -126,7 +126,7 @@ pub fn to_backend<F: Family>(ctx: &SockAddrContext, call: Call) -> i32 {
         Call::Datagram => EventKind::Datagram,
     };
     if let Some(m) = monitor::wanted(kind) {
-        report::<F>(
+        emit::<F>(
             m,
             kind,
             fe.id,
@@ -145,10 +145,10 @@ fn probe(sa: &bpf_sock_addr) -> bool {
     unsafe { (*sa.__bindgen_anon_1.sk).mark == PROBE_MARK }
 }
 
-/// Reports a translated call: its frontend, backend and process (the
+/// Emits a translated call: its frontend, backend and process (the
 /// client's address is not chosen yet at `connect`).
 #[inline(always)]
-fn report<F: Family>(
+fn emit<F: Family>(
     m: &hairpin_common::MonitorConfig,
     kind: EventKind,
     frontend_id: u32,
@@ -167,7 +167,7 @@ fn report<F: Family>(
     e.nat.dport = backend.1;
     let pid = (bpf_get_current_pid_tgid() >> 32) as u32;
     let cause = monitor::Cause::new(kind, EVENT_HOOK_SOCKET, 0);
-    monitor::report(m, cause, &key, Some(&e), monitor::tag(frontend_id, pid));
+    monitor::emit(m, cause, &key, Some(&e), monitor::tag(frontend_id, pid));
 }
 
 /// `recvmsg` and `getpeername`: a backend's address, seen by a socket that

@@ -61,7 +61,7 @@ impl AgentArgs {
         self.ask("/frontends", "where the frontends come from")
     }
 
-    /// Ends flows through the agent (see `monitor::stream::flush`): how
+    /// Ends flows through the agent (see `conntrack::flows::flush`): how
     /// many, or `None` when no agent answers.
     pub fn flush(&self, frontend_id: Option<u32>) -> Option<usize> {
         let path = frontend_id.map_or("/flush".into(), |id| format!("/flush?frontend={id}"));

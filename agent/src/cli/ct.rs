@@ -84,7 +84,7 @@ pub fn ct(args: Args) -> Result<()> {
             drop(pinned);
             let ended = match filter.agent.flush(id) {
                 Some(n) => n,
-                None => crate::monitor::stream::flush(&filter.pin_dir, id)?.flows,
+                None => crate::conntrack::flows::flush(&filter.pin_dir, id)?.flows,
             };
             println!("flushed {ended} flows");
         }

@@ -139,3 +139,19 @@ pub fn ended_event<A: WireAddr>(k: &CtKey<A>, e: &CtEntry<A>, reason: EndReason)
         ..Event::default()
     })
 }
+
+/// Ends the flows of frontend `id` (every flow without one) in the maps
+/// pinned under `pin_dir`: `hairpin ct flush`, and the agent's
+/// `POST /flush`, which tells the monitors.
+pub fn flush(pin_dir: &std::path::Path, id: Option<u32>) -> Result<Ended> {
+    let mut pinned = crate::datapath::pinned::Pinned::open(pin_dir)?;
+    let ours = |f: &FlowView<_>| id.is_none_or(|id| f.frontend_id == id);
+    let mut ended = end_flows(&mut pinned.v4.conntrack, EndReason::Flushed, ours)?;
+    let ours = |f: &FlowView<_>| id.is_none_or(|id| f.frontend_id == id);
+    ended.add(end_flows(
+        &mut pinned.v6.conntrack,
+        EndReason::Flushed,
+        ours,
+    )?);
+    Ok(ended)
+}

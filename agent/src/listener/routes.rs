@@ -155,7 +155,7 @@ async fn flush(routes: &Routes, query: &str) -> Response<Body> {
                 return Ok(None);
             }
         }
-        stream::flush(&pin_dir, id).map(Some)
+        crate::conntrack::flows::flush(&pin_dir, id).map(Some)
     })
     .await;
     match done {

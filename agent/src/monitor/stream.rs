@@ -1,14 +1,9 @@
 //! The listener's side of monitors: `GET /events?…` streams JSON lines
-//! until the monitor goes away; `POST /flush?frontend=ID` ends flows as
-//! `hairpin ct flush` would, so that monitors hear of it.
+//! until the monitor goes away.
 
-use std::{path::Path, time::Duration};
-
-use anyhow::Result;
-use hairpin_common::EndReason;
+use std::time::Duration;
 
 use super::Subscription;
-use crate::{conntrack::flows, datapath::pinned};
 
 /// An idle stream writes an empty line this often: a monitor that went
 /// away is noticed, and its filter leaves the datapath.
@@ -31,19 +26,4 @@ pub async fn next_lines(sub: &mut Subscription) -> Option<String> {
         next = sub.rx.try_recv().ok();
     }
     Some(out)
-}
-
-/// Ends the flows of frontend `id` (every flow without one) in the maps
-/// pinned under `pin_dir`.
-pub fn flush(pin_dir: &Path, id: Option<u32>) -> Result<flows::Ended> {
-    let mut pinned = pinned::Pinned::open(pin_dir)?;
-    let ours = |f: &flows::FlowView<_>| id.is_none_or(|id| f.frontend_id == id);
-    let mut ended = flows::end_flows(&mut pinned.v4.conntrack, EndReason::Flushed, ours)?;
-    let ours = |f: &flows::FlowView<_>| id.is_none_or(|id| f.frontend_id == id);
-    ended.add(flows::end_flows(
-        &mut pinned.v6.conntrack,
-        EndReason::Flushed,
-        ours,
-    )?);
-    Ok(ended)
 }

@@ -1,5 +1,5 @@
 //! Kubernetes mode end to end: the agents of both nodes follow an API
-//! server of the test's own (tests/support/apiserver.rs, on the router's
+//! server of the test's own (tests/support/apiserver/, on the router's
 //! LAN address) and redirect the frontend to wherever the Service's
 //! EndpointSlice says its pod is.
 

@@ -15,6 +15,8 @@ mod agent;
 mod capacity;
 mod clsact;
 mod cluster_reload;
+mod conntrack_layouts;
+mod counting;
 mod degraded;
 mod doctor;
 mod ebpf_cni;

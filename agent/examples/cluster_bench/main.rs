@@ -4,13 +4,13 @@
 //! the redirected Services (the baseline, in the same run).
 //!
 //! Runs the agent in a network namespace of its own, against the tests' API
-//! server (tests/support/apiserver.rs) on that namespace's loopback; both
+//! server (tests/support/apiserver/) on that namespace's loopback; both
 //! are removed on exit. Addresses: fd00::/8 endpoints, 2001:db8::/32
 //! frontends.
 //!
 //!   cluster_bench --hairpin target/release/hairpin [--quick] [--tsv]
 
-#[path = "../../../tests/support/apiserver.rs"]
+#[path = "../../../tests/support/apiserver/mod.rs"]
 #[allow(dead_code, reason = "the bench uses part of the tests' server")]
 mod apiserver;
 

@@ -7,13 +7,20 @@ use std::{
     collections::BTreeMap,
     fs,
     path::{Path, PathBuf},
-    process::{Child, Command, Output, Stdio},
+    process::{Command, Output, Stdio},
     sync::atomic::{AtomicU32, Ordering},
     thread::sleep,
     time::{Duration, Instant},
 };
 
 use super::serviceaccount::ServiceAccount;
+
+mod cni;
+mod processes;
+
+use cni::standin_cni;
+pub use cni::Cni;
+pub use processes::{Agent, Background};
 
 const LAB_SH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/lab.sh");
 const LAB_RUN: &str = "/run/hairpin-lab";
@@ -23,39 +30,6 @@ pub const HAIRPIN: &str = env!("CARGO_BIN_EXE_hairpin");
 pub const FRONTEND: &str = "203.0.113.10";
 pub const B1: &str = "198.51.100.2";
 pub const B2: &str = "198.51.100.67";
-
-/// The nodes' CNI datapath (`LAB_CNI`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Cni {
-    /// The node's stack routes pods, through netfilter.
-    Iptables,
-    /// The stand-in eBPF CNI of tests/cni: `bpf_redirect_peer` into pods.
-    Ebpf,
-}
-
-impl Cni {
-    /// The CNI of a lab that names none: `HAIRPIN_LAB_CNI` (`iptables`, the
-    /// default, or `ebpf`), so that any lab test can run beside either.
-    fn from_env() -> Self {
-        match std::env::var("HAIRPIN_LAB_CNI").as_deref() {
-            Err(_) | Ok("iptables") => Cni::Iptables,
-            Ok("ebpf") => Cni::Ebpf,
-            Ok(other) => panic!("HAIRPIN_LAB_CNI is iptables or ebpf, not {other:?}"),
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Cni::Iptables => "iptables",
-            Cni::Ebpf => "ebpf",
-        }
-    }
-}
-
-/// The stand-in eBPF CNI's loader, built beside `hairpin`.
-fn standin_cni() -> PathBuf {
-    Path::new(HAIRPIN).with_file_name("standin-cni")
-}
 
 pub struct Lab {
     pub prefix: String,
@@ -402,166 +376,5 @@ impl Drop for Lab {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
-    }
-}
-
-/// A `hairpin run` in a lab node, stopped (SIGTERM) on drop, its pins
-/// removed (the lab's namespaces, going next, take its links with them).
-pub struct Agent {
-    child: Option<Child>,
-    netns: String,
-    pub log: PathBuf,
-    pub pin_dir: PathBuf,
-    pub config: PathBuf,
-    /// The hairpin that `start` runs: this build unless a test says.
-    pub binary: PathBuf,
-    extra: Vec<String>,
-    /// A command (and its arguments) that runs the agent's command line.
-    wrapper: Vec<String>,
-    env: Vec<(String, String)>,
-}
-
-impl Agent {
-    /// Starts the agent (again) and waits until it is ready.
-    pub fn start(&mut self) {
-        assert!(self.child.is_none(), "the agent is already running");
-        let marks = self.log_text().matches("ready:").count();
-        let log = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .expect("agent log");
-        // nsenter keeps the machine's /sys (and its bpffs), which
-        // `ip netns exec` would remount.
-        let mut command = match self.wrapper.split_first() {
-            Some((program, args)) => {
-                let mut c = Command::new(program);
-                c.args(args).arg("nsenter");
-                c
-            }
-            None => Command::new("nsenter"),
-        };
-        let child = command
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .arg(format!("--net={}", self.netns))
-            .arg(&self.binary)
-            .args(["run", "--config"])
-            .arg(&self.config)
-            .arg("--pin-dir")
-            .arg(&self.pin_dir)
-            .args(&self.extra)
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start hairpin");
-        self.child = Some(child);
-        // Room for an emulated VM (the kernel matrix), where the verifier
-        // alone takes seconds.
-        self.wait_for_count("ready:", marks + 1, Duration::from_secs(60));
-    }
-
-    /// The running agent's process id.
-    pub fn pid(&self) -> u32 {
-        self.child.as_ref().expect("agent running").id()
-    }
-
-    pub fn log_text(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Waits until the log has a line containing `what`.
-    pub fn wait_for_log(&self, what: &str, timeout: Duration) {
-        self.wait_for_count(what, 1, timeout);
-    }
-
-    /// Waits until the log has `n` lines containing `what`.
-    pub fn wait_for_count(&self, what: &str, n: usize, timeout: Duration) {
-        let start = Instant::now();
-        while self.log_text().matches(what).count() < n {
-            let alive = self
-                .child
-                .as_ref()
-                .is_some_and(|c| Path::new(&format!("/proc/{}", c.id())).exists());
-            assert!(
-                alive && start.elapsed() < timeout,
-                "agent did not log {what:?} ({n} times) within {timeout:?}:\n{}",
-                self.log_text()
-            );
-            sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Sends `sig` and waits (bounded) for the agent to exit.
-    pub fn stop(&mut self, sig: i32) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        // SAFETY: signalling our own child by its PID.
-        unsafe { libc::kill(child.id() as i32, sig) };
-        let start = Instant::now();
-        while child.try_wait().ok().flatten().is_none() && start.elapsed() < Duration::from_secs(5)
-        {
-            sleep(Duration::from_millis(20));
-        }
-        // Ignored errors: the process may already have exited.
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-
-    /// Sends `sig` to the running agent, which goes on running (SIGHUP).
-    pub fn signal(&self, sig: i32) {
-        let child = self.child.as_ref().expect("agent running");
-        // SAFETY: signalling our own child by its PID.
-        unsafe { libc::kill(child.id() as i32, sig) };
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        self.stop(libc::SIGTERM);
-        // Ignored error: nothing pinned when the agent failed early.
-        let _ = fs::remove_dir_all(&self.pin_dir);
-    }
-}
-
-/// A background command (a capture), stopped on drop.
-pub struct Background {
-    child: Child,
-    out: PathBuf,
-}
-
-impl Background {
-    pub fn running(&mut self) -> bool {
-        self.child.try_wait().ok().flatten().is_none()
-    }
-
-    /// Sends `sig` to the command (started with `exec`, it has the PID).
-    pub fn signal(&self, sig: i32) {
-        // SAFETY: signalling our own child by its PID.
-        unsafe { libc::kill(self.child.id() as i32, sig) };
-    }
-
-    /// Stops the command (SIGINT, so that tcpdump flushes) and returns its output.
-    pub fn finish(mut self) -> String {
-        // SAFETY: signalling our own child by its PID.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
-        let start = Instant::now();
-        while self.child.try_wait().ok().flatten().is_none()
-            && start.elapsed() < Duration::from_secs(5)
-        {
-            sleep(Duration::from_millis(20));
-        }
-        fs::read_to_string(&self.out).unwrap_or_default()
-    }
-}
-
-impl Drop for Background {
-    fn drop(&mut self) {
-        // Ignored errors: the process may already have exited.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }

@@ -53,7 +53,7 @@ pub fn dns_server(lab: &Lab, records: &str) -> (Background, PathBuf) {
 }
 
 /// `registry.lab` in both families, with `socket` as the socket section.
-fn config(lab: &Lab, socket: &str) -> String {
+pub fn config(lab: &Lab, socket: &str) -> String {
     let resolv = lab.run_dir().join("agent-resolv.conf");
     fs::write(&resolv, format!("nameserver {DNS}\n")).expect("resolv");
     format!(

@@ -60,8 +60,8 @@ impl Agent {
     /// Every frontend the maps should hold: the file's, its names' and the
     /// cluster's that these leave free (refreshed against them first).
     fn desired(&mut self, config: &Config) -> Vec<Frontend> {
-        self.refresh_cluster(config);
         let mut all = self.base(config);
+        self.refresh_cluster(config, &all);
         all.extend_from_slice(self.cluster_frontends());
         all
     }

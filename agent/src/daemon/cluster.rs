@@ -282,13 +282,12 @@ impl Agent {
         self.publish_cluster();
     }
 
-    /// Recomputes the cluster's frontends against `config`'s own and its
-    /// names'.
-    pub(super) fn refresh_cluster(&mut self, config: &Config) {
-        let base = self.base(config);
-        let room = self.room().after(&base);
+    /// Recomputes the cluster's frontends against `base`, `config`'s own
+    /// and its names' (`Agent::base`).
+    pub(super) fn refresh_cluster(&mut self, config: &Config, base: &[Frontend]) {
+        let room = self.room().after(base);
         if let Some(c) = self.sources.cluster.as_mut() {
-            c.refresh(&base, config, &self.sources.node, room);
+            c.refresh(base, config, &self.sources.node, room);
         }
     }
 

@@ -100,7 +100,8 @@ impl Agent {
                     self.restore_cluster(previous);
                 }
                 let last = self.sources.config.clone();
-                self.refresh_cluster(&last);
+                let base = self.base(&last);
+                self.refresh_cluster(&last, &base);
                 return Err(e);
             }
         };

@@ -83,8 +83,8 @@ fn carry_out<A: Addr>(
     }
     tables.set_addrs(&plan.frontend_addrs, &plan.members)?;
     let (ended, lingering) = tables.end_flows(&plan.end)?;
-    applied.added += plan.added;
-    applied.updated += plan.updated;
+    applied.added += plan.added();
+    applied.updated += plan.updated();
     applied.removed += plan.remove.len();
     applied.ended.add(ended);
     applied.names.extend(plan.names);

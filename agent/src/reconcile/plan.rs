@@ -61,10 +61,20 @@ pub struct Plan<A> {
     /// The backends of frontends that skip their backends' own traffic.
     pub members: Vec<MemberKey<A>>,
     pub end: Ends<A>,
-    pub added: usize,
-    pub updated: usize,
     /// Every frontend of the family after the apply: id → name.
     pub names: BTreeMap<u32, String>,
+}
+
+impl<A> Plan<A> {
+    /// Frontends the plan adds.
+    pub fn added(&self) -> usize {
+        self.write.iter().filter(|w| w.new).count()
+    }
+
+    /// Frontends the plan changes.
+    pub fn updated(&self) -> usize {
+        self.write.len() - self.added()
+    }
 }
 
 /// Frontend ids in use, and their bound. Ids are handed out upwards from
@@ -209,16 +219,12 @@ pub fn plan<A: Addr>(
         if old.is_some_and(|(v, b)| v == value && *b == backends) {
             continue;
         }
-        match old {
-            None => plan.added += 1,
-            Some((_, was)) => {
-                plan.updated += 1;
-                plan.end.backends.extend(
-                    was.iter()
-                        .filter(|b| !backends.contains(b))
-                        .map(|b| (id, b.addr, b.port)),
-                );
-            }
+        if let Some((_, was)) = old {
+            plan.end.backends.extend(
+                was.iter()
+                    .filter(|b| !backends.contains(b))
+                    .map(|b| (id, b.addr, b.port)),
+            );
         }
         let old_slots = old.map_or(0, |(v, _)| u32::from(v.slots));
         plan.write.push(Write {

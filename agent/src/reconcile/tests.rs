@@ -149,7 +149,7 @@ fn new_frontends_take_the_lowest_free_ids_a_slot_per_unit_of_weight() {
         ],
         "IPv4's frontends only"
     );
-    assert_eq!((p.added, p.updated, applied.removed), (2, 0, 0));
+    assert_eq!((p.added(), p.updated(), applied.removed), (2, 0, 0));
     assert_eq!(t.reset, [0, 1], "new ids' counters start from zero");
     assert_eq!(
         t.frontend_addrs,
@@ -188,7 +188,7 @@ fn a_changed_backend_set_keeps_the_id_and_ends_only_the_flows_of_the_backend_gon
     t.flows = BTreeSet::from([(0, b2, port), (0, b3, port)]);
     let one = [fe("203.0.113.10", 8080, &[("198.51.100.2", 1)])];
     let (p, applied) = apply(&mut t, &one, 16).unwrap();
-    assert_eq!((p.added, p.updated), (0, 1));
+    assert_eq!((p.added(), p.updated()), (0, 1));
     assert_eq!(p.write[0].stale, 1..3, "the slots beyond the new one go");
     assert!(!p.write[0].new, "its counters stay");
     assert_eq!(held(&t), [("203.0.113.10:8080".into(), 0, vec![b2], 0)]);
@@ -227,7 +227,7 @@ fn a_removed_frontend_ends_its_flows_and_its_id_serves_a_new_one_in_the_same_app
         1,
     )
     .unwrap();
-    assert_eq!((p.added, applied.removed), (1, 1));
+    assert_eq!((p.added(), applied.removed), (1, 1));
     assert_eq!(held(&t), [("203.0.113.11:8080".into(), 0, vec![b2], 0)]);
     assert!(t.flows.is_empty(), "the removed frontend's flow ended");
     assert_eq!(p.end.frontends, BTreeSet::from([0]));
@@ -283,7 +283,7 @@ fn a_policy_change_rewrites_the_flags_and_ends_no_flow() {
         skip_backends: true,
     };
     let (p, applied) = apply(&mut t, &[f], 16).unwrap();
-    assert_eq!(p.updated, 1);
+    assert_eq!(p.updated(), 1);
     assert_eq!(
         held(&t),
         [(

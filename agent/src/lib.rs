@@ -7,6 +7,7 @@ pub mod config;
 pub mod conntrack;
 pub mod daemon;
 pub mod datapath;
+pub mod desired;
 pub mod doctor;
 pub mod links;
 pub mod listener;

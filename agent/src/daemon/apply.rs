@@ -1,19 +1,19 @@
 //! The one way frontends reach the maps. Whatever changed (the agent
 //! started, the file, a name's addresses, the cluster's objects), the
-//! desired frontends are merged here in one order (the file's, then its
-//! names' at the addresses they have, then the cluster's that these leave
-//! free, each taking the room the tables have left) and applied as a diff.
+//! sources are merged (`desired::merge`) and what they ask for is applied
+//! as a diff (`reconcile::apply`).
 
 use std::{fmt, time::Instant};
 
 use anyhow::Result;
 use tracing::{info, warn};
 
-use super::{Agent, TICK};
+use super::{cluster::Cluster, Agent, TICK};
 use crate::{
     config::{Config, Frontend},
+    desired::{self, Desired, Inputs},
     reconcile,
-    sources::dns::Bounds,
+    sources::room::Room,
 };
 
 /// Why an apply runs.
@@ -37,33 +37,40 @@ impl fmt::Display for Cause {
 }
 
 impl Agent {
-    /// The frontends of `config` at their written addresses and at the
-    /// addresses their names have.
-    pub(super) fn base(&self, config: &Config) -> Vec<Frontend> {
-        let (named, _) = self
-            .sources
-            .names
-            .frontends(&config.named, &self.name_bounds(config));
-        config.frontends.iter().cloned().chain(named).collect()
-    }
-
-    /// What `config`'s names must leave alone.
-    pub(super) fn name_bounds<'a>(&'a self, config: &'a Config) -> Bounds<'a> {
-        Bounds {
-            written: &config.frontends,
+    /// The sources beside `config` (the file applied, or one being tried),
+    /// with `cluster` as the merge should see it.
+    pub(super) fn inputs<'a>(
+        &'a self,
+        config: &'a Config,
+        cluster: Option<desired::Cluster<'a>>,
+    ) -> Inputs<'a> {
+        Inputs {
+            config,
+            names: &self.sources.names,
+            cluster,
             node: &self.sources.node,
-            room: self.room().after(&config.frontends),
+            room: Room::of(
+                self.datapath.opts.max_frontends,
+                self.datapath.opts.max_backend_slots,
+            ),
             applied: &self.datapath.applied,
         }
     }
 
-    /// Every frontend the maps should hold: the file's, its names' and the
-    /// cluster's that these leave free (refreshed against them first).
-    fn desired(&mut self, config: &Config) -> Vec<Frontend> {
-        let mut all = self.base(config);
-        self.refresh_cluster(config, &all);
-        all.extend_from_slice(self.cluster_frontends());
-        all
+    /// Every frontend the maps should hold, merged from the sources; the
+    /// cluster takes what became of its objects.
+    pub(super) fn desired(&mut self, config: &Config) -> Desired {
+        let listed = self.sources.cluster.as_ref().and_then(Cluster::listed);
+        let cluster = self
+            .sources
+            .cluster
+            .as_ref()
+            .map(|c| c.input(listed.as_ref()));
+        let mut d = desired::merge(&self.inputs(config, cluster));
+        if let (Some(c), Some(outcome)) = (self.sources.cluster.as_mut(), d.cluster.take()) {
+            c.update(d.cluster_frontends(), outcome);
+        }
+        d
     }
 
     /// Applies what `config` and the sources ask for. All or nothing: on a
@@ -71,7 +78,7 @@ impl Agent {
     /// they hold is an earlier agent's and stays as it is. A change that
     /// leaves the desired frontends as they are touches no map.
     pub(super) fn apply(&mut self, config: &Config, cause: Cause) -> Result<reconcile::Applied> {
-        let desired = self.desired(config);
+        let desired = self.desired(config).frontends;
         if matches!(cause, Cause::Name | Cause::Cluster) && desired == self.datapath.applied {
             self.save_cluster();
             return Ok(reconcile::Applied::default());

@@ -6,7 +6,6 @@
 
 use std::{
     collections::BTreeSet,
-    net::IpAddr,
     time::{SystemTime, UNIX_EPOCH},
 };
 
@@ -17,16 +16,13 @@ use tracing::{info, warn};
 
 use super::{apply::Cause, degraded::Item, Agent};
 use crate::{
-    config::{Config, Frontend, Kubernetes},
+    config::{Frontend, Kubernetes},
+    desired::{self, ClusterOutcome, Objects},
     listener::published::ClusterView,
-    sources::{
-        kubernetes::{
-            admission::Admission,
-            desired::{desired, Report, State},
-            events, state,
-            watch::{self, Message, Watches, KINDS},
-        },
-        room::Room,
+    sources::kubernetes::{
+        claims::{Report, Snapshot, State},
+        events, state,
+        watch::{self, Message, Watches, KINDS},
     },
 };
 
@@ -80,38 +76,52 @@ impl Cluster {
         self.watches.is_some() && KINDS.iter().all(|k| self.synced.contains(k))
     }
 
-    /// Recomputes the frontends this node serves against `base` (the
-    /// file's and the names'): from the stores once synced, else from the
-    /// state file; the one place the cluster's frontends are admitted.
-    fn refresh(&mut self, base: &[Frontend], config: &Config, node_addrs: &[IpAddr], room: Room) {
-        let admission = Admission::new(&self.settings, node_addrs, &config.allow_reserved);
-        let synced = self.synced();
-        let frontends = match self.watches.as_ref().filter(|_| synced) {
-            Some(watches) => {
-                let d = desired(&watches.snapshot(), &self.node, &admission, base, room);
-                for r in changed(&self.view.reports, &d.reports) {
+    /// The cluster's side of the merge: the objects `listed` (the
+    /// watches' snapshot, once every kind is listed), else the state
+    /// file's frontends.
+    pub(super) fn input<'a>(&'a self, listed: Option<&'a Snapshot>) -> desired::Cluster<'a> {
+        desired::Cluster {
+            settings: &self.settings,
+            node: &self.node,
+            objects: match listed {
+                Some(snap) => Objects::Listed(snap),
+                None => Objects::Saved(&self.saved),
+            },
+        }
+    }
+
+    /// The watches' objects, once every kind has been listed.
+    pub(super) fn listed(&self) -> Option<Snapshot> {
+        self.watches
+            .as_ref()
+            .filter(|_| self.synced())
+            .map(Watches::snapshot)
+    }
+
+    /// Takes what the merge made of the cluster: its `frontends` on this
+    /// node, and each object's outcome, said where it changed.
+    pub(super) fn update(&mut self, frontends: &[Frontend], outcome: ClusterOutcome) {
+        match outcome {
+            ClusterOutcome::Listed(reports) => {
+                for r in changed(&self.view.reports, &reports) {
                     log_report(r);
                     if let Some(rec) = &self.recorder {
                         events::publish(rec, &self.node, r);
                     }
                 }
-                self.view.reports = d.reports;
-                d.frontends
+                self.view.reports = reports;
             }
-            None => {
-                let (fits, refused) = state::fit(&self.saved, base, &admission, room);
-                if fits != self.frontends {
-                    for (object, why) in refused {
-                        warn!(%object, "not served from the state file: {why}");
-                    }
+            ClusterOutcome::Saved(left_out) if frontends != self.frontends => {
+                for (object, why) in left_out {
+                    warn!(%object, "not served from the state file: {why}");
                 }
-                fits
             }
-        };
+            ClusterOutcome::Saved(_) => {}
+        }
         if frontends != self.frontends {
-            self.frontends = frontends;
+            self.frontends = frontends.to_vec();
             // Only what the cluster says now is kept for the next start.
-            self.unsaved |= synced;
+            self.unsaved |= self.synced();
         }
     }
 
@@ -280,31 +290,6 @@ impl Agent {
             self.apply_desired(Cause::Cluster).await;
         }
         self.publish_cluster();
-    }
-
-    /// Recomputes the cluster's frontends against `base`, `config`'s own
-    /// and its names' (`Agent::base`).
-    pub(super) fn refresh_cluster(&mut self, config: &Config, base: &[Frontend]) {
-        let room = self.room().after(base);
-        if let Some(c) = self.sources.cluster.as_mut() {
-            c.refresh(base, config, &self.sources.node, room);
-        }
-    }
-
-    /// The cluster's frontends, as last refreshed.
-    pub(super) fn cluster_frontends(&self) -> &[Frontend] {
-        self.sources
-            .cluster
-            .as_ref()
-            .map_or(&[], |c| c.frontends.as_slice())
-    }
-
-    /// The datapath tables' whole room.
-    pub(super) fn room(&self) -> Room {
-        Room::of(
-            self.datapath.opts.max_frontends,
-            self.datapath.opts.max_backend_slots,
-        )
     }
 
     /// Saves the cluster's frontends once an apply put them in the maps.

@@ -175,10 +175,7 @@ impl Agent {
     /// Says which names cannot be served (never resolved, or resolved to
     /// an address that cannot be a frontend), and shows every name.
     pub(super) fn report_names(&mut self) {
-        let (_, refused) = self.sources.names.frontends(
-            &self.sources.config.named,
-            &self.name_bounds(&self.sources.config),
-        );
+        let (_, refused) = crate::desired::named(&self.inputs(&self.sources.config, None));
         let unresolved = self.sources.names.unresolved();
         let mut hosts: Vec<String> = self
             .sources

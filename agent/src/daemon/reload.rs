@@ -100,8 +100,7 @@ impl Agent {
                     self.restore_cluster(previous);
                 }
                 let last = self.sources.config.clone();
-                let base = self.base(&last);
-                self.refresh_cluster(&last, &base);
+                self.desired(&last);
                 return Err(e);
             }
         };

@@ -20,7 +20,7 @@ use crate::{
     datapath::pinned::{self, Pinned},
     listener::published::{ClusterView, Health},
     monitor::Hub,
-    sources::kubernetes::desired::State,
+    sources::kubernetes::claims::State,
 };
 
 /// The agent's own counters, shared with the scrape thread.

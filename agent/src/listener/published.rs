@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     config::Frontend,
-    sources::{dns::NameView, kubernetes::desired::Report},
+    sources::{dns::NameView, kubernetes::claims::Report},
 };
 
 /// How long the loop may go without a turn before the agent counts as hung:

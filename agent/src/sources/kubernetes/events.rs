@@ -9,7 +9,7 @@ use kube::{
 };
 use tracing::debug;
 
-use super::desired::{Report, State};
+use super::claims::{Report, State};
 
 pub fn recorder(client: Client, node: &str) -> Recorder {
     Recorder::new(

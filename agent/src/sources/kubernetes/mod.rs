@@ -1,13 +1,13 @@
 //! Kubernetes mode: redirects from the cluster (`HairpinRedirect`
 //! resources and annotated Services), with backends that follow their
 //! pods through EndpointSlices. kube-rs's watchers and reflectors hold the
-//! objects; [`desired::desired`] turns them into frontends for the one
+//! objects; [`claims::claimed`] turns them into frontends for the one
 //! reconcile, beside the file's.
 
 pub mod admission;
 pub mod annotation;
+pub mod claims;
 pub mod crd;
-pub mod desired;
 pub mod endpoints;
 pub mod events;
 pub mod state;

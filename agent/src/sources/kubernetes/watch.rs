@@ -25,7 +25,7 @@ use kube::{
 use serde::de::DeserializeOwned;
 use tokio::{sync::mpsc::UnboundedSender, task::JoinHandle};
 
-use super::{crd::HairpinRedirect, desired::Snapshot};
+use super::{claims::Snapshot, crd::HairpinRedirect};
 
 /// What a watch tells the agent.
 #[derive(Debug)]

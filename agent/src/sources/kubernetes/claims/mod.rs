@@ -104,34 +104,34 @@ pub enum State {
 
 /// The frontends the cluster asks for, and a report per object.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Desired {
+pub struct Claimed {
     pub frontends: Vec<Frontend>,
     pub reports: Vec<Report>,
 }
 
-/// One object's frontends on their way to the desired state.
+/// One object's frontends on their way to the node's.
 struct Claim {
     source: Source,
     frontends: Vec<Frontend>,
     notes: Vec<String>,
 }
 
-/// The objects of `snap` as this node's desired state: `admission` decides
-/// which frontends the cluster may have, `taken` are the file's (the file
-/// wins a conflict), `room` is what the datapath's tables have left for
+/// What the objects of `snap` claim of this node: `admission` decides which
+/// frontends the cluster may have, `taken` are the file's and its names'
+/// (these win a conflict), `room` is what the datapath's tables have left for
 /// the cluster: an object that does not fit is refused whole, the oldest
 /// objects served first.
-pub fn desired(
+pub fn claimed(
     snap: &Snapshot,
     node: &str,
     admission: &Admission,
     taken: &[Frontend],
     mut room: Room,
-) -> Desired {
+) -> Claimed {
     let index = Index::new(snap);
     let admission = &admission.clone().beside(node_addresses(&snap.nodes));
-    let mut out = Desired::default();
-    let mut claimed: BTreeMap<(IpAddr, u16, u8), String> = taken
+    let mut out = Claimed::default();
+    let mut held: BTreeMap<(IpAddr, u16, u8), String> = taken
         .iter()
         .map(|f| ((f.addr, f.port, f.proto), format!("the file's {}", f.name)))
         .collect();
@@ -171,7 +171,7 @@ pub fn desired(
             claim.notes,
             &claim.source,
             admission,
-            &mut claimed,
+            &mut held,
             &mut room,
         );
         let state = if fits.is_empty() {

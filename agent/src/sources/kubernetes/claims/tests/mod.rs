@@ -13,7 +13,7 @@ mod claims;
 mod objects;
 mod properties;
 
-use super::{desired, Desired, Snapshot, State};
+use super::{claimed, Claimed, Snapshot, State};
 use crate::{
     config::{Backend, Frontend, Kubernetes},
     sources::{kubernetes::admission::Admission, room::Room},
@@ -153,13 +153,13 @@ impl World {
         self.snap.nodes.push(obj(v));
         self
     }
-    fn run(&self) -> Desired {
+    fn run(&self) -> Claimed {
         let admission = Admission::new(&self.settings, &self.node_addrs, &self.allow_reserved);
-        desired(&self.snap, NODE, &admission, &self.file, self.room)
+        claimed(&self.snap, NODE, &admission, &self.file, self.room)
     }
 }
 
-fn backends(d: &Desired) -> Vec<String> {
+fn backends(d: &Claimed) -> Vec<String> {
     d.frontends[0]
         .backends
         .iter()
@@ -168,7 +168,7 @@ fn backends(d: &Desired) -> Vec<String> {
 }
 
 /// The one report's state and message.
-fn report(d: &Desired) -> (State, String) {
+fn report(d: &Claimed) -> (State, String) {
     assert_eq!(d.reports.len(), 1, "{:?}", d.reports);
     (d.reports[0].state, d.reports[0].message.clone())
 }

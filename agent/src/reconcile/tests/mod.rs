@@ -1,7 +1,10 @@
 //! Plans, and plans carried out on a fake of the tables: every case of an
-//! apply without root. The lab's tests carry them out on the real maps.
+//! apply without root (here), and any apply from any state (properties.rs).
+//! The lab's tests carry them out on the real maps.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+mod properties;
 
 use anyhow::Result;
 use hairpin_common::{MemberKey, FRONTEND_REFUSE, FRONTEND_SKIP_BACKENDS};

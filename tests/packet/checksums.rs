@@ -3,7 +3,7 @@
 
 use crate::{
     checks::check_counters,
-    family::{flow, Family},
+    families::{flow, Family},
     fixtures::standard_tables,
     frames::{internet_checksum, IpHeader as _, IPPROTO_UDP},
     harness::Harness,

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use crate::{
     checks::check_counters,
-    family::{flow, Family, V4, V6},
+    families::{flow, Family, V4, V6},
     fixtures::{frontend_id, standard_tables},
     frames::{Ext, IPPROTO_UDP},
     harness::Harness,

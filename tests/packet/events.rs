@@ -12,7 +12,7 @@ use hairpin::monitor::{
 use hairpin_common::{Counter, MonitorConfig, DEFAULT_EVENT_KINDS};
 
 use crate::{
-    family::{flow, Family},
+    families::{flow, Family},
     fixtures::{frontend_id, standard_tables},
     frames::{IPPROTO_TCP, IPPROTO_UDP, TCP_ACK, TCP_FIN, TCP_SYN},
     harness::Harness,

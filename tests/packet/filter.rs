@@ -3,7 +3,7 @@
 //! translated once the filter is written from the maps again.
 
 use crate::{
-    family::{flow, Family},
+    families::{flow, Family},
     fixtures::standard_tables,
     frames::IPPROTO_TCP,
     harness::{Harness, TC_ACT_UNSPEC},

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 
 use crate::{
-    family::{Family, V4, V6},
+    families::{Family, V4, V6},
     frames::{IPPROTO_TCP, IPPROTO_UDP},
     harness::{TC_ACT_REDIRECT, TC_ACT_UNSPEC},
     model::{FrontendCfg, Hook, Tables},

@@ -5,7 +5,7 @@ use hairpin_common::{Counter, CtOrigin, SEEN_REPLY};
 
 use crate::{
     checks::{assert_flow_entries, check_counters},
-    family::{flow, Family},
+    families::{flow, Family},
     fixtures::{multi, proto_name, standard_tables, UPLINK},
     frames::{macs, NODE_MAC, POD_MAC, PROTOCOLS, TCP_ACK, TCP_SYN},
     harness::{Harness, TC_ACT_REDIRECT, TC_ACT_UNSPEC},

@@ -7,7 +7,7 @@ use hairpin_common::Counter;
 
 use crate::{
     checks::{assert_untouched_everywhere, check_counters},
-    family::{flow, Family, V4, V6},
+    families::{flow, Family, V4, V6},
     fixtures::{proto_name, standard_tables},
     frames::{read, read6, Ext, Frame6, ICMPV6_DEST_UNREACH, ICMPV6_PORT_UNREACH, PROTOCOLS},
     harness::Harness,

@@ -5,7 +5,7 @@ use hairpin_common::Counter;
 
 use crate::{
     checks::check_counters,
-    family::{flow, Family},
+    families::{flow, Family},
     fixtures::{proto_name, standard_tables, Opened},
     frames::{Frame, ETH_LEN, PROTOCOLS},
     harness::{verify_checksums, Harness},

@@ -8,7 +8,7 @@ use hairpin_common::Counter;
 
 use crate::{
     checks::{assert_untouched_everywhere, check_counters},
-    family::{flow, Family, V4, V6},
+    families::{flow, Family, V4, V6},
     fixtures::standard_tables,
     frames::{self, Ext, Frame4, Frame6, Icmp, ETH_LEN, IPPROTO_UDP, POD_MAC},
     harness::Harness,

@@ -11,7 +11,7 @@
 //! Frontends 192.168.100.10-13 lead to backend pods 10.0.1-4.x; a flow
 //! opened by a pod is translated on its veth, one opened by the host on the
 //! uplink; a pod that is its own backend is turned around on its veth. The
-//! same frontends exist in IPv6 (family.rs), on the same loaded datapath.
+//! same frontends exist in IPv6 (families.rs), on the same loaded datapath.
 //!
 //! A scenario is written once over `F: Family` and runs as `v4::name` and
 //! `v6::name` of its subject's module; a family's own cases (IPv4 options,
@@ -31,11 +31,11 @@ macro_rules! family_tests {
         $(v6: [$($v6:ident),* $(,)?])?
     ) => {
         mod v4 {
-            $($(#[test] fn $both() { super::$both::<$crate::family::V4>() })*)?
+            $($(#[test] fn $both() { super::$both::<$crate::families::V4>() })*)?
             $($(#[test] fn $v4() { super::$v4() })*)?
         }
         mod v6 {
-            $($(#[test] fn $both() { super::$both::<$crate::family::V6>() })*)?
+            $($(#[test] fn $both() { super::$both::<$crate::families::V6>() })*)?
             $($(#[test] fn $v6() { super::$v6() })*)?
         }
     };
@@ -43,7 +43,7 @@ macro_rules! family_tests {
 
 // Shared fixtures, below the scenarios that use them.
 mod checks;
-mod family;
+mod families;
 mod fixtures;
 mod frames;
 mod harness;

@@ -3,7 +3,7 @@
 
 use crate::{
     checks::{assert_unparsable_everywhere, check_counters},
-    family::{flow, Family, V4, V6},
+    families::{flow, Family, V4, V6},
     fixtures::{proto_name, standard_tables},
     frames::{
         self, Ext, Frame, Frame6, ETH_LEN, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP,

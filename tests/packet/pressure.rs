@@ -5,7 +5,7 @@
 use hairpin_common::Counter;
 
 use crate::{
-    family::{flow, Family},
+    families::{flow, Family},
     fixtures::standard_tables,
     frames::{IPPROTO_TCP, IPPROTO_UDP, TCP_ACK, TCP_SYN},
     harness::{Harness, TC_ACT_UNSPEC},

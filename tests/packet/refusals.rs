@@ -10,7 +10,7 @@ use etherparse::{PacketBuilder, TcpOptionElement};
 use hairpin_common::{Counter, FRONTEND_REFUSE, FRONTEND_SKIP_BACKENDS};
 
 use crate::{
-    family::{flow, tuple_of, Family},
+    families::{flow, tuple_of, Family},
     fixtures::{fe, UPLINK},
     frames::{macs, IPPROTO_TCP, IPPROTO_UDP, NODE_MAC, POD_MAC, TCP_ACK},
     harness::{verify_checksums, Harness, TC_ACT_REDIRECT, TC_ACT_UNSPEC},

@@ -7,7 +7,7 @@ use hairpin_common::{CtDir, CtOrigin};
 
 use crate::{
     checks::{assert_flow_entries, check_counters},
-    family::{flow, Family, V4, V6},
+    families::{flow, Family, V4, V6},
     fixtures::{frontend_id, standard_tables},
     frames::{IPPROTO_TCP, TCP_ACK, TCP_FIN, TCP_PSH, TCP_SYN},
     harness::{Harness, Step},

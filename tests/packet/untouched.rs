@@ -7,7 +7,7 @@ use hairpin_common::Counter;
 
 use crate::{
     checks::{assert_untouched_everywhere, check_counters},
-    family::{flow, tuple_of, Family, V4, V6},
+    families::{flow, tuple_of, Family, V4, V6},
     fixtures::standard_tables,
     frames::{self, Frame, Frame4, Icmp, IpHeader, IPPROTO_TCP, IPPROTO_UDP, L4},
     harness::Harness,

@@ -11,7 +11,7 @@ use hairpin_common::{
 };
 
 use crate::{
-    datapath::family::Addr,
+    datapath::addr::Addr,
     datapath::loader::{Conntrack, Maps},
 };
 

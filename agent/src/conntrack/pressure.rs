@@ -10,7 +10,7 @@ use hairpin_common::{
 };
 
 use crate::{
-    conntrack::flows::ended_event, conntrack::sweep::partner, datapath::family::Addr,
+    conntrack::flows::ended_event, conntrack::sweep::partner, datapath::addr::Addr,
     datapath::loader::Conntrack,
 };
 

@@ -10,7 +10,7 @@ use hairpin_common::{
     SEEN_FIN, SEEN_REPLY, SEEN_RST,
 };
 
-use crate::{datapath::family::Addr, datapath::loader::Conntrack};
+use crate::{datapath::addr::Addr, datapath::loader::Conntrack};
 
 /// What a sweep found.
 #[derive(Debug, Default, PartialEq, Eq)]

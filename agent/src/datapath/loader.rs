@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use crate::{
-    datapath::family::{Addr, FamilyMaps},
+    datapath::addr::{Addr, FamilyMaps},
     datapath::kernel::Kernel,
 };
 

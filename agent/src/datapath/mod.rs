@@ -3,9 +3,9 @@
 //! namespaces and cgroups, the pins that keep them, and migrating the maps
 //! of an earlier release.
 
+pub mod addr;
 pub mod attach;
 pub mod clock;
-pub mod family;
 pub mod hooks;
 pub mod kernel;
 pub mod loader;

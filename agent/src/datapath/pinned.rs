@@ -13,7 +13,7 @@ use hairpin_common::{
 use serde::Serialize;
 
 use super::{
-    family::{endpoint, Addr},
+    addr::{endpoint, Addr},
     loader::Conntrack,
     pins,
 };

@@ -17,7 +17,7 @@ use hairpin_common::{
     CtDir, CtEntry, CtKey, CtOrigin, FrontendKey, IPPROTO_TCP, SEEN_ACK, SEEN_ENDED, SEEN_RST,
 };
 
-use crate::datapath::family::{Addr, FamilyMaps};
+use crate::datapath::addr::{Addr, FamilyMaps};
 
 /// Enters the TCP flows of `old` in `maps`' conntrack, ended; `node`: the
 /// node's own addresses (a flow from one was a host process's). `again`:

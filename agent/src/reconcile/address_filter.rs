@@ -11,7 +11,7 @@ use hairpin_common::{
     endpoint_bit, filter_bit, Backend, BackendKey, BACKEND_FILTER, FILTER_LEN, FRONTEND_FILTER,
 };
 
-use crate::{conntrack::flows::Lingering, datapath::family::Addr, datapath::loader::Maps};
+use crate::{conntrack::flows::Lingering, datapath::addr::Addr, datapath::loader::Maps};
 
 fn set(out: &mut [u64], bit: u32) {
     out[(bit / 64) as usize] |= 1 << (bit % 64);

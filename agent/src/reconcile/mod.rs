@@ -16,7 +16,7 @@ use self::{
     plan::{plan, Ids, Plan},
     tables::{sync_addrs, Tables},
 };
-use crate::{config, conntrack::flows::Lingering, datapath::family::Addr, datapath::loader::Maps};
+use crate::{config, conntrack::flows::Lingering, datapath::addr::Addr, datapath::loader::Maps};
 
 /// What an apply changed, for the log.
 #[derive(Default, PartialEq, Eq)]

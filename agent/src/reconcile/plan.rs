@@ -12,7 +12,7 @@ use hairpin_common::{
     Backend, Frontend, FrontendKey, MemberKey, WireAddr, FRONTEND_REFUSE, FRONTEND_SKIP_BACKENDS,
 };
 
-use crate::{config, datapath::family::Addr};
+use crate::{config, datapath::addr::Addr};
 
 /// A frontend as the maps hold it: its entry and its backend slots.
 #[derive(Clone, Debug, PartialEq, Eq)]

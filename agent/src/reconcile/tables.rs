@@ -13,7 +13,7 @@ use hairpin_common::{BackendKey, EndReason, FrontendStats, MemberKey};
 use super::plan::{Ends, Installed, Write};
 use crate::{
     conntrack::flows::Ended,
-    datapath::family::{Addr, FamilyMaps},
+    datapath::addr::{Addr, FamilyMaps},
 };
 
 /// One family's tables, as a plan changes them.

@@ -5,7 +5,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use hairpin::{
-    datapath::family::{Addr, FamilyMaps},
+    datapath::addr::{Addr, FamilyMaps},
     datapath::loader::Maps,
 };
 use hairpin_common::{

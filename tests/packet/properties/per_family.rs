@@ -5,7 +5,7 @@ use std::fmt::Debug;
 
 use proptest::prelude::BoxedStrategy;
 
-use crate::{family::Family, model::Action};
+use crate::{families::Family, model::Action};
 
 /// How many cases a property runs, and the fewest frames they must check.
 #[derive(Clone, Copy)]

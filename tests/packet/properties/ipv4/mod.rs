@@ -7,7 +7,7 @@ use proptest::prelude::*;
 
 use super::per_family::{Properties, Run};
 use crate::{
-    family::{Family, V4},
+    families::{Family, V4},
     frames::{read, Frame4, ETH_LEN, IPPROTO_UDP},
     model::Action,
 };

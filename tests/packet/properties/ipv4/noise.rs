@@ -7,7 +7,7 @@ use proptest::{collection::vec, prelude::*, sample::select};
 
 use super::segments::{apply_ip, build, ip_params, seg, IpParams, Seg};
 use crate::{
-    family::{Family, V4},
+    families::{Family, V4},
     fixtures::frontends,
     frames::{self, Frame4, Icmp, ETH_LEN, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, L4},
 };

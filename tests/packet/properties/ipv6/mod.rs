@@ -7,7 +7,7 @@ use proptest::prelude::*;
 
 use super::per_family::{Properties, Run};
 use crate::{
-    family::{Family, V6},
+    families::{Family, V6},
     frames::{self, read6, Frame6, ETH_LEN, IPPROTO_UDP},
     model::Action,
 };

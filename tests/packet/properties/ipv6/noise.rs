@@ -10,7 +10,7 @@ use super::{
     segments::{apply_ip, build, ip_params, seg, IpParams, Seg},
 };
 use crate::{
-    family::{Family, V6},
+    families::{Family, V6},
     fixtures::{frontends, standard_tables},
     frames::{
         self, Ext, Frame6, Icmp, ETH_LEN, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, L4,

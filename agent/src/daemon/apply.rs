@@ -8,7 +8,7 @@ use std::{fmt, time::Instant};
 use anyhow::Result;
 use tracing::{info, warn};
 
-use super::{cluster::Cluster, Agent, TICK};
+use super::{Agent, TICK};
 use crate::{
     config::{Config, Frontend},
     desired::{self, Desired, Inputs},
@@ -60,7 +60,7 @@ impl Agent {
     /// Every frontend the maps should hold, merged from the sources; the
     /// cluster takes what became of its objects.
     pub(super) fn desired(&mut self, config: &Config) -> Desired {
-        let listed = self.sources.cluster.as_ref().and_then(Cluster::listed);
+        let listed = self.sources.cluster.as_ref().and_then(|c| c.listed());
         let cluster = self
             .sources
             .cluster

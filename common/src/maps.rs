@@ -42,6 +42,16 @@ pub const NETNS_PROBE: &str = "NETNS_PROBE";
 pub const NETNS_TGID: u32 = 0;
 /// `NETNS_PROBE`'s slot for the cookie it read.
 pub const NETNS_COOKIE: u32 = 1;
+/// The cgroups whose processes' sockets the socket path translates beside
+/// the node's own (the pods chosen for it): cgroup v2 id → 1. The agent's
+/// own, never pinned: each agent fills it before its programs attach.
+pub const SOCK_CGROUPS: &str = "SOCK_CGROUPS";
+/// How many cgroups `SOCK_CGROUPS` holds.
+pub const SOCK_CGROUPS_MAX: u32 = 4096;
+/// The deepest cgroup level whose ancestor the socket path looks up in
+/// `SOCK_CGROUPS`: a pod's cgroup is at level 2 or 3 under the kubelet's
+/// hierarchy, deeper where the node runs in a container of its own.
+pub const SOCK_CGROUP_LEVELS: i32 = 8;
 
 /// Every map the agent pins, in a stable order.
 pub const PINNED_MAPS: [&str; 18] = [

@@ -102,7 +102,8 @@ pub struct NodeConfig {
 pub enum SockScope {
     /// None: the socket-level path is off.
     Off = 0,
-    /// Sockets in the node's own network namespace.
+    /// Sockets in the node's own network namespace, and those of the
+    /// processes in the cgroups chosen for it (`SOCK_CGROUPS`).
     Host = 1,
     /// Every socket of the cgroup.
     All = 2,

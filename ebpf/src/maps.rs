@@ -11,6 +11,7 @@ use hairpin_common::{
     NodeConfig, SockKeyV4, SockKeyV6, SockNatV4, SockNatV6, CT_TIMEOUT_CLOSE_NS, CT_TIMEOUT_SYN_NS,
     CT_TIMEOUT_TCP_NS, CT_TIMEOUT_UDP_NS, DEFAULT_CT_ENTRIES, DEFAULT_MAX_BACKEND_SLOTS,
     DEFAULT_MAX_FRONTENDS, DEFAULT_SOCK_REVNAT_ENTRIES, EVENTS_BYTES, FILTER_LEN, GLOBAL_COUNTERS,
+    SOCK_CGROUPS_MAX,
 };
 
 #[map]
@@ -95,6 +96,11 @@ pub static MONITOR: Array<MonitorConfig> = Array::with_max_entries(1, 0);
 /// (`hairpin_common::NETNS_TGID`, `NETNS_COOKIE`).
 #[map]
 pub static NETNS_PROBE: Array<u64> = Array::with_max_entries(2, 0);
+
+/// The cgroups chosen for the socket path beside the node's own processes
+/// (`hairpin_common::SOCK_CGROUPS`).
+#[map]
+pub static SOCK_CGROUPS: HashMap<u64, u8> = HashMap::with_max_entries(SOCK_CGROUPS_MAX, 0);
 
 // Conntrack lifetimes (ns), set by the agent at load through `EbpfLoader::set_global`.
 #[unsafe(no_mangle)]

@@ -1,24 +1,29 @@
 //! The socket-level path: cgroup hooks that translate at `connect` and
 //! `sendmsg` for the node's own processes (the kubelet, containerd,
-//! hostNetwork pods), whose packets never cross a pod's veth, from the same
+//! hostNetwork pods), whose packets never cross a pod's veth, and for the
+//! pods chosen for it (no per-packet work at all), from the same
 //! frontend and backend maps as the TC path. A socket translated here sends
 //! to the backend itself, so TC never sees its frontend: nothing is
 //! translated twice.
 
 use aya_ebpf::{
     bindings::bpf_sock_addr,
-    helpers::{bpf_get_current_pid_tgid, bpf_get_netns_cookie, bpf_get_socket_cookie},
+    helpers::{
+        bpf_get_current_ancestor_cgroup_id, bpf_get_current_pid_tgid, bpf_get_netns_cookie,
+        bpf_get_socket_cookie,
+    },
     programs::SockAddrContext,
     EbpfContext as _,
 };
 use hairpin_common::{
     CtEntry, CtKey, EventKind, SockKey, SockNat, SockScope, EVENT_HOOK_SOCKET,
     FRONTEND_SKIP_BACKENDS, IPPROTO_TCP, IPPROTO_UDP, NETNS_COOKIE, NETNS_TGID, PROBE_MARK,
+    SOCK_CGROUP_LEVELS,
 };
 
 use crate::{
     family::Family,
-    maps::{account_sock, NETNS_PROBE, NODE},
+    maps::{account_sock, NETNS_PROBE, NODE, SOCK_CGROUPS},
     monitor,
     nat::{backend_at, frontend_of, is_frontend_addr},
 };
@@ -42,7 +47,9 @@ fn cookie(ctx: &SockAddrContext) -> u64 {
     unsafe { bpf_get_socket_cookie(ctx.as_ptr()) }
 }
 
-/// Whether the socket is one the socket-level path serves.
+/// Whether the socket is one the socket-level path serves: any with scope
+/// `all`; with scope `host`, the node's own and those of the cgroups chosen
+/// for it (the pods that take it).
 #[inline(always)]
 fn in_scope(ctx: &SockAddrContext) -> bool {
     let Some(node) = NODE.get(0) else {
@@ -53,7 +60,31 @@ fn in_scope(ctx: &SockAddrContext) -> bool {
     }
     // SAFETY: sock_addr programs may call this helper with their context.
     node.sock_scope == SockScope::Host as u8
-        && unsafe { bpf_get_netns_cookie(ctx.as_ptr()) } == node.host_netns_cookie
+        && (unsafe { bpf_get_netns_cookie(ctx.as_ptr()) } == node.host_netns_cookie
+            || in_chosen_cgroup())
+}
+
+/// Whether the calling process is in a cgroup chosen for the socket path,
+/// or below one. Only the caller's cgroup is known here (not the socket's),
+/// so its ancestors are looked up from the top: ids are never reused, so a
+/// match at any level is the chosen cgroup itself.
+#[inline(always)]
+fn in_chosen_cgroup() -> bool {
+    let mut level = 1;
+    while level <= SOCK_CGROUP_LEVELS {
+        // SAFETY: a helper of sock_addr programs (5.7), given a level.
+        let id = unsafe { bpf_get_current_ancestor_cgroup_id(level) };
+        // Deeper than the caller's own cgroup.
+        if id == 0 {
+            return false;
+        }
+        // SAFETY: a read of the map's value, copied at once.
+        if unsafe { SOCK_CGROUPS.get(id) }.is_some() {
+            return true;
+        }
+        level += 1;
+    }
+    false
 }
 
 /// Writes the cookie of the calling socket's namespace when the caller is

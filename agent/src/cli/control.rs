@@ -14,7 +14,7 @@ use anyhow::{bail, Context as _, Result};
 use serde::de::DeserializeOwned;
 
 use crate::{
-    listener::published::{ClusterView, Degraded},
+    listener::published::{ClusterView, Degraded, SocketView},
     sources::dns::NameView,
 };
 
@@ -54,6 +54,11 @@ impl AgentArgs {
     /// Kubernetes mode's state, when the agent can be asked.
     pub fn cluster(&self) -> Option<ClusterView> {
         self.ask("/cluster", "the cluster")
+    }
+
+    /// Who takes the socket path beside the node's own processes.
+    pub fn sockets(&self) -> Option<SocketView> {
+        self.ask("/sockets", "the socket path's cgroups")
     }
 
     /// What the agent applied, with where each frontend comes from.
@@ -170,5 +175,17 @@ pub fn print_cluster(c: &ClusterView) {
         if !note.is_empty() {
             println!("kubernetes: {} {:?}: {note}", r.source, r.state);
         }
+    }
+}
+
+/// The cgroups and pods on the socket path, and the pods left to TC with
+/// why.
+pub fn print_sockets(s: &SocketView) {
+    for c in &s.cgroups {
+        println!("socket path: cgroup {} ({})", c.path, c.by);
+    }
+    for p in &s.pods {
+        let path = if p.socket { "socket path" } else { "TC path" };
+        println!("pod {}: {path}: {}", p.pod, p.why);
     }
 }

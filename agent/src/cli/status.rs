@@ -106,6 +106,9 @@ pub fn status(args: Args) -> Result<()> {
         if let Some(c) = args.agent.cluster().filter(|c| c.enabled) {
             control::print_cluster(&c);
         }
+        if let Some(s) = args.agent.sockets() {
+            control::print_sockets(&s);
+        }
     }
     Ok(())
 }

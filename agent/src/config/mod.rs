@@ -99,6 +99,12 @@ pub struct SocketLb {
     /// The cgroup v2 directory to attach to; `None`: the root of the
     /// machine's cgroup v2 hierarchy.
     pub cgroup: Option<PathBuf>,
+    /// In Kubernetes mode, whether the node's pods take the socket path
+    /// (but those a service mesh intercepts, and those that opt out).
+    pub pods: bool,
+    /// Cgroups under `cgroup` (a pattern per path, `*` within a name)
+    /// whose processes take the socket path with scope `host`.
+    pub cgroups: Vec<glob::Pattern>,
 }
 
 impl Default for SocketLb {
@@ -107,6 +113,8 @@ impl Default for SocketLb {
             enabled: true,
             scope: SocketScope::Host,
             cgroup: None,
+            pods: true,
+            cgroups: Vec::new(),
         }
     }
 }
@@ -114,8 +122,9 @@ impl Default for SocketLb {
 /// Which sockets the socket-level path translates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SocketScope {
-    /// Sockets in the node's own network namespace: pods keep the TC path,
-    /// whose original destination service meshes in pods rely on.
+    /// Sockets in the node's own network namespace, and those of the pods
+    /// and cgroups chosen for it (`pods`, `cgroups`); other pods keep the
+    /// TC path, whose original destination service meshes rely on.
     Host,
     /// Every socket in the cgroup, pods' included.
     All,

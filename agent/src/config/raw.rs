@@ -87,6 +87,10 @@ pub struct RawSocket {
     pub scope: Option<Spanned<String>>,
     #[serde(default)]
     pub cgroup: Option<PathBuf>,
+    #[serde(default)]
+    pub pods: Option<bool>,
+    #[serde(default)]
+    pub cgroups: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Deserialize)]

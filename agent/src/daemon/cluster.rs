@@ -288,6 +288,7 @@ impl Agent {
         }
         if changed {
             self.apply_desired(Cause::Cluster).await;
+            self.choose_cgroups();
         }
         self.publish_cluster();
     }

@@ -125,6 +125,8 @@ struct Sources {
     node_name: String,
     cluster_tx: tokio::sync::mpsc::UnboundedSender<Message>,
     cluster_rx: Option<tokio::sync::mpsc::UnboundedReceiver<Message>>,
+    /// When the cgroup tree was last read for the socket path's choice.
+    cgroups_read: Option<Instant>,
 }
 
 /// The datapath on this node: its programs and maps, where they are
@@ -239,6 +241,7 @@ impl Agent {
                 node_name,
                 cluster_tx,
                 cluster_rx: Some(cluster_rx),
+                cgroups_read: None,
             },
             published: Published {
                 metrics,
@@ -330,6 +333,7 @@ impl Agent {
                     self.retry(due).await;
                     self.resolve_due();
                     self.expire_names().await;
+                    self.rescan_cgroups();
                     self.collect().await;
                 }
                 _ = term.recv() => break,

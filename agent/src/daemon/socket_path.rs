@@ -1,12 +1,30 @@
 //! The socket-level path: attached to its cgroup, or detached when the
-//! configuration turns it off.
+//! configuration turns it off; and who takes it beside the node's own
+//! processes (the cgroups the file names, the pods the cluster leaves on
+//! it), given to the datapath before its programs attach and followed as
+//! pods come and go.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::PathBuf,
+    time::{Duration, Instant},
+};
 
 use anyhow::Result;
 use hairpin_common::SockScope;
-use tracing::info;
+use tracing::{info, warn};
 
 use super::{degraded::Item, Agent};
-use crate::{config::SocketScope, datapath::sockets};
+use crate::{
+    config::SocketScope,
+    datapath::sockets::{self, cgroups},
+    listener::published::{ChosenCgroup, SocketView},
+    sources::kubernetes::socket_choice::{self, PodPath},
+};
+
+/// How often the cgroup tree is read again for cgroups not found yet (a
+/// pod's may come after its object) and for the file's patterns.
+const RESCAN: Duration = Duration::from_secs(5);
 
 impl Agent {
     /// Sets the socket-level path up as configured; a failure (a cgroup not
@@ -41,12 +59,144 @@ impl Agent {
             n.sock_scope = scope as u8;
             n.host_netns_cookie = cookie;
         })?;
-        let cgroup = match &lb.cgroup {
-            Some(c) => c.clone(),
-            None => sockets::cgroup2_root()?,
-        };
-        sockets::attach(&mut self.datapath.dp, &cgroup, pin_dir)?;
+        let cgroup = self.socket_cgroup()?;
+        // Those chosen are in the map before the programs that read it run.
+        self.choose_cgroups();
+        let lb = &self.sources.config.socket;
+        sockets::attach(&mut self.datapath.dp, &cgroup, &self.settings.pin_dir)?;
         info!(cgroup = %cgroup.display(), scope = ?lb.scope, "socket-level path attached");
         Ok(())
     }
+
+    fn socket_cgroup(&self) -> Result<PathBuf> {
+        match &self.sources.config.socket.cgroup {
+            Some(c) => Ok(c.clone()),
+            None => sockets::cgroup2_root(),
+        }
+    }
+
+    /// Reads the cgroup tree again when it is due: a chosen pod's cgroup
+    /// not found yet, or the file's patterns.
+    pub(super) fn rescan_cgroups(&mut self) {
+        let due = self
+            .sources
+            .cgroups_read
+            .is_none_or(|t| t.elapsed() >= RESCAN);
+        let view = self.published.health.sockets();
+        let missing = view.pods.iter().any(|p| p.why.contains(NOT_FOUND));
+        if due && (missing || !self.sources.config.socket.cgroups.is_empty()) {
+            self.choose_cgroups();
+        }
+    }
+
+    /// Finds the cgroups whose processes take the socket path beside the
+    /// node's own, gives them to the datapath, and shows them.
+    pub(super) fn choose_cgroups(&mut self) {
+        self.sources.cgroups_read = Some(Instant::now());
+        let view = match self.chosen() {
+            Ok(view) => view,
+            Err(e) => {
+                warn!("choosing the socket path's cgroups: {e:#}");
+                return;
+            }
+        };
+        let ids: BTreeSet<u64> = view.1.iter().copied().collect();
+        if let Err(e) = cgroups::sync(&mut self.datapath.dp, &ids) {
+            warn!("giving the datapath the socket path's cgroups: {e:#}");
+            return;
+        }
+        if view.0 != self.published.health.sockets() {
+            info!(
+                cgroups = view.0.cgroups.len(),
+                pods = view.0.pods.iter().filter(|p| p.socket).count(),
+                "the socket path's cgroups"
+            );
+        }
+        self.published.health.set_sockets(view.0);
+    }
+
+    /// What takes the socket path, and the ids of the cgroups chosen.
+    fn chosen(&self) -> Result<(SocketView, Vec<u64>)> {
+        let lb = &self.sources.config.socket;
+        if !lb.enabled || lb.scope == SocketScope::All {
+            return Ok((SocketView::default(), Vec::new()));
+        }
+        let under = self.socket_cgroup()?;
+        let level = cgroups::level(&sockets::cgroup2_root()?, &under);
+        let mut view = SocketView::default();
+        let mut ids = Vec::new();
+        let mut take = |found: &cgroups::Found, by: String, view: &mut SocketView| {
+            match found.unseen() {
+                Some(why) => warn!(by, "{why}"),
+                None => ids.push(found.id),
+            }
+            view.cgroups.push(ChosenCgroup {
+                path: found.path.display().to_string(),
+                by,
+            });
+        };
+        for found in cgroups::matching(&under, level, &lb.cgroups) {
+            take(&found, "socket.cgroups".into(), &mut view);
+        }
+        let mut pods = self.pod_paths();
+        let uids: BTreeSet<String> = pods
+            .iter()
+            .filter(|(p, needs)| p.socket && *needs)
+            .map(|(p, _)| p.uid.clone())
+            .collect();
+        let found = cgroups::of_pods(&under, level, &uids);
+        for (p, needs) in &mut pods {
+            if !(p.socket && *needs) {
+                continue;
+            }
+            match found.get(&p.uid) {
+                Some(f) => take(f, format!("pod {}", p.pod), &mut view),
+                None => {
+                    p.socket = false;
+                    p.why = format!(
+                        "{}; but {NOT_FOUND} under {}: the TC path serves it meanwhile",
+                        p.why,
+                        under.display()
+                    );
+                }
+            }
+        }
+        view.pods = pods.into_iter().map(|(p, _)| p).collect();
+        Ok((view, ids))
+    }
+
+    /// The node's pods with their paths, once the cluster's objects are
+    /// listed, each with whether its cgroup must be found (not a pod of
+    /// the node's own network).
+    fn pod_paths(&self) -> Vec<(PodPath, bool)> {
+        if !self.sources.config.socket.pods {
+            return Vec::new();
+        }
+        let Some(snap) = self.sources.cluster.as_ref().and_then(|c| c.listed()) else {
+            return Vec::new();
+        };
+        let namespaces: BTreeMap<&str, _> = snap
+            .namespaces
+            .iter()
+            .filter_map(|n| Some((n.metadata.name.as_deref()?, n.as_ref())))
+            .collect();
+        let mut pods: Vec<(PodPath, bool)> = snap
+            .pods
+            .iter()
+            .filter(|p| {
+                let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
+                !matches!(phase, Some("Succeeded" | "Failed"))
+            })
+            .map(|p| {
+                let ns = p.metadata.namespace.as_deref().unwrap_or_default();
+                let own = p.spec.as_ref().and_then(|s| s.host_network) == Some(true);
+                (socket_choice::choose(p, namespaces.get(ns).copied()), !own)
+            })
+            .collect();
+        pods.sort_by(|a, b| a.0.pod.cmp(&b.0.pod));
+        pods
+    }
 }
+
+/// Said of a chosen pod whose cgroup is not in the tree (yet).
+const NOT_FOUND: &str = "no cgroup named for it";

@@ -13,7 +13,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     config::Frontend,
-    sources::{dns::NameView, kubernetes::claims::Report},
+    sources::{
+        dns::NameView,
+        kubernetes::{claims::Report, socket_choice::PodPath},
+    },
 };
 
 /// How long the loop may go without a turn before the agent counts as hung:
@@ -44,6 +47,26 @@ struct State {
     names: Vec<NameView>,
     cluster: ClusterView,
     frontends: Vec<Frontend>,
+    sockets: SocketView,
+}
+
+/// Who takes the socket path beside the node's own processes, as `hairpin
+/// status` shows it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SocketView {
+    /// The cgroups chosen, and by what.
+    pub cgroups: Vec<ChosenCgroup>,
+    /// In Kubernetes mode, each pod of the node: its path, and why.
+    pub pods: Vec<PodPath>,
+}
+
+/// A cgroup whose processes take the socket path.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChosenCgroup {
+    /// Its path under the socket path's cgroup.
+    pub path: String,
+    /// A pattern of `socket.cgroups`, or a pod.
+    pub by: String,
 }
 
 /// Kubernetes mode as `hairpin status` and `list` show it.
@@ -76,6 +99,7 @@ impl Default for Health {
             names: Vec::new(),
             cluster: ClusterView::default(),
             frontends: Vec::new(),
+            sockets: SocketView::default(),
         })))
     }
 }
@@ -181,6 +205,14 @@ impl Health {
 
     pub fn cluster(&self) -> ClusterView {
         self.lock().cluster.clone()
+    }
+
+    pub fn set_sockets(&self, view: SocketView) {
+        self.lock().sockets = view;
+    }
+
+    pub fn sockets(&self) -> SocketView {
+        self.lock().sockets.clone()
     }
 
     /// `/healthz`: the status code and body.

@@ -1,6 +1,6 @@
 //! The listeners' routes: metrics and health (`/metrics`, `/healthz`,
 //! `/readyz`) everywhere; on the control socket alone, what the agent
-//! serves (`/degraded`, `/names`, `/cluster`, `/frontends`), the monitors'
+//! serves (`/degraded`, `/names`, `/cluster`, `/frontends`, `/sockets`), the monitors'
 //! streams (`/events`, at most `metrics.maxMonitors`) and `POST /flush`.
 
 use std::{convert::Infallible, sync::Arc};
@@ -110,6 +110,7 @@ async fn route(
         (&Method::GET, "/names") => json(&health.names()),
         (&Method::GET, "/cluster") => json(&health.cluster()),
         (&Method::GET, "/frontends") => json(&health.frontends()),
+        (&Method::GET, "/sockets") => json(&health.sockets()),
         (&Method::GET, _) => text(StatusCode::NOT_FOUND, "not found\n"),
         _ => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
     }

@@ -23,10 +23,11 @@ use serde_json::{json, Value};
 mod serve;
 
 /// The resources served: URL path, kind, apiVersion.
-const RESOURCES: [(&str, &str, &str); 5] = [
+const RESOURCES: [(&str, &str, &str); 6] = [
     ("/api/v1/services", "Service", "v1"),
     ("/api/v1/pods", "Pod", "v1"),
     ("/api/v1/nodes", "Node", "v1"),
+    ("/api/v1/namespaces", "Namespace", "v1"),
     (
         "/apis/discovery.k8s.io/v1/endpointslices",
         "EndpointSlice",

@@ -185,6 +185,32 @@ fn an_unknown_socket_scope_is_refused() {
 }
 
 #[test]
+fn a_socket_cgroup_pattern_must_be_a_relative_path_the_datapath_sees() {
+    let cgroups = |p: &str| {
+        refusal(&web_and(&[
+            "socket:",
+            &format!("  cgroups: [ok/*, \"{p}\"]"),
+        ]))
+    };
+    assert_eq!(
+        cgroups("/sys/fs/cgroup/x"),
+        "test.yaml:9:19: socket.cgroups[1]: \"/sys/fs/cgroup/x\": a relative path of names under socket.cgroup"
+    );
+    assert_eq!(
+        cgroups("a/../b"),
+        "test.yaml:9:19: socket.cgroups[1]: \"a/../b\": a relative path of names under socket.cgroup"
+    );
+    assert_eq!(
+        cgroups("a/b/c/d/e/f/g/h/i"),
+        "test.yaml:9:19: socket.cgroups[1]: \"a/b/c/d/e/f/g/h/i\" is 9 levels deep: at most 8 are looked up"
+    );
+    assert_eq!(
+        cgroups("a/[b"),
+        "test.yaml:9:19: socket.cgroups[1]: bad pattern: Pattern syntax error near position 2: invalid range pattern"
+    );
+}
+
+#[test]
 fn a_file_without_redirects_is_refused() {
     assert_eq!(
         refusal(&["redirects: []"]),

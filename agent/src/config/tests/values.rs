@@ -36,6 +36,8 @@ fn a_full_configuration_gives_every_frontend_with_its_backends() {
         "  enabled: false",
         "  scope: all",
         "  cgroup: /sys/fs/cgroup/kubepods.slice",
+        "  pods: false",
+        "  cgroups: [\"kubepods-*.slice/*pod*\", lab/c1]",
     ])
     .unwrap();
     let backend = |addr: [u8; 4], port, weight| Backend {
@@ -107,6 +109,8 @@ fn a_full_configuration_gives_every_frontend_with_its_backends() {
                 enabled: false,
                 scope: SocketScope::All,
                 cgroup: Some(PathBuf::from("/sys/fs/cgroup/kubepods.slice")),
+                pods: false,
+                cgroups: vec![pattern("kubepods-*.slice/*pod*"), pattern("lab/c1")],
             },
         }
     );
@@ -147,6 +151,8 @@ fn a_minimal_configuration_takes_the_defaults() {
                 enabled: true,
                 scope: SocketScope::Host,
                 cgroup: None,
+                pods: true,
+                cgroups: Vec::new(),
             },
         }
     );

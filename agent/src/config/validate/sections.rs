@@ -175,11 +175,50 @@ impl Validator<'_> {
                 }
             },
         };
+        let cgroups = raw
+            .cgroups
+            .iter()
+            .flatten()
+            .enumerate()
+            .map(|(i, p)| self.cgroup_pattern(p, i))
+            .collect::<Result<_, _>>()?;
         Ok(SocketLb {
             enabled: raw.enabled.unwrap_or(true),
             scope,
             cgroup: raw.cgroup,
+            pods: raw.pods.unwrap_or(true),
+            cgroups,
         })
+    }
+
+    /// `socket.cgroups[i]`: a path under the socket path's cgroup, as deep
+    /// as the datapath looks.
+    fn cgroup_pattern(&self, p: &Spanned<String>, i: usize) -> Result<glob::Pattern, ConfigError> {
+        let field = format!("socket.cgroups[{i}]");
+        let parts: Vec<&str> = p.value.split('/').collect();
+        if p.value.starts_with('/') || parts.iter().any(|c| c.is_empty() || *c == "..") {
+            return Err(self.err(
+                p,
+                field,
+                format!(
+                    "{:?}: a relative path of names under socket.cgroup",
+                    p.value
+                ),
+            ));
+        }
+        if parts.len() > hairpin_common::SOCK_CGROUP_LEVELS as usize {
+            return Err(self.err(
+                p,
+                field,
+                format!(
+                    "{:?} is {} levels deep: at most {} are looked up",
+                    p.value,
+                    parts.len(),
+                    hairpin_common::SOCK_CGROUP_LEVELS
+                ),
+            ));
+        }
+        glob::Pattern::new(&p.value).map_err(|e| self.err(p, field, format!("bad pattern: {e}")))
     }
 
     pub(super) fn dns(&self, raw: Option<RawDns>) -> Result<DnsSettings, ConfigError> {

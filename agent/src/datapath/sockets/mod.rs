@@ -14,6 +14,7 @@ use aya::programs::{links::FdLink, CgroupAttachMode};
 
 use hairpin_common::SOCK_PROGRAMS;
 
+pub mod cgroups;
 mod netns;
 
 pub use netns::host_cookie;

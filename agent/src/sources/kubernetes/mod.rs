@@ -10,5 +10,6 @@ pub mod claims;
 pub mod crd;
 pub mod endpoints;
 pub mod events;
+pub mod socket_choice;
 pub mod state;
 pub mod watch;

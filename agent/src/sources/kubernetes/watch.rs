@@ -9,7 +9,7 @@ use std::path::Path;
 use anyhow::{Context as _, Result};
 use futures::StreamExt as _;
 use k8s_openapi::api::{
-    core::v1::{Node, Pod, Service},
+    core::v1::{Namespace, Node, Pod, Service},
     discovery::v1::EndpointSlice,
 };
 use kube::{
@@ -61,16 +61,24 @@ pub struct Watches {
     slices: Store<EndpointSlice>,
     pods: Store<Pod>,
     nodes: Store<Node>,
+    namespaces: Store<Namespace>,
     tasks: Vec<JoinHandle<()>>,
 }
 
 /// The kinds followed, by the name their messages carry.
-pub const KINDS: [&str; 5] = ["HairpinRedirect", "Service", "EndpointSlice", "Pod", "Node"];
+pub const KINDS: [&str; 6] = [
+    "HairpinRedirect",
+    "Service",
+    "EndpointSlice",
+    "Pod",
+    "Node",
+    "Namespace",
+];
 
 impl Watches {
-    /// Starts following the cluster: every Service, EndpointSlice, redirect
-    /// and Node (whose addresses are never frontends), and the pods of
-    /// `node` only.
+    /// Starts following the cluster: every Service, EndpointSlice, redirect,
+    /// Node (whose addresses are never frontends) and Namespace (whose
+    /// word on the socket path its pods take), and the pods of `node` only.
     pub fn start(client: &Client, node: &str, tx: &UnboundedSender<Message>) -> Self {
         let mut tasks = Vec::new();
         let all = watcher::Config::default();
@@ -109,12 +117,21 @@ impl Watches {
             tx,
             &mut tasks,
         );
+        let namespaces = follow(
+            Api::all(client.clone()),
+            (),
+            watcher::Config::default(),
+            KINDS[5],
+            tx,
+            &mut tasks,
+        );
         Self {
             redirects,
             services,
             slices,
             pods,
             nodes,
+            namespaces,
             tasks,
         }
     }
@@ -126,6 +143,7 @@ impl Watches {
             slices: self.slices.state(),
             pods: self.pods.state(),
             nodes: self.nodes.state(),
+            namespaces: self.namespaces.state(),
         }
     }
 }

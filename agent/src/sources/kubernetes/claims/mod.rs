@@ -11,7 +11,7 @@ use std::{
 };
 
 use k8s_openapi::api::{
-    core::v1::{Node, Pod, Service},
+    core::v1::{Namespace, Node, Pod, Service},
     discovery::v1::EndpointSlice,
 };
 use kube::api::DynamicObject;
@@ -38,6 +38,8 @@ pub struct Snapshot {
     pub pods: Vec<Arc<Pod>>,
     /// Every node, for their addresses.
     pub nodes: Vec<Arc<Node>>,
+    /// Every namespace, for its word on the socket path.
+    pub namespaces: Vec<Arc<Namespace>>,
 }
 
 /// An object frontends come from.

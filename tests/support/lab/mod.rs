@@ -110,6 +110,20 @@ impl Lab {
         dir
     }
 
+    /// A cgroup at `path` under node `node`'s (`cgroup`), made with its
+    /// parents, all removed with the lab (deepest first).
+    pub fn cgroup_under(&self, node: &str, path: &str) -> PathBuf {
+        let mut dir = self.cgroup(node);
+        for part in path.split('/') {
+            dir = dir.join(part);
+            if !dir.exists() {
+                fs::create_dir(&dir).expect("create test cgroup");
+                self.cgroups.borrow_mut().push(dir.clone());
+            }
+        }
+        dir
+    }
+
     /// Runs a shell command in namespace `name` from inside `cgroup`: the
     /// process joins the cgroup before it enters the namespace (whose
     /// `ip netns exec` hides the machine's /sys).
@@ -359,13 +373,13 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        for cg in self.cgroups.borrow().iter() {
+        for cg in self.cgroups.borrow().iter().rev() {
             // Ignored error: the cgroup empties as its processes exit,
             // which the lab's teardown below finishes.
             let _ = fs::remove_dir(cg);
         }
         let out = self.script("down", &[]);
-        for cg in self.cgroups.borrow().iter() {
+        for cg in self.cgroups.borrow().iter().rev() {
             if cg.exists() && fs::remove_dir(cg).is_err() && !std::thread::panicking() {
                 panic!("test cgroup {} left behind", cg.display());
             }

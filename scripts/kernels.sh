@@ -45,12 +45,16 @@ done
 lab_smoke() {
 	case $1 in
 	# clsact; beside an iptables CNI and beside the stand-in eBPF CNI; the
-	# socket path without SO_NETNS_COOKIE (5.14)
+	# socket path without SO_NETNS_COOKIE (5.14), for the node and for
+	# chosen cgroups (bpf_get_current_ancestor_cgroup_id)
 	5.10) echo ipv6::ipv6_clients_reach_ipv6_frontends_beside_ipv4 \
 		ebpf_cni::beside_an_ebpf_cni_every_client_reaches_every_frontend \
-		sockets::host_processes_reach_the_frontends_through_the_socket_path_only ;;
-	# clsact, Debian 12's nodes: beside an iptables CNI
-	6.1) echo ipv6::ipv6_clients_reach_ipv6_frontends_beside_ipv4 ;;
+		sockets::host_processes_reach_the_frontends_through_the_socket_path_only \
+		socket_pods::cgroups_the_file_chooses_take_the_socket_path_beside_an_iptables_cni ;;
+	# clsact, Debian 12's nodes: beside an iptables CNI; pods the cluster
+	# leaves to the socket path
+	6.1) echo ipv6::ipv6_clients_reach_ipv6_frontends_beside_ipv4 \
+		socket_pods::pods_the_cluster_leaves_to_the_socket_path_take_it_beside_an_ebpf_cni ;;
 	# TCX, and netkit pods beside the stand-in eBPF CNI
 	*) echo netkit::a_pod_on_a_netkit_device_in_l3_mode_is_served_beside_an_ebpf_cni ;;
 	esac

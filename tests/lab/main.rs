@@ -34,6 +34,7 @@ mod policies;
 mod pressure;
 mod release;
 mod signals;
+mod socket_ends;
 mod socket_pods;
 mod sockets;
 mod transfers;

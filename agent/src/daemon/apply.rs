@@ -89,6 +89,9 @@ impl Agent {
                 info!(%cause, ?applied, "applied");
                 self.record_applied(desired, &applied);
                 self.flows_ended(&applied);
+                if applied.removed + applied.updated > 0 {
+                    self.end_stale_sockets();
+                }
                 Ok(applied)
             }
             Err(e) if cause == Cause::Start => Err(e),

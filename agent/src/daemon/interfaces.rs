@@ -134,7 +134,7 @@ impl Agent {
     /// A pod interface: one the patterns name, or a netkit device whose
     /// peer is in another namespace, whatever its name (netkit devices are
     /// eBPF CNIs' pod devices).
-    fn is_pod(&self, ifname: &str) -> bool {
+    pub(super) fn is_pod(&self, ifname: &str) -> bool {
         let netkit_pod = || {
             self.datapath
                 .known

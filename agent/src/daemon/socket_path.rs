@@ -17,7 +17,11 @@ use tracing::{info, warn};
 use super::{degraded::Item, Agent};
 use crate::{
     config::SocketScope,
-    datapath::sockets::{self, cgroups},
+    datapath::{
+        pod_side::PodSide,
+        sockets::{self, cgroups, diag, ends},
+    },
+    links::Peer,
     listener::published::{ChosenCgroup, SocketView},
     sources::kubernetes::socket_choice::{self, PodPath},
 };
@@ -195,6 +199,54 @@ impl Agent {
             .collect();
         pods.sort_by(|a, b| a.0.pod.cmp(&b.0.pod));
         pods
+    }
+}
+
+impl Agent {
+    /// Ends the sockets the socket path sent to a backend their frontend
+    /// no longer has, in the node's namespace and in each pod's, so that
+    /// their clients reconnect to a live backend at once.
+    pub(super) fn end_stale_sockets(&mut self) {
+        if !self.sources.config.socket.enabled {
+            return;
+        }
+        let stale = match ends::stale(&self.datapath.dp, &self.datapath.applied) {
+            Ok(s) if s.is_empty() => return,
+            Ok(s) => s,
+            Err(e) => {
+                warn!("finding the sockets of backends gone: {e:#}");
+                return;
+            }
+        };
+        let mut ended = 0;
+        let mut failed = Vec::new();
+        match diag::end(&stale.backends, &stale.cookies) {
+            Ok(n) => ended += n,
+            Err(e) => failed.push(format!("the node's: {e:#}")),
+        }
+        let pods: Vec<(String, Peer)> = self
+            .datapath
+            .known
+            .values()
+            .filter(|l| self.is_pod(&l.name))
+            .filter_map(|l| Some((l.name.clone(), l.peer?)))
+            .collect();
+        for (name, peer) in pods {
+            let in_pod = PodSide::find(&peer)
+                .and_then(|side| side.within(|_| diag::end(&stale.backends, &stale.cookies)));
+            match in_pod {
+                Ok(n) => ended += n,
+                Err(e) => failed.push(format!("{name}'s pod: {e:#}")),
+            }
+        }
+        info!(
+            ended,
+            backends = ?stale.backends,
+            "sockets to backends gone ended"
+        );
+        if !failed.is_empty() {
+            warn!("ending sockets to backends gone: {}", failed.join("; "));
+        }
     }
 }
 

@@ -355,6 +355,25 @@ impl Lab {
     }
 
     /// Starts a shell script in namespace `name` in the background.
+    /// Like `background`, from inside `cgroup` (joined before the
+    /// namespace is entered, as `sh_in` does).
+    pub fn background_in(&self, cgroup: &Path, name: &str, cmd: &str, file: &str) -> Background {
+        let out = self.run.join(file);
+        let script = format!(
+            "echo $$ > {}/cgroup.procs && exec ip netns exec {} sh -c \"$0\"",
+            cgroup.display(),
+            self.ns(name)
+        );
+        let child = Command::new("sh")
+            .args(["-c", &script, cmd])
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(&out).expect("output file"))
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start background command");
+        Background { child, out }
+    }
+
     pub fn background_script(&self, name: &str, script: &str, file: &str) -> Background {
         let out = self.run.join(file);
         // A node's commands (`hairpin monitor`) ask its own agent.

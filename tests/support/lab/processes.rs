@@ -116,6 +116,12 @@ impl Agent {
         let _ = child.wait();
     }
 
+    /// Writes `config` as the agent's file and has it read (SIGHUP).
+    pub fn reload_with(&self, config: &str) {
+        fs::write(&self.config, config).expect("the agent's configuration");
+        self.signal(libc::SIGHUP);
+    }
+
     /// Sends `sig` to the running agent, which goes on running (SIGHUP).
     pub fn signal(&self, sig: i32) {
         let child = self.child.as_ref().expect("agent running");
@@ -147,6 +153,20 @@ impl Background {
     pub fn signal(&self, sig: i32) {
         // SAFETY: signalling our own child by its PID.
         unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+
+    /// What the command has written so far.
+    pub fn output(&self) -> String {
+        fs::read_to_string(&self.out).unwrap_or_default()
+    }
+
+    /// Waits (bounded) for the command to end by itself; returns its output.
+    pub fn wait(mut self, timeout: Duration) -> String {
+        let start = Instant::now();
+        while self.running() && start.elapsed() < timeout {
+            sleep(Duration::from_millis(50));
+        }
+        self.output()
     }
 
     /// Stops the command (SIGINT, so that tcpdump flushes) and returns its output.

@@ -15,6 +15,8 @@ use aya::programs::{links::FdLink, CgroupAttachMode};
 use hairpin_common::SOCK_PROGRAMS;
 
 pub mod cgroups;
+pub mod diag;
+pub mod ends;
 mod netns;
 
 pub use netns::host_cookie;

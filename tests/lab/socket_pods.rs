@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use crate::{
     degraded::eventually,
+    doctor::{check, doctor},
     kubernetes::{cluster_config, redirect, service, slice, API, B1},
     require_privileged,
     support::{
@@ -203,7 +204,7 @@ fn pods_the_cluster_chooses(cni: Cni) {
     let cgroups = [plain, sidecar, off].map(|(_, uid)| pod_cgroup(&lab, uid));
     let socket = format!("{{ scope: host, cgroup: {} }}", lab.cgroup("n1").display());
     let config = cluster_config(&lab, &api, "n1", "[]", &socket);
-    let _n1 = lab.agent_with("n1", &config, &["--node-name", "n1"]);
+    let n1 = lab.agent_with("n1", &config, &["--node-name", "n1"]);
     let url = "http://203.0.113.10:8080/";
     let ask = |cg: &std::path::Path| {
         text(lab.sh_in(
@@ -224,6 +225,23 @@ fn pods_the_cluster_chooses(cni: Cni) {
     ] {
         assert!(status.contains(line), "{line}:\n{status}");
     }
+    let pin_dir = n1.pin_dir.display().to_string();
+    let config_path = n1.config.display().to_string();
+    let (checks, _) = doctor(
+        &lab,
+        "n1",
+        &["--config", &config_path, "--pin-dir", &pin_dir],
+    );
+    assert_eq!(
+        check(&checks, "socket pods"),
+        (
+            "ok",
+            "1 pods on the socket path, 2 on the TC path; 1 cgroups chosen \
+             (shop/off: the pod's hairpin.dev/socket: off; \
+             shop/sidecar: Istio's sidecar intercepts it)"
+        )
+    );
+    assert_eq!(check(&checks, "socket ends").0, "ok", "{checks:?}");
     for (cg, socket_path) in cgroups.iter().zip([true, false, false]) {
         let mut got = String::new();
         let seen = frontend_packets_from_c1(&lab, || got = ask(cg));

@@ -15,7 +15,7 @@ use crate::{
     datapath::loader::LoadOptions,
     datapath::pins,
     doctor::{
-        checks, checks_network, checks_pods, checks_probe, checks_system,
+        checks, checks_network, checks_pods, checks_probe, checks_sockets, checks_system,
         facts::{self, Hook},
         facts_network::{self, Network},
         probe, Check, Verdict,
@@ -108,6 +108,12 @@ pub fn doctor(args: Args) -> Result<()> {
             socket,
             facts::socket_hooks(&args.pin_dir),
         ));
+        if socket {
+            report.push(checks_sockets::ends(facts::socket_ends()));
+            if let Some(view) = args.agent.sockets() {
+                report.push(checks_sockets::pods(&view));
+            }
+        }
     }
     let served = layout.is_some()
         && report

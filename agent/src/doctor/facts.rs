@@ -182,6 +182,33 @@ pub fn socket_hooks(pin_dir: &Path) -> usize {
         .count()
 }
 
+/// Whether the kernel ends a socket on the doctor's word: a loopback
+/// connection of its own, ended as the agent ends those of a backend gone;
+/// how many it ended, or why none.
+pub fn socket_ends() -> Result<usize, String> {
+    use std::os::fd::AsRawFd as _;
+    let probe = || -> anyhow::Result<usize> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let peer = listener.local_addr()?;
+        let client = std::net::TcpStream::connect(peer)?;
+        let mut cookie = 0u64;
+        let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
+        // SAFETY: an open socket, and a u64 with its size.
+        let rc = unsafe {
+            libc::getsockopt(
+                client.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_COOKIE,
+                (&mut cookie as *mut u64).cast(),
+                &mut len,
+            )
+        };
+        anyhow::ensure!(rc == 0, "SO_COOKIE: {}", std::io::Error::last_os_error());
+        crate::datapath::sockets::diag::end(&[peer].into(), &[cookie].into())
+    };
+    probe().map_err(|e| format!("{e:#}"))
+}
+
 /// The pinned datapath's layout and counters, if one is pinned.
 pub fn datapath(pin_dir: &Path) -> (Option<u32>, Vec<(&'static str, u64)>) {
     let layout = migrate::pinned_layout(pin_dir).ok().flatten();

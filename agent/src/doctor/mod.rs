@@ -7,6 +7,7 @@ pub mod checks;
 pub mod checks_network;
 pub mod checks_pods;
 pub mod checks_probe;
+pub mod checks_sockets;
 pub mod checks_system;
 pub mod facts;
 pub mod facts_network;

@@ -17,11 +17,14 @@
 #   BENCH_REPS         end-to-end rounds (default 5)
 #   BENCH_WRK_S        seconds per wrk run (default 2)
 #   BENCH_IPERF_S      seconds per iperf3 run (default 5)
-#   BENCH_CLIENTS      end-to-end clients among c1 n1 n1s c2 (default: all;
-#                      n1s is host n1 in the cgroup of hairpin's socket path)
-#   BENCH_BULK_CLIENTS clients that also run iperf3 uploads (default: c1 n1 n1s)
+#   BENCH_CLIENTS      end-to-end clients among c1 c1s n1 n1s c2 c2s (default:
+#                      all; n1s is host n1 in the cgroup of hairpin's socket
+#                      path, c1s and c2s pods c1 and c2 in a cgroup their
+#                      node's agent chose for it: the per-pod socket path)
+#   BENCH_BULK_CLIENTS clients that also run iperf3 uploads (default: c1 c1s
+#                      n1 n1s)
 #   BENCH_DOWN_CLIENTS clients that also download from b1 (iperf3 -R;
-#                      default: c1 n1 n1s c2)
+#                      default: all)
 #   BENCH_SCALE        frontend counts (default: 1 1000 10000 20000 100000)
 #   BENCH_APPLY_S      how long an agent may take to apply a scale
 #                      configuration before it is measured another way
@@ -51,9 +54,9 @@ else
 	PACKET_ARGS=()
 	CT_ARGS=()
 fi
-read -r -a CLIENTS <<<"${BENCH_CLIENTS:-c1 n1 n1s c2}"
-BULK_CLIENTS=" ${BENCH_BULK_CLIENTS:-c1 n1 n1s} "
-DOWN_CLIENTS=" ${BENCH_DOWN_CLIENTS:-c1 n1 n1s c2} "
+read -r -a CLIENTS <<<"${BENCH_CLIENTS:-c1 c1s n1 n1s c2 c2s}"
+BULK_CLIENTS=" ${BENCH_BULK_CLIENTS:-c1 c1s n1 n1s} "
+DOWN_CLIENTS=" ${BENCH_DOWN_CLIENTS:-c1 c1s n1 n1s c2 c2s} "
 DEADLINE=${BENCH_DEADLINE:-1500}
 APPLY_S=${BENCH_APPLY_S:-45}
 # wrk: one thread, as many connections as nginx's single worker wants.
@@ -61,10 +64,14 @@ WRK_CONNS=16
 
 FRONTEND=203.0.113.10
 B1=198.51.100.2
-declare -A CLIENT_NS=([c1]=n1-c1 [c2]=n2-c2 [n1]=n1 [n1s]=n1)
-# Host n1's processes in this cgroup meet hairpin's socket path (n1's agent
-# attaches it there); n1's others, the TC path.
-SOCK_CG=$(findmnt -n -t cgroup2 -o TARGET | head -1)/$P-sock
+declare -A CLIENT_NS=([c1]=n1-c1 [c1s]=n1-c1 [c2]=n2-c2 [c2s]=n2-c2 [n1]=n1 [n1s]=n1)
+# Each node's agent attaches its socket path to a cgroup of its own: host
+# n1's processes there meet it, and so do the pods' in its `pod` cgroup,
+# which the agent chooses (socket.cgroups); the others keep the TC path.
+CG_ROOT=$(findmnt -n -t cgroup2 -o TARGET | head -1)
+SOCK_CG=$CG_ROOT/$P-sock
+declare -A SOCK_CGS=([n1]=$SOCK_CG [n2]=$CG_ROOT/$P-sock-n2)
+declare -A CLIENT_CG=([n1s]=$SOCK_CG [c1s]=$SOCK_CG/pod [c2s]=${SOCK_CGS[n2]}/pod)
 VARIANTS=(direct hairpin iptables)
 NODES=(n1 n2)
 CT_NAMESPACES=(n1 n2 n1-b1 n1-c1 n2-c2 n2-b2)
@@ -113,7 +120,9 @@ cleanup() {
 		rm -rf "/sys/fs/bpf/$P-$n"
 	done
 	[[ -z $TMP ]] || rm -rf "$TMP"
-	[[ ! -d $SOCK_CG ]] || rmdir "$SOCK_CG" || note "cgroup $SOCK_CG left behind"
+	for cg in "${CLIENT_CG[c1s]}" "${CLIENT_CG[c2s]}" "${SOCK_CGS[@]}"; do
+		[[ ! -d $cg ]] || rmdir "$cg" || note "cgroup $cg left behind"
+	done
 	exit "$rc"
 }
 trap cleanup EXIT
@@ -136,13 +145,15 @@ nsx() {
 	ip netns exec "$P-$n" "$@"
 }
 
-# in_client <client> <command...>: in the client's namespace (and, for n1s,
-# first in the socket path's cgroup: `ip netns exec` remounts /sys).
+# in_client <client> <command...>: in the client's namespace (and, for the
+# socket path's clients, first in their cgroup: `ip netns exec` remounts
+# /sys).
 in_client() {
 	local c=$1
 	shift
-	if [[ $c == n1s ]]; then
-		sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$SOCK_CG" ip netns exec "$P-${CLIENT_NS[$c]}" "$@"
+	if [[ -n ${CLIENT_CG[$c]:-} ]]; then
+		sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "${CLIENT_CG[$c]}" \
+			ip netns exec "$P-${CLIENT_NS[$c]}" "$@"
 	else
 		ip netns exec "$P-${CLIENT_NS[$c]}" "$@"
 	fi
@@ -239,7 +250,7 @@ agent_stop() {
 
 # gen_config <n> <extra ports> [socket cgroup]: n frontends, the last 203.0.113.10:8080,
 # the others on 203.0.113.1-250, ports from 10000, all to b1:80; the socket
-# path attached to the cgroup given, else off.
+# path attached to the cgroup given, with its `pod` cgroup chosen, else off.
 gen_config() {
 	awk -v n="$1" -v extra="$2" -v cgroup="${3:-}" 'BEGIN {
 		print "redirects:"
@@ -260,7 +271,7 @@ gen_config() {
 		print "    backends:\n      - ip: 198.51.100.2"
 		print "interfaces:\n  uplink: auto\n  pods: [\"veth*\"]"
 		if (cgroup == "") print "socket:\n  enabled: false"
-		else print "socket:\n  enabled: true\n  cgroup: " cgroup
+		else print "socket:\n  enabled: true\n  cgroup: " cgroup "\n  cgroups: [pod]"
 	}'
 }
 
@@ -433,9 +444,9 @@ cluster_section() {
 
 e2e_section() {
 	local rep i v c addr port
-	mkdir -p "$SOCK_CG"
-	gen_config 1 1 "$SOCK_CG" >"$RUN/bench-e2e-n1.yaml"
-	gen_config 1 1 >"$RUN/bench-e2e-n2.yaml"
+	mkdir -p "${CLIENT_CG[@]}"
+	gen_config 1 1 "${SOCK_CGS[n1]}" >"$RUN/bench-e2e-n1.yaml"
+	gen_config 1 1 "${SOCK_CGS[n2]}" >"$RUN/bench-e2e-n2.yaml"
 	for ((rep = 0; rep < REPS; rep++)); do
 		for ((i = 0; i < ${#VARIANTS[@]}; i++)); do
 			# Rotate the order each round: no variant always runs first.
@@ -594,8 +605,10 @@ report() {
 		ml["bulk.retrans"] = "  retransmits (iperf3)"
 		ml["down.gbps"] = "bulk download, Gbit/s (iperf3 -R)"
 		ml["down.retrans"] = "  retransmits by b1"
-		nc = split("c1 n1 n1s c2", cs, " ")
-		cl["c1"] = "pod c1, same node as b1"; cl["n1"] = "host n1, TC path"; cl["n1s"] = "host n1, socket path"; cl["c2"] = "pod c2, other node"
+		nc = split("c1 c1s n1 n1s c2 c2s", cs, " ")
+		cl["c1"] = "pod c1, same node as b1, TC path"; cl["c1s"] = "pod c1, socket path (chosen for it)"
+		cl["n1"] = "host n1, TC path"; cl["n1s"] = "host n1, socket path"
+		cl["c2"] = "pod c2, other node, TC path"; cl["c2s"] = "pod c2, other node, socket path (chosen for it)"
 		for (j = 1; j <= nc; j++) {
 			if (!has("e2e/ka.rps/" cs[j] "/direct")) continue
 			printf "   %s\n", cl[cs[j]]

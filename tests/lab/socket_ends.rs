@@ -9,7 +9,7 @@ use std::{fs, time::Duration};
 use crate::{
     degraded::eventually,
     require_privileged,
-    support::lab::{Lab, FRONTEND},
+    support::lab::{Cni, Lab, FRONTEND},
 };
 
 /// A frontend per client and protocol (TCP 8080 and UDP 5353 for the pod,
@@ -90,9 +90,19 @@ fn said<'a>(out: &'a str, what: &str) -> &'a str {
 }
 
 #[test]
-fn a_removed_backend_takes_its_socket_path_connections_with_it() {
+fn a_removed_backend_takes_its_socket_path_connections_with_it_beside_an_iptables_cni() {
     require_privileged!();
-    let lab = Lab::up();
+    removed_backend(Cni::Iptables);
+}
+
+#[test]
+fn a_removed_backend_takes_its_socket_path_connections_with_it_beside_an_ebpf_cni() {
+    require_privileged!();
+    removed_backend(Cni::Ebpf);
+}
+
+fn removed_backend(cni: Cni) {
+    let lab = Lab::up_beside(cni);
     let node = lab.cgroup("n1");
     let pod = lab.cgroup_under("n1", "pod");
     let agent = lab.agent("n1", &config(&node, &[]));

@@ -219,11 +219,13 @@ fn pods_the_cluster_chooses(cni: Cni) {
             .contains("pod shop/plain: socket path: the default")
     });
     let status = lab.hairpin("n1", &["status"]);
+    let list = lab.hairpin("n1", &["list"]);
     for line in [
         "pod shop/sidecar: TC path: Istio's sidecar intercepts it",
         "pod shop/off: TC path: the pod's hairpin.dev/socket: off",
     ] {
         assert!(status.contains(line), "{line}:\n{status}");
+        assert!(list.contains(line), "{line}:\n{list}");
     }
     let pin_dir = n1.pin_dir.display().to_string();
     let config_path = n1.config.display().to_string();

@@ -182,7 +182,13 @@ pub fn print_cluster(c: &ClusterView) {
 /// why.
 pub fn print_sockets(s: &SocketView) {
     for c in &s.cgroups {
-        println!("socket path: cgroup {} ({})", c.path, c.by);
+        match &c.unseen {
+            None => println!("socket path: cgroup {} ({})", c.path, c.by),
+            Some(why) => println!(
+                "socket path: cgroup {} ({}): not served: {why}",
+                c.path, c.by
+            ),
+        }
     }
     for p in &s.pods {
         let path = if p.socket { "socket path" } else { "TC path" };

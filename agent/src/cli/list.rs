@@ -120,6 +120,11 @@ pub fn list(args: Args) -> Result<()> {
         println!("\ndatapath: {}", counters.join(" "));
         let others: Vec<_> = degraded.into_iter().filter(|d| d.kind != "route").collect();
         control::print_lines(&others);
+        // Which clients the socket path serves (its counters above), and
+        // which pods keep the TC path, with why.
+        if let Some(s) = args.agent.sockets() {
+            control::print_sockets(&s);
+        }
     }
     Ok(())
 }

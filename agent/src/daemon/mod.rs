@@ -13,7 +13,9 @@ mod listener;
 mod logger;
 mod names;
 mod reload;
+mod socket_ends;
 mod socket_path;
+mod socket_pods;
 
 use std::{
     collections::BTreeMap,

@@ -86,6 +86,7 @@ mod tests {
             cgroups: vec![ChosenCgroup {
                 path: "kubepods/pod-a".into(),
                 by: "pod shop/a".into(),
+                unseen: None,
             }],
             pods: vec![
                 pod("shop/a", true, "the default"),

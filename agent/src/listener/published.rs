@@ -67,6 +67,9 @@ pub struct ChosenCgroup {
     pub path: String,
     /// A pattern of `socket.cgroups`, or a pod.
     pub by: String,
+    /// Why the datapath does not see it, if it does not (too deep).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unseen: Option<String>,
 }
 
 /// Kubernetes mode as `hairpin status` and `list` show it.

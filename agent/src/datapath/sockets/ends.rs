@@ -18,11 +18,13 @@ use crate::{
     datapath::{addr::Addr, loader::Datapath},
 };
 
-/// The sockets to end: their backends and cookies.
+/// The sockets to end: their backends and cookies, and their entries.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Stale {
     pub backends: BTreeSet<SocketAddr>,
     pub cookies: BTreeSet<u64>,
+    v4: Vec<SockKey<u32>>,
+    v6: Vec<SockKey<[u32; 4]>>,
 }
 
 impl Stale {
@@ -35,17 +37,44 @@ impl Stale {
 /// answers for (by address and port) does not have in `desired`.
 pub fn stale(dp: &Datapath, desired: &[Frontend]) -> Result<Stale> {
     let mut out = Stale::default();
-    family::<u32>(dp, SOCK_REVNAT_V4, desired, &mut out)?;
-    family::<[u32; 4]>(dp, SOCK_REVNAT_V6, desired, &mut out)?;
+    out.v4 = family::<u32>(dp, SOCK_REVNAT_V4, desired, &mut out)?;
+    out.v6 = family::<[u32; 4]>(dp, SOCK_REVNAT_V6, desired, &mut out)?;
     Ok(out)
 }
 
-fn family<A: Addr>(dp: &Datapath, name: &str, desired: &[Frontend], out: &mut Stale) -> Result<()> {
+/// Removes the entries of `stale`'s sockets, ended or closed: no later
+/// apply looks for them again.
+pub fn forget(dp: &mut Datapath, stale: &Stale) -> Result<()> {
+    remove(dp, SOCK_REVNAT_V4, &stale.v4)?;
+    remove(dp, SOCK_REVNAT_V6, &stale.v6)
+}
+
+fn remove<A: Addr>(dp: &mut Datapath, name: &str, keys: &[SockKey<A>]) -> Result<()> {
+    let map = dp
+        .ebpf
+        .map_mut(name)
+        .with_context(|| format!("map {name} missing from the object"))?;
+    let mut map: HashMap<&mut MapData, SockKey<A>, SockNat<A>> = HashMap::try_from(map)?;
+    for key in keys {
+        // Ignored error: evicted meanwhile (the map is an LRU).
+        let _ = map.remove(key);
+    }
+    Ok(())
+}
+
+/// One family's stale sockets, into `out`; returns their keys.
+fn family<A: Addr>(
+    dp: &Datapath,
+    name: &str,
+    desired: &[Frontend],
+    out: &mut Stale,
+) -> Result<Vec<SockKey<A>>> {
     let map = dp
         .ebpf
         .map(name)
         .with_context(|| format!("map {name} missing from the object"))?;
     let map: HashMap<&MapData, SockKey<A>, SockNat<A>> = HashMap::try_from(map)?;
+    let mut keys = Vec::new();
     for entry in map.iter() {
         // An entry evicted meanwhile: nothing to end.
         let Ok((key, nat)) = entry else {
@@ -57,9 +86,10 @@ fn family<A: Addr>(dp: &Datapath, name: &str, desired: &[Frontend], out: &mut St
             out.backends.insert(backend);
             out.cookies
                 .insert(u64::from(key.cookie[0]) | (u64::from(key.cookie[1]) << 32));
+            keys.push(key);
         }
     }
-    Ok(())
+    Ok(keys)
 }
 
 /// Whether a frontend at `addr:port` (either protocol) has `backend`.

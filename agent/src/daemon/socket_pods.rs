@@ -85,7 +85,8 @@ impl Agent {
         let level = cgroups::level(&sockets::cgroup2_root()?, &under);
         let mut view = SocketView::default();
         let mut ids = BTreeSet::new();
-        // Whether the datapath sees the cgroup.
+        // Takes a cgroup found; says why the datapath does not see it, if
+        // it does not.
         let mut take = |found: &cgroups::Found, by: String, view: &mut SocketView| {
             let unseen = found.unseen();
             if unseen.is_none() {

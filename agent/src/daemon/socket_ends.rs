@@ -29,9 +29,10 @@ impl Agent {
                 return;
             }
         };
+        let (backends, cookies) = (stale.backends(), stale.cookies());
         let mut ended = 0;
         let mut failed = Vec::new();
-        match diag::end(&stale.backends, &stale.cookies) {
+        match diag::end(&backends, &cookies) {
             Ok(n) => ended += n,
             Err(e) => failed.push(format!("the node's: {e:#}")),
         }
@@ -44,7 +45,7 @@ impl Agent {
             .collect();
         for (name, peer) in pods {
             let in_pod = PodSide::find(&peer)
-                .and_then(|side| side.within(|_| diag::end(&stale.backends, &stale.cookies)));
+                .and_then(|side| side.within(|_| diag::end(&backends, &cookies)));
             match in_pod {
                 Ok(n) => ended += n,
                 Err(e) => failed.push(format!("{name}'s pod: {e:#}")),
@@ -55,9 +56,9 @@ impl Agent {
             warn!("forgetting the sockets of backends gone: {e:#}");
         }
         if ended > 0 {
-            info!(ended, backends = ?stale.backends, "sockets to backends gone ended");
+            info!(ended, ?backends, "sockets to backends gone ended");
         } else {
-            debug!(backends = ?stale.backends, "no live socket to backends gone");
+            debug!(?backends, "no live socket to backends gone");
         }
         if !failed.is_empty() {
             warn!("ending sockets to backends gone: {}", failed.join("; "));

@@ -18,28 +18,47 @@ use crate::{
     datapath::{addr::Addr, loader::Datapath},
 };
 
-/// The sockets to end: their backends and cookies, and their entries.
+/// The sockets to end: their entries, which name their backends and
+/// cookies.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Stale {
-    pub backends: BTreeSet<SocketAddr>,
-    pub cookies: BTreeSet<u64>,
     v4: Vec<SockKey<u32>>,
     v6: Vec<SockKey<[u32; 4]>>,
 }
 
 impl Stale {
     pub fn is_empty(&self) -> bool {
-        self.cookies.is_empty()
+        self.v4.is_empty() && self.v6.is_empty()
     }
+
+    /// The backends the sockets were sent to.
+    pub fn backends(&self) -> BTreeSet<SocketAddr> {
+        let v4 = self.v4.iter().map(backend);
+        v4.chain(self.v6.iter().map(backend)).collect()
+    }
+
+    /// The sockets' cookies.
+    pub fn cookies(&self) -> BTreeSet<u64> {
+        let v4 = self.v4.iter().map(cookie);
+        v4.chain(self.v6.iter().map(cookie)).collect()
+    }
+}
+
+fn backend<A: Addr>(key: &SockKey<A>) -> SocketAddr {
+    SocketAddr::new(key.addr.ip(), u16::from_be(key.port))
+}
+
+fn cookie<A>(key: &SockKey<A>) -> u64 {
+    u64::from(key.cookie[0]) | (u64::from(key.cookie[1]) << 32)
 }
 
 /// The sockets the socket path sent to a backend that the frontend it
 /// answers for (by address and port) does not have in `desired`.
 pub fn stale(dp: &Datapath, desired: &[Frontend]) -> Result<Stale> {
-    let mut out = Stale::default();
-    out.v4 = family::<u32>(dp, SOCK_REVNAT_V4, desired, &mut out)?;
-    out.v6 = family::<[u32; 4]>(dp, SOCK_REVNAT_V6, desired, &mut out)?;
-    Ok(out)
+    Ok(Stale {
+        v4: family(dp, SOCK_REVNAT_V4, desired)?,
+        v6: family(dp, SOCK_REVNAT_V6, desired)?,
+    })
 }
 
 /// Removes the entries of `stale`'s sockets, ended or closed: no later
@@ -62,13 +81,8 @@ fn remove<A: Addr>(dp: &mut Datapath, name: &str, keys: &[SockKey<A>]) -> Result
     Ok(())
 }
 
-/// One family's stale sockets, into `out`; returns their keys.
-fn family<A: Addr>(
-    dp: &Datapath,
-    name: &str,
-    desired: &[Frontend],
-    out: &mut Stale,
-) -> Result<Vec<SockKey<A>>> {
+/// The entries of one family's stale sockets.
+fn family<A: Addr>(dp: &Datapath, name: &str, desired: &[Frontend]) -> Result<Vec<SockKey<A>>> {
     let map = dp
         .ebpf
         .map(name)
@@ -80,12 +94,8 @@ fn family<A: Addr>(
         let Ok((key, nat)) = entry else {
             continue;
         };
-        let backend = SocketAddr::new(key.addr.ip(), u16::from_be(key.port));
         let frontend = (nat.addr.ip(), u16::from_be(nat.port));
-        if !serves(desired, frontend, backend) {
-            out.backends.insert(backend);
-            out.cookies
-                .insert(u64::from(key.cookie[0]) | (u64::from(key.cookie[1]) << 32));
+        if !serves(desired, frontend, backend(&key)) {
             keys.push(key);
         }
     }
